@@ -1,0 +1,100 @@
+// Command berth is berth's command-line client. It talks to berthd over the
+// ttrpc API only.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/ttrpc"
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a specific exit code (berth diff: 1 means "differs";
+// berth run: the container's own exit code).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	address   string
+	namespace string
+	timeout   time.Duration
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	root := newRootCmd()
+	err := root.ExecuteContext(ctx)
+	stop()
+	if err == nil {
+		return
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "berth:", ee.err)
+		}
+		os.Exit(ee.code)
+	}
+	fmt.Fprintln(os.Stderr, "berth:", errgrpc.ToNative(err))
+	os.Exit(2)
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "berth",
+		Short:         "berth — a declarative container node agent",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.address, "address", envOr("BERTH_ADDRESS", "/run/berth/berth.sock"), "berthd API socket ($BERTH_ADDRESS)")
+	pf.StringVarP(&g.namespace, "namespace", "n", envOr("BERTH_NAMESPACE", "default"), "namespace ($BERTH_NAMESPACE)")
+	pf.DurationVar(&g.timeout, "connect-timeout", 5*time.Second, "how long to wait for berthd's socket")
+	root.AddCommand(
+		newVersionCmd(g),
+		newNamespaceCmd(g),
+	)
+	for _, add := range extraCommands {
+		root.AddCommand(add(g))
+	}
+	return root
+}
+
+// extraCommands lets each command group register itself from its own file.
+var extraCommands []func(*globals) *cobra.Command
+
+// dial connects to berthd.
+func (g *globals) dial(ctx context.Context) (*ttrpc.Client, error) {
+	d := net.Dialer{Timeout: g.timeout}
+	conn, err := d.DialContext(ctx, "unix", g.address)
+	if err != nil {
+		return nil, fmt.Errorf("connect to berthd at %s (is berthd running? set --address or BERTH_ADDRESS): %w", g.address, err)
+	}
+	return ttrpc.NewClient(conn), nil
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"time"
+
+	nsapi "berth.dev/berth/api/namespaces/v1"
+	"github.com/spf13/cobra"
+)
+
+type namespaceView struct {
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"createdAt"`
+}
+
+func newNamespaceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "namespace", Aliases: []string{"ns", "namespaces"}, Short: "Manage namespaces"}
+	var output string
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List namespaces", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := nsapi.NewNamespacesClient(c).List(cmd.Context(), &nsapi.ListNamespacesRequest{})
+			if err != nil {
+				return err
+			}
+			var views []namespaceView
+			for _, n := range resp.Namespaces {
+				views = append(views, namespaceView{Name: n.Name, Labels: n.Labels, CreatedAt: n.CreatedAt.AsTime()})
+			}
+			return printList(cmd.OutOrStdout(), output, views, []string{"NAME", "LABELS", "CREATED"}, func(v namespaceView) []string {
+				return []string{v.Name, labelString(v.Labels), ago(v.CreatedAt)}
+			})
+		},
+	}
+	addOutputFlag(ls, &output)
+	var labels []string
+	create := &cobra.Command{
+		Use: "create NAME [NAME...]", Short: "Create namespaces", Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			lm, err := parseKV(labels)
+			if err != nil {
+				return err
+			}
+			for _, name := range args {
+				if _, err := nsapi.NewNamespacesClient(c).Create(cmd.Context(), &nsapi.CreateNamespaceRequest{Namespace: &nsapi.Namespace{Name: name, Labels: lm}}); err != nil {
+					return err
+				}
+				cmd.Println(name)
+			}
+			return nil
+		},
+	}
+	create.Flags().StringArrayVar(&labels, "label", nil, "label KEY=VALUE (repeatable)")
+	rm := &cobra.Command{
+		Use: "rm NAME [NAME...]", Aliases: []string{"remove", "delete"}, Short: "Remove empty namespaces", Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for _, name := range args {
+				if _, err := nsapi.NewNamespacesClient(c).Delete(cmd.Context(), &nsapi.DeleteNamespaceRequest{Name: name}); err != nil {
+					return err
+				}
+				cmd.Println(name)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(ls, create, rm)
+	return cmd
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is berthd's configuration file (/etc/berth/config.yaml). Every
+// path is also a flag, so a whole agent can run under a temporary directory.
+type Config struct {
+	Root           string          `json:"root"`
+	State          string          `json:"state"`
+	Address        string          `json:"address"`
+	Manifests      string          `json:"manifests"`
+	MetricsAddress string          `json:"metricsAddress"`
+	LogLevel       string          `json:"logLevel"`
+	Snapshotter    string          `json:"snapshotter"`
+	Registries     RegistryConfig  `json:"registries"`
+	Pull           PullConfig      `json:"pull"`
+	Runtime        RuntimeConfig   `json:"runtime"`
+	Reconcile      ReconcileConfig `json:"reconcile"`
+}
+
+// RegistryConfig says which registries may be reached over plain HTTP.
+// Registries on loopback fall back to plain HTTP without being listed.
+type RegistryConfig struct {
+	Insecure []string `json:"insecure"`
+}
+
+// PullConfig bounds pulls.
+type PullConfig struct {
+	Concurrency     int      `json:"concurrency"`
+	ProgressTimeout Duration `json:"progressTimeout"`
+}
+
+// RuntimeConfig names the OCI runtimes and the shim.
+type RuntimeConfig struct {
+	Default     string            `json:"default"`
+	Runtimes    map[string]string `json:"runtimes"`
+	Shim        string            `json:"shim"`
+	LogMaxSize  int64             `json:"logMaxSize"`
+	LogMaxFiles int               `json:"logMaxFiles"`
+}
+
+// ReconcileConfig sets the controllers' timers.
+type ReconcileConfig struct {
+	Resync     Duration `json:"resync"`
+	Relist     Duration `json:"relist"`
+	MaxBackoff Duration `json:"maxBackoff"`
+}
+
+// Duration is a time.Duration written as "5m" in YAML.
+type Duration struct{ time.Duration }
+
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) >= 2 && s[0] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %s: %w", b, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// DefaultConfig is what berthd uses when no config file exists.
+func DefaultConfig() Config {
+	return Config{
+		Root:           "/var/lib/berth",
+		State:          "/run/berth",
+		Address:        "/run/berth/berth.sock",
+		Manifests:      "/etc/berth/manifests",
+		MetricsAddress: "127.0.0.1:1338",
+		LogLevel:       "info",
+		Snapshotter:    "overlayfs",
+		Pull:           PullConfig{Concurrency: 3, ProgressTimeout: Duration{5 * time.Minute}},
+		Runtime: RuntimeConfig{
+			Default:     "runc",
+			Runtimes:    map[string]string{"runc": "runc", "crun": "crun"},
+			Shim:        "berth-shim",
+			LogMaxSize:  10 << 20,
+			LogMaxFiles: 3,
+		},
+		Reconcile: ReconcileConfig{
+			Resync:     Duration{time.Minute},
+			Relist:     Duration{30 * time.Second},
+			MaxBackoff: Duration{5 * time.Minute},
+		},
+	}
+}
+
+// LoadConfig reads path over the defaults. A missing file is the defaults
+// only when the path was not given explicitly.
+func LoadConfig(path string, explicit bool) (Config, error) {
+	cfg := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if os.IsNotExist(err) && !explicit {
+			return cfg, nil
+		}
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	introapi "berth.dev/berth/api/introspection/v1"
+	nsapi "berth.dev/berth/api/namespaces/v1"
+	"berth.dev/berth/api/server"
+	"berth.dev/berth/observed"
+	"github.com/containerd/ttrpc"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Daemon is one running berthd: its stores, services and listeners.
+type Daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	lock    *os.File
+	db      *bolt.DB
+	obs     *observed.DB
+	bus     *observed.Bus
+	started time.Time
+	closers []func() error
+}
+
+// NewDaemon takes the root's lock and opens the stores. A second berthd on
+// the same root fails here instead of corrupting the first one's state.
+func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, started: time.Now()}
+	for _, dir := range []string{cfg.Root, cfg.State} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.takeLock(); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(filepath.Join(cfg.Root, "meta.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open %s: %w", filepath.Join(cfg.Root, "meta.db"), err)
+	}
+	d.db = db
+	d.closers = append(d.closers, db.Close)
+	if d.obs, err = observed.New(db); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.bus = observed.NewBus()
+	return d, nil
+}
+
+func (d *Daemon) takeLock() error {
+	path := filepath.Join(d.cfg.Root, "berthd.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("open lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("root %s is in use by another berthd (lock %s): %w", d.cfg.Root, path, err)
+	}
+	_ = f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	d.lock = f
+	return nil
+}
+
+// Close releases everything NewDaemon and Run opened, in reverse order.
+func (d *Daemon) Close() error {
+	var errs []error
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		errs = append(errs, d.closers[i]())
+	}
+	d.closers = nil
+	if d.lock != nil {
+		errs = append(errs, d.lock.Close())
+		d.lock = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Run serves the API until ctx ends, then shuts down cleanly.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.Close()
+	srv, err := ttrpc.NewServer(
+		ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()),
+		ttrpc.WithUnaryServerInterceptor(server.UnaryInterceptor(d.log, nil)),
+	)
+	if err != nil {
+		return err
+	}
+	d.register(srv)
+	l, err := listenUnix(d.cfg.Address)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, l) }()
+	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid())
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("serve api: %w", err)
+	}
+	d.log.Info("berthd shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	_ = os.Remove(d.cfg.Address)
+	return nil
+}
+
+func (d *Daemon) register(srv *ttrpc.Server) {
+	nsapi.RegisterNamespacesService(srv, &server.Namespaces{DB: d.obs, Events: d.bus})
+	introapi.RegisterIntrospectionService(srv, &server.Introspection{
+		Root: d.cfg.Root, State: d.cfg.State, StartedAt: d.started, Snapshotters: []string{"overlayfs", "native"},
+	})
+}
+
+// listenUnix creates the API socket with mode 0600 from the start: the
+// umask is narrowed around bind so no client can connect in between.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+	}
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return l, nil
+}
