@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+
+	snapi "berth.dev/berth/api/snapshots/v1"
+	"berth.dev/berth/node"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/snapshot"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Snapshots serves the snapshotters, scoping keys to the namespace.
+type Snapshots struct {
+	Node   *node.Node
+	Events observed.Publisher
+}
+
+var _ snapi.SnapshotsService = (*Snapshots)(nil)
+
+func (s *Snapshots) resolve(ctx context.Context, ns, snapshotter string, keys ...string) (snapshot.Snapshotter, []string, error) {
+	if _, err := s.Node.DB().GetNamespace(ctx, ns); err != nil {
+		return nil, nil, err
+	}
+	sn, _, err := s.Node.Snapshotter(snapshotter)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		if k == "" && i > 0 { // an empty parent
+			continue
+		}
+		if out[i], err = node.SnapshotKey(ns, k); err != nil {
+			return nil, nil, err
+		}
+	}
+	return sn, out, nil
+}
+
+func toMounts(ms []snapshot.Mount) *snapi.MountsResponse {
+	resp := &snapi.MountsResponse{}
+	for _, m := range ms {
+		resp.Mounts = append(resp.Mounts, &snapi.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
+	}
+	return resp
+}
+
+func (s *Snapshots) toInfo(ns string, info snapshot.Info) *snapi.Info {
+	name, _ := node.UserKey(ns, info.Name)
+	parent, _ := node.UserKey(ns, info.Parent)
+	return &snapi.Info{Name: name, Parent: parent, Kind: info.Kind.String(), Labels: info.Labels,
+		CreatedAt: timestamppb.New(info.Created), UpdatedAt: timestamppb.New(info.Updated)}
+}
+
+func (s *Snapshots) Prepare(ctx context.Context, r *snapi.PrepareSnapshotRequest) (*snapi.MountsResponse, error) {
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Key, r.Parent)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := sn.Prepare(ctx, keys[0], keys[1], snapshot.WithLabels(r.Labels))
+	if err != nil {
+		return nil, err
+	}
+	s.Events.Publish(ctx, r.Namespace, "/snapshot/prepare", map[string]string{"key": r.Key, "parent": r.Parent, "snapshotter": r.Snapshotter})
+	return toMounts(ms), nil
+}
+
+func (s *Snapshots) View(ctx context.Context, r *snapi.ViewSnapshotRequest) (*snapi.MountsResponse, error) {
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Key, r.Parent)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := sn.View(ctx, keys[0], keys[1], snapshot.WithLabels(r.Labels))
+	if err != nil {
+		return nil, err
+	}
+	s.Events.Publish(ctx, r.Namespace, "/snapshot/prepare", map[string]string{"key": r.Key, "parent": r.Parent, "snapshotter": r.Snapshotter, "kind": "view"})
+	return toMounts(ms), nil
+}
+
+func (s *Snapshots) Mounts(ctx context.Context, r *snapi.MountsRequest) (*snapi.MountsResponse, error) {
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Key)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := sn.Mounts(ctx, keys[0])
+	if err != nil {
+		return nil, err
+	}
+	return toMounts(ms), nil
+}
+
+func (s *Snapshots) Commit(ctx context.Context, r *snapi.CommitSnapshotRequest) (*snapi.CommitSnapshotResponse, error) {
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Name, r.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := sn.Commit(ctx, keys[0], keys[1], snapshot.WithLabels(r.Labels)); err != nil {
+		return nil, err
+	}
+	s.Events.Publish(ctx, r.Namespace, "/snapshot/commit", map[string]string{"key": r.Key, "name": r.Name, "snapshotter": r.Snapshotter})
+	return &snapi.CommitSnapshotResponse{}, nil
+}
+
+func (s *Snapshots) Remove(ctx context.Context, r *snapi.RemoveSnapshotRequest) (*snapi.RemoveSnapshotResponse, error) {
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := sn.Remove(ctx, keys[0]); err != nil {
+		return nil, err
+	}
+	s.Events.Publish(ctx, r.Namespace, "/snapshot/remove", map[string]string{"key": r.Key, "snapshotter": r.Snapshotter})
+	return &snapi.RemoveSnapshotResponse{}, nil
+}
+
+func (s *Snapshots) Stat(ctx context.Context, r *snapi.StatSnapshotRequest) (*snapi.StatSnapshotResponse, error) {
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Key)
+	if err != nil {
+		return nil, err
+	}
+	info, err := sn.Stat(ctx, keys[0])
+	if err != nil {
+		return nil, err
+	}
+	return &snapi.StatSnapshotResponse{Info: s.toInfo(r.Namespace, info)}, nil
+}
+
+func (s *Snapshots) List(ctx context.Context, r *snapi.ListSnapshotsRequest) (*snapi.ListSnapshotsResponse, error) {
+	sn, _, err := s.resolve(ctx, r.Namespace, r.Snapshotter)
+	if err != nil {
+		return nil, err
+	}
+	resp := &snapi.ListSnapshotsResponse{}
+	err = sn.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
+		if _, ok := node.UserKey(r.Namespace, info.Name); ok {
+			resp.Info = append(resp.Info, s.toInfo(r.Namespace, info))
+		}
+		return nil
+	})
+	return resp, err
+}
+
+func (s *Snapshots) Usage(ctx context.Context, r *snapi.UsageRequest) (*snapi.UsageResponse, error) {
+	sn, _, err := s.resolve(ctx, r.Namespace, r.Snapshotter)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	if r.Key != "" {
+		k, err := node.SnapshotKey(r.Namespace, r.Key)
+		if err != nil {
+			return nil, err
+		}
+		keys = []string{k}
+	} else {
+		err = sn.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
+			if _, ok := node.UserKey(r.Namespace, info.Name); ok {
+				keys = append(keys, info.Name)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	resp := &snapi.UsageResponse{}
+	for _, k := range keys {
+		u, err := sn.Usage(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		name, _ := node.UserKey(r.Namespace, k)
+		resp.Usage = append(resp.Usage, &snapi.Usage{Key: name, Size: u.Size, Inodes: u.Inodes})
+	}
+	return resp, nil
+}

@@ -1,0 +1,139 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"berth.dev/berth/content"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/snapshot"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+)
+
+// Options configure a Node.
+type Options struct {
+	Content            content.Store
+	Snapshotters       map[string]snapshot.Snapshotter
+	DefaultSnapshotter string
+	DB                 *observed.DB
+	Events             observed.Publisher
+	Log                *slog.Logger
+	// Registry settings for pulls.
+	InsecureRegistries []string
+	PullConcurrency    int
+	ProgressTimeout    time.Duration
+}
+
+// Node performs operations on the node's stores.
+type Node struct {
+	opts   Options
+	log    *slog.Logger
+	leases leases
+	// gcMu serializes garbage collections.
+	gcMu sync.Mutex
+}
+
+// New returns a Node over the given stores.
+func New(opts Options) *Node {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.DefaultSnapshotter == "" {
+		opts.DefaultSnapshotter = "overlayfs"
+	}
+	return &Node{opts: opts, log: opts.Log, leases: leases{started: map[int64]time.Time{}, digests: map[digest.Digest]int{}}}
+}
+
+// Content is the node's content store.
+func (n *Node) Content() content.Store { return n.opts.Content }
+
+// DB is the node's observed-state database.
+func (n *Node) DB() *observed.DB { return n.opts.DB }
+
+// Snapshotter returns the named snapshotter ("" is the default).
+func (n *Node) Snapshotter(name string) (snapshot.Snapshotter, string, error) {
+	if name == "" {
+		name = n.opts.DefaultSnapshotter
+	}
+	sn, ok := n.opts.Snapshotters[name]
+	if !ok {
+		return nil, name, fmt.Errorf("snapshotter %q (have %v): %w", name, n.SnapshotterNames(), errdefs.ErrNotFound)
+	}
+	return sn, name, nil
+}
+
+// SnapshotterNames lists the configured snapshotters.
+func (n *Node) SnapshotterNames() []string {
+	var names []string
+	for k := range n.opts.Snapshotters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// leases protect what operations in flight are writing from garbage
+// collection: every blob created since the oldest operation in flight
+// started, and every digest an operation named explicitly.
+type leases struct {
+	mu      sync.Mutex
+	next    int64
+	started map[int64]time.Time
+	digests map[digest.Digest]int
+}
+
+// acquire starts a lease; release it when the operation has recorded its
+// result (an image record now references what it wrote).
+func (l *leases) acquire(ds ...digest.Digest) (release func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.next++
+	id := l.next
+	l.started[id] = time.Now()
+	for _, d := range ds {
+		l.digests[d]++
+	}
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.started, id)
+		for _, d := range ds {
+			if l.digests[d]--; l.digests[d] <= 0 {
+				delete(l.digests, d)
+			}
+		}
+	}
+}
+
+// oldest is when the oldest lease in force started (zero if none).
+func (l *leases) oldest() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var t time.Time
+	for _, s := range l.started {
+		if t.IsZero() || s.Before(t) {
+			t = s
+		}
+	}
+	return t
+}
+
+// protects reports whether a blob created at created (or named d) is leased.
+func (l *leases) protects(d digest.Digest, created time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.digests[d] > 0 {
+		return true
+	}
+	for _, t := range l.started {
+		// A second of slack: blob times come from the filesystem clock.
+		if !created.Before(t.Add(-time.Second)) {
+			return true
+		}
+	}
+	return false
+}
