@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	contentapi "berth.dev/berth/api/content/v1"
+	"github.com/spf13/cobra"
+)
+
+func init() { extraCommands = append(extraCommands, newContentCmd) }
+
+type blobView struct {
+	Digest    string            `json:"digest"`
+	Size      int64             `json:"size"`
+	CreatedAt time.Time         `json:"createdAt"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+func newContentCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "content", Short: "Inspect and prune the content store (shared by all namespaces)"}
+	var output string
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List blobs", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := contentapi.NewContentClient(c).List(cmd.Context(), &contentapi.ListContentRequest{})
+			if err != nil {
+				return err
+			}
+			var views []blobView
+			for _, i := range resp.Info {
+				views = append(views, blobView{Digest: i.Digest, Size: i.Size, CreatedAt: i.CreatedAt.AsTime(), Labels: i.Labels})
+			}
+			return printList(cmd.OutOrStdout(), output, views, []string{"DIGEST", "SIZE", "AGE", "LABELS"}, func(v blobView) []string {
+				return []string{v.Digest, humanSize(v.Size), ago(v.CreatedAt), labelString(v.Labels)}
+			})
+		},
+	}
+	addOutputFlag(ls, &output)
+	var dryRun bool
+	prune := &cobra.Command{
+		Use: "prune", Short: "Remove blobs and committed layers no image references", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := contentapi.NewContentClient(c).Prune(cmd.Context(), &contentapi.PruneRequest{DryRun: dryRun})
+			if err != nil {
+				return err
+			}
+			for _, d := range resp.Removed {
+				fmt.Fprintln(cmd.OutOrStdout(), d)
+			}
+			for _, s := range resp.RemovedSnapshots {
+				fmt.Fprintln(cmd.OutOrStdout(), "snapshot", s)
+			}
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s %d blobs (%s) and %d snapshots\n", verb, len(resp.Removed), humanSize(resp.Bytes), len(resp.RemovedSnapshots))
+			return nil
+		},
+	}
+	prune.Flags().BoolVar(&dryRun, "dry-run", false, "only list what would be removed")
+	cmd.AddCommand(ls, prune)
+	return cmd
+}
