@@ -1,0 +1,171 @@
+package logs
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Writer appends records to a size-rotated log. It is safe for concurrent
+// use by the stdout and stderr copiers of one container.
+type Writer struct {
+	mu       sync.Mutex
+	path     string
+	maxSize  int64 // 0: never rotate
+	maxFiles int   // files kept, the current one included; >= 1
+	f        *os.File
+	size     int64
+	buf      []byte
+	now      func() time.Time
+}
+
+// Defaults applied by NewWriter to zero values.
+const (
+	DefaultMaxSize  = 10 << 20
+	DefaultMaxFiles = 3
+)
+
+// NewWriter opens (or continues) the log at path. maxSize <= 0 and
+// maxFiles <= 0 take the defaults.
+func NewWriter(path string, maxSize int64, maxFiles int) (*Writer, error) {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxSize
+	}
+	if maxFiles <= 0 {
+		maxFiles = DefaultMaxFiles
+	}
+	w := &Writer{path: path, maxSize: maxSize, maxFiles: maxFiles, now: time.Now}
+	if err := w.open(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Writer) open() error {
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("open log %s: %w", w.path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat log %s: %w", w.path, err)
+	}
+	w.f, w.size = f, st.Size()
+	return nil
+}
+
+// WriteRecord appends one record. text must not contain a newline.
+func (w *Writer) WriteRecord(stream string, partial bool, text []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return os.ErrClosed
+	}
+	tag := "F"
+	if partial {
+		tag = "P"
+	}
+	b := w.buf[:0]
+	b = w.now().UTC().AppendFormat(b, "2006-01-02T15:04:05.000000000Z07:00")
+	b = append(b, ' ')
+	b = append(b, stream...)
+	b = append(b, ' ')
+	b = append(b, tag...)
+	b = append(b, ' ')
+	b = append(b, text...)
+	b = append(b, '\n')
+	w.buf = b
+	if w.size > 0 && w.size+int64(len(b)) > w.maxSize {
+		if err := w.rotate(); err != nil {
+			return err
+		}
+	}
+	n, err := w.f.Write(b)
+	w.size += int64(n)
+	if cap(w.buf) > 4*MaxLine {
+		w.buf = nil // do not keep a huge buffer for the container's lifetime
+	}
+	return err
+}
+
+// rotate shifts path.i to path.i+1, dropping the oldest, and starts a new
+// path. The old file is fsynced first so a power cut loses at most the
+// newest file's tail, never a rotated file.
+func (w *Writer) rotate() error {
+	_ = w.f.Sync()
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("close log %s: %w", w.path, err)
+	}
+	w.f = nil
+	if w.maxFiles == 1 {
+		if err := os.Remove(w.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rotate %s: %w", w.path, err)
+		}
+		return w.open()
+	}
+	for i := w.maxFiles - 1; i >= 1; i-- {
+		from := w.path
+		if i > 1 {
+			from = w.path + "." + strconv.Itoa(i-1)
+		}
+		if err := os.Rename(from, w.path+"."+strconv.Itoa(i)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rotate %s: %w", from, err)
+		}
+	}
+	return w.open()
+}
+
+// Close flushes the current file to disk and closes it.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return nil
+	}
+	_ = w.f.Sync()
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+// Copy reads r line by line until EOF, writing each line as records of
+// stream to w (when w is not nil) and the raw bytes to tee (when not nil).
+// Carriage returns before a newline, as a terminal sends, are dropped from
+// the log. It returns nil at EOF.
+func Copy(w *Writer, stream string, r io.Reader, tee func([]byte)) error {
+	br := bufio.NewReaderSize(r, MaxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			if tee != nil {
+				tee(line)
+			}
+			if w != nil {
+				full := line[len(line)-1] == '\n'
+				text := line
+				if full {
+					text = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
+				}
+				// A line cut by EOF is still a whole line to the reader.
+				partial := !full && errors.Is(err, bufio.ErrBufferFull)
+				if werr := w.WriteRecord(stream, partial, text); werr != nil && !errors.Is(werr, os.ErrClosed) {
+					return werr
+				}
+			}
+		}
+		switch {
+		case err == nil, errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, io.EOF), errors.Is(err, os.ErrClosed):
+			return nil
+		default:
+			return err
+		}
+	}
+}
