@@ -1,0 +1,8 @@
+package remote
+
+import (
+	"io"
+	"log"
+)
+
+func nullLogger() *log.Logger { return log.New(io.Discard, "", 0) }
