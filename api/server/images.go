@@ -1,0 +1,170 @@
+package server
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	imagesapi "berth.dev/berth/api/images/v1"
+	typesapi "berth.dev/berth/api/types/v1"
+	"berth.dev/berth/node"
+	"berth.dev/berth/observed"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Images serves image records and the operations on them.
+type Images struct {
+	Node *node.Node
+}
+
+var _ imagesapi.ImagesService = (*Images)(nil)
+
+// ToDescriptor converts an OCI descriptor to its wire form.
+func ToDescriptor(d ocispec.Descriptor) *typesapi.Descriptor {
+	out := &typesapi.Descriptor{MediaType: d.MediaType, Digest: d.Digest.String(), Size: d.Size, Annotations: d.Annotations}
+	if d.Platform != nil {
+		out.Platform = &typesapi.Platform{Os: d.Platform.OS, Architecture: d.Platform.Architecture, Variant: d.Platform.Variant}
+	}
+	return out
+}
+
+func toImage(img observed.Image) *imagesapi.Image {
+	return &imagesapi.Image{Name: img.Name, Target: ToDescriptor(img.Target), Labels: img.Labels, Unpacked: img.Unpacked,
+		Size: img.Size, CreatedAt: timestamppb.New(img.CreatedAt), UpdatedAt: timestamppb.New(img.UpdatedAt)}
+}
+
+func (s *Images) Get(ctx context.Context, r *imagesapi.GetImageRequest) (*imagesapi.GetImageResponse, error) {
+	img, err := s.Node.DB().GetImage(ctx, r.Namespace, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &imagesapi.GetImageResponse{Image: toImage(img)}, nil
+}
+
+func (s *Images) List(ctx context.Context, r *imagesapi.ListImagesRequest) (*imagesapi.ListImagesResponse, error) {
+	if _, err := s.Node.DB().GetNamespace(ctx, r.Namespace); err != nil {
+		return nil, err
+	}
+	imgs, err := s.Node.DB().ListImages(ctx, r.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	resp := &imagesapi.ListImagesResponse{}
+	for _, img := range imgs {
+		resp.Images = append(resp.Images, toImage(img))
+	}
+	return resp, nil
+}
+
+// progressInterval paces progress messages of a pull.
+const progressInterval = 100 * time.Millisecond
+
+func (s *Images) Pull(ctx context.Context, r *imagesapi.PullRequest, stream imagesapi.Images_PullServer) error {
+	start := time.Now()
+	var (
+		mu      sync.Mutex
+		order   []string
+		layers  = map[string]*imagesapi.LayerProgress{}
+		fetched int64
+		last    time.Time
+	)
+	snapshot := func() *imagesapi.PullProgress {
+		p := &imagesapi.PullProgress{BytesFetched: fetched, Seconds: time.Since(start).Seconds()}
+		for _, d := range order {
+			lp := *layers[d]
+			p.Layers = append(p.Layers, &lp)
+		}
+		return p
+	}
+	progress := func(p node.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		d := p.Desc.Digest.String()
+		lp, ok := layers[d]
+		if !ok {
+			lp = &imagesapi.LayerProgress{Digest: d, MediaType: p.Desc.MediaType, Total: p.Desc.Size}
+			layers[d] = lp
+			order = append(order, d)
+		}
+		if p.Status == "downloading" && p.Offset > lp.Offset {
+			fetched += p.Offset - lp.Offset
+		}
+		if p.Status == "downloading" || p.Status == "done" {
+			lp.Offset = p.Offset
+		}
+		lp.Status = p.Status
+		if time.Since(last) >= progressInterval {
+			last = time.Now()
+			_ = stream.Send(snapshot())
+		}
+	}
+	img, err := s.Node.Pull(ctx, r.Namespace, r.Ref, node.PullOptions{
+		Platform: r.Platform, PlainHTTP: r.PlainHttp, Unpack: r.Unpack, Snapshotter: r.Snapshotter,
+		Labels: r.Labels, Progress: progress,
+	})
+	if err != nil {
+		return streamErr(err)
+	}
+	mu.Lock()
+	final := snapshot()
+	mu.Unlock()
+	final.Image = toImage(img)
+	return stream.Send(final)
+}
+
+func (s *Images) Delete(ctx context.Context, r *imagesapi.DeleteImageRequest) (*imagesapi.DeleteImageResponse, error) {
+	if err := s.Node.RemoveImage(ctx, r.Namespace, r.Name, r.Sync); err != nil {
+		return nil, err
+	}
+	return &imagesapi.DeleteImageResponse{}, nil
+}
+
+func (s *Images) Import(ctx context.Context, r *imagesapi.ImportRequest) (*imagesapi.ImportResponse, error) {
+	imgs, err := s.Node.Import(ctx, r.Namespace, r.Path, node.ImportOptions{
+		Name: r.Name, Unpack: r.Unpack, Snapshotter: r.Snapshotter, Platform: r.Platform,
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &imagesapi.ImportResponse{}
+	for _, img := range imgs {
+		resp.Images = append(resp.Images, toImage(img))
+	}
+	return resp, nil
+}
+
+// exportChunk is the size of each streamed piece of an export.
+const exportChunk = 256 << 10
+
+func (s *Images) Export(ctx context.Context, r *imagesapi.ExportRequest, stream imagesapi.Images_ExportServer) error {
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(s.Node.Export(ctx, r.Namespace, r.Names, pw))
+	}()
+	defer pr.Close()
+	buf := make([]byte, exportChunk)
+	for {
+		n, err := io.ReadFull(pr, buf)
+		if n > 0 {
+			if serr := stream.Send(&imagesapi.ExportChunk{Data: append([]byte(nil), buf[:n]...)}); serr != nil {
+				return serr
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return streamErr(err)
+		}
+	}
+}
+
+func (s *Images) Unpack(ctx context.Context, r *imagesapi.UnpackRequest) (*imagesapi.UnpackResponse, error) {
+	chain, err := s.Node.Unpack(ctx, r.Namespace, r.Name, r.Snapshotter, r.Platform, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &imagesapi.UnpackResponse{ChainId: chain}, nil
+}

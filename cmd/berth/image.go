@@ -1,0 +1,274 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	imagesapi "berth.dev/berth/api/images/v1"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+func init() { extraCommands = append(extraCommands, newImageCmd) }
+
+type imageView struct {
+	Name      string            `json:"name"`
+	Digest    string            `json:"digest"`
+	MediaType string            `json:"mediaType"`
+	Size      int64             `json:"size"`
+	Unpacked  map[string]string `json:"unpacked,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"createdAt"`
+	UpdatedAt time.Time         `json:"updatedAt"`
+}
+
+func toImageView(i *imagesapi.Image) imageView {
+	return imageView{Name: i.Name, Digest: i.Target.GetDigest(), MediaType: i.Target.GetMediaType(), Size: i.Size,
+		Unpacked: i.Unpacked, Labels: i.Labels, CreatedAt: i.CreatedAt.AsTime(), UpdatedAt: i.UpdatedAt.AsTime()}
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func newImageCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "image", Aliases: []string{"images", "i"}, Short: "Manage images"}
+	client := func(cmd *cobra.Command) (imagesapi.ImagesClient, func(), error) {
+		c, err := g.dial(cmd.Context())
+		if err != nil {
+			return nil, nil, err
+		}
+		return imagesapi.NewImagesClient(c), func() { c.Close() }, nil
+	}
+	var output string
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List the namespace's images", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := s.List(cmd.Context(), &imagesapi.ListImagesRequest{Namespace: g.namespace})
+			if err != nil {
+				return err
+			}
+			var views []imageView
+			for _, i := range resp.Images {
+				views = append(views, toImageView(i))
+			}
+			return printList(cmd.OutOrStdout(), output, views, []string{"REF", "DIGEST", "SIZE", "UNPACKED", "CREATED"}, func(v imageView) []string {
+				var sns []string
+				for sn := range v.Unpacked {
+					sns = append(sns, sn)
+				}
+				sort.Strings(sns)
+				return []string{v.Name, v.Digest, humanSize(v.Size), orDash(strings.Join(sns, ",")), ago(v.CreatedAt)}
+			})
+		},
+	}
+	addOutputFlag(ls, &output)
+	inspect := &cobra.Command{
+		Use: "inspect NAME", Short: "Show an image record", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := s.Get(cmd.Context(), &imagesapi.GetImageRequest{Namespace: g.namespace, Name: args[0]})
+			if err != nil {
+				return err
+			}
+			format := output
+			if format == "table" {
+				format = "json"
+			}
+			return printObject(cmd.OutOrStdout(), format, toImageView(resp.Image))
+		},
+	}
+	addOutputFlag(inspect, &output)
+	var syncGC bool
+	rm := &cobra.Command{
+		Use: "rm NAME [NAME...]", Aliases: []string{"remove", "delete"}, Short: "Remove images (their blobs and layers are collected when nothing else needs them)", Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			for _, name := range args {
+				if _, err := s.Delete(cmd.Context(), &imagesapi.DeleteImageRequest{Namespace: g.namespace, Name: name, Sync: syncGC}); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), name)
+			}
+			return nil
+		},
+	}
+	rm.Flags().BoolVar(&syncGC, "sync", false, "wait for garbage collection")
+	cmd.AddCommand(ls, inspect, rm, newPullCmd(g, client), newImportCmd(g, client), newExportCmd(g, client))
+	return cmd
+}
+
+type imagesClientFunc func(*cobra.Command) (imagesapi.ImagesClient, func(), error)
+
+func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
+	var platform, snapshotter string
+	var plainHTTP, unpack bool
+	cmd := &cobra.Command{
+		Use: "pull REF", Short: "Pull an image from a registry (and unpack it)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			stream, err := s.Pull(cmd.Context(), &imagesapi.PullRequest{Namespace: g.namespace, Ref: args[0], Platform: platform,
+				PlainHttp: plainHTTP, Unpack: unpack, Snapshotter: snapshotter})
+			if err != nil {
+				return err
+			}
+			tty := isTerminal(os.Stdout)
+			var lines int
+			var final *imagesapi.PullProgress
+			for {
+				p, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				final = p
+				if tty {
+					lines = drawProgress(cmd.OutOrStdout(), p, lines)
+				}
+			}
+			if final == nil || final.Image == nil {
+				return fmt.Errorf("pull %s: berthd ended the stream without a result", args[0])
+			}
+			mbps := 0.0
+			if final.Seconds > 0 {
+				mbps = float64(final.BytesFetched) / final.Seconds / 1e6
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %d blobs, %s fetched in %.2fs (%.1f MB/s)\n", final.Image.Name,
+				final.Image.Target.GetDigest(), len(final.Layers), humanSize(final.BytesFetched), final.Seconds, mbps)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to pull from an index (default: the host's)")
+	cmd.Flags().BoolVar(&plainHTTP, "plain-http", false, "allow plain HTTP to this registry")
+	cmd.Flags().BoolVar(&unpack, "unpack", true, "unpack the image into the snapshotter after the pull")
+	cmd.Flags().StringVar(&snapshotter, "snapshotter", "", "snapshotter to unpack into (default: berthd's, overlayfs)")
+	return cmd
+}
+
+// drawProgress redraws the per-blob progress lines on a terminal.
+func drawProgress(w io.Writer, p *imagesapi.PullProgress, prev int) int {
+	if prev > 0 {
+		fmt.Fprintf(w, "\x1b[%dA", prev)
+	}
+	for _, l := range p.Layers {
+		short := strings.TrimPrefix(l.Digest, "sha256:")
+		if len(short) > 12 {
+			short = short[:12]
+		}
+		pct := 100.0
+		if l.Total > 0 {
+			pct = float64(l.Offset) * 100 / float64(l.Total)
+		}
+		fmt.Fprintf(w, "\x1b[2K%s  %-11s %5.1f%%  %s / %s\n", short, l.Status, pct, humanSize(l.Offset), humanSize(l.Total))
+	}
+	return len(p.Layers)
+}
+
+func newImportCmd(g *globals, client imagesClientFunc) *cobra.Command {
+	var name, snapshotter, platform string
+	var unpack bool
+	cmd := &cobra.Command{
+		Use: "import DIR|ARCHIVE", Short: "Import an OCI layout directory, an OCI archive or a docker-save archive", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(path); err != nil {
+				return err
+			}
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := s.Import(cmd.Context(), &imagesapi.ImportRequest{Namespace: g.namespace, Path: path, Name: name,
+				Unpack: unpack, Snapshotter: snapshotter, Platform: platform})
+			if err != nil {
+				return err
+			}
+			for _, i := range resp.Images {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", i.Name, i.Target.GetDigest())
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "name for the image (default: the archive's own name)")
+	cmd.Flags().BoolVar(&unpack, "unpack", true, "unpack after import")
+	cmd.Flags().StringVar(&snapshotter, "snapshotter", "", "snapshotter to unpack into")
+	cmd.Flags().StringVar(&platform, "platform", "", "platform to unpack (default: the host's)")
+	return cmd
+}
+
+func newExportCmd(g *globals, client imagesClientFunc) *cobra.Command {
+	return &cobra.Command{
+		Use: "export OUT.tar|- NAME [NAME...]", Short: "Export images as an OCI archive", Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			stream, err := s.Export(cmd.Context(), &imagesapi.ExportRequest{Namespace: g.namespace, Names: args[1:]})
+			if err != nil {
+				return err
+			}
+			var out io.Writer = cmd.OutOrStdout()
+			var f *os.File
+			if args[0] != "-" {
+				tmp := args[0] + ".partial"
+				if f, err = os.Create(tmp); err != nil {
+					return err
+				}
+				defer os.Remove(tmp)
+				defer f.Close()
+				out = f
+			}
+			for {
+				chunk, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				if _, err := out.Write(chunk.Data); err != nil {
+					return err
+				}
+			}
+			if f != nil {
+				if err := f.Sync(); err != nil {
+					return err
+				}
+				return os.Rename(f.Name(), args[0])
+			}
+			return nil
+		},
+	}
+}
