@@ -100,9 +100,12 @@ func (f *fakeTB) record(s string) {
 }
 func (f *fakeTB) Errorf(format string, a ...any) { f.record(fmt.Sprintf(format, a...)) }
 func (f *fakeTB) Error(a ...any)                 { f.record(fmt.Sprint(a...)) }
-func (f *fakeTB) Fatalf(format string, a ...any) { f.record(fmt.Sprintf(format, a...)); runtime.Goexit() }
-func (f *fakeTB) Fatal(a ...any)                 { f.record(fmt.Sprint(a...)); runtime.Goexit() }
-func (f *fakeTB) Failed() bool                   { return len(f.failures()) > 0 }
+func (f *fakeTB) Fatalf(format string, a ...any) {
+	f.record(fmt.Sprintf(format, a...))
+	runtime.Goexit()
+}
+func (f *fakeTB) Fatal(a ...any) { f.record(fmt.Sprint(a...)); runtime.Goexit() }
+func (f *fakeTB) Failed() bool   { return len(f.failures()) > 0 }
 func (f *fakeTB) failures() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
