@@ -125,6 +125,11 @@ func rlimits() ([]specs.POSIXRlimit, error) {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err != nil {
 		return nil, fmt.Errorf("getrlimit RLIMIT_NOFILE: %w", err)
 	}
-	n := min(uint64(defaultNofile), cur.Max)
-	return []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: n, Soft: n}}, nil
+	return nofile(cur.Max), nil
+}
+
+// nofile is the RLIMIT_NOFILE rule under a hard limit of max.
+func nofile(max uint64) []specs.POSIXRlimit {
+	n := min(uint64(defaultNofile), max)
+	return []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: n, Soft: n}}
 }

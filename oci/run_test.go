@@ -15,6 +15,7 @@ import (
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"berth.dev/berth/internal/testutil"
 )
@@ -234,9 +235,28 @@ func TestRun_Hardening(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("runc run: %v\nstderr: %s", r.err, r.stderr)
 	}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
 	want := "CapInh:\t0000000000000000\nCapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\n" +
-		"NoNewPrivs:\t1\nSeccomp:\t2\n1024\n"
+		fmt.Sprintf("NoNewPrivs:\t1\nSeccomp:\t2\n%d\n", min(1024, rl.Max))
 	if r.stdout != want {
 		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+}
+
+// Under a hard RLIMIT_NOFILE below containerd's 1024 (some sandboxes, and
+// a root without CAP_SYS_RESOURCE cannot raise it), containers still start,
+// with the lower limit. The test binary runs TestRun_Hardening again in a
+// child whose limit is lowered, leaving this process's limit alone.
+func TestRun_LowHardLimit(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	testutil.TestImages(t, "busybox")
+	cmd := exec.Command("sh", "-c", `ulimit -S -n 512 && ulimit -H -n 512 && exec "$0" -test.run='^TestRun_Hardening$' -test.count=1 -test.v`, os.Args[0])
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestRun_Hardening") {
+		t.Fatalf("child under a hard limit of 512: %v\n%s", err, out)
 	}
 }
