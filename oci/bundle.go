@@ -17,7 +17,7 @@ import (
 const ConfigName = "config.json"
 
 // maxConfig bounds what ReadBundle reads; a spec with the default seccomp
-// profile is about 40 KiB.
+// profile is about 14 KiB.
 const maxConfig = 4 << 20
 
 // WriteBundle writes spec as dir/config.json, creating dir with mode 0700
