@@ -1,0 +1,272 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	shimapi "berth.dev/berth/api/shim/v1"
+	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/shim/client"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// env is what every shim test shares: a built berth-shim, the busybox
+// rootfs (read-only, shared by all containers) and a runc root.
+type env struct {
+	shim, rootfs, runcRoot string
+}
+
+var (
+	envOnce sync.Once
+	shared  env
+	envErr  error
+	envDir  string
+)
+
+func TestMain(m *testing.M) {
+	if b := os.Getenv(starterEnv); b != "" {
+		os.Exit(runStarter(b))
+	}
+	code := m.Run()
+	if envDir != "" {
+		os.RemoveAll(envDir)
+	}
+	os.Exit(code)
+}
+
+// setup checks prerequisites and prepares the shared env once.
+func setup(t *testing.T) env {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	images := testutil.TestImages(t, "busybox")
+	envOnce.Do(func() {
+		envDir, envErr = os.MkdirTemp("", "berth-shim-test")
+		if envErr != nil {
+			return
+		}
+		shared.shim = filepath.Join(envDir, "berth-shim")
+		if b := os.Getenv("BERTH_BIN"); b != "" && fileExists(filepath.Join(b, "berth-shim")) && os.Getenv("BERTH_SHIM_REBUILD") == "" {
+			shared.shim = filepath.Join(b, "berth-shim")
+		} else {
+			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", shared.shim, "berth.dev/berth/cmd/berth-shim")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				envErr = fmt.Errorf("build berth-shim: %v: %s", err, out)
+				return
+			}
+		}
+		shared.rootfs = filepath.Join(envDir, "rootfs")
+		shared.runcRoot = filepath.Join(envDir, "runc")
+		envErr = extractBusybox(filepath.Join(images, "busybox"), shared.rootfs)
+	})
+	if envErr != nil {
+		t.Fatal(envErr)
+	}
+	return shared
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// extractBusybox untars the image's single layer with plain tar: the real
+// unpacker is the snapshotter's business, not the shim's.
+func extractBusybox(layout, dst string) error {
+	var idx, man struct {
+		Manifests []struct{ Digest string } `json:"manifests"`
+		Layers    []struct{ Digest string } `json:"layers"`
+	}
+	blob := func(d string) string {
+		return filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+	}
+	b, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) == 0 {
+		return fmt.Errorf("busybox index: %v", err)
+	}
+	if b, err = os.ReadFile(blob(idx.Manifests[0].Digest)); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &man); err != nil || len(man.Layers) != 1 {
+		return fmt.Errorf("busybox manifest: %v (%d layers)", err, len(man.Layers))
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	if out, err := exec.Command("tar", "-xzf", blob(man.Layers[0].Digest), "-C", dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("extract busybox: %v: %s", err, out)
+	}
+	return nil
+}
+
+type specOpt func(*specs.Spec)
+
+// hostPID runs the container in the host's pid namespace, so its process
+// is not a pid 1 that ignores signals it has no handler for.
+func hostPID(s *specs.Spec) {
+	var ns []specs.LinuxNamespace
+	for _, n := range s.Linux.Namespaces {
+		if n.Type != specs.PIDNamespace {
+			ns = append(ns, n)
+		}
+	}
+	s.Linux.Namespaces = ns
+}
+
+func memoryLimit(n int64) specOpt {
+	return func(s *specs.Spec) { s.Linux.Resources.Memory.Limit = &n }
+}
+
+// bundle writes a bundle for a busybox container running args and
+// registers cleanup of the container and its shim.
+func (e env) bundle(t *testing.T, id string, args []string, opts ...specOpt) string {
+	t.Helper()
+	dir := t.TempDir()
+	mem, pids := int64(64<<20), int64(100)
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Root:     &specs.Root{Path: e.rootfs, Readonly: true},
+		Hostname: id,
+		Process: &specs.Process{
+			Args: args, Cwd: "/", Env: []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "TERM=xterm"},
+			NoNewPrivileges: true,
+		},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "size=16m"}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: "/berth-shim-test/" + id,
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+			},
+			Resources: &specs.LinuxResources{
+				Memory: &specs.LinuxMemory{Limit: &mem},
+				Pids:   &specs.LinuxPids{Limit: &pids},
+			},
+		},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.cleanup(id, dir) })
+	return dir
+}
+
+// cleanup removes what a test may have left: the container (runc delete
+// --force) and the shim, killed by the pid it wrote.
+func (e env) cleanup(id, bundle string) {
+	_ = exec.Command("runc", "--root", e.runcRoot, "delete", "--force", id).Run()
+	if b, err := os.ReadFile(filepath.Join(bundle, "shim.pid")); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+			if p, err := os.FindProcess(pid); err == nil && isShim(pid) {
+				_ = p.Kill()
+			}
+		}
+	}
+}
+
+func isShim(pid int) bool {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return bytes.Contains(b, []byte("berth-shim"))
+}
+
+// start starts a shim for bundle and creates the container in it.
+func (e env) start(t *testing.T, id, bundle string, create *shimapi.CreateRequest) *client.Client {
+	t.Helper()
+	ctx := context.Background()
+	c, err := client.Start(ctx, client.Opts{ShimBinary: e.shim, Namespace: "test", ID: id, Bundle: bundle})
+	if err != nil {
+		t.Fatalf("start shim: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if create == nil {
+		create = &shimapi.CreateRequest{}
+	}
+	create.Id, create.Bundle, create.RuntimeRoot = id, bundle, e.runcRoot
+	if _, err := c.Create(ctx, create); err != nil {
+		t.Fatalf("create %s: %v\nshim.log: %s", id, err, readFile(filepath.Join(bundle, "shim.log")))
+	}
+	return c
+}
+
+// run starts the created container and returns the Wait result.
+func run(t *testing.T, c *client.Client, id string) *shimapi.WaitResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.Start(ctx, &shimapi.StartRequest{Id: id}); err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	w, err := c.Wait(ctx, &shimapi.WaitRequest{Id: id})
+	if err != nil {
+		t.Fatalf("wait %s: %v", id, err)
+	}
+	return w
+}
+
+func readFile(p string) string { b, _ := os.ReadFile(p); return string(b) }
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// fifo makes a FIFO and opens its read end in the background (the open
+// blocks until the shim opens the write end); read returns all it got
+// until the shim closed it.
+func fifo(t *testing.T, name string) (path string, read func() string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), name)
+	if err := syscallMkfifo(path); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_RDONLY, 0)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer f.Close()
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(f)
+		done <- buf.String()
+	}()
+	return path, func() string {
+		select {
+		case s := <-done:
+			return s
+		case <-time.After(10 * time.Second):
+			t.Fatalf("fifo %s: no EOF", name)
+			return ""
+		}
+	}
+}
