@@ -120,7 +120,12 @@ func (a *applier) mkdirAll(dir string) (int, error) {
 
 // replace removes what is at base so a new entry can take its place.
 func (a *applier) replace(pfd int, base string) error {
-	a.dropCache() // a removed directory may be the cached one
+	// pfd is the root or the cached directory. A removal under the root may
+	// delete an ancestor of the cached directory; one inside the cached
+	// directory cannot touch it.
+	if pfd != a.cacheFD {
+		a.dropCache()
+	}
 	return removeAllAt(pfd, base)
 }
 
