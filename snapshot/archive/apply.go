@@ -126,7 +126,7 @@ func (a *applier) run(ctx context.Context, tr *tar.Reader) error {
 			}
 		}
 		if err := a.entry(hdr, tr); err != nil {
-			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+			return fmt.Errorf("entry %q: %w", shorten(hdr.Name), err)
 		}
 	}
 }
@@ -222,3 +222,10 @@ func (a *applier) close() {
 	unix.Close(a.root)
 }
 
+// shorten keeps error messages readable for absurdly long names.
+func shorten(name string) string {
+	if len(name) > 256 {
+		return name[:256] + "…"
+	}
+	return name
+}
