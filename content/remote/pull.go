@@ -185,6 +185,10 @@ func FetchBlob(ctx context.Context, store Store, f Fetcher, desc ocispec.Descrip
 		if errdefs.IsAlreadyExists(err) {
 			return nil
 		}
+		if st, serr := w.Status(); serr == nil && st.Offset == 0 {
+			// Nothing arrived (cancelled, refused): keep no empty ingest.
+			discard(ctx, store, desc)
+		}
 		if errdefs.IsFailedPrecondition(err) {
 			discard(ctx, store, desc)
 			if resumed {

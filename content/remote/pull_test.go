@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -347,6 +348,7 @@ func TestPull_Faults(t *testing.T) {
 			t.Fatalf("got %v, want an error naming %s", err, layer.Digest)
 		}
 		sts, _ := s.ListStatuses(ctx)
+		sts = slices.DeleteFunc(sts, func(st content.Status) bool { return st.Ref != IngestRef(layer) })
 		if len(sts) != 1 || sts[0].Offset != layer.Size/2 {
 			t.Fatalf("ingests after the failure: %+v, want one at %d", sts, layer.Size/2)
 		}
