@@ -1,0 +1,129 @@
+package spec
+
+import (
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Defaults that Default fills in.
+const (
+	DefaultSnapshotter = "overlayfs"
+	DefaultRuntime     = "runc"
+	DefaultNetwork     = NetworkNone
+	DefaultStopTimeout = Duration("10s")
+)
+
+// Default returns a copy of o with every unset field that has a default
+// set to it (see the package documentation for the list). o is not
+// changed, and the copy shares no slices or maps with it.
+func Default(o Object) Object {
+	o = o.DeepCopy()
+	if o.APIVersion == "" {
+		o.APIVersion = APIVersion
+	}
+	if o.Metadata.Namespace == "" {
+		o.Metadata.Namespace = DefaultNamespace
+	}
+	switch s := o.Spec.(type) {
+	case ImageSpec:
+		if s.PullPolicy == "" {
+			s.PullPolicy = defaultPullPolicy(s.Ref)
+		}
+		if s.Snapshotter == "" {
+			s.Snapshotter = DefaultSnapshotter
+		}
+		o.Spec = s
+	case ContainerSpec:
+		if s.Network == "" {
+			s.Network = DefaultNetwork
+		}
+		if s.Runtime == "" {
+			s.Runtime = DefaultRuntime
+		}
+		for i := range s.Mounts {
+			if s.Mounts[i].Type == "" {
+				s.Mounts[i].Type = MountTmpfs
+				if s.Mounts[i].Source != "" {
+					s.Mounts[i].Type = MountBind
+				}
+			}
+		}
+		o.Spec = s
+	case TaskSpec:
+		if s.State == "" {
+			s.State = TaskRunning
+		}
+		if s.RestartPolicy == "" {
+			s.RestartPolicy = RestartAlways
+		}
+		if s.StopTimeout == "" {
+			s.StopTimeout = DefaultStopTimeout
+		}
+		o.Spec = s
+	}
+	return o
+}
+
+// defaultPullPolicy follows kubectl: Always for an untagged ref or the tag
+// latest, IfNotPresent otherwise (and always for a digest).
+func defaultPullPolicy(ref string) PullPolicy {
+	if strings.Contains(ref, "@") {
+		return PullIfNotPresent
+	}
+	tag := ""
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		tag = ref[i+1:]
+	}
+	if tag == "" || tag == "latest" {
+		return PullAlways
+	}
+	return PullIfNotPresent
+}
+
+// DeepCopy returns a copy of o that shares no slices, maps or pointers.
+func (o Object) DeepCopy() Object {
+	o.Metadata.Labels = maps.Clone(o.Metadata.Labels)
+	o.Metadata.Annotations = maps.Clone(o.Metadata.Annotations)
+	switch s := o.Spec.(type) {
+	case ImageSpec:
+		if s.Source != nil {
+			src := *s.Source
+			s.Source = &src
+		}
+		o.Spec = s
+	case ContainerSpec:
+		s.Command = slices.Clone(s.Command)
+		s.Args = slices.Clone(s.Args)
+		s.Env = slices.Clone(s.Env)
+		s.Mounts = slices.Clone(s.Mounts)
+		for i := range s.Mounts {
+			s.Mounts[i].Options = slices.Clone(s.Mounts[i].Options)
+		}
+		o.Spec = s
+	}
+	o.Status = o.Status.DeepCopy()
+	return o
+}
+
+// DeepCopy returns a copy of s that shares nothing with it.
+func (s Status) DeepCopy() Status {
+	s.Conditions = slices.Clone(s.Conditions)
+	if s.ImageStatus != nil {
+		is := *s.ImageStatus
+		if is.Unpacked != nil {
+			u := *is.Unpacked
+			is.Unpacked = &u
+		}
+		s.ImageStatus = &is
+	}
+	if s.ContainerStatus != nil {
+		cs := *s.ContainerStatus
+		s.ContainerStatus = &cs
+	}
+	if s.TaskStatus != nil {
+		ts := *s.TaskStatus
+		s.TaskStatus = &ts
+	}
+	return s
+}

@@ -1,0 +1,94 @@
+package spec
+
+import "time"
+
+// ConditionType names a condition.
+type ConditionType string
+
+// The condition types.
+const (
+	ConditionReady       ConditionType = "Ready"
+	ConditionProgressing ConditionType = "Progressing"
+	ConditionDegraded    ConditionType = "Degraded"
+	// ConditionConflict is set on an object that a second source declares.
+	ConditionConflict ConditionType = "Conflict"
+)
+
+// ConditionStatus is True, False or Unknown.
+type ConditionStatus string
+
+// The condition statuses.
+const (
+	ConditionTrue    ConditionStatus = "True"
+	ConditionFalse   ConditionStatus = "False"
+	ConditionUnknown ConditionStatus = "Unknown"
+)
+
+// Condition is one observation about an object, Kubernetes style.
+type Condition struct {
+	Type               ConditionType   `json:"type"`
+	Status             ConditionStatus `json:"status"`
+	Reason             string          `json:"reason,omitempty"`
+	Message            string          `json:"message,omitempty"`
+	LastTransitionTime time.Time       `json:"lastTransitionTime,omitzero"`
+}
+
+// Status is what was observed of an object. Only the part for its kind
+// is set; the kind parts are embedded so their fields appear flat in the
+// serialised form, as in `status: {observedGeneration: 2, digest: …}`.
+type Status struct {
+	ObservedGeneration int64       `json:"observedGeneration,omitempty"`
+	Conditions         []Condition `json:"conditions,omitempty"`
+	*ImageStatus
+	*ContainerStatus
+	*TaskStatus
+}
+
+// IsZero reports whether nothing was observed.
+func (s Status) IsZero() bool {
+	return s.ObservedGeneration == 0 && len(s.Conditions) == 0 &&
+		s.ImageStatus == nil && s.ContainerStatus == nil && s.TaskStatus == nil
+}
+
+// Condition returns the condition of type t, if any.
+func (s Status) Condition(t ConditionType) (Condition, bool) {
+	for _, c := range s.Conditions {
+		if c.Type == t {
+			return c, true
+		}
+	}
+	return Condition{}, false
+}
+
+// ImageStatus is what was observed of an Image.
+type ImageStatus struct {
+	// Digest is the manifest digest the ref resolved to.
+	Digest   string    `json:"digest,omitempty"`
+	Size     int64     `json:"size,omitempty"`
+	Unpacked *Unpacked `json:"unpacked,omitempty"`
+}
+
+// Unpacked says where an image's layers are unpacked.
+type Unpacked struct {
+	Snapshotter string `json:"snapshotter"`
+	ChainID     string `json:"chainID"`
+}
+
+// ContainerStatus is what was observed of a Container.
+type ContainerStatus struct {
+	SnapshotKey string `json:"snapshotKey,omitempty"`
+	// SpecHash is the Hash of the spec the container was created from.
+	SpecHash    string `json:"specHash,omitempty"`
+	ImageDigest string `json:"imageDigest,omitempty"`
+}
+
+// TaskStatus is what was observed of a Task.
+type TaskStatus struct {
+	Pid          int       `json:"pid,omitempty"`
+	State        string    `json:"state,omitempty"`
+	ExitCode     int       `json:"exitCode,omitempty"`
+	RestartCount int       `json:"restartCount,omitempty"`
+	StartedAt    time.Time `json:"startedAt,omitzero"`
+	FinishedAt   time.Time `json:"finishedAt,omitzero"`
+	LastError    string    `json:"lastError,omitempty"`
+}
