@@ -206,12 +206,3 @@ func splitNul(b []byte) []string {
 	}
 	return out
 }
-
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
-}

@@ -71,8 +71,16 @@ func (n *Snapshotter) Mounts(ctx context.Context, key string) ([]snapshot.Mount,
 	return n.mounts(sn), nil
 }
 
+// Commit makes the active's data durable (syncfs), then commits it.
 func (n *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snapshot.Opt) error {
-	_, err := n.st.Commit(ctx, name, key, opts)
+	sn, err := n.st.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := storage.SyncFS(n.fs(sn.ID)); err != nil {
+		return err
+	}
+	_, err = n.st.Commit(ctx, name, key, opts)
 	return err
 }
 
@@ -91,9 +99,12 @@ func (n *Snapshotter) create(ctx context.Context, kind snapshot.Kind, key, paren
 		if err := CopyTree(ctx, fs, n.fs(parentIDs[0])); err != nil {
 			return err
 		}
-		// The copy must be on disk before the snapshot counts: one syncfs
-		// instead of an fsync per file.
-		return syncFS(fs)
+		// A view is never committed, so its copy must be durable now; an
+		// active's data is synced when it is committed.
+		if kind == snapshot.KindView {
+			return storage.SyncFS(fs)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -73,8 +73,16 @@ func (o *Snapshotter) Mounts(ctx context.Context, key string) ([]snapshot.Mount,
 	return o.mounts(sn), nil
 }
 
+// Commit makes the upperdir's data durable (syncfs), then commits it.
 func (o *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snapshot.Opt) error {
-	sn, err := o.st.Commit(ctx, name, key, opts)
+	sn, err := o.st.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := storage.SyncFS(o.fs(sn.ID)); err != nil {
+		return err
+	}
+	sn, err = o.st.Commit(ctx, name, key, opts)
 	if err != nil {
 		return err
 	}
