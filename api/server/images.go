@@ -73,8 +73,9 @@ func (s *Images) Pull(ctx context.Context, r *imagesapi.PullRequest, stream imag
 	snapshot := func() *imagesapi.PullProgress {
 		p := &imagesapi.PullProgress{BytesFetched: fetched, Seconds: time.Since(start).Seconds()}
 		for _, d := range order {
-			lp := *layers[d]
-			p.Layers = append(p.Layers, &lp)
+			lp := layers[d]
+			p.Layers = append(p.Layers, &imagesapi.LayerProgress{Digest: lp.Digest, MediaType: lp.MediaType,
+				Offset: lp.Offset, Total: lp.Total, Status: lp.Status})
 		}
 		return p
 	}

@@ -13,8 +13,17 @@ import (
 
 	introapi "berth.dev/berth/api/introspection/v1"
 	nsapi "berth.dev/berth/api/namespaces/v1"
+	contentapi "berth.dev/berth/api/content/v1"
+	imagesapi "berth.dev/berth/api/images/v1"
 	"berth.dev/berth/api/server"
+	snapi "berth.dev/berth/api/snapshots/v1"
+	"berth.dev/berth/content/local"
+	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/snapshot"
+	"berth.dev/berth/snapshot/native"
+	"berth.dev/berth/snapshot/overlay"
+	"berth.dev/berth/snapshot/unpack"
 	"github.com/containerd/ttrpc"
 	bolt "go.etcd.io/bbolt"
 )
@@ -27,6 +36,7 @@ type Daemon struct {
 	db      *bolt.DB
 	obs     *observed.DB
 	bus     *observed.Bus
+	node    *node.Node
 	started time.Time
 	closers []func() error
 }
@@ -58,7 +68,53 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 		return nil, err
 	}
 	d.bus = observed.NewBus()
+	if err := d.openStores(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return d, nil
+}
+
+// openStores opens the content store and the snapshotters and builds the
+// node's operations over them.
+func (d *Daemon) openStores(ctx context.Context) error {
+	cs, err := local.NewStore(filepath.Join(d.cfg.Root, "content"))
+	if err != nil {
+		return fmt.Errorf("open content store: %w", err)
+	}
+	d.closers = append(d.closers, cs.Close)
+	sns := map[string]snapshot.Snapshotter{}
+	for name, open := range map[string]func(string) (snapshot.Snapshotter, error){
+		"overlayfs": func(root string) (snapshot.Snapshotter, error) { return overlay.New(root) },
+		"native":    func(root string) (snapshot.Snapshotter, error) { return native.New(root) },
+	} {
+		sn, err := open(filepath.Join(d.cfg.Root, "snapshots", name))
+		if err != nil {
+			if name == d.cfg.Snapshotter {
+				return fmt.Errorf("open snapshotter %s: %w", name, err)
+			}
+			d.log.Warn("snapshotter unavailable", "name", name, "err", err)
+			continue
+		}
+		d.closers = append(d.closers, sn.Close)
+		// An unpack cut short by a crash is never committed; drop its rest.
+		if err := unpack.CleanupStale(ctx, sn); err != nil {
+			d.log.Warn("clean up interrupted unpacks", "snapshotter", name, "err", err)
+		}
+		sns[name] = sn
+	}
+	d.node = node.New(node.Options{
+		Content:            cs,
+		Snapshotters:       sns,
+		DefaultSnapshotter: d.cfg.Snapshotter,
+		DB:                 d.obs,
+		Events:             d.bus,
+		Log:                d.log,
+		InsecureRegistries: d.cfg.Registries.Insecure,
+		PullConcurrency:    d.cfg.Pull.Concurrency,
+		ProgressTimeout:    d.cfg.Pull.ProgressTimeout.Duration,
+	})
+	return nil
 }
 
 func (d *Daemon) takeLock() error {
@@ -125,8 +181,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) register(srv *ttrpc.Server) {
 	nsapi.RegisterNamespacesService(srv, &server.Namespaces{DB: d.obs, Events: d.bus})
 	introapi.RegisterIntrospectionService(srv, &server.Introspection{
-		Root: d.cfg.Root, State: d.cfg.State, StartedAt: d.started, Snapshotters: []string{"overlayfs", "native"},
+		Root: d.cfg.Root, State: d.cfg.State, StartedAt: d.started, Snapshotters: d.node.SnapshotterNames(),
 	})
+	contentapi.RegisterContentService(srv, &server.Content{Node: d.node})
+	imagesapi.RegisterImagesService(srv, &server.Images{Node: d.node})
+	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, Events: d.bus})
 }
 
 // listenUnix creates the API socket with mode 0600 from the start: the

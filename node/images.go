@@ -1,0 +1,247 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"berth.dev/berth/content"
+	"berth.dev/berth/content/remote"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/snapshot/unpack"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// maxConfigSize bounds an image config read into memory.
+const maxConfigSize = 4 << 20
+
+// PullOptions configure a pull.
+type PullOptions struct {
+	Platform    string // os/arch[/variant]; "" is the host's
+	PlainHTTP   bool
+	Unpack      bool
+	Snapshotter string
+	Labels      map[string]string
+	// Progress sees each blob's download and each layer's unpack.
+	Progress func(Progress)
+}
+
+// Progress reports one blob.
+type Progress struct {
+	Desc   ocispec.Descriptor
+	Offset int64
+	// Status: downloading | done | unpacking | unpacked
+	Status string
+}
+
+// Pull fetches ref into the content store, records it as an image of
+// namespace ns named by the full reference, and (with Unpack) unpacks it.
+// A pull that fails leaves any image of the same name as it was.
+func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (observed.Image, error) {
+	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
+		return observed.Image{}, err
+	}
+	r, err := remote.ParseRef(ref)
+	if err != nil {
+		return observed.Image{}, err
+	}
+	platform, err := parsePlatform(opts.Platform)
+	if err != nil {
+		return observed.Image{}, err
+	}
+	release := n.leases.acquire()
+	defer release()
+	start := time.Now()
+	progress := func(Progress) {}
+	if opts.Progress != nil {
+		progress = opts.Progress
+	}
+	root, err := remote.Pull(ctx, n.opts.Content, r.String(), remote.PullOptions{
+		RegistryOptions: remote.RegistryOptions{
+			PlainHTTP:          opts.PlainHTTP,
+			InsecureRegistries: n.opts.InsecureRegistries,
+			ProgressTimeout:    n.opts.ProgressTimeout,
+		},
+		Platform:    &platform,
+		Concurrency: n.opts.PullConcurrency,
+		Progress: func(d ocispec.Descriptor, off, _ int64, done bool) {
+			st := "downloading"
+			if done {
+				st = "done"
+			}
+			progress(Progress{Desc: d, Offset: off, Status: st})
+		},
+	})
+	if err != nil {
+		return observed.Image{}, err
+	}
+	img, err := n.record(ctx, ns, r.Name(), root, platform, opts.Labels)
+	if err != nil {
+		return observed.Image{}, err
+	}
+	n.log.Info("pulled image", "namespace", ns, "ref", img.Name, "digest", root.Digest, "seconds", time.Since(start).Seconds())
+	if opts.Unpack {
+		if _, err := n.Unpack(ctx, ns, img.Name, opts.Snapshotter, opts.Platform, progress); err != nil {
+			return img, err
+		}
+		return n.opts.DB.GetImage(ctx, ns, img.Name)
+	}
+	return img, nil
+}
+
+func parsePlatform(s string) (ocispec.Platform, error) {
+	if s == "" {
+		return content.HostPlatform(), nil
+	}
+	p, err := content.ParsePlatform(s)
+	if err != nil {
+		return p, fmt.Errorf("platform %q: %w", s, err)
+	}
+	return p, nil
+}
+
+// record verifies that every blob of the platform's manifest is in the
+// store and writes the image record.
+func (n *Node) record(ctx context.Context, ns, name string, root ocispec.Descriptor, platform ocispec.Platform, labels map[string]string) (observed.Image, error) {
+	size, err := n.imageSize(ctx, root, platform)
+	if err != nil {
+		return observed.Image{}, err
+	}
+	img, created, err := n.opts.DB.PutImage(ctx, ns, observed.Image{Name: name, Target: root, Labels: labels, Size: size})
+	if err != nil {
+		return img, err
+	}
+	topic := "/images/update"
+	if created {
+		topic = "/images/create"
+	}
+	n.opts.Events.Publish(ctx, ns, topic, map[string]any{"name": name, "digest": root.Digest.String()})
+	return img, nil
+}
+
+// imageSize sums the platform manifest's blobs, checking each is present.
+func (n *Node) imageSize(ctx context.Context, root ocispec.Descriptor, platform ocispec.Platform) (int64, error) {
+	mdesc, m, err := content.ResolveManifest(ctx, n.opts.Content, root, content.NewMatcher(platform))
+	if err != nil {
+		return 0, err
+	}
+	size := mdesc.Size
+	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
+		info, err := n.opts.Content.Info(ctx, d.Digest)
+		if err != nil {
+			return 0, fmt.Errorf("image blob %s: %w", d.Digest, err)
+		}
+		size += info.Size
+	}
+	return size, nil
+}
+
+// ImageConfig reads the image's platform manifest and config.
+func (n *Node) ImageConfig(ctx context.Context, img observed.Image, platform string) (ocispec.Manifest, ocispec.Image, error) {
+	p, err := parsePlatform(platform)
+	if err != nil {
+		return ocispec.Manifest{}, ocispec.Image{}, err
+	}
+	_, m, err := content.ResolveManifest(ctx, n.opts.Content, img.Target, content.NewMatcher(p))
+	if err != nil {
+		return m, ocispec.Image{}, fmt.Errorf("image %s: %w", img.Name, err)
+	}
+	data, err := content.ReadBlob(ctx, n.opts.Content, m.Config, maxConfigSize)
+	if err != nil {
+		return m, ocispec.Image{}, fmt.Errorf("image %s config: %w", img.Name, err)
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return m, cfg, fmt.Errorf("image %s config %s is not valid JSON: %v: %w", img.Name, m.Config.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return m, cfg, fmt.Errorf("image %s: config lists %d diff IDs for %d layers: %w", img.Name, len(cfg.RootFS.DiffIDs), len(m.Layers), errdefs.ErrInvalidArgument)
+	}
+	return m, cfg, nil
+}
+
+// Unpack unpacks a namespace's image into a snapshotter as a chain of
+// committed snapshots named by chain ID, and records where it is unpacked.
+func (n *Node) Unpack(ctx context.Context, ns, name, snapshotter, platform string, progress func(Progress)) (string, error) {
+	sn, snName, err := n.Snapshotter(snapshotter)
+	if err != nil {
+		return "", err
+	}
+	img, err := n.opts.DB.GetImage(ctx, ns, name)
+	if err != nil {
+		return "", err
+	}
+	m, cfg, err := n.ImageConfig(ctx, img, platform)
+	if err != nil {
+		return "", err
+	}
+	release := n.leases.acquire()
+	defer release()
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	layers := make([]unpack.Layer, len(m.Layers))
+	for i, l := range m.Layers {
+		layers[i] = unpack.Layer{Desc: l, DiffID: cfg.RootFS.DiffIDs[i], Open: n.opener(l, progress)}
+	}
+	start := time.Now()
+	chainID, err := unpack.Unpack(ctx, sn, layers, unpack.Options{})
+	if err != nil {
+		return "", fmt.Errorf("unpack image %s onto %s: %w", name, snName, err)
+	}
+	if err := n.opts.DB.SetImageUnpacked(ctx, ns, name, snName, chainID); err != nil {
+		return "", err
+	}
+	n.log.Info("unpacked image", "namespace", ns, "image", name, "snapshotter", snName, "chainID", chainID, "seconds", time.Since(start).Seconds())
+	return chainID, nil
+}
+
+func (n *Node) opener(desc ocispec.Descriptor, progress func(Progress)) func(context.Context) (io.ReadCloser, error) {
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		ra, err := n.opts.Content.ReaderAt(ctx, desc)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		}
+		progress(Progress{Desc: desc, Status: "unpacking"})
+		return struct {
+			io.Reader
+			io.Closer
+		}{content.NewReader(ra), closerFunc(func() error {
+			progress(Progress{Desc: desc, Offset: desc.Size, Status: "unpacked"})
+			return ra.Close()
+		})}, nil
+	}
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// RemoveImage deletes an image record and collects what it alone held
+// (synchronously when sync, else in the background).
+func (n *Node) RemoveImage(ctx context.Context, ns, name string, sync bool) error {
+	img, err := n.opts.DB.GetImage(ctx, ns, name)
+	if err != nil {
+		return err
+	}
+	if err := n.opts.DB.DeleteImage(ctx, ns, name); err != nil {
+		return err
+	}
+	n.opts.Events.Publish(ctx, ns, "/images/delete", map[string]any{"name": name, "digest": img.Target.Digest.String()})
+	if sync {
+		_, err := n.GC(ctx, false)
+		return err
+	}
+	go func() {
+		if _, err := n.GC(context.WithoutCancel(ctx), false); err != nil {
+			n.log.Warn("garbage collection after image removal", "image", name, "err", err)
+		}
+	}()
+	return nil
+}
+
+var _ = digest.Digest("")
