@@ -11,10 +11,10 @@ import (
 	"syscall"
 	"time"
 
-	introapi "berth.dev/berth/api/introspection/v1"
-	nsapi "berth.dev/berth/api/namespaces/v1"
 	contentapi "berth.dev/berth/api/content/v1"
 	imagesapi "berth.dev/berth/api/images/v1"
+	introapi "berth.dev/berth/api/introspection/v1"
+	nsapi "berth.dev/berth/api/namespaces/v1"
 	"berth.dev/berth/api/server"
 	snapi "berth.dev/berth/api/snapshots/v1"
 	"berth.dev/berth/content/local"
