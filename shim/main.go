@@ -176,6 +176,7 @@ func serve(bundle, ns, id, rt string, dbg bool, ready *os.File) error {
 		ready.Close()
 	}
 	log.Info("serving", "socket", sock, "pid", os.Getpid())
+	dropColdText()
 	select {
 	case <-svc.Done():
 	case err := <-errc:

@@ -188,6 +188,9 @@ func (s *Service) Start(ctx context.Context, req *shimapi.StartRequest) (*shimap
 			return nil, fmt.Errorf("start %s: %w", s.id, err)
 		}
 		p.status = shimapi.Status_RUNNING
+		// From here the shim mostly waits; let go of the code only
+		// creating and starting needed.
+		dropColdText()
 		return &shimapi.StartResponse{Pid: uint32(p.pid)}, nil
 	}
 	specPath := filepath.Join(s.bundle, "exec-"+p.execID+".json")

@@ -10,6 +10,7 @@ import (
 
 	shimapi "berth.dev/berth/api/shim/v1"
 	"berth.dev/berth/shim/client"
+	"berth.dev/berth/shim/logs"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -314,5 +315,33 @@ func TestShim_LongBundlePath(t *testing.T) {
 	c := e.start(t, id, long, nil)
 	if w := run(t, c, id); w.ExitStatus != 0 {
 		t.Errorf("exit: got %d", w.ExitStatus)
+	}
+}
+
+func TestShim_LogRotation(t *testing.T) {
+	e := setup(t)
+	id := "rotate"
+	b := e.bundle(t, id, []string{"sh", "-c", `i=0; while [ $i -lt 1000 ]; do echo "line $i"; i=$((i+1)); done`})
+	logPath := filepath.Join(t.TempDir(), "container.log")
+	c := e.start(t, id, b, &shimapi.CreateRequest{Log: &shimapi.Log{Path: logPath, MaxSize: 4096, MaxFiles: 3}})
+	if w := run(t, c, id); w.ExitStatus != 0 {
+		t.Fatalf("exit: got %d", w.ExitStatus)
+	}
+	files := logs.Files(logPath)
+	if len(files) != 3 {
+		t.Errorf("log files: got %v, want 3", files)
+	}
+	for _, f := range files {
+		if st, err := os.Stat(f); err != nil || st.Size() > 4096 {
+			t.Errorf("%s: %v, want <= 4096 bytes", f, st.Size())
+		}
+	}
+	var got []string
+	err := logs.Read(context.Background(), logPath, logs.ReadOptions{Tail: 2}, func(e logs.Entry) error {
+		got = append(got, e.Stream+" "+string(e.Text))
+		return nil
+	})
+	if err != nil || len(got) != 2 || got[0] != "stdout line 998" || got[1] != "stdout line 999" {
+		t.Errorf("tail 2: got %q %v", got, err)
 	}
 }

@@ -65,6 +65,10 @@ func setup(t *testing.T) env {
 				envErr = fmt.Errorf("build berth-shim: %v: %s", err, out)
 				return
 			}
+			// Flush the new binary: the shim drops its clean code pages
+			// once it serves, and dirty ones cannot be dropped, which
+			// would skew TestShim_Memory.
+			envErr = syncFile(shared.shim)
 		}
 		shared.rootfs = filepath.Join(envDir, "rootfs")
 		shared.runcRoot = filepath.Join(envDir, "runc")
@@ -74,6 +78,15 @@ func setup(t *testing.T) env {
 		t.Fatal(envErr)
 	}
 	return shared
+}
+
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

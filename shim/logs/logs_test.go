@@ -1,0 +1,146 @@
+package logs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func readAll(t *testing.T, path string, opts ReadOptions) []string {
+	t.Helper()
+	var got []string
+	err := Read(context.Background(), path, opts, func(e Entry) error {
+		got = append(got, e.Stream+" "+string(e.Text))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestWriter_Rotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	const maxSize, maxFiles = 1024, 3
+	w, err := NewWriter(path, maxSize, maxFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var input strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(&input, "line %03d\n", i)
+	}
+	if err := Copy(w, Stdout, strings.NewReader(input.String()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := Files(path)
+	want := []string{path + ".2", path + ".1", path}
+	if diff := cmp.Diff(want, files); diff != "" {
+		t.Fatalf("files (-want +got):\n%s", diff)
+	}
+	for _, f := range files {
+		st, _ := os.Stat(f)
+		if st.Size() > maxSize {
+			t.Errorf("%s: %d bytes, want <= %d", f, st.Size(), maxSize)
+		}
+	}
+	got := readAll(t, path, ReadOptions{Tail: -1})
+	// What is kept is a contiguous run ending with the last line.
+	if len(got) == 0 || got[len(got)-1] != "stdout line 499" {
+		t.Fatalf("last record: got %v", got[max(len(got)-1, 0):])
+	}
+	first := 500 - len(got)
+	for i, g := range got {
+		if want := fmt.Sprintf("stdout line %03d", first+i); g != want {
+			t.Fatalf("record %d: got %q, want %q", i, g, want)
+		}
+	}
+	tail := readAll(t, path, ReadOptions{Tail: 3})
+	if diff := cmp.Diff([]string{"stdout line 497", "stdout line 498", "stdout line 499"}, tail); diff != "" {
+		t.Errorf("tail 3 (-want +got):\n%s", diff)
+	}
+}
+
+func TestCopy_LongLinesAndCR(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	w, err := NewWriter(path, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", MaxLine+10)
+	var tee strings.Builder
+	in := "tty line\r\n" + long + "\nno newline at end"
+	if err := Copy(w, Stderr, strings.NewReader(in), func(b []byte) { tee.Write(b) }); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if tee.String() != in {
+		t.Errorf("tee got %d bytes, want the input unchanged (%d)", tee.Len(), len(in))
+	}
+	var got []Entry
+	_ = Read(context.Background(), path, ReadOptions{Tail: -1}, func(e Entry) error {
+		e.Text = append([]byte(nil), e.Text...)
+		got = append(got, e)
+		return nil
+	})
+	if len(got) != 4 {
+		t.Fatalf("got %d records, want 4", len(got))
+	}
+	if string(got[0].Text) != "tty line" || got[0].Partial {
+		t.Errorf("record 0: got %q partial=%v", got[0].Text, got[0].Partial)
+	}
+	if !got[1].Partial || got[2].Partial || string(got[1].Text)+string(got[2].Text) != long {
+		t.Errorf("long line: want a P record then an F record joining to the line")
+	}
+	if string(got[3].Text) != "no newline at end" || got[3].Stream != Stderr {
+		t.Errorf("record 3: got %+v", got[3])
+	}
+}
+
+func TestRead_FollowAcrossRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	w, err := NewWriter(path, 200, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lines := make(chan string, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- Read(ctx, path, ReadOptions{Tail: -1, Follow: true, Poll: 10 * time.Millisecond}, func(e Entry) error {
+			lines <- string(e.Text)
+			return nil
+		})
+	}()
+	for i := range 20 { // 20 records of ~50 bytes rotate several times
+		if err := w.WriteRecord(Stdout, false, fmt.Appendf(nil, "follow %02d", i)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // pace the writer so the follower sees rotations happen
+	}
+	for i := range 20 {
+		select {
+		case got := <-lines:
+			if want := fmt.Sprintf("follow %02d", i); got != want {
+				t.Fatalf("record %d: got %q, want %q", i, got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("follow: record %d never came", i)
+		}
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Errorf("Read: got %v, want context.Canceled", err)
+	}
+}
