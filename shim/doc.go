@@ -24,6 +24,25 @@
 //	└── output.log    the container's output log (CRI format, see shim/logs)
 //	                  unless Create names another path; rotated as output.log.1 …
 //
+// Stdio: the init's stdout and stderr always go to the output log; when
+// Create names stdout/stderr FIFOs (created and opened by an attaching
+// client, as ctr does) output is copied there too, but a client that stops
+// reading for 2 s is dropped rather than stalling the container. stdin is
+// copied from its FIFO until the client closes it or CloseIO. With
+// terminal set the shim receives the pty master over runc's console socket
+// and copies it to the log (stream stdout) and the stdout FIFO. An exec's
+// output goes only to its own FIFOs, never to the container log.
+//
+// Memory: berth-shim runs with GOMAXPROCS=1, GC percent 25, a 4 MiB soft
+// memory limit, and hands its start-up code pages back to the kernel once
+// it serves and once the task started (MADV_PAGEOUT; see trim.go). It
+// drives runc with os/exec rather than go-runc and maps errors to wire codes
+// itself rather than with errgrpc (which brings gogo/protobuf). Measured by
+// TestShim_Memory (VmRSS with a running sleep container): about 5.2 MiB
+// after Start, 5.7 MiB after further calls, of which about 2.3 MiB is
+// anonymous and the rest the binary's pages, which every shim on a node
+// shares. ttrpc itself brings logrus, grpc/status and protobuf reflection.
+//
 // The exit status follows the shell: the exit code, or 128+signal. OOM is
 // reported when the memory cgroup's oom_kill count rose while the task ran
 // (v1 memory.oom_control, v2 memory.events).

@@ -3,6 +3,7 @@ package shim
 import (
 	"bufio"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -15,6 +16,8 @@ import (
 // shim needs a fraction of it, which faults back in on use. RSS then shows
 // the working set rather than everything read-ahead at start.
 func dropColdText() {
+	// The heap start-up grew is garbage now; hand its pages back too.
+	debug.FreeOSMemory()
 	exe, err := os.Executable()
 	if err != nil {
 		return
