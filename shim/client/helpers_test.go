@@ -41,6 +41,11 @@ func TestMain(m *testing.M) {
 	if envDir != "" {
 		os.RemoveAll(envDir)
 	}
+	// The containers' cgroups went with runc delete; their parent stays.
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth-shim-test")
+	for _, d := range dirs {
+		_ = os.Remove(d)
+	}
 	os.Exit(code)
 }
 
