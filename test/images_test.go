@@ -197,3 +197,5 @@ func TestImages_RemoveCollectsBlobsAndChains(t *testing.T) {
 		return strings.TrimSpace(out) == "[]", out
 	})
 }
+
+func execShell(cmd string) ([]byte, error) { return exec.Command("sh", "-c", cmd).CombinedOutput() }

@@ -114,7 +114,27 @@ func newImageCmd(g *globals) *cobra.Command {
 		},
 	}
 	rm.Flags().BoolVar(&syncGC, "sync", false, "wait for garbage collection")
-	cmd.AddCommand(ls, inspect, rm, newPullCmd(g, client), newImportCmd(g, client), newExportCmd(g, client))
+	var unpackSnapshotter, unpackPlatform string
+	unpackCmd := &cobra.Command{
+		Use: "unpack NAME", Short: "Unpack an image into a snapshotter", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := s.Unpack(cmd.Context(), &imagesapi.UnpackRequest{Namespace: g.namespace, Name: args[0],
+				Snapshotter: unpackSnapshotter, Platform: unpackPlatform})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), resp.ChainId)
+			return nil
+		},
+	}
+	unpackCmd.Flags().StringVar(&unpackSnapshotter, "snapshotter", "", "snapshotter (default: berthd's, overlayfs)")
+	unpackCmd.Flags().StringVar(&unpackPlatform, "platform", "", "platform of an index to unpack (default: the host's)")
+	cmd.AddCommand(ls, inspect, rm, unpackCmd, newPullCmd(g, client), newImportCmd(g, client), newExportCmd(g, client))
 	return cmd
 }
 
