@@ -26,6 +26,7 @@ type Options struct {
 	InsecureRegistries []string
 	PullConcurrency    int
 	ProgressTimeout    time.Duration
+	Tasks              TaskOptions
 }
 
 // Node performs operations on the node's stores.
@@ -35,6 +36,7 @@ type Node struct {
 	leases leases
 	// gcMu serializes garbage collections.
 	gcMu sync.Mutex
+	tt   taskTable
 }
 
 // New returns a Node over the given stores.

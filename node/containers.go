@@ -1,0 +1,170 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"berth.dev/berth/observed"
+	"berth.dev/berth/oci"
+	"berth.dev/berth/snapshot"
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ContainerSettings are what a user asks of a container: the OCI settings
+// (ID and Namespace are filled in by CreateContainer) plus the runtime's
+// name ("" is the configured default).
+type ContainerSettings struct {
+	oci.Settings
+	Runtime string `json:"runtime,omitempty"`
+}
+
+// CreateContainer creates container id of namespace ns from an image of
+// that namespace: it unpacks the image onto the snapshotter if it is not,
+// prepares the container's writable snapshot (key SnapshotKey(ns, id),
+// parent the image's chain ID), generates the OCI spec against that rootfs
+// and records the container. A create that fails leaves nothing behind.
+func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter string, settings ContainerSettings, labels map[string]string) (observed.Container, error) {
+	if err := observed.ValidateName("container id", id); err != nil {
+		return observed.Container{}, err
+	}
+	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
+		return observed.Container{}, err
+	}
+	if _, err := n.opts.DB.GetContainer(ctx, ns, id); err == nil {
+		return observed.Container{}, fmt.Errorf("container %q in namespace %q: %w", id, ns, errdefs.ErrAlreadyExists)
+	}
+	sn, snName, err := n.Snapshotter(snapshotter)
+	if err != nil {
+		return observed.Container{}, err
+	}
+	if _, err := n.runtimeBinary(settings.Runtime); err != nil {
+		return observed.Container{}, err
+	}
+	img, err := n.opts.DB.GetImage(ctx, ns, image)
+	if err != nil {
+		return observed.Container{}, err
+	}
+	_, cfg, err := n.ImageConfig(ctx, img, "")
+	if err != nil {
+		return observed.Container{}, err
+	}
+	release := n.leases.acquire()
+	defer release()
+	chainID := img.Unpacked[snName]
+	if chainID != "" {
+		if _, err := sn.Stat(ctx, chainID); err != nil {
+			chainID = ""
+		}
+	}
+	if chainID == "" {
+		if chainID, err = n.Unpack(ctx, ns, image, snName, "", nil); err != nil {
+			return observed.Container{}, err
+		}
+	}
+	key, err := SnapshotKey(ns, id)
+	if err != nil {
+		return observed.Container{}, err
+	}
+	mounts, err := sn.Prepare(ctx, key, chainID, snapshot.WithLabels(map[string]string{"berth.dev/container": id}))
+	if err != nil {
+		return observed.Container{}, fmt.Errorf("prepare snapshot for container %s: %w", id, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			if err := sn.Remove(context.WithoutCancel(ctx), key); err != nil && !errdefs.IsNotFound(err) {
+				n.log.Warn("remove snapshot of failed container create", "key", key, "err", err)
+			}
+		}
+	}()
+	settings.ID, settings.Namespace = id, ns
+	spec, err := n.generateSpec(ctx, mounts, cfg.Config, settings.Settings)
+	if err != nil {
+		return observed.Container{}, err
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return observed.Container{}, err
+	}
+	setJSON, err := json.Marshal(settings)
+	if err != nil {
+		return observed.Container{}, err
+	}
+	c, err := n.opts.DB.CreateContainer(ctx, ns, observed.Container{
+		ID: id, Image: image, ImageDigest: img.Target.Digest.String(),
+		Snapshotter: snName, SnapshotKey: key, Runtime: settings.Runtime,
+		Settings: setJSON, Spec: specJSON, SpecHash: fmt.Sprintf("sha256:%x", sha256.Sum256(specJSON)),
+		Labels: labels,
+	})
+	if err != nil {
+		return c, err
+	}
+	ok = true
+	n.publish(ctx, ns, "/containers/create", map[string]any{"id": id, "image": image, "runtime": settings.Runtime})
+	return c, nil
+}
+
+// generateSpec mounts the prepared snapshot on a scratch directory so the
+// image's /etc/passwd and /etc/group can be read, generates the spec, and
+// unmounts. The spec's root is "rootfs", relative to the bundle.
+func (n *Node) generateSpec(ctx context.Context, mounts []snapshot.Mount, img ocispec.ImageConfig, s oci.Settings) (*specs.Spec, error) {
+	tmpRoot := filepath.Join(n.opts.Tasks.State, ".tmp")
+	if err := os.MkdirAll(tmpRoot, 0o700); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(tmpRoot, "rootfs-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(dir)
+	if err := snapshot.MountAll(mounts, dir); err != nil {
+		return nil, fmt.Errorf("mount rootfs to generate the spec: %w", err)
+	}
+	spec, gerr := oci.Generate(ctx, dir, img, s)
+	if err := snapshot.UnmountAll(dir); err != nil {
+		return nil, errors.Join(gerr, err)
+	}
+	if gerr != nil {
+		return nil, gerr
+	}
+	spec.Root.Path = "rootfs"
+	return spec, nil
+}
+
+// DeleteContainer removes a container's snapshot and record. It is
+// refused (FailedPrecondition) while the container has a task.
+func (n *Node) DeleteContainer(ctx context.Context, ns, id string) error {
+	c, err := n.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
+		return err
+	}
+	if t := n.tasks().get(ns, id); t != nil {
+		return fmt.Errorf("container %s has a task (delete it first: berth task rm %s): %w", id, id, errdefs.ErrFailedPrecondition)
+	}
+	if sn, _, err := n.Snapshotter(c.Snapshotter); err == nil {
+		if err := sn.Remove(ctx, c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove snapshot of container %s: %w", id, err)
+		}
+	} else {
+		n.log.Warn("container's snapshotter is gone; removing the record only", "id", id, "snapshotter", c.Snapshotter)
+	}
+	if err := n.opts.DB.DeleteContainer(ctx, ns, id); err != nil {
+		return err
+	}
+	n.publish(ctx, ns, "/containers/delete", map[string]any{"id": id})
+	return nil
+}
+
+// publish puts an event on the bus and logs it, so an operator (and the
+// tests) can count what was reported from the log alone.
+func (n *Node) publish(ctx context.Context, ns, topic string, payload map[string]any) {
+	n.opts.Events.Publish(ctx, ns, topic, payload)
+	n.log.Info("event", "topic", topic, "namespace", ns, "id", payload["id"])
+}

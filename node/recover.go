@@ -1,0 +1,121 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	shimapi "berth.dev/berth/api/shim/v1"
+	"berth.dev/berth/shim/client"
+	"github.com/containerd/errdefs"
+)
+
+// RecoverTasks finds the bundles under the state directory after berthd
+// starts. A bundle of a known container with a live shim is adopted: its
+// monitor resumes, and an exit that happened while berthd was down is
+// reported then (once: see reportExit). A bundle whose shim is dead has
+// its recorded exit reported once and is cleaned up, keeping the
+// container. A bundle of a container berth does not know is never adopted:
+// its task is killed and the bundle removed. Nothing is ever restarted.
+func (n *Node) RecoverTasks(ctx context.Context) error {
+	state := n.opts.Tasks.State
+	nss, err := os.ReadDir(state)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("recover tasks: %w", err)
+	}
+	_ = os.RemoveAll(filepath.Join(state, ".tmp"))
+	adopted, cleaned := 0, 0
+	for _, nsEnt := range nss {
+		ns := nsEnt.Name()
+		if !nsEnt.IsDir() || strings.HasPrefix(ns, ".") {
+			continue
+		}
+		ids, err := os.ReadDir(filepath.Join(state, ns))
+		if err != nil {
+			return fmt.Errorf("recover tasks: %w", err)
+		}
+		for _, idEnt := range ids {
+			if !idEnt.IsDir() {
+				continue
+			}
+			ok, err := n.recoverTask(ctx, ns, idEnt.Name())
+			if err != nil {
+				n.log.Warn("recover task", "namespace", ns, "id", idEnt.Name(), "err", err)
+			}
+			if ok {
+				adopted++
+			} else {
+				cleaned++
+			}
+		}
+	}
+	n.log.Info("recovered tasks", "adopted", adopted, "cleaned", cleaned)
+	return nil
+}
+
+// recoverTask adopts or cleans one bundle; adopted says which.
+func (n *Node) recoverTask(ctx context.Context, ns, id string) (adopted bool, _ error) {
+	bundle := n.bundleDir(ns, id)
+	_, cerr := n.opts.DB.GetContainer(ctx, ns, id)
+	known := cerr == nil
+	rt := n.bundleRuntime(bundle, ns, id)
+	cl, err := client.Connect(ctx, bundle)
+	if err == nil && !known {
+		n.log.Warn("stale bundle of an unknown container: killing its task", "namespace", ns, "id", id)
+		_, _ = cl.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: 9, All: true})
+		_, _ = cl.Wait(ctx, &shimapi.WaitRequest{Id: id})
+		_, _ = cl.Delete(ctx, &shimapi.DeleteRequest{Id: id})
+		_, _ = cl.Shutdown(ctx, &shimapi.ShutdownRequest{Id: id, Now: true})
+		cl.Close()
+	}
+	if err == nil && known {
+		st, serr := cl.State(ctx, &shimapi.StateRequest{Id: id})
+		if serr == nil {
+			tt := n.tasks()
+			done, rerr := tt.reserve(ns, id)
+			if rerr != nil {
+				cl.Close()
+				return false, rerr
+			}
+			tk := &task{ns: ns, id: id, bundle: bundle, runtime: rt, c: cl, pid: st.Pid, done: make(chan struct{})}
+			done(tk)
+			tt.wg.Add(1)
+			go n.monitor(tk)
+			n.log.Info("adopted task", "namespace", ns, "id", id, "pid", st.Pid, "status", st.Status.String())
+			return true, nil
+		}
+		// A shim that serves but knows no task (killed between start and
+		// create): it is stopped and the bundle cleaned.
+		_, _ = cl.Shutdown(ctx, &shimapi.ShutdownRequest{Id: id, Now: true})
+		cl.Close()
+	}
+	if err != nil && !errdefs.IsUnavailable(err) && !errdefs.IsNotFound(err) {
+		return false, err
+	}
+	if known {
+		// The shim died: report what it recorded (or 255) once.
+		pid := uint32(0)
+		if b, err := os.ReadFile(filepath.Join(bundle, "init.pid")); err == nil {
+			fmt.Sscan(string(b), &pid)
+		}
+		n.reportExit(ctx, ns, id, n.exitOfDeadShim(bundle, pid))
+	}
+	return false, n.removeBundle(ctx, ns, id, rt)
+}
+
+// bundleRuntime is the runtime that ran the bundle's container, for a
+// forced delete when the shim is gone.
+func (n *Node) bundleRuntime(bundle, ns, id string) string {
+	if c, err := n.opts.DB.GetContainer(context.Background(), ns, id); err == nil {
+		if rt, err := n.runtimeBinary(c.Runtime); err == nil {
+			return rt
+		}
+	}
+	rt, _ := n.runtimeBinary("")
+	return rt
+}

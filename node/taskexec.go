@@ -1,0 +1,219 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	shimapi "berth.dev/berth/api/shim/v1"
+	"berth.dev/berth/shim/logs"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ExecOptions describe a process to run in a task's container. The
+// process inherits the container's process settings (user, capabilities,
+// rlimits, env) with these on top.
+type ExecOptions struct {
+	Args  []string
+	Env   []string // KEY=VALUE added to the container's
+	Cwd   string   // absolute; "" is the container's
+	User  string   // "uid[:gid]"; "" is the container's
+	Stdio Stdio
+}
+
+// Exec creates (does not start) process execID in the task's container.
+func (n *Node) Exec(ctx context.Context, ns, id, execID string, o ExecOptions) error {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return err
+	}
+	if len(o.Args) == 0 {
+		return fmt.Errorf("exec in %s: no command: %w", id, errdefs.ErrInvalidArgument)
+	}
+	c, err := n.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
+		return err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(c.Spec, &spec); err != nil || spec.Process == nil {
+		return fmt.Errorf("container %s: stored spec has no process: %v: %w", id, err, errdefs.ErrFailedPrecondition)
+	}
+	p := *spec.Process
+	p.Args, p.Terminal, p.ConsoleSize = o.Args, o.Stdio.Terminal, nil
+	p.Env = append(append([]string(nil), p.Env...), o.Env...)
+	if o.Cwd != "" {
+		if !path.IsAbs(o.Cwd) {
+			return fmt.Errorf("exec cwd %q: want an absolute path: %w", o.Cwd, errdefs.ErrInvalidArgument)
+		}
+		p.Cwd = o.Cwd
+	}
+	if o.User != "" {
+		if p.User, err = numericUser(o.User); err != nil {
+			return err
+		}
+	}
+	data, err := json.Marshal(&p)
+	if err != nil {
+		return err
+	}
+	if _, err := tk.c.Exec(ctx, &shimapi.ExecRequest{Id: id, ExecId: execID, Spec: data,
+		Stdio: &shimapi.Stdio{Stdin: o.Stdio.Stdin, Stdout: o.Stdio.Stdout, Stderr: o.Stdio.Stderr, Terminal: o.Stdio.Terminal}}); err != nil {
+		return fmt.Errorf("exec %s in %s: %w", execID, id, err)
+	}
+	n.publish(ctx, ns, "/tasks/exec-added", map[string]any{"id": id, "exec_id": execID})
+	return nil
+}
+
+// numericUser parses "uid[:gid]"; names would need the rootfs's passwd,
+// which an exec does not look up.
+func numericUser(s string) (specs.User, error) {
+	u, g, _ := strings.Cut(s, ":")
+	uid, err := strconv.ParseUint(u, 10, 31)
+	if err != nil {
+		return specs.User{}, fmt.Errorf("exec user %q: want uid[:gid]: %w", s, errdefs.ErrInvalidArgument)
+	}
+	gid := uid
+	if g != "" {
+		if gid, err = strconv.ParseUint(g, 10, 31); err != nil {
+			return specs.User{}, fmt.Errorf("exec user %q: want uid[:gid]: %w", s, errdefs.ErrInvalidArgument)
+		}
+	}
+	return specs.User{UID: uint32(uid), GID: uint32(gid)}, nil
+}
+
+// DeleteExec removes an exited exec process and returns its exit status.
+func (n *Node) DeleteExec(ctx context.Context, ns, id, execID string) (uint32, error) {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return 0, err
+	}
+	r, err := tk.c.Delete(ctx, &shimapi.DeleteRequest{Id: id, ExecId: execID})
+	if err != nil {
+		return 0, fmt.Errorf("delete exec %s of %s: %w", execID, id, err)
+	}
+	return r.ExitStatus, nil
+}
+
+// ResizePty resizes the terminal of the task's init or of an exec process.
+func (n *Node) ResizePty(ctx context.Context, ns, id, execID string, w, h uint32) error {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return err
+	}
+	_, err = tk.c.ResizePty(ctx, &shimapi.ResizePtyRequest{Id: id, ExecId: execID, Width: w, Height: h})
+	return err
+}
+
+// CloseIO closes the stdin of the task's init or of an exec process.
+func (n *Node) CloseIO(ctx context.Context, ns, id, execID string) error {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return err
+	}
+	_, err = tk.c.CloseIO(ctx, &shimapi.CloseIORequest{Id: id, ExecId: execID, Stdin: true})
+	return err
+}
+
+// Process is one process of a task.
+type Process struct {
+	Pid     uint32
+	Command string
+	ExecID  string
+}
+
+// TaskPids lists the processes of the task's container.
+func (n *Node) TaskPids(ctx context.Context, ns, id string) ([]Process, error) {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return nil, err
+	}
+	r, err := tk.c.Pids(ctx, &shimapi.PidsRequest{Id: id})
+	if err != nil {
+		return nil, fmt.Errorf("pids of %s: %w", id, err)
+	}
+	var out []Process
+	for _, p := range r.Processes {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Pid))
+		out = append(out, Process{Pid: p.Pid, ExecID: p.ExecId, Command: strings.TrimSpace(string(comm))})
+	}
+	return out, nil
+}
+
+// Metrics are a task's cgroup figures; a limit of 0 is unlimited.
+type Metrics struct {
+	CPUUsageNs, MemoryUsage, MemoryLimit, MemoryMaxUsage uint64
+	OOMKills, PidsCurrent, PidsLimit                     uint64
+	Timestamp                                            time.Time
+}
+
+// TaskMetrics reads the task's cgroup statistics.
+func (n *Node) TaskMetrics(ctx context.Context, ns, id string) (Metrics, error) {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return Metrics{}, err
+	}
+	r, err := tk.c.Stats(ctx, &shimapi.StatsRequest{Id: id})
+	if err != nil {
+		return Metrics{}, fmt.Errorf("metrics of %s: %w", id, err)
+	}
+	return Metrics{CPUUsageNs: r.CpuUsageNs, MemoryUsage: r.MemoryUsage, MemoryLimit: r.MemoryLimit,
+		MemoryMaxUsage: r.MemoryMaxUsage, OOMKills: r.OomKillCount, PidsCurrent: r.PidsCurrent,
+		PidsLimit: r.PidsLimit, Timestamp: time.Now().UTC()}, nil
+}
+
+// LogEntry is one record of a container's output log.
+type LogEntry struct {
+	Time    time.Time
+	Stream  string
+	Partial bool
+	Text    []byte // valid only during the callback
+}
+
+// followGrace lets the shim's copiers write a task's last output after its
+// exit before a follower stops.
+const followGrace = 500 * time.Millisecond
+
+// Logs delivers the container's output log to fn: the last tail records
+// (tail < 0: all), then, with follow and while the task runs, new ones.
+// The log lives under the root, so it outlives the task and a reboot.
+func (n *Node) Logs(ctx context.Context, ns, id string, tail int, follow bool, fn func(LogEntry) error) error {
+	p := n.LogPath(ns, id)
+	if len(logs.Files(p)) == 0 {
+		if _, err := n.opts.DB.GetContainer(ctx, ns, id); err != nil {
+			return err
+		}
+		if !follow {
+			return nil
+		}
+	}
+	tk := n.tasks().get(ns, id)
+	if tk == nil {
+		follow = false
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if follow {
+		go func() {
+			select {
+			case <-tk.done:
+				time.Sleep(followGrace)
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	err := logs.Read(ctx, p, logs.ReadOptions{Tail: tail, Follow: follow}, func(e logs.Entry) error {
+		return fn(LogEntry{Time: e.Time, Stream: e.Stream, Partial: e.Partial, Text: e.Text})
+	})
+	if follow && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,407 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	shimapi "berth.dev/berth/api/shim/v1"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/oci"
+	"berth.dev/berth/shim/client"
+	"berth.dev/berth/snapshot"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Stdio names FIFOs on the node that a task's stdio is attached to; empty
+// fields leave that stream to the log only.
+type Stdio struct {
+	Stdin, Stdout, Stderr string
+	Terminal              bool
+}
+
+// TaskInfo is a task as the API shows it.
+type TaskInfo struct {
+	ID         string
+	Pid        uint32
+	Status     string // created | running | paused | stopped | unknown
+	ExitStatus uint32
+	ExitedAt   time.Time
+	OOMKilled  bool
+}
+
+// CreateTask mounts the container's snapshot at <bundle>/rootfs, writes
+// the bundle's config.json, starts the container's shim and creates the
+// task (not started). A create that fails stops the shim and removes the
+// bundle again.
+func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (TaskInfo, error) {
+	c, err := n.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
+		return TaskInfo{}, err
+	}
+	tt := n.tasks()
+	done, err := tt.reserve(ns, id)
+	if err != nil {
+		return TaskInfo{}, err
+	}
+	tk, err := n.createTask(ctx, ns, c, stdio)
+	done(tk)
+	if err != nil {
+		return TaskInfo{}, err
+	}
+	tt.wg.Add(1)
+	go n.monitor(tk)
+	n.publish(ctx, ns, "/tasks/create", map[string]any{"id": id, "pid": tk.pid, "bundle": tk.bundle})
+	return TaskInfo{ID: id, Pid: tk.pid, Status: "created"}, nil
+}
+
+func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, stdio Stdio) (_ *task, err error) {
+	sn, _, err := n.Snapshotter(c.Snapshotter)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := n.runtimeBinary(c.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(c.Spec, &spec); err != nil {
+		return nil, fmt.Errorf("container %s: stored spec: %w", c.ID, err)
+	}
+	term := stdio.Terminal || (spec.Process != nil && spec.Process.Terminal)
+	spec.Process.Terminal, stdio.Terminal = term, term
+	bundle := n.bundleDir(ns, c.ID)
+	// A bundle without a task in the table is a leftover of a crash
+	// between mount and record: nothing runs from it (Recover adopted
+	// every live shim), so it is removed.
+	if _, err := os.Stat(bundle); err == nil {
+		if err := n.removeBundle(ctx, ns, c.ID, rt); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o700); err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	if err := os.Chmod(filepath.Dir(bundle), 0o700); err != nil {
+		return nil, err
+	}
+	var cl *client.Client
+	defer func() {
+		if err == nil {
+			return
+		}
+		cctx := context.WithoutCancel(ctx)
+		if cl != nil {
+			_, _ = cl.Shutdown(cctx, &shimapi.ShutdownRequest{Id: c.ID, Now: true})
+			cl.Close()
+		}
+		if rerr := n.removeBundle(cctx, ns, c.ID, rt); rerr != nil {
+			n.log.Warn("clean up failed task create", "id", c.ID, "err", rerr)
+		}
+	}()
+	mounts, err := sn.Mounts(ctx, c.SnapshotKey)
+	if err != nil {
+		return nil, fmt.Errorf("container %s snapshot: %w", c.ID, err)
+	}
+	if err := snapshot.MountAll(mounts, filepath.Join(bundle, "rootfs")); err != nil {
+		return nil, fmt.Errorf("mount rootfs of %s: %w", c.ID, err)
+	}
+	if err := oci.WriteBundle(bundle, &spec); err != nil {
+		return nil, err
+	}
+	logPath := n.LogPath(ns, c.ID)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		return nil, fmt.Errorf("create log dir: %w", err)
+	}
+	cl, err = client.Start(ctx, client.Opts{ShimBinary: n.opts.Tasks.ShimBinary, Namespace: ns, ID: c.ID, Bundle: bundle, Runtime: rt})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.Create(ctx, &shimapi.CreateRequest{
+		Id: c.ID, Bundle: bundle, Runtime: rt, RuntimeRoot: n.runtimeRoot(ns),
+		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal},
+		Log:   &shimapi.Log{Path: logPath, MaxSize: n.opts.Tasks.LogMaxSize, MaxFiles: int32(n.opts.Tasks.LogMaxFiles)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create task %s: %w", c.ID, err)
+	}
+	return &task{ns: ns, id: c.ID, bundle: bundle, runtime: rt, c: cl, pid: resp.Pid, done: make(chan struct{})}, nil
+}
+
+// removeBundle unmounts a bundle's rootfs, force-deletes what the runtime
+// may still hold of the container, and removes the bundle directory.
+func (n *Node) removeBundle(ctx context.Context, ns, id, rt string) error {
+	bundle := n.bundleDir(ns, id)
+	if rt != "" {
+		if _, err := os.Stat(filepath.Join(n.runtimeRoot(ns), id)); err == nil {
+			cmd := osexec.CommandContext(ctx, rt, "--root", n.runtimeRoot(ns), "delete", "--force", id)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				n.log.Warn("runtime delete of leftover container", "id", id, "err", err, "output", strings.TrimSpace(string(out)))
+			}
+		}
+	}
+	if err := snapshot.UnmountAll(filepath.Join(bundle, "rootfs")); err != nil {
+		return fmt.Errorf("unmount rootfs of %s: %w", id, err)
+	}
+	if err := os.RemoveAll(bundle); err != nil {
+		return fmt.Errorf("remove bundle of %s: %w", id, err)
+	}
+	return nil
+}
+
+func (n *Node) task(ns, id string) (*task, error) {
+	tk := n.tasks().get(ns, id)
+	if tk == nil {
+		return nil, fmt.Errorf("task %s in namespace %s: %w", id, ns, errdefs.ErrNotFound)
+	}
+	return tk, nil
+}
+
+// StartTask starts a created task (execID "") or a created exec process.
+func (n *Node) StartTask(ctx context.Context, ns, id, execID string) (uint32, error) {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return 0, err
+	}
+	r, err := tk.c.Start(ctx, &shimapi.StartRequest{Id: id, ExecId: execID})
+	if err != nil {
+		return 0, fmt.Errorf("start task %s: %w", id, err)
+	}
+	if execID == "" {
+		n.publish(ctx, ns, "/tasks/start", map[string]any{"id": id, "pid": r.Pid})
+	} else {
+		n.publish(ctx, ns, "/tasks/exec-started", map[string]any{"id": id, "exec_id": execID, "pid": r.Pid})
+	}
+	return r.Pid, nil
+}
+
+// monitor waits for the task's init to exit and reports the exit once.
+// When berthd stops it returns without reporting: the next berthd will.
+func (n *Node) monitor(tk *task) {
+	tt := n.tasks()
+	defer tt.wg.Done()
+	var e observed.Exit
+	for {
+		w, err := tk.c.Wait(tt.ctx, &shimapi.WaitRequest{Id: tk.id})
+		if tt.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			e = observed.Exit{Pid: tk.pid, ExitStatus: w.ExitStatus, ExitedAt: w.ExitedAt.AsTime(), OOMKilled: w.OomKilled}
+			break
+		}
+		if tk.c.Alive() {
+			// A call that failed on a live shim: try again shortly.
+			n.log.Warn("wait for task", "id", tk.id, "err", err)
+			select {
+			case <-tt.ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		e = n.exitOfDeadShim(tk.bundle, tk.pid)
+		break
+	}
+	n.reportExit(tt.ctx, tk.ns, tk.id, e)
+	tk.exit = &e
+	close(tk.done)
+}
+
+// exitOfDeadShim is the durable exit record a dead shim left, or, when it
+// died before its task exited, an exit of 255 now.
+func (n *Node) exitOfDeadShim(bundle string, pid uint32) observed.Exit {
+	if x, err := client.ReadExit(bundle); err == nil {
+		return observed.Exit{Pid: x.Pid, ExitStatus: x.ExitStatus, ExitedAt: x.ExitedAt, OOMKilled: x.OOMKilled}
+	}
+	return observed.Exit{Pid: pid, ExitStatus: 255, ExitedAt: time.Now().UTC()}
+}
+
+// reportExit records the exit as the container's last and publishes
+// /tasks/exit (and /tasks/oom) — unless that very exit was recorded
+// already, by this berthd or an earlier one: an exit is reported once.
+func (n *Node) reportExit(ctx context.Context, ns, id string, e observed.Exit) {
+	ctx = context.WithoutCancel(ctx)
+	seen := false
+	_, err := n.opts.DB.UpdateContainer(ctx, ns, id, func(c *observed.Container) error {
+		if c.LastExit != nil && c.LastExit.Pid == e.Pid && c.LastExit.ExitedAt.Equal(e.ExitedAt) {
+			seen = true
+		}
+		c.LastExit = &e
+		return nil
+	})
+	if err != nil {
+		n.log.Warn("record task exit", "id", id, "err", err)
+	}
+	if seen {
+		return
+	}
+	n.publish(ctx, ns, "/tasks/exit", map[string]any{"id": id, "pid": e.Pid, "exit_status": e.ExitStatus,
+		"exited_at": e.ExitedAt, "oom_killed": e.OOMKilled})
+	if e.OOMKilled {
+		n.publish(ctx, ns, "/tasks/oom", map[string]any{"id": id, "pid": e.Pid})
+	}
+}
+
+// GetTask reports a task's state.
+func (n *Node) GetTask(ctx context.Context, ns, id string) (TaskInfo, error) {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return TaskInfo{}, err
+	}
+	return n.taskInfo(ctx, tk), nil
+}
+
+// ListTasks lists the namespace's tasks in id order.
+func (n *Node) ListTasks(ctx context.Context, ns string) ([]TaskInfo, error) {
+	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
+		return nil, err
+	}
+	var out []TaskInfo
+	for _, tk := range n.tasks().list(ns) {
+		out = append(out, n.taskInfo(ctx, tk))
+	}
+	sortTasks(out)
+	return out, nil
+}
+
+func (n *Node) taskInfo(ctx context.Context, tk *task) TaskInfo {
+	info := TaskInfo{ID: tk.id, Pid: tk.pid, Status: "unknown"}
+	select {
+	case <-tk.done:
+		info.Status, info.ExitStatus, info.ExitedAt, info.OOMKilled = "stopped", tk.exit.ExitStatus, tk.exit.ExitedAt, tk.exit.OOMKilled
+		return info
+	default:
+	}
+	st, err := tk.c.State(ctx, &shimapi.StateRequest{Id: tk.id})
+	if err != nil {
+		return info
+	}
+	info.Status = strings.ToLower(st.Status.String())
+	info.ExitStatus, info.OOMKilled = st.ExitStatus, st.OomKilled
+	if st.ExitedAt != nil && st.Status == shimapi.Status_STOPPED {
+		info.ExitedAt = st.ExitedAt.AsTime()
+	}
+	return info
+}
+
+// KillTask signals the task's init (or an exec process, or with all every
+// process of the container).
+func (n *Node) KillTask(ctx context.Context, ns, id, execID string, sig syscall.Signal, all bool) error {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return err
+	}
+	if _, err := tk.c.Kill(ctx, &shimapi.KillRequest{Id: id, ExecId: execID, Signal: uint32(sig), All: all}); err != nil {
+		return fmt.Errorf("kill task %s: %w", id, err)
+	}
+	return nil
+}
+
+// PauseTask freezes every process of the task.
+func (n *Node) PauseTask(ctx context.Context, ns, id string) error {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return err
+	}
+	if _, err := tk.c.Pause(ctx, &shimapi.PauseRequest{Id: id}); err != nil {
+		return fmt.Errorf("pause task %s: %w", id, err)
+	}
+	n.publish(ctx, ns, "/tasks/paused", map[string]any{"id": id})
+	return nil
+}
+
+// ResumeTask thaws a paused task.
+func (n *Node) ResumeTask(ctx context.Context, ns, id string) error {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return err
+	}
+	if _, err := tk.c.Resume(ctx, &shimapi.ResumeRequest{Id: id}); err != nil {
+		return fmt.Errorf("resume task %s: %w", id, err)
+	}
+	n.publish(ctx, ns, "/tasks/resumed", map[string]any{"id": id})
+	return nil
+}
+
+// WaitTask blocks until the task's init exits (execID "") or an exec
+// process does, and returns its exit.
+func (n *Node) WaitTask(ctx context.Context, ns, id, execID string) (observed.Exit, error) {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return observed.Exit{}, err
+	}
+	if execID != "" {
+		w, err := tk.c.Wait(ctx, &shimapi.WaitRequest{Id: id, ExecId: execID})
+		if err != nil {
+			return observed.Exit{}, err
+		}
+		return observed.Exit{ExitStatus: w.ExitStatus, ExitedAt: w.ExitedAt.AsTime(), OOMKilled: w.OomKilled}, nil
+	}
+	select {
+	case <-tk.done:
+		return *tk.exit, nil
+	case <-ctx.Done():
+		return observed.Exit{}, ctx.Err()
+	}
+}
+
+// DeleteTask removes a stopped task: the shim's record of it, the shim,
+// the rootfs mount and the bundle. A running task is refused unless force,
+// which kills it first. The container and its log stay.
+func (n *Node) DeleteTask(ctx context.Context, ns, id string, force bool) (observed.Exit, error) {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return observed.Exit{}, err
+	}
+	info := n.taskInfo(ctx, tk)
+	if info.Status == "running" || info.Status == "paused" {
+		if !force {
+			return observed.Exit{}, fmt.Errorf("task %s is %s (stop it first, or delete with --force): %w", id, info.Status, errdefs.ErrFailedPrecondition)
+		}
+		_, _ = tk.c.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: uint32(syscall.SIGKILL), All: true})
+		if info.Status == "paused" {
+			_, _ = tk.c.Resume(ctx, &shimapi.ResumeRequest{Id: id})
+		}
+	}
+	if info.Status != "created" {
+		select {
+		case <-tk.done:
+		case <-time.After(10 * time.Second):
+			return observed.Exit{}, fmt.Errorf("task %s did not exit after SIGKILL: %w", id, errdefs.ErrUnavailable)
+		case <-ctx.Done():
+			return observed.Exit{}, ctx.Err()
+		}
+	}
+	if _, err := tk.c.Delete(ctx, &shimapi.DeleteRequest{Id: id}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsUnavailable(err) {
+		return observed.Exit{}, fmt.Errorf("delete task %s: %w", id, err)
+	}
+	select { // a created task's init is killed by the delete; let its exit be reported first
+	case <-tk.done:
+	case <-time.After(5 * time.Second):
+	}
+	_, _ = tk.c.Shutdown(ctx, &shimapi.ShutdownRequest{Id: id, Now: true})
+	tk.c.Close()
+	n.tasks().remove(ns, id)
+	if err := n.removeBundle(ctx, ns, id, tk.runtime); err != nil {
+		return observed.Exit{}, err
+	}
+	var e observed.Exit
+	if tk.exit != nil {
+		e = *tk.exit
+	}
+	n.publish(ctx, ns, "/tasks/delete", map[string]any{"id": id, "pid": tk.pid, "exit_status": e.ExitStatus})
+	return e, nil
+}
+
+func sortTasks(ts []TaskInfo) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+}

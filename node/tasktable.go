@@ -1,0 +1,157 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sync"
+
+	"berth.dev/berth/observed"
+	"berth.dev/berth/oci"
+	"berth.dev/berth/shim/client"
+	"github.com/containerd/errdefs"
+)
+
+// TaskOptions say where tasks live and what runs them.
+type TaskOptions struct {
+	// State holds the bundles, <State>/<namespace>/<id>/, and the runtime's
+	// state, <State>/.runc/<namespace>/ (tmpfs: gone after a reboot).
+	State string
+	// Root holds the output logs, <Root>/logs/<namespace>/<id>/output.log,
+	// which outlive a reboot.
+	Root string
+	// ShimBinary is the berth-shim to start ("" is berth-shim on PATH).
+	ShimBinary string
+	// DefaultRuntime names the runtime of containers that name none.
+	DefaultRuntime string
+	// Runtimes maps a runtime name to its binary (a name on PATH or an
+	// absolute path); a name not listed is resolved by oci.Runtime.
+	Runtimes map[string]string
+	// LogMaxSize and LogMaxFiles bound each container's output log.
+	LogMaxSize  int64
+	LogMaxFiles int
+}
+
+// task is a container's live task: its shim connection and what the
+// monitor learned of its exit.
+type task struct {
+	ns, id, bundle string
+	runtime        string // the runtime binary, for cleanup without a shim
+	c              *client.Client
+	pid            uint32
+	done           chan struct{} // closed once exit is known and reported
+	exit           *observed.Exit
+}
+
+// taskTable holds the node's tasks by "<ns>/<id>". Its zero value is ready
+// to use; monitors run under ctx until Close.
+type taskTable struct {
+	mu       sync.Mutex
+	m        map[string]*task
+	creating map[string]bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+func (n *Node) tasks() *taskTable {
+	t := &n.tt
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m, t.creating = map[string]*task{}, map[string]bool{}
+		t.ctx, t.cancel = context.WithCancel(context.Background())
+	}
+	return t
+}
+
+func (t *taskTable) get(ns, id string) *task {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[ns+"/"+id]
+}
+
+// reserve claims ns/id for a create in flight; release with done(tk),
+// tk nil when the create failed.
+func (t *taskTable) reserve(ns, id string) (func(*task), error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := ns + "/" + id
+	if t.m[k] != nil || t.creating[k] {
+		return nil, fmt.Errorf("task %s in namespace %s: %w", id, ns, errdefs.ErrAlreadyExists)
+	}
+	t.creating[k] = true
+	return func(tk *task) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		delete(t.creating, k)
+		if tk != nil {
+			t.m[k] = tk
+		}
+	}, nil
+}
+
+func (t *taskTable) remove(ns, id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, ns+"/"+id)
+}
+
+func (t *taskTable) list(ns string) []*task {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*task
+	for _, tk := range t.m {
+		if ns == "" || tk.ns == ns {
+			out = append(out, tk)
+		}
+	}
+	return out
+}
+
+// CloseTasks stops monitoring and closes the shim connections; the tasks
+// and their shims go on running, for the next berthd to adopt.
+func (n *Node) CloseTasks() error {
+	t := n.tasks()
+	t.cancel()
+	t.wg.Wait()
+	for _, tk := range t.list("") {
+		tk.c.Close()
+	}
+	return nil
+}
+
+func (n *Node) bundleDir(ns, id string) string {
+	return filepath.Join(n.opts.Tasks.State, ns, id)
+}
+
+func (n *Node) runtimeRoot(ns string) string {
+	return filepath.Join(n.opts.Tasks.State, ".runc", ns)
+}
+
+// LogPath is where the output log of container id of ns is written.
+func (n *Node) LogPath(ns, id string) string {
+	return filepath.Join(n.opts.Tasks.Root, "logs", ns, id, "output.log")
+}
+
+// runtimeBinary resolves a runtime name to its binary's path.
+func (n *Node) runtimeBinary(name string) (string, error) {
+	if name == "" {
+		name = n.opts.Tasks.DefaultRuntime
+	}
+	if name == "" {
+		name = oci.DefaultRuntime
+	}
+	if bin, ok := n.opts.Tasks.Runtimes[name]; ok && bin != "" {
+		if filepath.IsAbs(bin) {
+			return oci.Runtime(bin, nil)
+		}
+		p, err := exec.LookPath(bin)
+		if err != nil {
+			return "", fmt.Errorf("runtime %s (%s): not found on PATH: %w", name, bin, errdefs.ErrNotFound)
+		}
+		return p, nil
+	}
+	return oci.Runtime(name, nil)
+}
