@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# make bench: prints tables of berth's figures. Needs root, the built
+# binaries and the test images (make build testimages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then echo "bench: needs root (mounts, runc)" >&2; exit 1; fi
+go run ./hack/bench -images "${BERTH_TESTIMAGES:-.cache/testimages}" -bin bin
+echo
+go test -run '^$' -bench 'Apply' -benchtime 4x ./snapshot/archive/ | grep -E '^Benchmark|ok'
+for extra in hack/bench-run.sh hack/bench-manifests.sh; do
+  if [ -x "$extra" ]; then echo; "$extra"; fi
+done
