@@ -7,16 +7,19 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	ctrapi "berth.dev/berth/api/containers/v1"
 	contentapi "berth.dev/berth/api/content/v1"
 	imagesapi "berth.dev/berth/api/images/v1"
 	introapi "berth.dev/berth/api/introspection/v1"
 	nsapi "berth.dev/berth/api/namespaces/v1"
 	"berth.dev/berth/api/server"
 	snapi "berth.dev/berth/api/snapshots/v1"
+	tasksapi "berth.dev/berth/api/tasks/v1"
 	"berth.dev/berth/content/local"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
@@ -113,7 +116,18 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		InsecureRegistries: d.cfg.Registries.Insecure,
 		PullConcurrency:    d.cfg.Pull.Concurrency,
 		ProgressTimeout:    d.cfg.Pull.ProgressTimeout.Duration,
+		Tasks: node.TaskOptions{
+			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim),
+			DefaultRuntime: d.cfg.Runtime.Default, Runtimes: d.cfg.Runtime.Runtimes,
+			LogMaxSize: d.cfg.Runtime.LogMaxSize, LogMaxFiles: d.cfg.Runtime.LogMaxFiles,
+		},
 	})
+	// Adopt the shims that outlived the last berthd before serving, and
+	// stop watching them (never them) when this one stops.
+	if err := d.node.RecoverTasks(ctx); err != nil {
+		return err
+	}
+	d.closers = append(d.closers, d.node.CloseTasks)
 	return nil
 }
 
@@ -186,6 +200,8 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	contentapi.RegisterContentService(srv, &server.Content{Node: d.node})
 	imagesapi.RegisterImagesService(srv, &server.Images{Node: d.node})
 	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, Events: d.bus})
+	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
+	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
 }
 
 // listenUnix creates the API socket with mode 0600 from the start: the
@@ -204,4 +220,26 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// shimBinary finds the shim: a bare name is looked for next to berthd's
+// own executable first (bin/ in a build tree, one install directory), then
+// on PATH.
+func shimBinary(name string) string {
+	if name == "" {
+		name = "berth-shim"
+	}
+	if filepath.IsAbs(name) || filepath.Base(name) != name {
+		return name
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return name
 }

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"context"
+	"syscall"
+
+	tasksapi "berth.dev/berth/api/tasks/v1"
+	"berth.dev/berth/node"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Tasks serves the node's tasks.
+type Tasks struct {
+	Node *node.Node
+}
+
+var _ tasksapi.TasksService = (*Tasks)(nil)
+
+func stdioFromAPI(s *tasksapi.Stdio) node.Stdio {
+	return node.Stdio{Stdin: s.GetStdin(), Stdout: s.GetStdout(), Stderr: s.GetStderr(), Terminal: s.GetTerminal()}
+}
+
+func taskToAPI(t node.TaskInfo) *tasksapi.Task {
+	a := &tasksapi.Task{Id: t.ID, Pid: t.Pid, Status: t.Status, ExitStatus: t.ExitStatus, OomKilled: t.OOMKilled}
+	if !t.ExitedAt.IsZero() {
+		a.ExitedAt = timestamppb.New(t.ExitedAt)
+	}
+	return a
+}
+
+func (s *Tasks) Create(ctx context.Context, r *tasksapi.CreateTaskRequest) (*tasksapi.CreateTaskResponse, error) {
+	t, err := s.Node.CreateTask(ctx, r.Namespace, r.ContainerId, stdioFromAPI(r.Stdio))
+	if err != nil {
+		return nil, err
+	}
+	return &tasksapi.CreateTaskResponse{Task: taskToAPI(t)}, nil
+}
+
+func (s *Tasks) Start(ctx context.Context, r *tasksapi.StartTaskRequest) (*tasksapi.StartTaskResponse, error) {
+	pid, err := s.Node.StartTask(ctx, r.Namespace, r.ContainerId, r.ExecId)
+	if err != nil {
+		return nil, err
+	}
+	return &tasksapi.StartTaskResponse{Pid: pid}, nil
+}
+
+func (s *Tasks) Get(ctx context.Context, r *tasksapi.GetTaskRequest) (*tasksapi.GetTaskResponse, error) {
+	t, err := s.Node.GetTask(ctx, r.Namespace, r.ContainerId)
+	if err != nil {
+		return nil, err
+	}
+	return &tasksapi.GetTaskResponse{Task: taskToAPI(t)}, nil
+}
+
+func (s *Tasks) List(ctx context.Context, r *tasksapi.ListTasksRequest) (*tasksapi.ListTasksResponse, error) {
+	ts, err := s.Node.ListTasks(ctx, r.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	resp := &tasksapi.ListTasksResponse{}
+	for _, t := range ts {
+		resp.Tasks = append(resp.Tasks, taskToAPI(t))
+	}
+	return resp, nil
+}
+
+func (s *Tasks) Kill(ctx context.Context, r *tasksapi.KillTaskRequest) (*tasksapi.KillTaskResponse, error) {
+	sig := syscall.Signal(r.Signal)
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	return &tasksapi.KillTaskResponse{}, s.Node.KillTask(ctx, r.Namespace, r.ContainerId, r.ExecId, sig, r.All)
+}
+
+func (s *Tasks) Wait(ctx context.Context, r *tasksapi.WaitTaskRequest) (*tasksapi.WaitTaskResponse, error) {
+	e, err := s.Node.WaitTask(ctx, r.Namespace, r.ContainerId, r.ExecId)
+	if err != nil {
+		return nil, err
+	}
+	return &tasksapi.WaitTaskResponse{ExitStatus: e.ExitStatus, ExitedAt: timestamppb.New(e.ExitedAt), OomKilled: e.OOMKilled}, nil
+}
+
+func (s *Tasks) Pause(ctx context.Context, r *tasksapi.PauseTaskRequest) (*tasksapi.PauseTaskResponse, error) {
+	return &tasksapi.PauseTaskResponse{}, s.Node.PauseTask(ctx, r.Namespace, r.ContainerId)
+}
+
+func (s *Tasks) Resume(ctx context.Context, r *tasksapi.ResumeTaskRequest) (*tasksapi.ResumeTaskResponse, error) {
+	return &tasksapi.ResumeTaskResponse{}, s.Node.ResumeTask(ctx, r.Namespace, r.ContainerId)
+}
+
+func (s *Tasks) Delete(ctx context.Context, r *tasksapi.DeleteTaskRequest) (*tasksapi.DeleteTaskResponse, error) {
+	e, err := s.Node.DeleteTask(ctx, r.Namespace, r.ContainerId, r.Force)
+	if err != nil {
+		return nil, err
+	}
+	resp := &tasksapi.DeleteTaskResponse{ExitStatus: e.ExitStatus}
+	if !e.ExitedAt.IsZero() {
+		resp.ExitedAt = timestamppb.New(e.ExitedAt)
+	}
+	return resp, nil
+}
+
+func (s *Tasks) Exec(ctx context.Context, r *tasksapi.ExecProcessRequest) (*tasksapi.ExecProcessResponse, error) {
+	return &tasksapi.ExecProcessResponse{}, s.Node.Exec(ctx, r.Namespace, r.ContainerId, r.ExecId, node.ExecOptions{
+		Args: r.Args, Env: r.Env, Cwd: r.Cwd, User: r.User, Stdio: stdioFromAPI(r.Stdio)})
+}
+
+func (s *Tasks) StartExec(ctx context.Context, r *tasksapi.StartExecRequest) (*tasksapi.StartExecResponse, error) {
+	pid, err := s.Node.StartTask(ctx, r.Namespace, r.ContainerId, r.ExecId)
+	if err != nil {
+		return nil, err
+	}
+	return &tasksapi.StartExecResponse{Pid: pid}, nil
+}
+
+func (s *Tasks) DeleteExec(ctx context.Context, r *tasksapi.DeleteExecRequest) (*tasksapi.DeleteExecResponse, error) {
+	st, err := s.Node.DeleteExec(ctx, r.Namespace, r.ContainerId, r.ExecId)
+	if err != nil {
+		return nil, err
+	}
+	return &tasksapi.DeleteExecResponse{ExitStatus: st}, nil
+}
+
+func (s *Tasks) ResizePty(ctx context.Context, r *tasksapi.ResizePtyRequest) (*tasksapi.ResizePtyResponse, error) {
+	return &tasksapi.ResizePtyResponse{}, s.Node.ResizePty(ctx, r.Namespace, r.ContainerId, r.ExecId, r.Width, r.Height)
+}
+
+func (s *Tasks) CloseIO(ctx context.Context, r *tasksapi.CloseIORequest) (*tasksapi.CloseIOResponse, error) {
+	return &tasksapi.CloseIOResponse{}, s.Node.CloseIO(ctx, r.Namespace, r.ContainerId, r.ExecId)
+}
+
+func (s *Tasks) Pids(ctx context.Context, r *tasksapi.PidsRequest) (*tasksapi.PidsResponse, error) {
+	ps, err := s.Node.TaskPids(ctx, r.Namespace, r.ContainerId)
+	if err != nil {
+		return nil, err
+	}
+	resp := &tasksapi.PidsResponse{}
+	for _, p := range ps {
+		resp.Processes = append(resp.Processes, &tasksapi.ProcessInfo{Pid: p.Pid, Command: p.Command})
+	}
+	return resp, nil
+}
+
+func (s *Tasks) Metrics(ctx context.Context, r *tasksapi.MetricsRequest) (*tasksapi.MetricsResponse, error) {
+	m, err := s.Node.TaskMetrics(ctx, r.Namespace, r.ContainerId)
+	if err != nil {
+		return nil, err
+	}
+	return &tasksapi.MetricsResponse{CpuUsageNs: m.CPUUsageNs, MemoryUsage: m.MemoryUsage, MemoryLimit: m.MemoryLimit,
+		MemoryMaxUsage: m.MemoryMaxUsage, OomKills: m.OOMKills, PidsCurrent: m.PidsCurrent, PidsLimit: m.PidsLimit,
+		Timestamp: timestamppb.New(m.Timestamp)}, nil
+}
+
+// Logs streams the container's log records; a line ends with "\n" unless
+// the record is partial.
+func (s *Tasks) Logs(ctx context.Context, r *tasksapi.LogsRequest, stream tasksapi.Tasks_LogsServer) error {
+	return streamErr(s.Node.Logs(ctx, r.Namespace, r.ContainerId, int(r.Tail), r.Follow, func(e node.LogEntry) error {
+		data := append([]byte(nil), e.Text...)
+		if !e.Partial {
+			data = append(data, '\n')
+		}
+		return stream.Send(&tasksapi.LogChunk{Stream: e.Stream, Data: data, Time: timestamppb.New(e.Time)})
+	}))
+}
