@@ -1,0 +1,260 @@
+package desired
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	bolt "go.etcd.io/bbolt"
+
+	"berth.dev/berth/spec"
+)
+
+var (
+	bucketDesired = []byte("desired")
+	bucketObjects = []byte("objects")
+)
+
+// Action is what Apply or Delete did to one object.
+type Action string
+
+// The actions.
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+	// Conflicted: another source (a manifest file) owns the key; nothing
+	// was stored.
+	Conflicted Action = "conflict"
+	Pruned     Action = "pruned"
+	Deleted    Action = "deleted"
+	NotFound   Action = "notfound"
+)
+
+// Result is the outcome for one object.
+type Result struct {
+	Key    spec.Key
+	Action Action
+	// Hash of the object as applied; empty for deletions.
+	Hash string
+	// Message explains a conflict.
+	Message string
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	// Prune deletes the API objects of the same Manager that this apply
+	// does not name.
+	Prune bool
+	// DryRun computes the results and stores nothing.
+	DryRun bool
+	// Manager names who applies ("berth-cli", a user); it scopes Prune.
+	Manager string
+}
+
+// record is what the objects bucket holds per object.
+type record struct {
+	Object    spec.Object `json:"object"`
+	Manager   string      `json:"manager,omitempty"`
+	AppliedAt time.Time   `json:"appliedAt"`
+}
+
+// APISource holds the objects applied through the API, persisted in
+// bbolt (see the package documentation for the buckets) and fed to the
+// store as the source SourceAPI.
+type APISource struct {
+	db    *bolt.DB
+	store *Store
+	mu    sync.Mutex // serialises Apply and Delete
+	objs  map[spec.Key]record
+}
+
+// OpenAPISource loads the persisted objects into store and returns the
+// source. An object that no longer validates is logged into the source's
+// error and left out, never silently deleted from the database.
+func OpenAPISource(db *bolt.DB, store *Store) (*APISource, error) {
+	a := &APISource{db: db, store: store, objs: map[spec.Key]record{}}
+	var bad []error
+	err := db.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(bucketDesired)
+		if err != nil {
+			return err
+		}
+		b, err := root.CreateBucketIfNotExists(bucketObjects)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				bad = append(bad, fmt.Errorf("stored object %q: %w", k, err))
+				return nil
+			}
+			r.Object = spec.Default(r.Object)
+			if err := spec.Validate(r.Object); err != nil {
+				bad = append(bad, fmt.Errorf("stored object %q: %w", k, err))
+				return nil
+			}
+			a.objs[r.Object.Key()] = r
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open api source: %w", err)
+	}
+	a.publish(errors.Join(bad...))
+	return a, nil
+}
+
+func dbKey(k spec.Key) []byte { return []byte(k.Namespace + "/" + string(k.Kind) + "/" + k.Name) }
+
+// publish hands the whole set to the store.
+func (a *APISource) publish(loadErr error) {
+	objs := make([]spec.Object, 0, len(a.objs))
+	for _, r := range a.objs {
+		objs = append(objs, r.Object)
+	}
+	a.store.Update(SourceUpdate{Source: SourceAPI, Objects: objs})
+	if loadErr != nil {
+		a.store.Update(SourceUpdate{Source: SourceAPI, Err: loadErr})
+	}
+}
+
+// Apply creates or updates objects. Every object is defaulted and
+// validated first; if any is invalid nothing is applied and the error
+// (an ErrorList, errdefs.ErrInvalidArgument) is returned. An object
+// owned by another source is not stored and reported as Conflicted.
+func (a *APISource) Apply(ctx context.Context, objs []spec.Object, opts ApplyOptions) ([]Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var errs spec.ErrorList
+	prepared := make([]spec.Object, 0, len(objs))
+	names := map[spec.Key]bool{}
+	for _, o := range objs {
+		o = spec.Default(o)
+		o.Status = spec.Status{}
+		if err := spec.Validate(o); err != nil {
+			errs = append(errs, err.(spec.ErrorList)...)
+			continue
+		}
+		if names[o.Key()] {
+			return nil, fmt.Errorf("%s is given twice: %w", o.Key(), errdefs.ErrInvalidArgument)
+		}
+		names[o.Key()] = true
+		prepared = append(prepared, o)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now().UTC()
+	next := make(map[spec.Key]record, len(a.objs))
+	for k, r := range a.objs {
+		next[k] = r
+	}
+	var results []Result
+	for _, o := range prepared {
+		k, h := o.Key(), spec.Hash(o)
+		if e, ok := a.store.Get(k); ok && e.Source != SourceAPI {
+			results = append(results, Result{Key: k, Action: Conflicted, Hash: h,
+				Message: fmt.Sprintf("%s is owned by %s", k, e.Source)})
+			continue
+		}
+		act := Created
+		if old, ok := a.objs[k]; ok {
+			act = Configured
+			if spec.Hash(old.Object) == h && sameMeta(old.Object.Metadata, o.Metadata) {
+				act = Unchanged
+			}
+		}
+		o.Origin = spec.Origin{}
+		next[k] = record{Object: o, Manager: opts.Manager, AppliedAt: now}
+		results = append(results, Result{Key: k, Action: act, Hash: h})
+	}
+	if opts.Prune {
+		for k, r := range a.objs {
+			if !names[k] && r.Manager == opts.Manager {
+				delete(next, k)
+				results = append(results, Result{Key: k, Action: Pruned})
+			}
+		}
+	}
+	sort.SliceStable(results, func(i, j int) bool { return compareKeys(results[i].Key, results[j].Key) < 0 })
+	if opts.DryRun {
+		return results, nil
+	}
+	if err := a.save(results, next); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func sameMeta(a, b spec.Metadata) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// save persists the changed records in one transaction, then publishes.
+func (a *APISource) save(results []Result, next map[spec.Key]record) error {
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDesired).Bucket(bucketObjects)
+		for _, r := range results {
+			switch r.Action {
+			case Created, Configured, Unchanged:
+				v, err := json.Marshal(next[r.Key])
+				if err != nil {
+					return err
+				}
+				if err := b.Put(dbKey(r.Key), v); err != nil {
+					return err
+				}
+			case Pruned, Deleted:
+				if err := b.Delete(dbKey(r.Key)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("persist applied objects: %w", err)
+	}
+	a.objs = next
+	a.publish(nil)
+	return nil
+}
+
+// Delete removes API objects. A key the API does not hold is NotFound
+// (a key owned by a manifest file is not the API's to delete).
+func (a *APISource) Delete(ctx context.Context, keys []spec.Key) ([]Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	next := make(map[spec.Key]record, len(a.objs))
+	for k, r := range a.objs {
+		next[k] = r
+	}
+	var results []Result
+	for _, k := range keys {
+		if _, ok := next[k]; !ok {
+			results = append(results, Result{Key: k, Action: NotFound})
+			continue
+		}
+		delete(next, k)
+		results = append(results, Result{Key: k, Action: Deleted})
+	}
+	if err := a.save(results, next); err != nil {
+		return nil, err
+	}
+	return results, nil
+}

@@ -1,0 +1,250 @@
+package desired
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"berth.dev/berth/spec"
+)
+
+// DirOptions tune a DirSource. Zero values take the defaults.
+type DirOptions struct {
+	// Resync is the period of the full relist that makes a missed event
+	// cost latency, not correctness. Default 30s.
+	Resync time.Duration
+	// Debounce is the quiet time after the last event before the
+	// directory is read, and the age a file's mtime must reach before it
+	// is read. Default 100ms.
+	Debounce time.Duration
+	// MaxFileSize refuses larger files. Default spec.MaxFileSize.
+	MaxFileSize int64
+	Logger      *slog.Logger
+}
+
+// DirSource feeds a Store from a watched directory of manifests. Each
+// file is its own source (named by its path under the directory as
+// given), so a broken file only affects its own objects, which stay in
+// force while it fails. Every change — one file or a symlink swap of the
+// whole directory — is computed as a whole new set and handed to the
+// store in one Update.
+type DirSource struct {
+	dir   string
+	store *Store
+	opts  DirOptions
+	log   *slog.Logger
+
+	// Owned by the Run goroutine.
+	files    map[string]*fileState
+	sent     map[string]bool // sources the store knows
+	errored  map[string]bool
+	resolved string
+
+	mu       sync.Mutex
+	synced   bool
+	revision Revision
+}
+
+// Revision identifies the set of files in force.
+type Revision struct {
+	// Hash is a digest of the names and contents of the files in force.
+	Hash string
+	// Commit is the git commit, when the directory is a git checkout or
+	// a git-sync style path names one; empty otherwise.
+	Commit string
+	// Resolved is the directory the path pointed at when last read.
+	Resolved string
+}
+
+// NewDirSource returns a source for dir. It registers with store, which
+// is not Synced until Run has read the directory once.
+func NewDirSource(dir string, store *Store, opts DirOptions) *DirSource {
+	if opts.Resync <= 0 {
+		opts.Resync = 30 * time.Second
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	if opts.MaxFileSize <= 0 {
+		opts.MaxFileSize = spec.MaxFileSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	dir = filepath.Clean(dir)
+	store.Expect(dir)
+	return &DirSource{
+		dir: dir, store: store, opts: opts, log: opts.Logger.With("dir", dir),
+		files: map[string]*fileState{}, sent: map[string]bool{}, errored: map[string]bool{},
+	}
+}
+
+// Synced reports whether the directory has been read in full once.
+func (d *DirSource) Synced() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.synced
+}
+
+// Revision is the revision in force.
+func (d *DirSource) Revision() Revision {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.revision
+}
+
+// Run watches and reads the directory until ctx is done. It returns
+// ctx's error, or an error if no watcher can be created at all.
+func (d *DirSource) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	// The parent is watched so a swap of the directory (a symlink renamed
+	// over, or the directory replaced) is seen: a watch on the old target
+	// sees nothing of it.
+	if err := w.Add(filepath.Dir(d.dir)); err != nil {
+		d.log.Warn("cannot watch the parent directory; relying on the periodic relist", "err", err)
+	}
+	start := time.Now()
+	resync := time.NewTicker(d.opts.Resync)
+	defer resync.Stop()
+	debounce := time.NewTimer(0) // read at once
+	var firstEvent time.Time     // of the burst being debounced
+	schedule := func(after time.Duration) {
+		if firstEvent.IsZero() {
+			firstEvent = time.Now()
+		}
+		// A steady stream of events must not starve the read.
+		if time.Since(firstEvent) > 10*d.opts.Debounce {
+			after = 0
+		}
+		debounce.Reset(after)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			if filepath.Dir(ev.Name) == filepath.Dir(d.dir) && ev.Name != d.dir {
+				continue // a sibling of the directory
+			}
+			schedule(d.opts.Debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			// IN_Q_OVERFLOW and friends: events were lost, so relist.
+			d.log.Warn("watch error; relisting", "err", err)
+			schedule(0)
+		case <-resync.C:
+			schedule(0)
+		case <-debounce.C:
+			firstEvent = time.Time{}
+			d.rewatch(w)
+			retry := d.sync(time.Now(), time.Since(start) > 20*d.opts.Debounce)
+			if retry {
+				schedule(d.opts.Debounce)
+			}
+		}
+	}
+}
+
+// rewatch moves the watch to where the directory path points now.
+func (d *DirSource) rewatch(w *fsnotify.Watcher) {
+	resolved, err := filepath.EvalSymlinks(d.dir)
+	if err != nil || resolved == d.resolved {
+		return
+	}
+	if d.resolved != "" {
+		_ = w.Remove(d.dir) // the old target may be gone already
+	}
+	if err := w.Add(d.dir); err != nil {
+		d.log.Warn("cannot watch the directory; relying on the periodic relist", "err", err)
+		return
+	}
+	d.resolved = resolved
+}
+
+// sync reads the directory and hands every change to the store in one
+// Update. It reports whether a file was still being written. force marks
+// the source synced even then, so a file written forever cannot hold up
+// the start of the controllers.
+func (d *DirSource) sync(now time.Time, force bool) (retry bool) {
+	l, err := d.list(now)
+	if err != nil {
+		// The directory itself is unreadable or gone: keep everything in
+		// force (deleting all work because a mount flickered is worse than
+		// keeping it) and report it on the directory's own source.
+		d.log.Warn("cannot read the manifest directory", "err", err)
+		d.store.Update(SourceUpdate{Source: d.dir, Err: err})
+		return false
+	}
+	var updates []SourceUpdate
+	if d.errored[d.dir] || !d.sent[d.dir] {
+		updates = append(updates, SourceUpdate{Source: d.dir, Revision: l.resolved})
+		d.errored[d.dir], d.sent[d.dir] = false, true
+	}
+	seen := map[string]bool{d.dir: true}
+	for src, st := range l.files {
+		seen[src] = true
+		if l.errs[src] != nil {
+			continue
+		}
+		prev := d.files[src]
+		if prev == nil || prev.digest != st.digest || d.errored[src] || !d.sent[src] {
+			if st.good {
+				updates = append(updates, SourceUpdate{Source: src, Objects: st.objects, Revision: st.digest})
+				d.errored[src], d.sent[src] = false, true
+			}
+		}
+		d.files[src] = st
+	}
+	for src, err := range l.errs {
+		seen[src] = true
+		if st := l.files[src]; st != nil {
+			d.files[src] = st // remember the content so it is not parsed again
+		}
+		updates = append(updates, SourceUpdate{Source: src, Err: err})
+		d.errored[src], d.sent[src] = true, true
+	}
+	for src := range d.sent {
+		if !seen[src] {
+			updates = append(updates, SourceUpdate{Source: src, Remove: true})
+			delete(d.sent, src)
+			delete(d.errored, src)
+			delete(d.files, src)
+		}
+	}
+	for src := range d.files {
+		if !seen[src] {
+			delete(d.files, src)
+		}
+	}
+	sort.Slice(updates, func(i, j int) bool { return updates[i].Source < updates[j].Source })
+	if len(updates) > 0 {
+		d.store.Update(updates...)
+	}
+	rev := Revision{Hash: setDigest(l.files), Commit: gitCommit(l.resolved), Resolved: l.resolved}
+	d.mu.Lock()
+	d.revision = rev
+	first := !d.synced && (!l.retry || force)
+	if first {
+		d.synced = true
+	}
+	d.mu.Unlock()
+	if first {
+		d.store.MarkSynced(d.dir)
+	}
+	return l.retry
+}
