@@ -3,10 +3,12 @@ package observed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -153,5 +155,43 @@ func TestBus_SlowSubscriberNeverBlocks(t *testing.T) {
 	}
 	if len(slow) != subscriberQueue {
 		t.Errorf("slow queue: got %d, want %d", len(slow), subscriberQueue)
+	}
+}
+
+func TestDB_Statuses(t *testing.T) {
+	ctx := context.Background()
+	d := openDB(t)
+	k := spec.Key{Namespace: "edge", Kind: spec.KindTask, Name: "web"}
+	if _, err := d.GetStatus(ctx, k); !errdefs.IsNotFound(err) {
+		t.Fatalf("get before put: %v", err)
+	}
+	st := ObjectStatus{Key: k, SpecHash: "h1", Status: spec.Status{ObservedGeneration: 2, TaskStatus: &spec.TaskStatus{Pid: 42, State: "running"}}}
+	if err := d.PutStatus(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.GetStatus(ctx, k)
+	if err != nil || got.Status.TaskStatus == nil || got.Status.TaskStatus.Pid != 42 {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	all, _ := d.ListStatuses(ctx, "", "")
+	if len(all) != 1 {
+		t.Fatalf("list: %d", len(all))
+	}
+	if err := d.DeleteStatus(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteNamespace(ctx, "edge"); err != nil {
+		t.Fatalf("namespace with no statuses left should delete: %v", err)
+	}
+}
+
+func TestRecent_KeepsLastN(t *testing.T) {
+	r := NewRecent(3)
+	for i := 0; i < 5; i++ {
+		r.Add(Event{Topic: fmt.Sprint(i)})
+	}
+	got := r.Match(nil)
+	if len(got) != 3 || got[0].Topic != "2" || got[2].Topic != "4" {
+		t.Fatalf("got %+v, want topics 2,3,4", got)
 	}
 }
