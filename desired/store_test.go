@@ -1,0 +1,137 @@
+package desired
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"berth.dev/berth/spec"
+)
+
+func task(name, container string) spec.Object {
+	return spec.Object{APIVersion: spec.APIVersion, Kind: spec.KindTask,
+		Metadata: spec.Metadata{Name: name}, Spec: spec.TaskSpec{Container: container}}
+}
+
+func key(name string) spec.Key {
+	return spec.Key{Namespace: "default", Kind: spec.KindTask, Name: name}
+}
+
+func TestStore_ReplaceSource(t *testing.T) {
+	s := NewStore()
+	s.ReplaceSource("a.yaml", []spec.Object{task("web", "c1")}, nil)
+	e, ok := s.Get(key("web"))
+	if !ok || e.Generation != 1 || e.Source != "a.yaml" {
+		t.Fatalf("got %+v, %v", e, ok)
+	}
+	s.ReplaceSource("a.yaml", []spec.Object{task("web", "c1")}, nil)
+	if e, _ := s.Get(key("web")); e.Generation != 1 {
+		t.Errorf("generation %d after an identical replace, want 1", e.Generation)
+	}
+	s.ReplaceSource("a.yaml", []spec.Object{task("web", "c2")}, nil)
+	if e, _ := s.Get(key("web")); e.Generation != 2 {
+		t.Errorf("generation %d after a spec change, want 2", e.Generation)
+	}
+	s.ReplaceSource("a.yaml", nil, errors.New("broken"))
+	if _, ok := s.Get(key("web")); !ok {
+		t.Error("a failing source lost its objects")
+	}
+	if st := s.Sources(); len(st) != 1 || st[0].Err == nil {
+		t.Errorf("sources = %+v, want the error reported", st)
+	}
+	// An invalid object fails the whole source the same way.
+	s.ReplaceSource("a.yaml", []spec.Object{task("web", "")}, nil)
+	if e, _ := s.Get(key("web")); e.Generation != 2 {
+		t.Errorf("an invalid set replaced the good one: %+v", e)
+	}
+	s.ReplaceSource("a.yaml", nil, nil)
+	if _, ok := s.Get(key("web")); ok {
+		t.Error("object still in force after its source dropped it")
+	}
+}
+
+func TestStore_Conflict(t *testing.T) {
+	s := NewStore()
+	s.ReplaceSource("a.yaml", []spec.Object{task("web", "c1")}, nil)
+	s.ReplaceSource("b.yaml", []spec.Object{task("web", "c2")}, nil)
+	for range 3 { // re-reads of either file never move ownership
+		s.ReplaceSource("b.yaml", []spec.Object{task("web", "c2")}, nil)
+		s.ReplaceSource("a.yaml", []spec.Object{task("web", "c1")}, nil)
+		e, _ := s.Get(key("web"))
+		if e.Source != "a.yaml" || e.Generation != 1 {
+			t.Fatalf("entry %+v, want a.yaml generation 1", e)
+		}
+		cs := s.Conflicts()
+		if len(cs) != 1 || cs[0].Owner != "a.yaml" || cs[0].Source != "b.yaml" {
+			t.Fatalf("conflicts %v", cs)
+		}
+	}
+	s.ReplaceSource("a.yaml", nil, nil)
+	e, _ := s.Get(key("web"))
+	if e.Source != "b.yaml" || e.Generation != 2 {
+		t.Errorf("after the owner dropped it: %+v, want b.yaml generation 2", e)
+	}
+	if cs := s.Conflicts(); len(cs) != 0 {
+		t.Errorf("conflicts %v, want none", cs)
+	}
+}
+
+func TestStore_MoveBetweenSources(t *testing.T) {
+	s := NewStore()
+	s.ReplaceSource("a.yaml", []spec.Object{task("web", "c1")}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	keys := s.Subscribe(ctx)
+	s.Update(SourceUpdate{Source: "a.yaml"}, SourceUpdate{Source: "b.yaml", Objects: []spec.Object{task("web", "c1")}})
+	e, ok := s.Get(key("web"))
+	if !ok || e.Source != "b.yaml" || e.Generation != 1 {
+		t.Errorf("moved object: %+v, %v; want b.yaml generation 1", e, ok)
+	}
+	if k := <-keys; k != key("web") {
+		t.Errorf("notified %v", k)
+	}
+}
+
+func TestStore_SubscribeCoalesces(t *testing.T) {
+	s := NewStore()
+	ctx, cancel := context.WithCancel(context.Background())
+	keys := s.Subscribe(ctx)
+	done := make(chan struct{})
+	go func() { // nobody reads: the store must not block
+		for i := range 10000 {
+			s.ReplaceSource("a.yaml", []spec.Object{task("web", fmt.Sprintf("c%d", i)), task("db", "c")}, nil)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the store blocked on a slow subscriber")
+	}
+	got := map[spec.Key]int{}
+	for len(got) < 2 {
+		got[<-keys]++
+	}
+	select {
+	case k := <-keys:
+		t.Errorf("extra notification %v after coalescing", k)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	for range keys { // closed on cancel
+	}
+}
+
+func TestStore_Synced(t *testing.T) {
+	s := NewStore()
+	s.Expect("dir")
+	if s.Synced() {
+		t.Fatal("synced before the source read")
+	}
+	s.MarkSynced("dir")
+	if !s.Synced() {
+		t.Fatal("not synced after the source read")
+	}
+}
