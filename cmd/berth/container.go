@@ -1,0 +1,233 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	ctrapi "berth.dev/berth/api/containers/v1"
+	"github.com/spf13/cobra"
+)
+
+func init() { extraCommands = append(extraCommands, newContainerCmd) }
+
+// containerFlags are the settings `container create` and `run` share.
+type containerFlags struct {
+	env, mounts            []string
+	memory, hostname, user string
+	runtime, snapshotter   string
+	cpus                   float64
+	pids                   int64
+	netHost, readOnly, tty bool
+	labels                 []string
+}
+
+func (f *containerFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE (repeatable)")
+	fl.StringArrayVar(&f.mounts, "mount", nil, "mount type=bind|tmpfs,source=…,target=…[,ro] (repeatable)")
+	fl.StringVar(&f.memory, "memory", "", "memory limit (64Mi, 1G, bytes)")
+	fl.Float64Var(&f.cpus, "cpus", 0, "CPU limit in cores (0.5)")
+	fl.Int64Var(&f.pids, "pids", 0, "most processes the container may have")
+	fl.BoolVar(&f.netHost, "net-host", false, "use the host's network namespace")
+	fl.BoolVar(&f.readOnly, "read-only", false, "mount the rootfs read-only")
+	fl.StringVar(&f.hostname, "hostname", "", "the container's hostname")
+	fl.StringVarP(&f.user, "user", "u", "", "user[:group] to run as (name or id)")
+	fl.StringVar(&f.runtime, "runtime", "", "OCI runtime name (runc, crun)")
+	fl.StringVar(&f.snapshotter, "snapshotter", "", "snapshotter (default: berthd's)")
+	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a terminal")
+	fl.StringArrayVar(&f.labels, "label", nil, "label KEY=VALUE (repeatable)")
+}
+
+// request builds the create request of container id from image with args.
+func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.CreateContainerRequest, error) {
+	mem, err := parseBytes(f.memory)
+	if err != nil {
+		return nil, err
+	}
+	s := &ctrapi.Settings{Args: args, Env: f.env, User: f.user, Cpus: f.cpus, MemoryBytes: mem, Pids: f.pids,
+		NetHost: f.netHost, ReadonlyRootfs: f.readOnly, Hostname: f.hostname, Terminal: f.tty, Runtime: f.runtime}
+	for _, m := range f.mounts {
+		pm, err := parseMount(m)
+		if err != nil {
+			return nil, err
+		}
+		s.Mounts = append(s.Mounts, pm)
+	}
+	labels := map[string]string{}
+	for _, l := range f.labels {
+		k, v, _ := strings.Cut(l, "=")
+		labels[k] = v
+	}
+	return &ctrapi.CreateContainerRequest{Namespace: ns, Id: id, Image: image, Snapshotter: f.snapshotter, Settings: s, Labels: labels}, nil
+}
+
+// parseMount parses type=bind,source=/a,target=/b[,ro] (src/dst and
+// destination are accepted too).
+func parseMount(s string) (*ctrapi.Mount, error) {
+	m := &ctrapi.Mount{Type: "bind"}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "type":
+			m.Type = v
+		case "source", "src":
+			m.Source = v
+		case "target", "dst", "destination":
+			m.Target = v
+		case "ro", "readonly":
+			if v == "" || v == "true" || v == "1" {
+				m.Options = append(m.Options, "ro")
+			}
+		case "rw":
+		default:
+			return nil, fmt.Errorf("mount %q: unknown field %q", s, k)
+		}
+	}
+	if m.Target == "" {
+		return nil, fmt.Errorf("mount %q: no target", s)
+	}
+	return m, nil
+}
+
+// parseBytes parses 64Mi, 1G, 512k or a plain number of bytes.
+func parseBytes(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
+		{"kb", 1 << 10}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"b", 1}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseFloat(num, 64)
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("size %q: want a number with an optional unit (64Mi, 1G)", s)
+			}
+			return int64(n * float64(u.mult)), nil
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit (64Mi, 1G)", s)
+	}
+	return n, nil
+}
+
+type containerView struct {
+	ID          string            `json:"id"`
+	Image       string            `json:"image"`
+	ImageDigest string            `json:"imageDigest"`
+	Snapshotter string            `json:"snapshotter"`
+	SnapshotKey string            `json:"snapshotKey"`
+	Runtime     string            `json:"runtime,omitempty"`
+	SpecHash    string            `json:"specHash"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Settings    *ctrapi.Settings  `json:"settings,omitempty"`
+	Spec        json.RawMessage   `json:"spec,omitempty"`
+	CreatedAt   time.Time         `json:"createdAt"`
+}
+
+func toContainerView(c *ctrapi.Container, withSpec bool) containerView {
+	v := containerView{ID: c.Id, Image: c.Image, ImageDigest: c.ImageDigest, Snapshotter: c.Snapshotter,
+		SnapshotKey: c.SnapshotKey, Runtime: c.Runtime, SpecHash: c.SpecHash, Labels: c.Labels, CreatedAt: c.CreatedAt.AsTime()}
+	if withSpec {
+		v.Settings, v.Spec = c.Settings, c.Spec
+	}
+	return v
+}
+
+func newContainerCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "container", Aliases: []string{"containers", "c"}, Short: "Manage containers"}
+	client := func(cmd *cobra.Command) (ctrapi.ContainersService, func(), error) {
+		c, err := g.dial(cmd.Context())
+		if err != nil {
+			return nil, nil, err
+		}
+		return ctrapi.NewContainersClient(c), func() { c.Close() }, nil
+	}
+	var cf containerFlags
+	create := &cobra.Command{
+		Use: "create [flags] IMAGE ID [-- CMD...]", Short: "Create a container from an image (its rw snapshot is prepared under key ID)",
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := cf.request(g.namespace, args[0], args[1], args[2:])
+			if err != nil {
+				return err
+			}
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			_, err = s.Create(cmd.Context(), req)
+			return err
+		},
+	}
+	cf.add(create)
+	var output string
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List the namespace's containers", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := s.List(cmd.Context(), &ctrapi.ListContainersRequest{Namespace: g.namespace})
+			if err != nil {
+				return err
+			}
+			var views []containerView
+			for _, c := range resp.Containers {
+				views = append(views, toContainerView(c, false))
+			}
+			return printList(cmd.OutOrStdout(), output, views, []string{"ID", "IMAGE", "RUNTIME", "CREATED"}, func(v containerView) []string {
+				return []string{v.ID, v.Image, orDash(v.Runtime), ago(v.CreatedAt)}
+			})
+		},
+	}
+	addOutputFlag(ls, &output)
+	var infoOut string
+	info := &cobra.Command{
+		Use: "info ID", Short: "Show a container with its settings and OCI spec", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := s.Get(cmd.Context(), &ctrapi.GetContainerRequest{Namespace: g.namespace, Id: args[0]})
+			if err != nil {
+				return err
+			}
+			if infoOut == "table" {
+				infoOut = "json"
+			}
+			return printObject(cmd.OutOrStdout(), infoOut, toContainerView(resp.Container, true))
+		},
+	}
+	addOutputFlag(info, &infoOut)
+	rm := &cobra.Command{
+		Use: "rm ID...", Aliases: []string{"delete", "remove"}, Short: "Delete containers and their snapshots", Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			for _, id := range args {
+				if _, err := s.Delete(cmd.Context(), &ctrapi.DeleteContainerRequest{Namespace: g.namespace, Id: id}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(create, ls, info, rm)
+	return cmd
+}

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	ctrapi "berth.dev/berth/api/containers/v1"
+	tasksapi "berth.dev/berth/api/tasks/v1"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+func init() { extraCommands = append(extraCommands, newRunCmd) }
+
+// fifos are the named pipes a task's stdio is attached to, in a private
+// directory of berth's own (0700) on the node.
+type fifos struct {
+	dir                   string
+	stdin, stdout, stderr string
+	terminal              bool
+	copies                sync.WaitGroup
+}
+
+func newFIFOs(terminal bool) (*fifos, error) {
+	dir, err := os.MkdirTemp("", "berth-io-")
+	if err != nil {
+		return nil, err
+	}
+	f := &fifos{dir: dir, terminal: terminal,
+		stdin: filepath.Join(dir, "stdin"), stdout: filepath.Join(dir, "stdout")}
+	if !terminal {
+		f.stderr = filepath.Join(dir, "stderr")
+	}
+	for _, p := range []string{f.stdin, f.stdout, f.stderr} {
+		if p == "" {
+			continue
+		}
+		if err := unix.Mkfifo(p, 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("mkfifo %s: %w", p, err)
+		}
+	}
+	return f, nil
+}
+
+func (f *fifos) stdio() *tasksapi.Stdio {
+	return &tasksapi.Stdio{Stdin: f.stdin, Stdout: f.stdout, Stderr: f.stderr, Terminal: f.terminal}
+}
+
+// attach copies our stdin to the task and its output to our stdout and
+// stderr. Each FIFO is opened in its own goroutine: an open blocks until
+// the shim opens the other end, which it does while creating the process.
+func (f *fifos) attach(stdin io.Reader, stdout, stderr io.Writer) {
+	out := func(path string, w io.Writer) {
+		f.copies.Add(1)
+		go func() {
+			defer f.copies.Done()
+			r, err := os.OpenFile(path, os.O_RDONLY, 0)
+			if err != nil {
+				return
+			}
+			defer r.Close()
+			_, _ = io.Copy(w, r)
+		}()
+	}
+	out(f.stdout, stdout)
+	if f.stderr != "" {
+		out(f.stderr, stderr)
+	}
+	go func() {
+		w, err := os.OpenFile(f.stdin, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(w, stdin)
+		w.Close()
+	}()
+}
+
+// drain waits (boundedly) for the output copies to reach the end.
+func (f *fifos) drain(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { f.copies.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
+func (f *fifos) close() { os.RemoveAll(f.dir) }
+
+// rawTerminal puts our terminal in raw mode and returns how to restore it.
+func rawTerminal(fd int) (func(), error) {
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, err
+	}
+	raw := *old
+	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Cflag &^= unix.CSIZE | unix.PARENB
+	raw.Cflag |= unix.CS8
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
+		return nil, err
+	}
+	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
+}
+
+// resizer keeps the task's terminal the size of ours, on SIGWINCH.
+func resizer(ctx context.Context, tasks tasksapi.TasksClient, ns, id, execID string) func() {
+	resize := func() {
+		ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ)
+		if err != nil {
+			return
+		}
+		_, _ = tasks.ResizePty(ctx, &tasksapi.ResizePtyRequest{Namespace: ns, ContainerId: id, ExecId: execID, Width: uint32(ws.Col), Height: uint32(ws.Row)})
+	}
+	resize()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGWINCH)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				resize()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
+
+// forwardSignals sends SIGINT, SIGTERM, SIGHUP and SIGQUIT we receive to
+// the task's process instead of dying of them, as ctr run's sig-proxy does.
+func forwardSignals(ctx context.Context, tasks tasksapi.TasksClient, ns, id, execID string) func() {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				_, _ = tasks.Kill(ctx, &tasksapi.KillTaskRequest{Namespace: ns, ContainerId: id, ExecId: execID, Signal: uint32(s.(syscall.Signal))})
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
+
+// attachAndWait attaches our stdio to a created process, starts it, waits
+// for its exit and returns its status. start starts the process.
+func attachAndWait(ctx context.Context, tasks tasksapi.TasksClient, ns, id, execID string, f *fifos, start func() error) (uint32, error) {
+	f.attach(os.Stdin, os.Stdout, os.Stderr)
+	if f.terminal {
+		if restore, err := rawTerminal(int(os.Stdin.Fd())); err == nil {
+			defer restore()
+		}
+	}
+	stopSig := forwardSignals(ctx, tasks, ns, id, execID)
+	defer stopSig()
+	if err := start(); err != nil {
+		return 0, err
+	}
+	if f.terminal {
+		defer resizer(ctx, tasks, ns, id, execID)()
+	}
+	w, err := tasks.Wait(ctx, &tasksapi.WaitTaskRequest{Namespace: ns, ContainerId: id, ExecId: execID})
+	if err != nil {
+		return 0, err
+	}
+	f.drain(2 * time.Second)
+	return w.ExitStatus, nil
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var cf containerFlags
+	var rm, detach bool
+	cmd := &cobra.Command{
+		Use:   "run [flags] IMAGE ID [CMD...]",
+		Short: "Create a container, run its task attached to this terminal, and exit with its exit code",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := cf.request(g.namespace, args[0], args[1], args[2:])
+			if err != nil {
+				return err
+			}
+			// Signals go to the container, not to the RPCs in flight.
+			ctx := context.WithoutCancel(cmd.Context())
+			conn, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ns, id := g.namespace, args[1]
+			containers, tasks := ctrapi.NewContainersClient(conn), tasksapi.NewTasksClient(conn)
+			if _, err := containers.Create(ctx, req); err != nil {
+				return err
+			}
+			cleanup := func() error {
+				if !rm {
+					return nil
+				}
+				_, err := containers.Delete(ctx, &ctrapi.DeleteContainerRequest{Namespace: ns, Id: id})
+				return err
+			}
+			if detach {
+				if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id}); err != nil {
+					return errors.Join(err, cleanup())
+				}
+				_, err := tasks.Start(ctx, &tasksapi.StartTaskRequest{Namespace: ns, ContainerId: id})
+				return err
+			}
+			f, err := newFIFOs(cf.tty)
+			if err != nil {
+				return errors.Join(err, cleanup())
+			}
+			defer f.close()
+			if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id, Stdio: f.stdio()}); err != nil {
+				return errors.Join(err, cleanup())
+			}
+			status, err := attachAndWait(ctx, tasks, ns, id, "", f, func() error {
+				_, err := tasks.Start(ctx, &tasksapi.StartTaskRequest{Namespace: ns, ContainerId: id})
+				return err
+			})
+			// As ctr run: the task goes once it has exited; the container
+			// stays unless --rm.
+			_, derr := tasks.Delete(ctx, &tasksapi.DeleteTaskRequest{Namespace: ns, ContainerId: id, Force: err != nil})
+			if err != nil {
+				return errors.Join(err, errgrpc.ToNative(derr), cleanup())
+			}
+			if derr != nil {
+				return derr
+			}
+			if err := cleanup(); err != nil {
+				return err
+			}
+			if status != 0 {
+				return &exitError{code: int(status)}
+			}
+			return nil
+		},
+	}
+	cf.add(cmd)
+	cmd.Flags().BoolVar(&rm, "rm", false, "delete the container after its task exits")
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "start the task and return (output goes to its log)")
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
