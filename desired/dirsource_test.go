@@ -171,7 +171,12 @@ func TestDirSource_Duplicate(t *testing.T) {
 	for i := range 20 {
 		f := filepath.Join(dir, []string{"a.yaml", "b.yaml"}[i%2])
 		data, _ := os.ReadFile(f)
-		write(t, f, string(data)+"\n")
+		// Rename over: an in-place rewrite of a file may be read empty when
+		// the machine is slow, which is a different hazard.
+		write(t, f+".tmp", string(data)+"\n")
+		if err := os.Rename(f+".tmp", f); err != nil {
+			t.Fatal(err)
+		}
 		rev := d.Revision().Hash
 		waitFor(t, "a relist", func() bool { return d.Revision().Hash != rev })
 		e, _ := s.Get(key("web"))
@@ -287,5 +292,41 @@ func TestDirSource_GitCheckout(t *testing.T) {
 	write(t, filepath.Join(repo, ".git", "packed-refs"), "# pack-refs\n"+sha+" refs/heads/main\n")
 	if got := gitCommit(wt); got != sha {
 		t.Errorf("gitCommit via .git file and packed-refs = %q", got)
+	}
+}
+
+// An editor or scp writing in place: a valid prefix ("memory: 1" of
+// "memory: 1024Mi") must never be applied.
+func TestDirSource_SlowInPlaceWrite(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := startDir(t, dir, DirOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	keys := s.Subscribe(ctx)
+	full := "apiVersion: berth.dev/v1\nkind: Image\nmetadata: {name: img}\nspec: {ref: 'busybox:1'}\n---\n" +
+		"apiVersion: berth.dev/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: img\n  resources:\n    memory: 1024Mi\n"
+	cut := strings.Index(full, "1024Mi") + 1 // ends in "memory: 1": valid on its own
+	if _, err := spec.Load("x.yaml", []byte(full[:cut])); err != nil {
+		t.Fatalf("the prefix should be valid on its own: %v", err)
+	}
+	f, err := os.Create(filepath.Join(dir, "web.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(full[:cut])
+	// Keep writing, a byte every few milliseconds, as a slow copy does.
+	for _, c := range []byte(full[cut:]) {
+		time.Sleep(5 * time.Millisecond)
+		f.Write([]byte{c})
+	}
+	f.Close()
+	ck := spec.Key{Namespace: "default", Kind: spec.KindContainer, Name: "web"}
+	waitFor(t, "the container", func() bool { _, ok := s.Get(ck); return ok })
+	e, _ := s.Get(ck)
+	if mem := e.Object.Spec.(spec.ContainerSpec).Resources.Memory; mem != "1024Mi" || e.Generation != 1 {
+		t.Errorf("memory %q generation %d: a prefix was applied", mem, e.Generation)
+	}
+	cancel()
+	for range keys {
 	}
 }

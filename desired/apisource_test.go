@@ -1,0 +1,90 @@
+package desired
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/google/go-cmp/cmp"
+	bolt "go.etcd.io/bbolt"
+
+	"berth.dev/berth/spec"
+)
+
+func openDB(t *testing.T, path string) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func actions(rs []Result) map[string]Action {
+	m := map[string]Action{}
+	for _, r := range rs {
+		m[r.Key.Name] = r.Action
+	}
+	return m
+}
+
+func TestAPISource_ApplyDeletePersist(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	db := openDB(t, path)
+	s := NewStore()
+	a, err := OpenAPISource(db, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := a.Apply(ctx, []spec.Object{task("a", "c"), task("b", "c")}, ApplyOptions{Manager: "cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]Action{"a": Created, "b": Created}, actions(rs)); diff != "" {
+		t.Errorf("first apply (-want +got):\n%s", diff)
+	}
+	rs, _ = a.Apply(ctx, []spec.Object{task("a", "c"), task("b", "d")}, ApplyOptions{Manager: "cli"})
+	if diff := cmp.Diff(map[string]Action{"a": Unchanged, "b": Configured}, actions(rs)); diff != "" {
+		t.Errorf("second apply (-want +got):\n%s", diff)
+	}
+	// Dry run with prune: reports, stores nothing.
+	rs, _ = a.Apply(ctx, []spec.Object{task("a", "c")}, ApplyOptions{Manager: "cli", Prune: true, DryRun: true})
+	if diff := cmp.Diff(map[string]Action{"a": Unchanged, "b": Pruned}, actions(rs)); diff != "" {
+		t.Errorf("dry run (-want +got):\n%s", diff)
+	}
+	if _, ok := s.Get(key("b")); !ok {
+		t.Error("a dry run pruned")
+	}
+	// A key owned by a manifest file is a conflict and is not stored.
+	s.ReplaceSource("/etc/berth/manifests/x.yaml", []spec.Object{task("filed", "c")}, nil)
+	rs, _ = a.Apply(ctx, []spec.Object{task("filed", "z")}, ApplyOptions{Manager: "cli"})
+	if rs[0].Action != Conflicted {
+		t.Errorf("apply over a file's object: %+v", rs[0])
+	}
+	// Invalid input applies nothing.
+	if _, err := a.Apply(ctx, []spec.Object{task("c", "c"), task("Bad", "c")}, ApplyOptions{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("invalid apply: %v", err)
+	}
+	rs, _ = a.Delete(ctx, []spec.Key{key("a"), key("nope")})
+	if diff := cmp.Diff(map[string]Action{"a": Deleted, "nope": NotFound}, actions(rs)); diff != "" {
+		t.Errorf("delete (-want +got):\n%s", diff)
+	}
+	db.Close()
+
+	// Reopen: what was applied is back, in a fresh store.
+	db = openDB(t, path)
+	defer db.Close()
+	s2 := NewStore()
+	if _, err := OpenAPISource(db, s2); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(s2); got != "b" {
+		t.Errorf("after reopen: %q, want b", got)
+	}
+	if e, _ := s2.Get(key("b")); e.Source != SourceAPI || e.Object.Spec.(spec.TaskSpec).Container != "d" {
+		t.Errorf("after reopen: %+v", e)
+	}
+}
