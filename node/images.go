@@ -41,7 +41,12 @@ type Progress struct {
 // Pull fetches ref into the content store, records it as an image of
 // namespace ns named by the full reference, and (with Unpack) unpacks it.
 // A pull that fails leaves any image of the same name as it was.
-func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (observed.Image, error) {
+func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ observed.Image, err error) {
+	start := time.Now()
+	var fetched downloaded
+	if n.opts.OnPull != nil {
+		defer func() { n.opts.OnPull(time.Since(start), fetched.total(), err) }()
+	}
 	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
 		return observed.Image{}, err
 	}
@@ -55,7 +60,6 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (obse
 	}
 	release := n.leases.acquire()
 	defer release()
-	start := time.Now()
 	progress := func(Progress) {}
 	if opts.Progress != nil {
 		progress = opts.Progress
@@ -73,6 +77,7 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (obse
 			if done {
 				st = "done"
 			}
+			fetched.saw(d.Digest, off, done)
 			progress(Progress{Desc: d, Offset: off, Status: st})
 		},
 	})
@@ -91,6 +96,35 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (obse
 		return n.opts.DB.GetImage(ctx, ns, img.Name)
 	}
 	return img, nil
+}
+
+// downloaded sums the bytes a pull fetched: per blob, from the first offset
+// reported (where a resumed download starts) to the last. Progress calls are
+// serialized, so it needs no lock. A blob reported done without a download
+// before it was already in the store.
+type downloaded map[digest.Digest][2]int64
+
+func (d *downloaded) saw(dg digest.Digest, off int64, done bool) {
+	if *d == nil {
+		*d = downloaded{}
+	}
+	r, ok := (*d)[dg]
+	if !ok {
+		if done {
+			return
+		}
+		r[0] = off
+	}
+	r[1] = max(r[1], off)
+	(*d)[dg] = r
+}
+
+func (d downloaded) total() int64 {
+	var n int64
+	for _, r := range d {
+		n += r[1] - r[0]
+	}
+	return n
 }
 
 func parsePlatform(s string) (ocispec.Platform, error) {

@@ -27,6 +27,10 @@ type Options struct {
 	PullConcurrency    int
 	ProgressTimeout    time.Duration
 	Tasks              TaskOptions
+	// OnPull, when set, is told of every Pull when it returns: how long it
+	// took, the bytes it downloaded from the registry (blobs already in the
+	// store count nothing) and its error (metrics).
+	OnPull func(d time.Duration, bytes int64, err error)
 }
 
 // Node performs operations on the node's stores.
