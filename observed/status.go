@@ -12,9 +12,12 @@ import (
 // ObjectStatus is the recorded status of a declared object, with the spec
 // hash it was observed against.
 type ObjectStatus struct {
-	Key      spec.Key    `json:"key"`
-	SpecHash string      `json:"specHash,omitempty"`
-	Status   spec.Status `json:"status"`
+	Key      spec.Key `json:"key"`
+	SpecHash string   `json:"specHash,omitempty"`
+	// Owns names what the object made on the node (a container ID, an
+	// image record), so it can be torn down once the object is gone.
+	Owns   string      `json:"owns,omitempty"`
+	Status spec.Status `json:"status"`
 }
 
 // PutStatus records the status of a declared object, creating its

@@ -1,0 +1,204 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"berth.dev/berth/desired"
+	"berth.dev/berth/node"
+	"berth.dev/berth/oci"
+	"berth.dev/berth/spec"
+	"github.com/containerd/errdefs"
+)
+
+// Labels berth puts on what the controllers make.
+const (
+	LabelOwner    = "berth.dev/owner"
+	LabelSpecHash = "berth.dev/spec-hash"
+)
+
+// reconcileContainer makes the container exist as its spec and its image's
+// current digest say, recreating it when either changed or when its
+// snapshot or record vanished.
+func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (Result, error) {
+	cs, _ := e.Object.ContainerSpec()
+	ns, id := e.Key.Namespace, e.Key.Name
+	imgKey := spec.Key{Namespace: ns, Kind: spec.KindImage, Name: cs.Image}
+	imgEntry, declared := c.opts.Desired.Get(imgKey)
+	imgStatus, ready := c.isReady(ctx, imgKey)
+	if !declared || !ready || imgStatus.Status.ImageStatus == nil {
+		msg := fmt.Sprintf("waiting for Image %s/%s to be ready", ns, cs.Image)
+		if !declared {
+			msg = fmt.Sprintf("Image %s/%s is not declared", ns, cs.Image)
+		}
+		return Result{Changed: c.record(ctx, e, observation{reason: "WaitingForImage", message: msg, owns: id})}, nil
+	}
+	is, _ := imgEntry.Object.ImageSpec()
+	imgName, _ := imageName(is)
+	digest := imgStatus.Status.ImageStatus.Digest
+	want := containerHash(e.Hash, digest)
+
+	prevStatus, _ := c.opts.DB.GetStatus(ctx, e.Key)
+	existing, err := c.opts.DB.GetContainer(ctx, ns, id)
+	switch {
+	case err == nil && existing.Labels[LabelSpecHash] == want:
+		if c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey) {
+			return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: containerKindStatus(existing.SnapshotKey, e.Hash, digest)})}, nil
+		}
+		c.repaired(ctx, e.Key, "snapshot "+existing.SnapshotKey+" was removed; recreating the container")
+		fallthrough
+	case err == nil:
+		reason := "spec or image changed"
+		c.record(ctx, e, observation{reason: "Recreating", message: reason, owns: id})
+		if err := c.removeContainer(ctx, ns, id, 10*time.Second); err != nil {
+			return Result{}, err
+		}
+	case !errdefs.IsNotFound(err):
+		return Result{}, err
+	default:
+		if prevStatus.Status.ContainerStatus != nil && prevStatus.SpecHash == e.Hash {
+			c.repaired(ctx, e.Key, "container was removed; recreating it")
+		}
+	}
+	settings, err := containerSettings(e.Object, cs)
+	if err != nil {
+		return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "InvalidSpec", message: err.Error(), owns: id})}, nil
+	}
+	labels := map[string]string{LabelOwner: "Container/" + id, LabelSpecHash: want}
+	ctr, err := c.opts.Node.CreateContainer(ctx, ns, id, imgName, is.Snapshotter, settings, labels)
+	if err != nil {
+		c.record(ctx, e, observation{degraded: true, reason: "CreateFailed", message: err.Error(), owns: id})
+		return Result{}, err
+	}
+	return Result{Changed: true, RequeueAfter: 0}, c.recordCreated(ctx, e, ctr.SnapshotKey, digest)
+}
+
+func (c *Controller) recordCreated(ctx context.Context, e desired.Entry, snapshotKey, digest string) error {
+	c.record(ctx, e, observation{ready: true, owns: e.Key.Name, kind: containerKindStatus(snapshotKey, e.Hash, digest)})
+	return nil
+}
+
+func containerKindStatus(snapshotKey, specHash, digest string) func(*spec.Status) {
+	return func(st *spec.Status) {
+		st.ContainerStatus = &spec.ContainerStatus{SnapshotKey: snapshotKey, SpecHash: specHash, ImageDigest: digest}
+	}
+}
+
+// containerHash ties a container to its spec and its image's digest.
+func containerHash(specHash, digest string) string {
+	h := sha256.Sum256([]byte(specHash + "\x00" + digest))
+	return hex.EncodeToString(h[:])
+}
+
+func (c *Controller) snapshotPresent(ctx context.Context, snapshotter, key string) bool {
+	sn, _, err := c.opts.Node.Snapshotter(snapshotter)
+	if err != nil {
+		return false
+	}
+	_, err = sn.Stat(ctx, key)
+	return !errdefs.IsNotFound(err)
+}
+
+// removeContainer stops the container's task and removes the container and
+// its snapshot. Absent parts are fine.
+func (c *Controller) removeContainer(ctx context.Context, ns, id string, stopTimeout time.Duration) error {
+	if err := c.stopTask(ctx, ns, id, stopTimeout); err != nil {
+		return err
+	}
+	if err := c.opts.Node.DeleteContainer(ctx, ns, id); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s/%s: %w", ns, id, err)
+	}
+	return nil
+}
+
+// stopTask sends SIGTERM, waits up to timeout, then SIGKILL, and deletes
+// the task. No task is fine.
+func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.Duration) error {
+	info, err := c.opts.Node.GetTask(ctx, ns, id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if info.Status == "running" || info.Status == "paused" || info.Status == "created" {
+		if info.Status == "paused" {
+			_ = c.opts.Node.ResumeTask(ctx, ns, id)
+		}
+		_ = c.opts.Node.KillTask(ctx, ns, id, "", syscall.SIGTERM, false)
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		_, werr := c.opts.Node.WaitTask(wctx, ns, id, "")
+		cancel()
+		if werr != nil {
+			_ = c.opts.Node.KillTask(ctx, ns, id, "", syscall.SIGKILL, true)
+			kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, _ = c.opts.Node.WaitTask(kctx, ns, id, "")
+			cancel()
+		}
+	}
+	if _, err := c.opts.Node.DeleteTask(ctx, ns, id, true); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete task %s/%s: %w", ns, id, err)
+	}
+	return nil
+}
+
+// containerSettings translates a Container spec into the node's settings.
+func containerSettings(o spec.Object, cs spec.ContainerSpec) (node.ContainerSettings, error) {
+	s := node.ContainerSettings{Runtime: cs.Runtime}
+	if cs.Command != nil {
+		s.Entrypoint = append([]string{}, cs.Command...)
+	}
+	s.Args = cs.Args
+	for _, ev := range cs.Env {
+		s.Env = append(s.Env, ev.Name+"="+ev.Value)
+	}
+	s.WorkingDir, s.User, s.Hostname = cs.WorkingDir, cs.User, cs.Hostname
+	s.NetworkHost = cs.Network == spec.NetworkHost
+	s.ReadonlyRootfs, s.Terminal = cs.ReadOnlyRootfs, cs.Terminal
+	if cs.Resources.CPU != "" {
+		m, err := cs.Resources.CPU.MilliValue()
+		if err != nil {
+			return s, fmt.Errorf("spec.resources.cpu: %w", err)
+		}
+		s.Resources.CPU = float64(m) / 1000
+	}
+	if cs.Resources.Memory != "" {
+		v, err := cs.Resources.Memory.Value()
+		if err != nil {
+			return s, fmt.Errorf("spec.resources.memory: %w", err)
+		}
+		s.Resources.MemoryBytes = v
+	}
+	s.Resources.Pids = cs.Resources.Pids
+	for i, m := range cs.Mounts {
+		om := oci.Mount{Type: string(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
+		if om.Type == "" {
+			om.Type = oci.MountBind
+		}
+		if om.Type == oci.MountBind {
+			om.Source = o.ResolvePath(m.Source)
+		}
+		for _, opt := range m.Options {
+			switch {
+			case opt == "ro":
+				om.ReadOnly = true
+			case opt == "rw":
+			case strings.HasPrefix(opt, "size="):
+				v, err := spec.Quantity(strings.TrimPrefix(opt, "size=")).Value()
+				if err != nil {
+					return s, fmt.Errorf("spec.mounts[%d].options: %q: %w", i, opt, err)
+				}
+				om.SizeBytes = v
+			default:
+				return s, fmt.Errorf("spec.mounts[%d].options: %q is not supported (ro, rw, size=)", i, opt)
+			}
+		}
+		s.Mounts = append(s.Mounts, om)
+	}
+	return s, nil
+}

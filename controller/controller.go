@@ -1,0 +1,295 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"berth.dev/berth/desired"
+	"berth.dev/berth/node"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
+)
+
+// Observer is told what the controllers do (metrics); every method may be
+// called concurrently.
+type Observer interface {
+	Reconciled(kind spec.Kind, d time.Duration, result string)
+	QueueDepth(n int)
+	DriftRepaired(kind spec.Kind)
+	Objects(kind spec.Kind, desired, ready int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Reconciled(spec.Kind, time.Duration, string) {}
+func (nopObserver) QueueDepth(int)                              {}
+func (nopObserver) DriftRepaired(spec.Kind)                     {}
+func (nopObserver) Objects(spec.Kind, int, int)                 {}
+
+// Options configure the controllers.
+type Options struct {
+	Desired  *desired.Store
+	Node     *node.Node
+	DB       *observed.DB
+	Bus      *observed.Bus
+	Log      *slog.Logger
+	Observer Observer
+	// Resync is how often every object is reconciled again (drift repair).
+	Resync time.Duration
+	// MaxBackoff caps retry and restart delays.
+	MaxBackoff time.Duration
+	// Workers reconcile keys in parallel (never the same key twice at once).
+	Workers int
+	// OnReady is called once, after every source was read and every object
+	// declared then was reconciled once.
+	OnReady func()
+}
+
+// Controller runs the image, container and task reconcilers.
+type Controller struct {
+	opts  Options
+	log   *slog.Logger
+	queue *Queue[spec.Key]
+
+	mu       sync.Mutex
+	restarts map[spec.Key]*restartState // task restart bookkeeping
+	pending  map[spec.Key]bool          // keys to reconcile before ready
+	ready    bool
+}
+
+// New returns a controller; call Run.
+func New(opts Options) *Controller {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	if opts.Resync <= 0 {
+		opts.Resync = time.Minute
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Minute
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	return &Controller{
+		opts: opts, log: opts.Log,
+		queue:    NewQueue[spec.Key](500*time.Millisecond, opts.MaxBackoff),
+		restarts: map[spec.Key]*restartState{},
+	}
+}
+
+// Run reconciles until ctx ends.
+func (c *Controller) Run(ctx context.Context) {
+	changes := c.opts.Desired.Subscribe(ctx)
+	exits := c.opts.Bus.Subscribe(ctx, mustFilter("topic==/tasks/exit", "topic==/tasks/delete"))
+	var wg sync.WaitGroup
+	for i := 0; i < c.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.queue.run(ctx, c.process)
+		}()
+	}
+	c.resync(ctx)
+	ticker := time.NewTicker(c.opts.Resync)
+	defer ticker.Stop()
+	synced := c.opts.Desired.Synced()
+	for {
+		select {
+		case <-ctx.Done():
+			c.queue.ShutDown()
+			wg.Wait()
+			return
+		case key := <-changes:
+			c.enqueueWithDependents(key)
+			if !synced && c.opts.Desired.Synced() {
+				synced = true
+				c.resync(ctx) // now orphans may be torn down
+			}
+		case ev := <-exits:
+			c.onTaskEvent(ev)
+		case <-ticker.C:
+			c.resync(ctx)
+		}
+		c.opts.Observer.QueueDepth(c.queue.Len())
+	}
+}
+
+func mustFilter(exprs ...string) observed.Filter {
+	f, err := observed.ParseFilters(exprs...)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+// resync queues every declared object and every object with a status.
+func (c *Controller) resync(ctx context.Context) {
+	entries := c.opts.Desired.List(desired.Filter{})
+	keys := map[spec.Key]bool{}
+	for _, e := range entries {
+		keys[e.Key] = true
+	}
+	if sts, err := c.opts.DB.ListStatuses(ctx, "", ""); err == nil {
+		for _, st := range sts {
+			keys[st.Key] = true
+		}
+	}
+	c.mu.Lock()
+	if c.pending == nil && !c.ready && c.opts.Desired.Synced() {
+		c.pending = map[spec.Key]bool{}
+		for _, e := range entries {
+			c.pending[e.Key] = true
+		}
+	}
+	c.mu.Unlock()
+	for k := range keys {
+		c.queue.Add(k)
+	}
+	c.countObjects(ctx)
+	c.checkReady()
+}
+
+// onTaskEvent queues the Task objects running the container that exited.
+func (c *Controller) onTaskEvent(ev observed.Event) {
+	var p struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(ev.Payload, &p) != nil || p.ID == "" {
+		return
+	}
+	for _, e := range c.opts.Desired.List(desired.Filter{Namespace: ev.Namespace, Kind: spec.KindTask}) {
+		if ts, ok := e.Object.TaskSpec(); ok && ts.Container == p.ID {
+			c.queue.Add(e.Key)
+		}
+	}
+}
+
+// enqueueWithDependents queues key and the objects that reference it.
+func (c *Controller) enqueueWithDependents(key spec.Key) {
+	c.queue.Add(key)
+	for _, k := range c.dependents(key) {
+		c.queue.Add(k)
+	}
+}
+
+// dependents are the Containers using an Image and the Tasks of those
+// Containers (or of a Container).
+func (c *Controller) dependents(key spec.Key) []spec.Key {
+	var out []spec.Key
+	names := map[string]bool{}
+	switch key.Kind {
+	case spec.KindImage:
+		for _, e := range c.opts.Desired.List(desired.Filter{Namespace: key.Namespace, Kind: spec.KindContainer}) {
+			if cs, ok := e.Object.ContainerSpec(); ok && cs.Image == key.Name {
+				out = append(out, e.Key)
+				names[e.Key.Name] = true
+			}
+		}
+	case spec.KindContainer:
+		names[key.Name] = true
+	default:
+		return nil
+	}
+	for _, e := range c.opts.Desired.List(desired.Filter{Namespace: key.Namespace, Kind: spec.KindTask}) {
+		if ts, ok := e.Object.TaskSpec(); ok && names[ts.Container] {
+			out = append(out, e.Key)
+		}
+	}
+	return out
+}
+
+// process reconciles one key and schedules what follows.
+func (c *Controller) process(ctx context.Context, key spec.Key) {
+	start := time.Now()
+	res, err := c.reconcile(ctx, key)
+	result := "success"
+	switch {
+	case err != nil:
+		result = "error"
+		d := c.queue.Retry(key)
+		c.log.Warn("reconcile failed", "object", key.String(), "err", err, "retryIn", d.Round(time.Millisecond))
+	case res.RequeueAfter > 0:
+		result = "requeue"
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, res.RequeueAfter)
+	default:
+		c.queue.Forget(key)
+	}
+	c.opts.Observer.Reconciled(key.Kind, time.Since(start), result)
+	if res.Changed {
+		for _, k := range c.dependents(key) {
+			c.queue.Add(k)
+		}
+	}
+	c.mu.Lock()
+	if c.pending != nil {
+		delete(c.pending, key)
+	}
+	c.mu.Unlock()
+	c.checkReady()
+}
+
+func (c *Controller) checkReady() {
+	c.mu.Lock()
+	fire := !c.ready && c.pending != nil && len(c.pending) == 0
+	if fire {
+		c.ready = true
+	}
+	c.mu.Unlock()
+	if fire && c.opts.OnReady != nil {
+		c.log.Info("every source read and reconciled once: ready")
+		c.opts.OnReady()
+	}
+}
+
+// Result says what follows a reconcile.
+type Result struct {
+	// RequeueAfter asks for a timed recheck.
+	RequeueAfter time.Duration
+	// Changed says the object's readiness changed, so its dependents are
+	// reconciled too.
+	Changed bool
+}
+
+// reconcile dispatches by kind; a key with no desired entry is torn down.
+func (c *Controller) reconcile(ctx context.Context, key spec.Key) (Result, error) {
+	entry, ok := c.opts.Desired.Get(key)
+	if !ok {
+		if !c.opts.Desired.Synced() {
+			return Result{}, nil // never delete before every source was read
+		}
+		return c.teardown(ctx, key)
+	}
+	switch key.Kind {
+	case spec.KindImage:
+		return c.reconcileImage(ctx, entry)
+	case spec.KindContainer:
+		return c.reconcileContainer(ctx, entry)
+	case spec.KindTask:
+		return c.reconcileTask(ctx, entry)
+	}
+	return Result{}, nil
+}
+
+// countObjects reports desired versus ready objects per kind.
+func (c *Controller) countObjects(ctx context.Context) {
+	for _, kind := range spec.Kinds {
+		entries := c.opts.Desired.List(desired.Filter{Kind: kind})
+		ready := 0
+		for _, e := range entries {
+			if st, err := c.opts.DB.GetStatus(ctx, e.Key); err == nil {
+				if cond, ok := st.Status.Condition(spec.ConditionReady); ok && cond.Status == spec.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		c.opts.Observer.Objects(kind, len(entries), ready)
+	}
+}

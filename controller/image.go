@@ -1,0 +1,111 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"berth.dev/berth/content/remote"
+	"berth.dev/berth/desired"
+	"berth.dev/berth/node"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
+	"github.com/containerd/errdefs"
+)
+
+// imageName is the image record an Image object keeps: its normalised ref.
+func imageName(is spec.ImageSpec) (string, error) {
+	r, err := remote.ParseRef(is.Ref)
+	if err != nil {
+		return "", err
+	}
+	return r.Name(), nil
+}
+
+// reconcileImage makes the image present (from its offline source, else by
+// pull, as the pull policy says) and unpacked on its snapshotter. A pull
+// that fails leaves a present image in use.
+func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Result, error) {
+	is, _ := e.Object.ImageSpec()
+	ns := e.Key.Namespace
+	if _, err := c.opts.DB.EnsureNamespace(ctx, ns); err != nil {
+		return Result{}, err
+	}
+	name, err := imageName(is)
+	if err != nil {
+		return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "InvalidRef", message: err.Error()})}, nil
+	}
+	prevStatus, _ := c.opts.DB.GetStatus(ctx, e.Key)
+	img, err := c.opts.DB.GetImage(ctx, ns, name)
+	present := err == nil
+	// Always pulls when the spec changed or the image is absent; a resync
+	// re-pulls too, so a moved tag is followed.
+	wantFetch := !present || (is.PullPolicy == spec.PullAlways && prevStatus.SpecHash != e.Hash)
+	if wantFetch {
+		c.record(ctx, e, observation{reason: "Pulling", message: "fetching " + is.Ref, owns: name, kind: imageKindStatus(img, present)})
+		var ferr error
+		img, ferr = c.fetchImage(ctx, e, is, name)
+		if ferr != nil {
+			if present {
+				// Keep serving what is on disk; report the failure.
+				img, _ = c.opts.DB.GetImage(ctx, ns, name)
+			} else {
+				o := observation{degraded: true, reason: "PullFailed", message: ferr.Error()}
+				if errdefs.IsNotFound(ferr) && is.PullPolicy == spec.PullNever {
+					o.reason = "NotPresent"
+				}
+				changed := c.record(ctx, e, o)
+				return Result{Changed: changed}, ferr
+			}
+		}
+	}
+	sn := is.Snapshotter
+	snName := sn
+	if snName == "" {
+		snName = "overlayfs"
+	}
+	if img.Unpacked[snName] == "" {
+		c.record(ctx, e, observation{reason: "Unpacking", kind: imageKindStatus(img, true)})
+		if _, err := c.opts.Node.Unpack(ctx, ns, name, sn, is.Platform, nil); err != nil {
+			return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "UnpackFailed", message: err.Error()})}, err
+		}
+		if img, err = c.opts.DB.GetImage(ctx, ns, name); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{Changed: c.record(ctx, e, observation{ready: true, owns: name, kind: imageKindStatus(img, true)})}, nil
+}
+
+func (c *Controller) fetchImage(ctx context.Context, e desired.Entry, is spec.ImageSpec, name string) (observed.Image, error) {
+	ns := e.Key.Namespace
+	if is.Source != nil {
+		path := e.Object.ResolvePath(is.Source.Archive)
+		if is.Source.Layout != "" {
+			path = e.Object.ResolvePath(is.Source.Layout)
+		}
+		if _, err := os.Stat(path); err == nil || is.PullPolicy == spec.PullNever {
+			imgs, err := c.opts.Node.Import(ctx, ns, path, node.ImportOptions{Name: name, Platform: is.Platform})
+			if err != nil {
+				return observed.Image{}, fmt.Errorf("import %s: %w", path, err)
+			}
+			return imgs[0], nil
+		}
+	}
+	if is.PullPolicy == spec.PullNever {
+		return observed.Image{}, fmt.Errorf("image %s is not on the node and pullPolicy is Never: %w", is.Ref, errdefs.ErrNotFound)
+	}
+	return c.opts.Node.Pull(ctx, ns, is.Ref, node.PullOptions{Platform: is.Platform})
+}
+
+func imageKindStatus(img observed.Image, present bool) func(*spec.Status) {
+	return func(st *spec.Status) {
+		if !present {
+			return
+		}
+		is := &spec.ImageStatus{Digest: img.Target.Digest.String(), Size: img.Size}
+		for sn, chain := range img.Unpacked {
+			is.Unpacked = &spec.Unpacked{Snapshotter: sn, ChainID: chain}
+		}
+		st.ImageStatus = is
+	}
+}

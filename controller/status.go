@@ -1,0 +1,123 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"berth.dev/berth/desired"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
+)
+
+// observation is what one reconcile saw: whether the object is ready, why
+// not, and whether the reason is an error (Degraded) or progress.
+type observation struct {
+	ready    bool
+	degraded bool
+	reason   string
+	message  string
+	// kind fills in the kind's own status fields.
+	kind func(*spec.Status)
+	// owns is what the object made on the node.
+	owns string
+}
+
+// record writes the object's status, keeping transition times of
+// conditions that did not change, and publishes /reconcile/status when
+// readiness or degradation changes. It reports whether readiness changed.
+func (c *Controller) record(ctx context.Context, e desired.Entry, o observation) bool {
+	prev, _ := c.opts.DB.GetStatus(ctx, e.Key)
+	if o.owns == "" {
+		o.owns = prev.Owns
+	}
+	now := time.Now().UTC()
+	st := spec.Status{ObservedGeneration: e.Generation}
+	if o.kind != nil {
+		o.kind(&st)
+	}
+	cond := func(t spec.ConditionType, on bool, reason, msg string) {
+		s := spec.ConditionFalse
+		if on {
+			s = spec.ConditionTrue
+		}
+		c := spec.Condition{Type: t, Status: s, Reason: reason, Message: msg, LastTransitionTime: now}
+		if old, ok := prev.Status.Condition(t); ok && old.Status == s {
+			c.LastTransitionTime = old.LastTransitionTime
+		}
+		st.Conditions = append(st.Conditions, c)
+	}
+	readyReason := o.reason
+	if o.ready && readyReason == "" {
+		readyReason = "Ready"
+	}
+	cond(spec.ConditionReady, o.ready, readyReason, o.message)
+	cond(spec.ConditionProgressing, !o.ready && !o.degraded, progressReason(o), "")
+	degradedReason, degradedMsg := "", ""
+	if o.degraded {
+		degradedReason, degradedMsg = o.reason, o.message
+	}
+	cond(spec.ConditionDegraded, o.degraded, degradedReason, degradedMsg)
+	if conflicts := c.opts.Desired.ConflictsFor(e.Key); len(conflicts) > 0 {
+		var msgs []string
+		for _, cf := range conflicts {
+			msgs = append(msgs, cf.String())
+		}
+		cond(spec.ConditionConflict, true, "Conflict", strings.Join(msgs, "; "))
+	}
+	if err := c.opts.DB.PutStatus(ctx, observed.ObjectStatus{Key: e.Key, SpecHash: e.Hash, Owns: o.owns, Status: st}); err != nil {
+		c.log.Warn("record status", "object", e.Key.String(), "err", err)
+	}
+	wasReady, wasDegraded, wasReason := condState(prev.Status)
+	changed := wasReady != o.ready
+	if changed || wasDegraded != o.degraded || wasReason != o.reason {
+		c.opts.Bus.Publish(ctx, e.Key.Namespace, "/reconcile/status", map[string]any{
+			"kind": e.Key.Kind, "name": e.Key.Name, "ready": o.ready, "degraded": o.degraded,
+			"reason": o.reason, "message": o.message, "generation": e.Generation,
+		})
+	}
+	return changed
+}
+
+func progressReason(o observation) string {
+	if !o.ready && !o.degraded {
+		return o.reason
+	}
+	return ""
+}
+
+func condState(s spec.Status) (ready, degraded bool, reason string) {
+	if c, ok := s.Condition(spec.ConditionReady); ok {
+		ready = c.Status == spec.ConditionTrue
+		reason = c.Reason
+		if ready {
+			reason = ""
+		}
+	}
+	if c, ok := s.Condition(spec.ConditionDegraded); ok {
+		degraded = c.Status == spec.ConditionTrue
+	}
+	return ready, degraded, reason
+}
+
+// isReady reports whether a declared object's recorded status is Ready for
+// its current spec.
+func (c *Controller) isReady(ctx context.Context, k spec.Key) (observed.ObjectStatus, bool) {
+	st, err := c.opts.DB.GetStatus(ctx, k)
+	if err != nil {
+		return st, false
+	}
+	e, ok := c.opts.Desired.Get(k)
+	if !ok || st.SpecHash != e.Hash {
+		return st, false
+	}
+	cond, ok := st.Status.Condition(spec.ConditionReady)
+	return st, ok && cond.Status == spec.ConditionTrue
+}
+
+// repaired reports a drift repair.
+func (c *Controller) repaired(ctx context.Context, k spec.Key, what string) {
+	c.log.Info("repaired drift", "object", k.String(), "what", what)
+	c.opts.Observer.DriftRepaired(k.Kind)
+	c.opts.Bus.Publish(ctx, k.Namespace, "/reconcile/repair", map[string]any{"kind": k.Kind, "name": k.Name, "repair": what})
+}

@@ -1,0 +1,192 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"berth.dev/berth/desired"
+	"berth.dev/berth/node"
+	"berth.dev/berth/spec"
+	"github.com/containerd/errdefs"
+)
+
+// restartState is the in-memory bookkeeping of a Task's restarts.
+type restartState struct {
+	failures int       // consecutive restarts, for the backoff
+	nextAt   time.Time // no start before this
+}
+
+// stableAfter is how long a task must run before its backoff resets.
+const stableAfter = 10 * time.Second
+
+func (c *Controller) restartsOf(k spec.Key) *restartState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rs, ok := c.restarts[k]
+	if !ok {
+		rs = &restartState{}
+		c.restarts[k] = rs
+	}
+	return rs
+}
+
+// reconcileTask brings the container's task to the desired state, and
+// restarts an exited task as its restart policy says, with backoff.
+func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result, error) {
+	ts, _ := e.Object.TaskSpec()
+	ns, id := e.Key.Namespace, ts.Container
+	prev, _ := c.opts.DB.GetStatus(ctx, e.Key)
+	prevTask := spec.TaskStatus{}
+	if prev.Status.TaskStatus != nil {
+		prevTask = *prev.Status.TaskStatus
+	}
+	ckey := spec.Key{Namespace: ns, Kind: spec.KindContainer, Name: id}
+	if _, ok := c.isReady(ctx, ckey); !ok {
+		return Result{Changed: c.record(ctx, e, observation{reason: "WaitingForContainer", owns: id,
+			message: fmt.Sprintf("waiting for Container %s/%s to be ready", ns, id), kind: taskKind(prevTask)})}, nil
+	}
+	info, err := c.opts.Node.GetTask(ctx, ns, id)
+	exists := err == nil
+	if err != nil && !errdefs.IsNotFound(err) {
+		return Result{}, err
+	}
+	stopTimeout, _ := ts.StopTimeout.Value()
+	if stopTimeout <= 0 {
+		stopTimeout = 10 * time.Second
+	}
+	switch ts.State {
+	case spec.TaskStopped:
+		if exists {
+			if err := c.stopTask(ctx, ns, id, stopTimeout); err != nil {
+				return Result{}, err
+			}
+			prevTask.FinishedAt = time.Now().UTC()
+		}
+		prevTask.State, prevTask.Pid = "stopped", 0
+		return Result{Changed: c.record(ctx, e, observation{ready: true, reason: "Stopped", owns: id, kind: taskKind(prevTask)})}, nil
+	case spec.TaskPaused:
+		if !exists || info.Status == "stopped" {
+			return c.startTask(ctx, e, id, prevTask, exists)
+		}
+		if info.Status == "running" {
+			if err := c.opts.Node.PauseTask(ctx, ns, id); err != nil {
+				return Result{}, err
+			}
+		}
+		prevTask.State, prevTask.Pid = "paused", int(info.Pid)
+		return Result{Changed: c.record(ctx, e, observation{ready: true, reason: "Paused", owns: id, kind: taskKind(prevTask)})}, nil
+	}
+	// Running.
+	if !exists {
+		if prevTask.State == "running" && prev.SpecHash == e.Hash {
+			c.repaired(ctx, e.Key, "task of container "+id+" was gone; starting it again")
+		}
+		return c.startTask(ctx, e, id, prevTask, false)
+	}
+	switch info.Status {
+	case "created":
+		if _, err := c.opts.Node.StartTask(ctx, ns, id, ""); err != nil {
+			return Result{}, err
+		}
+		return c.reconcileTask(ctx, e)
+	case "paused":
+		if err := c.opts.Node.ResumeTask(ctx, ns, id); err != nil {
+			return Result{}, err
+		}
+		fallthrough
+	case "running":
+		rs := c.restartsOf(e.Key)
+		prevTask.State, prevTask.Pid = "running", int(info.Pid)
+		res := Result{}
+		if rs.failures > 0 {
+			if !prevTask.StartedAt.IsZero() && time.Since(prevTask.StartedAt) >= stableAfter {
+				rs.failures = 0
+			} else {
+				res.RequeueAfter = stableAfter
+			}
+		}
+		res.Changed = c.record(ctx, e, observation{ready: true, reason: "Running", owns: id, kind: taskKind(prevTask)})
+		return res, nil
+	case "stopped":
+		return c.exited(ctx, e, ts, id, info, prevTask)
+	default: // unknown: the shim is gone
+		if _, err := c.opts.Node.DeleteTask(ctx, ns, id, true); err != nil && !errdefs.IsNotFound(err) {
+			return Result{}, err
+		}
+		c.repaired(ctx, e.Key, "shim of "+id+" was gone")
+		return Result{RequeueAfter: time.Millisecond}, nil
+	}
+}
+
+// exited handles a task that ended while it should run.
+func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSpec, id string, info node.TaskInfo, prev spec.TaskStatus) (Result, error) {
+	prev.State, prev.Pid, prev.ExitCode, prev.FinishedAt = "exited", 0, int(info.ExitStatus), info.ExitedAt
+	restart := ts.RestartPolicy == spec.RestartAlways || (ts.RestartPolicy == spec.RestartOnFailure && info.ExitStatus != 0)
+	if !restart {
+		o := observation{reason: "Completed", owns: id, kind: taskKind(prev), ready: info.ExitStatus == 0,
+			message: fmt.Sprintf("exited with status %d; restartPolicy %s", info.ExitStatus, ts.RestartPolicy)}
+		if info.ExitStatus != 0 {
+			o.reason, o.degraded = "Failed", true
+		}
+		return Result{Changed: c.record(ctx, e, o)}, nil
+	}
+	if _, err := c.opts.Node.DeleteTask(ctx, e.Key.Namespace, id, true); err != nil && !errdefs.IsNotFound(err) {
+		return Result{}, err
+	}
+	rs := c.restartsOf(e.Key)
+	delay := Backoff(time.Second, c.opts.MaxBackoff, rs.failures)
+	if rs.failures == 0 {
+		delay = 0 // the first restart is immediate
+	}
+	rs.failures++
+	rs.nextAt = time.Now().Add(delay)
+	msg := fmt.Sprintf("exited with status %d; restarting in %s", info.ExitStatus, delay.Round(time.Millisecond))
+	changed := c.record(ctx, e, observation{reason: "BackOff", message: msg, owns: id, kind: taskKind(prev)})
+	return Result{RequeueAfter: max(delay, time.Millisecond), Changed: changed}, nil
+}
+
+// startTask creates and starts the task, honouring a pending backoff.
+func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, prev spec.TaskStatus, stale bool) (Result, error) {
+	ns := e.Key.Namespace
+	rs := c.restartsOf(e.Key)
+	if wait := time.Until(rs.nextAt); wait > 0 {
+		return Result{RequeueAfter: wait}, nil
+	}
+	if stale {
+		if _, err := c.opts.Node.DeleteTask(ctx, ns, id, true); err != nil && !errdefs.IsNotFound(err) {
+			return Result{}, err
+		}
+	}
+	if _, err := c.opts.Node.CreateTask(ctx, ns, id, node.Stdio{}); err != nil {
+		prev.LastError = err.Error()
+		c.record(ctx, e, observation{degraded: true, reason: "StartFailed", message: err.Error(), owns: id, kind: taskKind(prev)})
+		return Result{}, err
+	}
+	pid, err := c.opts.Node.StartTask(ctx, ns, id, "")
+	if err != nil {
+		_, _ = c.opts.Node.DeleteTask(ctx, ns, id, true)
+		prev.LastError = err.Error()
+		c.record(ctx, e, observation{degraded: true, reason: "StartFailed", message: err.Error(), owns: id, kind: taskKind(prev)})
+		return Result{}, err
+	}
+	if prev.State != "" {
+		prev.RestartCount++
+	}
+	prev.State, prev.Pid, prev.StartedAt, prev.LastError = "running", int(pid), time.Now().UTC(), ""
+	ts, _ := e.Object.TaskSpec()
+	if ts.State == spec.TaskPaused {
+		if err := c.opts.Node.PauseTask(ctx, ns, id); err != nil {
+			return Result{}, err
+		}
+		prev.State = "paused"
+	}
+	return Result{Changed: c.record(ctx, e, observation{ready: true, reason: "Running", owns: id, kind: taskKind(prev)})}, nil
+}
+
+func taskKind(ts spec.TaskStatus) func(*spec.Status) {
+	return func(st *spec.Status) {
+		t := ts
+		st.TaskStatus = &t
+	}
+}

@@ -1,0 +1,64 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"berth.dev/berth/desired"
+	"berth.dev/berth/spec"
+	"github.com/containerd/errdefs"
+)
+
+// teardown removes what an object no longer declared had made: a Task's
+// task, a Container's container and snapshot (and task). An Image's record
+// is dropped, unless another Image object declares the same reference, and
+// its data is left to garbage collection.
+func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error) {
+	st, err := c.opts.DB.GetStatus(ctx, key)
+	if errdefs.IsNotFound(err) {
+		return Result{}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	ns := key.Namespace
+	switch key.Kind {
+	case spec.KindTask:
+		if st.Owns != "" {
+			if err := c.stopTask(ctx, ns, st.Owns, 10*time.Second); err != nil {
+				return Result{}, err
+			}
+		}
+	case spec.KindContainer:
+		if st.Owns != "" {
+			if err := c.removeContainer(ctx, ns, st.Owns, 10*time.Second); err != nil {
+				return Result{}, err
+			}
+		}
+	case spec.KindImage:
+		if name := st.Owns; name != "" && !c.imageStillDeclared(ns, name) {
+			if err := c.opts.Node.RemoveImage(ctx, ns, name, false); err != nil && !errdefs.IsNotFound(err) {
+				return Result{}, err
+			}
+		}
+	}
+	if err := c.opts.DB.DeleteStatus(ctx, key); err != nil {
+		return Result{}, err
+	}
+	c.mu.Lock()
+	delete(c.restarts, key)
+	c.mu.Unlock()
+	c.opts.Bus.Publish(ctx, ns, "/reconcile/delete", map[string]any{"kind": key.Kind, "name": key.Name})
+	return Result{}, nil
+}
+
+func (c *Controller) imageStillDeclared(ns, name string) bool {
+	for _, e := range c.opts.Desired.List(desired.Filter{Namespace: ns, Kind: spec.KindImage}) {
+		if is, ok := e.Object.ImageSpec(); ok {
+			if n, err := imageName(is); err == nil && n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
