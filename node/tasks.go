@@ -121,10 +121,12 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
+	tStart := time.Now()
 	cl, err = client.Start(ctx, client.Opts{ShimBinary: n.opts.Tasks.ShimBinary, Namespace: ns, ID: c.ID, Bundle: bundle, Runtime: rt})
 	if err != nil {
 		return nil, err
 	}
+	tShim := time.Now()
 	resp, err := cl.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Bundle: bundle, Runtime: rt, RuntimeRoot: n.runtimeRoot(ns),
 		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal},
@@ -133,6 +135,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", c.ID, err)
 	}
+	n.log.Debug("task created", "id", c.ID, "shimStart", tShim.Sub(tStart), "runtimeCreate", time.Since(tShim))
 	return &task{ns: ns, id: c.ID, bundle: bundle, runtime: rt, c: cl, pid: resp.Pid, done: make(chan struct{})}, nil
 }
 

@@ -17,6 +17,7 @@ func init() { extraCommands = append(extraCommands, newContainerCmd) }
 type containerFlags struct {
 	env, mounts            []string
 	memory, hostname, user string
+	workdir                string
 	runtime, snapshotter   string
 	cpus                   float64
 	pids                   int64
@@ -35,6 +36,7 @@ func (f *containerFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.readOnly, "read-only", false, "mount the rootfs read-only")
 	fl.StringVar(&f.hostname, "hostname", "", "the container's hostname")
 	fl.StringVarP(&f.user, "user", "u", "", "user[:group] to run as (name or id)")
+	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fl.StringVar(&f.runtime, "runtime", "", "OCI runtime name (runc, crun)")
 	fl.StringVar(&f.snapshotter, "snapshotter", "", "snapshotter (default: berthd's)")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a terminal")
@@ -47,7 +49,7 @@ func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.C
 	if err != nil {
 		return nil, err
 	}
-	s := &ctrapi.Settings{Args: args, Env: f.env, User: f.user, Cpus: f.cpus, MemoryBytes: mem, Pids: f.pids,
+	s := &ctrapi.Settings{Args: args, Env: f.env, User: f.user, WorkingDir: f.workdir, Cpus: f.cpus, MemoryBytes: mem, Pids: f.pids,
 		NetHost: f.netHost, ReadonlyRootfs: f.readOnly, Hostname: f.hostname, Terminal: f.tty, Runtime: f.runtime}
 	for _, m := range f.mounts {
 		pm, err := parseMount(m)

@@ -47,6 +47,6 @@ func newLogsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output while the task runs")
-	cmd.Flags().Int64VarP(&tail, "tail", "n", -1, "print only the last N lines (-1: all)")
+	cmd.Flags().Int64Var(&tail, "tail", -1, "print only the last N lines (-1: all)")
 	return cmd
 }
