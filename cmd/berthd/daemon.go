@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	ctrapi "berth.dev/berth/api/containers/v1"
 	contentapi "berth.dev/berth/api/content/v1"
+	eventsapi "berth.dev/berth/api/events/v1"
 	imagesapi "berth.dev/berth/api/images/v1"
 	introapi "berth.dev/berth/api/introspection/v1"
 	nsapi "berth.dev/berth/api/namespaces/v1"
@@ -21,6 +23,7 @@ import (
 	snapi "berth.dev/berth/api/snapshots/v1"
 	tasksapi "berth.dev/berth/api/tasks/v1"
 	"berth.dev/berth/content/local"
+	"berth.dev/berth/metrics"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
@@ -28,6 +31,7 @@ import (
 	"berth.dev/berth/snapshot/overlay"
 	"berth.dev/berth/snapshot/unpack"
 	"github.com/containerd/ttrpc"
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -42,6 +46,14 @@ type Daemon struct {
 	node    *node.Node
 	started time.Time
 	closers []func() error
+	// reg and metrics are this daemon's own (cmd/berthd/observe.go).
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	// ready gates /readyz; see setReady (cmd/berthd/http.go).
+	ready atomic.Bool
+	// controllerReadiness, when true, leaves setReady to the controller;
+	// otherwise Run sets ready as soon as the API serves.
+	controllerReadiness bool
 }
 
 // NewDaemon takes the root's lock and opens the stores. A second berthd on
@@ -71,6 +83,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 		return nil, err
 	}
 	d.bus = observed.NewBus()
+	d.initMetrics()
 	if err := d.openStores(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -116,6 +129,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		InsecureRegistries: d.cfg.Registries.Insecure,
 		PullConcurrency:    d.cfg.Pull.Concurrency,
 		ProgressTimeout:    d.cfg.Pull.ProgressTimeout.Duration,
+		OnPull:             d.metrics.ObservePull,
 		Tasks: node.TaskOptions{
 			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim),
 			DefaultRuntime: d.cfg.Runtime.Default, Runtimes: d.cfg.Runtime.Runtimes,
@@ -128,6 +142,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		return err
 	}
 	d.closers = append(d.closers, d.node.CloseTasks)
+	d.registerNodeCollector()
 	return nil
 }
 
@@ -166,7 +181,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.Close()
 	srv, err := ttrpc.NewServer(
 		ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()),
-		ttrpc.WithUnaryServerInterceptor(server.UnaryInterceptor(d.log, nil)),
+		ttrpc.WithUnaryServerInterceptor(server.UnaryInterceptor(d.log, d.observeAPI)),
 	)
 	if err != nil {
 		return err
@@ -176,9 +191,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stopHTTP, err := d.serveHTTP()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopHTTP()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
 	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid())
+	if !d.controllerReadiness {
+		d.setReady()
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -202,6 +226,7 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, Events: d.bus})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
 	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
+	eventsapi.RegisterEventsService(srv, &server.Events{Bus: d.bus})
 }
 
 // listenUnix creates the API socket with mode 0600 from the start: the

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"berth.dev/berth/content"
+	"berth.dev/berth/metrics"
+	"berth.dev/berth/observed"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// initMetrics creates the daemon's own registry and collectors and hooks
+// the event bus to them. It runs before the node is built, whose pulls
+// report to d.metrics.
+func (d *Daemon) initMetrics() {
+	d.reg = prometheus.NewRegistry()
+	d.metrics = metrics.New(d.reg)
+	d.bus.OnPublish = func(ev observed.Event) { d.metrics.EventsPublished.WithLabelValues(ev.Topic).Inc() }
+	d.bus.OnDrop = d.metrics.EventsDropped.Inc
+	presetAPI(d.metrics)
+}
+
+// registerNodeCollector adds the scrape-time collector over the opened
+// stores and live tasks.
+func (d *Daemon) registerNodeCollector() {
+	sns := map[string]string{}
+	for _, name := range d.node.SnapshotterNames() {
+		sns[name] = filepath.Join(d.cfg.Root, "snapshots", name)
+	}
+	d.reg.MustRegister(metrics.NewNodeCollector(metrics.NodeSources{
+		Content:      contentUsage{d.node.Content()},
+		Snapshotters: sns,
+		Tasks:        taskStats{d},
+		Log:          d.log,
+	}))
+}
+
+// observeAPI is the API interceptor's Observer: calls by service, method
+// and the status code the client sees.
+func (d *Daemon) observeAPI(service, method string, took time.Duration, err error) {
+	code := "OK"
+	if err != nil {
+		code = status.Code(errgrpc.ToGRPC(err)).String()
+	}
+	d.metrics.APIRequests.WithLabelValues(service, method, code).Inc()
+	d.metrics.APIDuration.WithLabelValues(service, method).Observe(took.Seconds())
+}
+
+// presetAPI pre-sets a series for every unary method of berth's services
+// (those linked into berthd), read from the generated descriptors so new
+// methods show without a list to keep.
+func presetAPI(m *metrics.Metrics) {
+	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		pkg := string(fd.Package())
+		if !strings.HasPrefix(pkg, "berth.") || strings.HasPrefix(pkg, "berth.shim.") {
+			return true
+		}
+		svcs := fd.Services()
+		for i := 0; i < svcs.Len(); i++ {
+			svc := svcs.Get(i)
+			var methods []string
+			for j := 0; j < svc.Methods().Len(); j++ {
+				md := svc.Methods().Get(j)
+				if !md.IsStreamingClient() && !md.IsStreamingServer() {
+					methods = append(methods, string(md.Name()))
+				}
+			}
+			m.PresetAPI(string(svc.FullName()), methods...)
+		}
+		return true
+	})
+}
+
+// contentUsage sums the content store's blobs.
+type contentUsage struct{ cs content.Store }
+
+func (c contentUsage) Usage(ctx context.Context) (bytes, blobs int64, err error) {
+	err = c.cs.Walk(ctx, func(info content.Info) error {
+		bytes += info.Size
+		blobs++
+		return nil
+	})
+	return bytes, blobs, err
+}
+
+// taskStats reads the cgroup statistics of every live task through its shim.
+type taskStats struct{ d *Daemon }
+
+var _ metrics.TaskStats = taskStats{}
+
+func (t taskStats) Stats(ctx context.Context) ([]metrics.ContainerStats, error) {
+	nss, err := t.d.obs.ListNamespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []metrics.ContainerStats
+	for _, ns := range nss {
+		tasks, err := t.d.node.ListTasks(ctx, ns.Name)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		for _, tk := range tasks {
+			if tk.Status != "running" && tk.Status != "paused" {
+				continue
+			}
+			m, err := t.d.node.TaskMetrics(ctx, ns.Name, tk.ID)
+			if err != nil {
+				t.d.log.Debug("metrics: task stats", "namespace", ns.Name, "id", tk.ID, "err", err)
+				continue
+			}
+			out = append(out, metrics.ContainerStats{
+				Namespace: ns.Name, Name: tk.ID,
+				CPUSeconds:  float64(m.CPUUsageNs) / 1e9,
+				MemoryBytes: m.MemoryUsage, MemoryLimit: memoryLimit(m.MemoryLimit), Pids: m.PidsCurrent,
+			})
+		}
+	}
+	return out, nil
+}
+
+// memoryLimit reports cgroup v1's "unlimited" (a page-rounded MaxInt64) as 0.
+func memoryLimit(v uint64) uint64 {
+	if v >= 1<<62 {
+		return 0
+	}
+	return v
+}
