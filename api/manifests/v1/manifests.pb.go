@@ -93,7 +93,11 @@ type ApplyRequest struct {
 	Prune  bool `protobuf:"varint,3,opt,name=prune,proto3" json:"prune,omitempty"`
 	DryRun bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	// Base directory for relative paths in the objects (image sources).
-	Dir           string `protobuf:"bytes,5,opt,name=dir,proto3" json:"dir,omitempty"`
+	Dir string `protobuf:"bytes,5,opt,name=dir,proto3" json:"dir,omitempty"`
+	// More files applied as one set (berth apply -f DIR): with prune, what
+	// none of data and files declares is pruned. Each keeps its own name
+	// and directory in errors and paths.
+	Files         []*File `protobuf:"bytes,6,rep,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,6 +167,75 @@ func (x *ApplyRequest) GetDir() string {
 	return ""
 }
 
+func (x *ApplyRequest) GetFiles() []*File {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+// File is one manifest file's bytes, its name for errors and the
+// directory its relative paths are relative to.
+type File struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	File          string                 `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
+	Dir           string                 `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *File) Reset() {
+	*x = File{}
+	mi := &file_manifests_v1_manifests_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *File) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*File) ProtoMessage() {}
+
+func (x *File) ProtoReflect() protoreflect.Message {
+	mi := &file_manifests_v1_manifests_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use File.ProtoReflect.Descriptor instead.
+func (*File) Descriptor() ([]byte, []int) {
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *File) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *File) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *File) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
 type ObjectResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ref   *Ref                   `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
@@ -175,7 +248,7 @@ type ObjectResult struct {
 
 func (x *ObjectResult) Reset() {
 	*x = ObjectResult{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[2]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -187,7 +260,7 @@ func (x *ObjectResult) String() string {
 func (*ObjectResult) ProtoMessage() {}
 
 func (x *ObjectResult) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[2]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -200,7 +273,7 @@ func (x *ObjectResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectResult.ProtoReflect.Descriptor instead.
 func (*ObjectResult) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{2}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ObjectResult) GetRef() *Ref {
@@ -233,7 +306,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[3]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +318,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[3]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +331,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{3}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApplyResponse) GetResults() []*ObjectResult {
@@ -273,13 +346,14 @@ type DiffRequest struct {
 	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
 	File          string                 `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
 	Dir           string                 `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"`
+	Files         []*File                `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DiffRequest) Reset() {
 	*x = DiffRequest{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[4]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +365,7 @@ func (x *DiffRequest) String() string {
 func (*DiffRequest) ProtoMessage() {}
 
 func (x *DiffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[4]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +378,7 @@ func (x *DiffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffRequest.ProtoReflect.Descriptor instead.
 func (*DiffRequest) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{4}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DiffRequest) GetData() []byte {
@@ -328,6 +402,13 @@ func (x *DiffRequest) GetDir() string {
 	return ""
 }
 
+func (x *DiffRequest) GetFiles() []*File {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 type Action struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ref   *Ref                   `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
@@ -341,7 +422,7 @@ type Action struct {
 
 func (x *Action) Reset() {
 	*x = Action{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[5]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -353,7 +434,7 @@ func (x *Action) String() string {
 func (*Action) ProtoMessage() {}
 
 func (x *Action) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[5]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -366,7 +447,7 @@ func (x *Action) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Action.ProtoReflect.Descriptor instead.
 func (*Action) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{5}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Action) GetRef() *Ref {
@@ -409,7 +490,7 @@ type ObjectDiff struct {
 
 func (x *ObjectDiff) Reset() {
 	*x = ObjectDiff{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[6]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +502,7 @@ func (x *ObjectDiff) String() string {
 func (*ObjectDiff) ProtoMessage() {}
 
 func (x *ObjectDiff) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[6]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +515,7 @@ func (x *ObjectDiff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectDiff.ProtoReflect.Descriptor instead.
 func (*ObjectDiff) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{6}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ObjectDiff) GetRef() *Ref {
@@ -467,7 +548,7 @@ type DiffResponse struct {
 
 func (x *DiffResponse) Reset() {
 	*x = DiffResponse{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[7]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +560,7 @@ func (x *DiffResponse) String() string {
 func (*DiffResponse) ProtoMessage() {}
 
 func (x *DiffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[7]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +573,7 @@ func (x *DiffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffResponse.ProtoReflect.Descriptor instead.
 func (*DiffResponse) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{7}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DiffResponse) GetDiffs() []*ObjectDiff {
@@ -516,7 +597,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[8]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +609,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[8]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +622,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{8}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetRequest) GetNamespace() string {
@@ -584,7 +665,7 @@ type Object struct {
 
 func (x *Object) Reset() {
 	*x = Object{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[9]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +677,7 @@ func (x *Object) String() string {
 func (*Object) ProtoMessage() {}
 
 func (x *Object) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[9]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +690,7 @@ func (x *Object) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Object.ProtoReflect.Descriptor instead.
 func (*Object) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{9}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Object) GetJson() []byte {
@@ -642,7 +723,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[10]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +735,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[10]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +748,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{10}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetResponse) GetObjects() []*Object {
@@ -686,7 +767,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[11]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +779,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[11]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +792,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{11}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DescribeRequest) GetRef() *Ref {
@@ -732,7 +813,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[12]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +825,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[12]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +838,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{12}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Event) GetTimestamp() *timestamppb.Timestamp {
@@ -786,14 +867,17 @@ type DescribeResponse struct {
 	Object *Object                `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
 	Events []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
 	// Conflicts: other sources declaring this key.
-	Conflicts     []string `protobuf:"bytes,3,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	Conflicts []string `protobuf:"bytes,3,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	// Source is the state of the object's source: a manifest file that no
+	// longer parses shows its error here while its last good objects stay.
+	Source        *Source `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[13]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +889,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[13]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +902,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{13}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DescribeResponse) GetObject() *Object {
@@ -842,6 +926,13 @@ func (x *DescribeResponse) GetConflicts() []string {
 	return nil
 }
 
+func (x *DescribeResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
 type DeleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Refs          []*Ref                 `protobuf:"bytes,1,rep,name=refs,proto3" json:"refs,omitempty"`
@@ -851,7 +942,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[14]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +954,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[14]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +967,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{14}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteRequest) GetRefs() []*Ref {
@@ -895,7 +986,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[15]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +998,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[15]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1011,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{15}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteResponse) GetResults() []*ObjectResult {
@@ -938,7 +1029,7 @@ type SourcesRequest struct {
 
 func (x *SourcesRequest) Reset() {
 	*x = SourcesRequest{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[16]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1041,7 @@ func (x *SourcesRequest) String() string {
 func (*SourcesRequest) ProtoMessage() {}
 
 func (x *SourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[16]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1054,7 @@ func (x *SourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourcesRequest.ProtoReflect.Descriptor instead.
 func (*SourcesRequest) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{16}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{17}
 }
 
 type Source struct {
@@ -979,7 +1070,7 @@ type Source struct {
 
 func (x *Source) Reset() {
 	*x = Source{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[17]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1082,7 @@ func (x *Source) String() string {
 func (*Source) ProtoMessage() {}
 
 func (x *Source) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[17]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1095,7 @@ func (x *Source) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Source.ProtoReflect.Descriptor instead.
 func (*Source) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{17}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Source) GetName() string {
@@ -1051,7 +1142,7 @@ type SourcesResponse struct {
 
 func (x *SourcesResponse) Reset() {
 	*x = SourcesResponse{}
-	mi := &file_manifests_v1_manifests_proto_msgTypes[18]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1154,7 @@ func (x *SourcesResponse) String() string {
 func (*SourcesResponse) ProtoMessage() {}
 
 func (x *SourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_manifests_v1_manifests_proto_msgTypes[18]
+	mi := &file_manifests_v1_manifests_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1167,7 @@ func (x *SourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourcesResponse.ProtoReflect.Descriptor instead.
 func (*SourcesResponse) Descriptor() ([]byte, []int) {
-	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{18}
+	return file_manifests_v1_manifests_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SourcesResponse) GetSources() []*Source {
@@ -1094,23 +1185,29 @@ const file_manifests_v1_manifests_proto_rawDesc = "" +
 	"\x03Ref\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"w\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xa7\x01\n" +
 	"\fApplyRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\tR\x04file\x12\x14\n" +
 	"\x05prune\x18\x03 \x01(\bR\x05prune\x12\x17\n" +
 	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x12\x10\n" +
-	"\x03dir\x18\x05 \x01(\tR\x03dir\"k\n" +
+	"\x03dir\x18\x05 \x01(\tR\x03dir\x12.\n" +
+	"\x05files\x18\x06 \x03(\v2\x18.berth.manifests.v1.FileR\x05files\"@\n" +
+	"\x04File\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
+	"\x04file\x18\x02 \x01(\tR\x04file\x12\x10\n" +
+	"\x03dir\x18\x03 \x01(\tR\x03dir\"k\n" +
 	"\fObjectResult\x12)\n" +
 	"\x03ref\x18\x01 \x01(\v2\x17.berth.manifests.v1.RefR\x03ref\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"K\n" +
 	"\rApplyResponse\x12:\n" +
-	"\aresults\x18\x01 \x03(\v2 .berth.manifests.v1.ObjectResultR\aresults\"G\n" +
+	"\aresults\x18\x01 \x03(\v2 .berth.manifests.v1.ObjectResultR\aresults\"w\n" +
 	"\vDiffRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\tR\x04file\x12\x10\n" +
-	"\x03dir\x18\x03 \x01(\tR\x03dir\"w\n" +
+	"\x03dir\x18\x03 \x01(\tR\x03dir\x12.\n" +
+	"\x05files\x18\x04 \x03(\v2\x18.berth.manifests.v1.FileR\x05files\"w\n" +
 	"\x06Action\x12)\n" +
 	"\x03ref\x18\x01 \x01(\v2\x17.berth.manifests.v1.RefR\x03ref\x12\x12\n" +
 	"\x04verb\x18\x02 \x01(\tR\x04verb\x12\x16\n" +
@@ -1142,11 +1239,12 @@ const file_manifests_v1_manifests_proto_rawDesc = "" +
 	"\x05Event\x128\n" +
 	"\ttimestamp\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x14\n" +
-	"\x05event\x18\x03 \x01(\fR\x05event\"\x97\x01\n" +
+	"\x05event\x18\x03 \x01(\fR\x05event\"\xcb\x01\n" +
 	"\x10DescribeResponse\x122\n" +
 	"\x06object\x18\x01 \x01(\v2\x1a.berth.manifests.v1.ObjectR\x06object\x121\n" +
 	"\x06events\x18\x02 \x03(\v2\x19.berth.manifests.v1.EventR\x06events\x12\x1c\n" +
-	"\tconflicts\x18\x03 \x03(\tR\tconflicts\"<\n" +
+	"\tconflicts\x18\x03 \x03(\tR\tconflicts\x122\n" +
+	"\x06source\x18\x04 \x01(\v2\x1a.berth.manifests.v1.SourceR\x06source\"<\n" +
 	"\rDeleteRequest\x12+\n" +
 	"\x04refs\x18\x01 \x03(\v2\x17.berth.manifests.v1.RefR\x04refs\"L\n" +
 	"\x0eDeleteResponse\x12:\n" +
@@ -1180,62 +1278,66 @@ func file_manifests_v1_manifests_proto_rawDescGZIP() []byte {
 	return file_manifests_v1_manifests_proto_rawDescData
 }
 
-var file_manifests_v1_manifests_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_manifests_v1_manifests_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_manifests_v1_manifests_proto_goTypes = []any{
 	(*Ref)(nil),                   // 0: berth.manifests.v1.Ref
 	(*ApplyRequest)(nil),          // 1: berth.manifests.v1.ApplyRequest
-	(*ObjectResult)(nil),          // 2: berth.manifests.v1.ObjectResult
-	(*ApplyResponse)(nil),         // 3: berth.manifests.v1.ApplyResponse
-	(*DiffRequest)(nil),           // 4: berth.manifests.v1.DiffRequest
-	(*Action)(nil),                // 5: berth.manifests.v1.Action
-	(*ObjectDiff)(nil),            // 6: berth.manifests.v1.ObjectDiff
-	(*DiffResponse)(nil),          // 7: berth.manifests.v1.DiffResponse
-	(*GetRequest)(nil),            // 8: berth.manifests.v1.GetRequest
-	(*Object)(nil),                // 9: berth.manifests.v1.Object
-	(*GetResponse)(nil),           // 10: berth.manifests.v1.GetResponse
-	(*DescribeRequest)(nil),       // 11: berth.manifests.v1.DescribeRequest
-	(*Event)(nil),                 // 12: berth.manifests.v1.Event
-	(*DescribeResponse)(nil),      // 13: berth.manifests.v1.DescribeResponse
-	(*DeleteRequest)(nil),         // 14: berth.manifests.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 15: berth.manifests.v1.DeleteResponse
-	(*SourcesRequest)(nil),        // 16: berth.manifests.v1.SourcesRequest
-	(*Source)(nil),                // 17: berth.manifests.v1.Source
-	(*SourcesResponse)(nil),       // 18: berth.manifests.v1.SourcesResponse
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*File)(nil),                  // 2: berth.manifests.v1.File
+	(*ObjectResult)(nil),          // 3: berth.manifests.v1.ObjectResult
+	(*ApplyResponse)(nil),         // 4: berth.manifests.v1.ApplyResponse
+	(*DiffRequest)(nil),           // 5: berth.manifests.v1.DiffRequest
+	(*Action)(nil),                // 6: berth.manifests.v1.Action
+	(*ObjectDiff)(nil),            // 7: berth.manifests.v1.ObjectDiff
+	(*DiffResponse)(nil),          // 8: berth.manifests.v1.DiffResponse
+	(*GetRequest)(nil),            // 9: berth.manifests.v1.GetRequest
+	(*Object)(nil),                // 10: berth.manifests.v1.Object
+	(*GetResponse)(nil),           // 11: berth.manifests.v1.GetResponse
+	(*DescribeRequest)(nil),       // 12: berth.manifests.v1.DescribeRequest
+	(*Event)(nil),                 // 13: berth.manifests.v1.Event
+	(*DescribeResponse)(nil),      // 14: berth.manifests.v1.DescribeResponse
+	(*DeleteRequest)(nil),         // 15: berth.manifests.v1.DeleteRequest
+	(*DeleteResponse)(nil),        // 16: berth.manifests.v1.DeleteResponse
+	(*SourcesRequest)(nil),        // 17: berth.manifests.v1.SourcesRequest
+	(*Source)(nil),                // 18: berth.manifests.v1.Source
+	(*SourcesResponse)(nil),       // 19: berth.manifests.v1.SourcesResponse
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_manifests_v1_manifests_proto_depIdxs = []int32{
-	0,  // 0: berth.manifests.v1.ObjectResult.ref:type_name -> berth.manifests.v1.Ref
-	2,  // 1: berth.manifests.v1.ApplyResponse.results:type_name -> berth.manifests.v1.ObjectResult
-	0,  // 2: berth.manifests.v1.Action.ref:type_name -> berth.manifests.v1.Ref
-	0,  // 3: berth.manifests.v1.ObjectDiff.ref:type_name -> berth.manifests.v1.Ref
-	5,  // 4: berth.manifests.v1.ObjectDiff.actions:type_name -> berth.manifests.v1.Action
-	6,  // 5: berth.manifests.v1.DiffResponse.diffs:type_name -> berth.manifests.v1.ObjectDiff
-	9,  // 6: berth.manifests.v1.GetResponse.objects:type_name -> berth.manifests.v1.Object
-	0,  // 7: berth.manifests.v1.DescribeRequest.ref:type_name -> berth.manifests.v1.Ref
-	19, // 8: berth.manifests.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
-	9,  // 9: berth.manifests.v1.DescribeResponse.object:type_name -> berth.manifests.v1.Object
-	12, // 10: berth.manifests.v1.DescribeResponse.events:type_name -> berth.manifests.v1.Event
-	0,  // 11: berth.manifests.v1.DeleteRequest.refs:type_name -> berth.manifests.v1.Ref
-	2,  // 12: berth.manifests.v1.DeleteResponse.results:type_name -> berth.manifests.v1.ObjectResult
-	19, // 13: berth.manifests.v1.Source.updated:type_name -> google.protobuf.Timestamp
-	17, // 14: berth.manifests.v1.SourcesResponse.sources:type_name -> berth.manifests.v1.Source
-	1,  // 15: berth.manifests.v1.Manifests.Apply:input_type -> berth.manifests.v1.ApplyRequest
-	4,  // 16: berth.manifests.v1.Manifests.Diff:input_type -> berth.manifests.v1.DiffRequest
-	8,  // 17: berth.manifests.v1.Manifests.Get:input_type -> berth.manifests.v1.GetRequest
-	11, // 18: berth.manifests.v1.Manifests.Describe:input_type -> berth.manifests.v1.DescribeRequest
-	14, // 19: berth.manifests.v1.Manifests.Delete:input_type -> berth.manifests.v1.DeleteRequest
-	16, // 20: berth.manifests.v1.Manifests.Sources:input_type -> berth.manifests.v1.SourcesRequest
-	3,  // 21: berth.manifests.v1.Manifests.Apply:output_type -> berth.manifests.v1.ApplyResponse
-	7,  // 22: berth.manifests.v1.Manifests.Diff:output_type -> berth.manifests.v1.DiffResponse
-	10, // 23: berth.manifests.v1.Manifests.Get:output_type -> berth.manifests.v1.GetResponse
-	13, // 24: berth.manifests.v1.Manifests.Describe:output_type -> berth.manifests.v1.DescribeResponse
-	15, // 25: berth.manifests.v1.Manifests.Delete:output_type -> berth.manifests.v1.DeleteResponse
-	18, // 26: berth.manifests.v1.Manifests.Sources:output_type -> berth.manifests.v1.SourcesResponse
-	21, // [21:27] is the sub-list for method output_type
-	15, // [15:21] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	2,  // 0: berth.manifests.v1.ApplyRequest.files:type_name -> berth.manifests.v1.File
+	0,  // 1: berth.manifests.v1.ObjectResult.ref:type_name -> berth.manifests.v1.Ref
+	3,  // 2: berth.manifests.v1.ApplyResponse.results:type_name -> berth.manifests.v1.ObjectResult
+	2,  // 3: berth.manifests.v1.DiffRequest.files:type_name -> berth.manifests.v1.File
+	0,  // 4: berth.manifests.v1.Action.ref:type_name -> berth.manifests.v1.Ref
+	0,  // 5: berth.manifests.v1.ObjectDiff.ref:type_name -> berth.manifests.v1.Ref
+	6,  // 6: berth.manifests.v1.ObjectDiff.actions:type_name -> berth.manifests.v1.Action
+	7,  // 7: berth.manifests.v1.DiffResponse.diffs:type_name -> berth.manifests.v1.ObjectDiff
+	10, // 8: berth.manifests.v1.GetResponse.objects:type_name -> berth.manifests.v1.Object
+	0,  // 9: berth.manifests.v1.DescribeRequest.ref:type_name -> berth.manifests.v1.Ref
+	20, // 10: berth.manifests.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
+	10, // 11: berth.manifests.v1.DescribeResponse.object:type_name -> berth.manifests.v1.Object
+	13, // 12: berth.manifests.v1.DescribeResponse.events:type_name -> berth.manifests.v1.Event
+	18, // 13: berth.manifests.v1.DescribeResponse.source:type_name -> berth.manifests.v1.Source
+	0,  // 14: berth.manifests.v1.DeleteRequest.refs:type_name -> berth.manifests.v1.Ref
+	3,  // 15: berth.manifests.v1.DeleteResponse.results:type_name -> berth.manifests.v1.ObjectResult
+	20, // 16: berth.manifests.v1.Source.updated:type_name -> google.protobuf.Timestamp
+	18, // 17: berth.manifests.v1.SourcesResponse.sources:type_name -> berth.manifests.v1.Source
+	1,  // 18: berth.manifests.v1.Manifests.Apply:input_type -> berth.manifests.v1.ApplyRequest
+	5,  // 19: berth.manifests.v1.Manifests.Diff:input_type -> berth.manifests.v1.DiffRequest
+	9,  // 20: berth.manifests.v1.Manifests.Get:input_type -> berth.manifests.v1.GetRequest
+	12, // 21: berth.manifests.v1.Manifests.Describe:input_type -> berth.manifests.v1.DescribeRequest
+	15, // 22: berth.manifests.v1.Manifests.Delete:input_type -> berth.manifests.v1.DeleteRequest
+	17, // 23: berth.manifests.v1.Manifests.Sources:input_type -> berth.manifests.v1.SourcesRequest
+	4,  // 24: berth.manifests.v1.Manifests.Apply:output_type -> berth.manifests.v1.ApplyResponse
+	8,  // 25: berth.manifests.v1.Manifests.Diff:output_type -> berth.manifests.v1.DiffResponse
+	11, // 26: berth.manifests.v1.Manifests.Get:output_type -> berth.manifests.v1.GetResponse
+	14, // 27: berth.manifests.v1.Manifests.Describe:output_type -> berth.manifests.v1.DescribeResponse
+	16, // 28: berth.manifests.v1.Manifests.Delete:output_type -> berth.manifests.v1.DeleteResponse
+	19, // 29: berth.manifests.v1.Manifests.Sources:output_type -> berth.manifests.v1.SourcesResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_manifests_v1_manifests_proto_init() }
@@ -1249,7 +1351,7 @@ func file_manifests_v1_manifests_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manifests_v1_manifests_proto_rawDesc), len(file_manifests_v1_manifests_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
