@@ -17,7 +17,7 @@ import (
 // called concurrently.
 type Observer interface {
 	Reconciled(kind spec.Kind, d time.Duration, result string)
-	QueueDepth(n int)
+	QueueDepth(kind spec.Kind, n int)
 	DriftRepaired(kind spec.Kind)
 	Objects(kind spec.Kind, desired, ready int)
 }
@@ -25,7 +25,7 @@ type Observer interface {
 type nopObserver struct{}
 
 func (nopObserver) Reconciled(spec.Kind, time.Duration, string) {}
-func (nopObserver) QueueDepth(int)                              {}
+func (nopObserver) QueueDepth(spec.Kind, int)                   {}
 func (nopObserver) DriftRepaired(spec.Kind)                     {}
 func (nopObserver) Objects(spec.Kind, int, int)                 {}
 
@@ -117,7 +117,7 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-ticker.C:
 			c.resync(ctx)
 		}
-		c.opts.Observer.QueueDepth(c.queue.Len())
+		c.reportQueue()
 	}
 }
 
@@ -276,6 +276,13 @@ func (c *Controller) reconcile(ctx context.Context, key spec.Key) (Result, error
 		return c.reconcileTask(ctx, entry)
 	}
 	return Result{}, nil
+}
+
+func (c *Controller) reportQueue() {
+	counts := c.queue.CountBy(func(k spec.Key) string { return string(k.Kind) })
+	for _, kind := range spec.Kinds {
+		c.opts.Observer.QueueDepth(kind, counts[string(kind)])
+	}
 }
 
 // countObjects reports desired versus ready objects per kind.

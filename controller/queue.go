@@ -146,6 +146,17 @@ func (q *Queue[K]) Len() int {
 	return len(q.order)
 }
 
+// CountBy counts the waiting keys by group (queue depth per kind).
+func (q *Queue[K]) CountBy(group func(K) string) map[string]int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := map[string]int{}
+	for _, k := range q.order {
+		out[group(k)]++
+	}
+	return out
+}
+
 // ShutDown wakes every Get with ok=false and drops pending timers.
 func (q *Queue[K]) ShutDown() {
 	q.mu.Lock()

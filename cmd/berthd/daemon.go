@@ -54,6 +54,8 @@ type Daemon struct {
 	// controllerReadiness, when true, leaves setReady to the controller;
 	// otherwise Run sets ready as soon as the API serves.
 	controllerReadiness bool
+	// decl is the desired state and the controllers (declarative.go).
+	decl *declarative
 }
 
 // NewDaemon takes the root's lock and opens the stores. A second berthd on
@@ -88,6 +90,11 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 		d.Close()
 		return nil, err
 	}
+	if err := d.openDeclarative(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.controllerReadiness = true
 	return d, nil
 }
 
@@ -203,6 +210,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if !d.controllerReadiness {
 		d.setReady()
 	}
+	d.runDeclarative(ctx)
 	select {
 	case <-ctx.Done():
 	case err := <-errc:

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"berth.dev/berth/controller"
+	"berth.dev/berth/desired"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
+)
+
+// declarative is the desired-state half of berthd: the desired store, its
+// sources (the watched directory and the API), and the controllers.
+type declarative struct {
+	store  *desired.Store
+	api    *desired.APISource
+	dir    *desired.DirSource
+	recent *observed.Recent
+	ctrl   *controller.Controller
+}
+
+// recentEvents bounds the events kept for `berth describe`.
+const recentEvents = 2000
+
+// openDeclarative builds the desired store and its sources. The API
+// source is read synchronously from bbolt; the directory is read by Run.
+func (d *Daemon) openDeclarative() error {
+	decl := &declarative{store: desired.NewStore(), recent: observed.NewRecent(recentEvents)}
+	prev := d.bus.OnPublish
+	d.bus.OnPublish = func(ev observed.Event) {
+		decl.recent.Add(ev)
+		if prev != nil {
+			prev(ev)
+		}
+	}
+	api, err := desired.OpenAPISource(d.db, decl.store)
+	if err != nil {
+		return err
+	}
+	decl.api = api
+	if d.cfg.Manifests != "" {
+		decl.dir = desired.NewDirSource(d.cfg.Manifests, decl.store, desired.DirOptions{
+			Resync: d.cfg.Reconcile.Relist.Duration, Logger: d.log,
+		})
+	}
+	decl.ctrl = controller.New(controller.Options{
+		Desired: decl.store, Node: d.node, DB: d.obs, Bus: d.bus, Log: d.log,
+		Observer:   metricsObserver{d},
+		Resync:     d.cfg.Reconcile.Resync.Duration,
+		MaxBackoff: d.cfg.Reconcile.MaxBackoff.Duration,
+		OnReady:    d.setReady,
+	})
+	d.decl = decl
+	return nil
+}
+
+// runDeclarative starts the directory source and the controllers; they
+// stop when ctx ends.
+func (d *Daemon) runDeclarative(ctx context.Context) {
+	if d.decl.dir != nil {
+		go func() {
+			if err := d.decl.dir.Run(ctx); err != nil && ctx.Err() == nil {
+				d.log.Error("manifest directory source stopped", "dir", d.cfg.Manifests, "err", err)
+			}
+		}()
+		go d.reportSourceErrors(ctx)
+	}
+	go d.decl.ctrl.Run(ctx)
+}
+
+// reportSourceErrors publishes /manifests/error once per new error of a
+// manifest source (a file that fails to parse or validate).
+func (d *Daemon) reportSourceErrors(ctx context.Context) {
+	seen := map[string]time.Time{}
+	changes := d.decl.store.Subscribe(ctx)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		case <-tick.C:
+		}
+		for _, s := range d.decl.store.Sources() {
+			if s.Err == nil || seen[s.Name].Equal(s.ErrTime) {
+				continue
+			}
+			seen[s.Name] = s.ErrTime
+			d.log.Warn("manifest error: last good objects stay in force", "source", s.Name, "err", s.Err)
+			if d.metrics != nil {
+				d.metrics.ManifestErrors.Inc()
+			}
+			d.bus.Publish(ctx, "", "/manifests/error", map[string]any{"source": s.Name, "error": s.Err.Error()})
+		}
+	}
+}
+
+// metricsObserver feeds the controllers' work into the daemon's metrics.
+type metricsObserver struct{ d *Daemon }
+
+func (o metricsObserver) Reconciled(kind spec.Kind, took time.Duration, result string) {
+	if m := o.d.metrics; m != nil {
+		m.ReconcileTotal.WithLabelValues(string(kind), result).Inc()
+		m.ReconcileDuration.WithLabelValues(string(kind)).Observe(took.Seconds())
+	}
+}
+
+func (o metricsObserver) QueueDepth(kind spec.Kind, n int) {
+	if m := o.d.metrics; m != nil {
+		m.QueueDepth.WithLabelValues(string(kind)).Set(float64(n))
+	}
+}
+
+func (o metricsObserver) DriftRepaired(kind spec.Kind) {
+	if m := o.d.metrics; m != nil {
+		m.DriftRepairs.WithLabelValues(string(kind)).Inc()
+	}
+}
+
+func (o metricsObserver) Objects(kind spec.Kind, desiredN, ready int) {
+	if m := o.d.metrics; m != nil {
+		m.DesiredObjects.WithLabelValues(string(kind)).Set(float64(desiredN))
+		m.ReadyObjects.WithLabelValues(string(kind)).Set(float64(ready))
+	}
+}
