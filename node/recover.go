@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	shimapi "berth.dev/berth/api/shim/v1"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/shim"
 	"berth.dev/berth/shim/client"
 	"github.com/containerd/errdefs"
 )
@@ -32,7 +34,7 @@ func (n *Node) RecoverTasks(ctx context.Context) error {
 	adopted, cleaned := 0, 0
 	for _, nsEnt := range nss {
 		ns := nsEnt.Name()
-		if !nsEnt.IsDir() || strings.HasPrefix(ns, ".") {
+		if !nsEnt.IsDir() || strings.HasPrefix(ns, ".") || observed.ValidateName("namespace", ns) != nil {
 			continue
 		}
 		ids, err := os.ReadDir(filepath.Join(state, ns))
@@ -40,7 +42,9 @@ func (n *Node) RecoverTasks(ctx context.Context) error {
 			return fmt.Errorf("recover tasks: %w", err)
 		}
 		for _, idEnt := range ids {
-			if !idEnt.IsDir() {
+			// Only what looks like a bundle is touched: a directory of
+			// someone else's under the state dir is left alone.
+			if !idEnt.IsDir() || !isBundle(filepath.Join(state, ns, idEnt.Name())) {
 				continue
 			}
 			ok, err := n.recoverTask(ctx, ns, idEnt.Name())
@@ -118,4 +122,16 @@ func (n *Node) bundleRuntime(bundle, ns, id string) string {
 	}
 	rt, _ := n.runtimeBinary("")
 	return rt
+}
+
+// isBundle reports whether dir holds a bundle berthd wrote: a rootfs
+// mount point with config.json or the shim's files beside it.
+func isBundle(dir string) bool {
+	for _, name := range []string{"config.json", shim.PidName, shim.ExitName} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	st, err := os.Stat(filepath.Join(dir, "rootfs"))
+	return err == nil && st.IsDir()
 }

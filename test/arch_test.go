@@ -57,7 +57,7 @@ var layers = []struct {
 	{"oci/...", [][]string{{"spec/..."}, base}},
 	// node joins the stores into imperative operations; the controllers and
 	// api/server use it.
-	{"node/...", [][]string{{"spec/..."}, stores, base}},
+	{"node/...", [][]string{{"spec/...", "api/shim/..."}, stores, base}}, // shim/client takes api/shim/v1 requests
 	{"controller/...", [][]string{{"spec/...", "api/...", "node/...", "metrics/..."}, stores, base}},
 	// metrics: Prometheus collectors; reads the node through its own small
 	// interfaces, so it imports no berth package.
