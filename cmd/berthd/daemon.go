@@ -230,7 +230,7 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 		Root: d.cfg.Root, State: d.cfg.State, StartedAt: d.started, Snapshotters: d.node.SnapshotterNames(),
 	})
 	contentapi.RegisterContentService(srv, &server.Content{Node: d.node})
-	imagesapi.RegisterImagesService(srv, &server.Images{Node: d.node})
+	imagesapi.RegisterImagesService(srv, d.observeImages(&server.Images{Node: d.node}))
 	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, Events: d.bus})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
 	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})

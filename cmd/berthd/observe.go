@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	imagesapi "berth.dev/berth/api/images/v1"
 	"berth.dev/berth/content"
 	"berth.dev/berth/metrics"
 	"berth.dev/berth/observed"
@@ -68,7 +69,7 @@ func presetAPI(m *metrics.Metrics) {
 			var methods []string
 			for j := 0; j < svc.Methods().Len(); j++ {
 				md := svc.Methods().Get(j)
-				if !md.IsStreamingClient() && !md.IsStreamingServer() {
+				if !md.IsStreamingClient() && (!md.IsStreamingServer() || observedStreams[string(svc.FullName())+"/"+string(md.Name())]) {
 					methods = append(methods, string(md.Name()))
 				}
 			}
@@ -76,6 +77,40 @@ func presetAPI(m *metrics.Metrics) {
 		}
 		return true
 	})
+}
+
+// observedStreams are the server-streaming calls counted like unary ones.
+// ttrpc has no stream interceptor, so each is wrapped by hand below; the
+// long-lived ones (events, followed logs) are left out on purpose.
+var observedStreams = map[string]bool{
+	"berth.images.v1.Images/Pull":   true,
+	"berth.images.v1.Images/Export": true,
+}
+
+// observeImages wraps the images service so its streaming calls are counted.
+func (d *Daemon) observeImages(s imagesapi.ImagesService) imagesapi.ImagesService {
+	return observedImages{s, d.observeAPI}
+}
+
+type observedImages struct {
+	imagesapi.ImagesService
+	observe func(service, method string, d time.Duration, err error)
+}
+
+const imagesService = "berth.images.v1.Images"
+
+func (o observedImages) Pull(ctx context.Context, r *imagesapi.PullRequest, s imagesapi.Images_PullServer) error {
+	start := time.Now()
+	err := o.ImagesService.Pull(ctx, r, s)
+	o.observe(imagesService, "Pull", time.Since(start), err)
+	return err
+}
+
+func (o observedImages) Export(ctx context.Context, r *imagesapi.ExportRequest, s imagesapi.Images_ExportServer) error {
+	start := time.Now()
+	err := o.ImagesService.Export(ctx, r, s)
+	o.observe(imagesService, "Export", time.Since(start), err)
+	return err
 }
 
 // contentUsage sums the content store's blobs.
