@@ -143,14 +143,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 // may still hold of the container, and removes the bundle directory.
 func (n *Node) removeBundle(ctx context.Context, ns, id, rt string) error {
 	bundle := n.bundleDir(ns, id)
-	if rt != "" {
-		if _, err := os.Stat(filepath.Join(n.runtimeRoot(ns), id)); err == nil {
-			cmd := osexec.CommandContext(ctx, rt, "--root", n.runtimeRoot(ns), "delete", "--force", id)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				n.log.Warn("runtime delete of leftover container", "id", id, "err", err, "output", strings.TrimSpace(string(out)))
-			}
-		}
-	}
+	n.forceDeleteContainer(ctx, ns, id, rt)
 	if err := snapshot.UnmountAll(filepath.Join(bundle, "rootfs")); err != nil {
 		return fmt.Errorf("unmount rootfs of %s: %w", id, err)
 	}
@@ -158,6 +151,21 @@ func (n *Node) removeBundle(ctx context.Context, ns, id, rt string) error {
 		return fmt.Errorf("remove bundle of %s: %w", id, err)
 	}
 	return nil
+}
+
+// forceDeleteContainer kills and deletes what the runtime still holds of a
+// container whose shim is gone.
+func (n *Node) forceDeleteContainer(ctx context.Context, ns, id, rt string) {
+	if rt == "" {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(n.runtimeRoot(ns), id)); err != nil {
+		return
+	}
+	cmd := osexec.CommandContext(ctx, rt, "--root", n.runtimeRoot(ns), "delete", "--force", id)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		n.log.Warn("runtime delete of leftover container", "id", id, "err", err, "output", strings.TrimSpace(string(out)))
+	}
 }
 
 func (n *Node) task(ns, id string) (*task, error) {
@@ -211,7 +219,11 @@ func (n *Node) monitor(tk *task) {
 			}
 			continue
 		}
+		// The shim died. Its container, now nobody's, is killed so that
+		// nothing runs that berth reports as exited.
 		e = n.exitOfDeadShim(tk.bundle, tk.pid)
+		n.log.Warn("shim died", "namespace", tk.ns, "id", tk.id, "exit", e.ExitStatus)
+		n.forceDeleteContainer(tt.ctx, tk.ns, tk.id, tk.runtime)
 		break
 	}
 	n.reportExit(tt.ctx, tk.ns, tk.id, e)

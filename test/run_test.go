@@ -247,3 +247,31 @@ func TestRun_SurvivesBerthdKill(t *testing.T) {
 		t.Errorf("s0 after second restart: %+v", got)
 	}
 }
+
+func TestRun_ShimKilled(t *testing.T) {
+	d := runDaemon(t)
+	d.MustCLI(t, "run", "-d", "busybox:latest", "orphan", "sleep", "1000")
+	task := waitStatus(t, d, "orphan", "running")
+	b, err := os.ReadFile(filepath.Join(d.State, "default", "orphan", "shim.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shimPid int
+	fmt.Sscan(string(b), &shimPid)
+	if err := syscall.Kill(shimPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, d, "orphan", "stopped")
+	harness.Eventually(t, 5*time.Second, func() (bool, string) {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", task.Pid))
+		return os.IsNotExist(err), fmt.Sprintf("container process %d still runs after its shim died", task.Pid)
+	})
+	if got := events(t, d, "/tasks/exit", "orphan"); got != 1 {
+		t.Errorf("/tasks/exit of orphan: %d, want 1", got)
+	}
+	d.MustCLI(t, "task", "rm", "orphan")
+	d.MustCLI(t, "container", "rm", "orphan")
+	if mounts := harness.MountsUnder(d.State); len(mounts) != 0 {
+		t.Errorf("mounts left under state: %v", mounts)
+	}
+}
