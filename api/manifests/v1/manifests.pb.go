@@ -1058,12 +1058,15 @@ func (*SourcesRequest) Descriptor() ([]byte, []int) {
 }
 
 type Source struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Revision      string                 `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	Objects       int32                  `protobuf:"varint,3,opt,name=objects,proto3" json:"objects,omitempty"`
-	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Revision string                 `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Objects  int32                  `protobuf:"varint,3,opt,name=objects,proto3" json:"objects,omitempty"`
+	Error    string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// Updated is when the last good set was taken in; error_time when the
+	// error was last seen.
 	Updated       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated,proto3" json:"updated,omitempty"`
+	ErrorTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=error_time,json=errorTime,proto3" json:"error_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1129,6 +1132,13 @@ func (x *Source) GetError() string {
 func (x *Source) GetUpdated() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Updated
+	}
+	return nil
+}
+
+func (x *Source) GetErrorTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ErrorTime
 	}
 	return nil
 }
@@ -1249,13 +1259,15 @@ const file_manifests_v1_manifests_proto_rawDesc = "" +
 	"\x04refs\x18\x01 \x03(\v2\x17.berth.manifests.v1.RefR\x04refs\"L\n" +
 	"\x0eDeleteResponse\x12:\n" +
 	"\aresults\x18\x01 \x03(\v2 .berth.manifests.v1.ObjectResultR\aresults\"\x10\n" +
-	"\x0eSourcesRequest\"\x9e\x01\n" +
+	"\x0eSourcesRequest\"\xd9\x01\n" +
 	"\x06Source\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x12\x18\n" +
 	"\aobjects\x18\x03 \x01(\x05R\aobjects\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x124\n" +
-	"\aupdated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"G\n" +
+	"\aupdated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x129\n" +
+	"\n" +
+	"error_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\terrorTime\"G\n" +
 	"\x0fSourcesResponse\x124\n" +
 	"\asources\x18\x01 \x03(\v2\x1a.berth.manifests.v1.SourceR\asources2\xe8\x03\n" +
 	"\tManifests\x12L\n" +
@@ -1320,24 +1332,25 @@ var file_manifests_v1_manifests_proto_depIdxs = []int32{
 	0,  // 14: berth.manifests.v1.DeleteRequest.refs:type_name -> berth.manifests.v1.Ref
 	3,  // 15: berth.manifests.v1.DeleteResponse.results:type_name -> berth.manifests.v1.ObjectResult
 	20, // 16: berth.manifests.v1.Source.updated:type_name -> google.protobuf.Timestamp
-	18, // 17: berth.manifests.v1.SourcesResponse.sources:type_name -> berth.manifests.v1.Source
-	1,  // 18: berth.manifests.v1.Manifests.Apply:input_type -> berth.manifests.v1.ApplyRequest
-	5,  // 19: berth.manifests.v1.Manifests.Diff:input_type -> berth.manifests.v1.DiffRequest
-	9,  // 20: berth.manifests.v1.Manifests.Get:input_type -> berth.manifests.v1.GetRequest
-	12, // 21: berth.manifests.v1.Manifests.Describe:input_type -> berth.manifests.v1.DescribeRequest
-	15, // 22: berth.manifests.v1.Manifests.Delete:input_type -> berth.manifests.v1.DeleteRequest
-	17, // 23: berth.manifests.v1.Manifests.Sources:input_type -> berth.manifests.v1.SourcesRequest
-	4,  // 24: berth.manifests.v1.Manifests.Apply:output_type -> berth.manifests.v1.ApplyResponse
-	8,  // 25: berth.manifests.v1.Manifests.Diff:output_type -> berth.manifests.v1.DiffResponse
-	11, // 26: berth.manifests.v1.Manifests.Get:output_type -> berth.manifests.v1.GetResponse
-	14, // 27: berth.manifests.v1.Manifests.Describe:output_type -> berth.manifests.v1.DescribeResponse
-	16, // 28: berth.manifests.v1.Manifests.Delete:output_type -> berth.manifests.v1.DeleteResponse
-	19, // 29: berth.manifests.v1.Manifests.Sources:output_type -> berth.manifests.v1.SourcesResponse
-	24, // [24:30] is the sub-list for method output_type
-	18, // [18:24] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	20, // 17: berth.manifests.v1.Source.error_time:type_name -> google.protobuf.Timestamp
+	18, // 18: berth.manifests.v1.SourcesResponse.sources:type_name -> berth.manifests.v1.Source
+	1,  // 19: berth.manifests.v1.Manifests.Apply:input_type -> berth.manifests.v1.ApplyRequest
+	5,  // 20: berth.manifests.v1.Manifests.Diff:input_type -> berth.manifests.v1.DiffRequest
+	9,  // 21: berth.manifests.v1.Manifests.Get:input_type -> berth.manifests.v1.GetRequest
+	12, // 22: berth.manifests.v1.Manifests.Describe:input_type -> berth.manifests.v1.DescribeRequest
+	15, // 23: berth.manifests.v1.Manifests.Delete:input_type -> berth.manifests.v1.DeleteRequest
+	17, // 24: berth.manifests.v1.Manifests.Sources:input_type -> berth.manifests.v1.SourcesRequest
+	4,  // 25: berth.manifests.v1.Manifests.Apply:output_type -> berth.manifests.v1.ApplyResponse
+	8,  // 26: berth.manifests.v1.Manifests.Diff:output_type -> berth.manifests.v1.DiffResponse
+	11, // 27: berth.manifests.v1.Manifests.Get:output_type -> berth.manifests.v1.GetResponse
+	14, // 28: berth.manifests.v1.Manifests.Describe:output_type -> berth.manifests.v1.DescribeResponse
+	16, // 29: berth.manifests.v1.Manifests.Delete:output_type -> berth.manifests.v1.DeleteResponse
+	19, // 30: berth.manifests.v1.Manifests.Sources:output_type -> berth.manifests.v1.SourcesResponse
+	25, // [25:31] is the sub-list for method output_type
+	19, // [19:25] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_manifests_v1_manifests_proto_init() }
