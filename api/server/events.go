@@ -22,8 +22,11 @@ type Events struct {
 	// Subscribe fails with ResourceExhausted.
 	MaxSubscribers int
 
-	active atomic.Int64
+	active, live atomic.Int64
 }
+
+// Active is how many subscribers are subscribed to the bus now.
+func (s *Events) Active() int { return int(s.live.Load()) }
 
 var _ eventsapi.EventsService = (*Events)(nil)
 
@@ -48,7 +51,10 @@ func (s *Events) Subscribe(ctx context.Context, r *eventsapi.SubscribeRequest, s
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // unsubscribes; the bus closes the channel
-	for ev := range s.Bus.Subscribe(ctx, f) {
+	ch := s.Bus.Subscribe(ctx, f)
+	s.live.Add(1)
+	defer s.live.Add(-1)
+	for ev := range ch {
 		err := stream.Send(&eventsapi.Envelope{
 			Timestamp: timestamppb.New(ev.Timestamp),
 			Namespace: ev.Namespace,

@@ -234,7 +234,7 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, Events: d.bus})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
 	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
-	eventsapi.RegisterEventsService(srv, &server.Events{Bus: d.bus})
+	eventsapi.RegisterEventsService(srv, d.eventsService())
 }
 
 // listenUnix creates the API socket with mode 0600 from the start: the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	imagesapi "berth.dev/berth/api/images/v1"
+	"berth.dev/berth/api/server"
 	"berth.dev/berth/content"
 	"berth.dev/berth/metrics"
 	"berth.dev/berth/observed"
@@ -41,6 +42,15 @@ func (d *Daemon) registerNodeCollector() {
 		Tasks:        taskStats{d},
 		Log:          d.log,
 	}))
+}
+
+// eventsService is the events API, with its subscriber count as a gauge.
+func (d *Daemon) eventsService() *server.Events {
+	ev := &server.Events{Bus: d.bus}
+	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "berth_event_subscribers", Help: "Event streams subscribed now.",
+	}, func() float64 { return float64(ev.Active()) }))
+	return ev
 }
 
 // observeAPI is the API interceptor's Observer: calls by service, method
