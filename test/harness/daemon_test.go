@@ -1,8 +1,10 @@
 package harness
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -157,7 +159,7 @@ func TestDaemon_Stub_Failures(t *testing.T) {
 
 func TestDaemon_Stub_CleanupKillsShimsAndUnmounts(t *testing.T) {
 	var dirs []string
-	var shim int
+	var shim, container int
 	t.Run("daemon", func(t *testing.T) {
 		d := StartDaemon(t, stubOptions())
 		dirs = []string{d.Root, d.State}
@@ -174,8 +176,15 @@ func TestDaemon_Stub_CleanupKillsShimsAndUnmounts(t *testing.T) {
 		} else {
 			t.Log("not root: mount cleanup not exercised")
 		}
-		d.Kill9() // as after a crash: shims and mounts stay
+		container = startRuncContainer(t, d)
+		if procGone(shim) {
+			t.Fatalf("stub shim %d exited by itself; the cleanup would not be tested", shim)
+		}
+		d.Kill9() // as after a crash: shims, containers and mounts stay
 	})
+	if container != 0 && procStart(container) != 0 && !procGone(container) {
+		t.Errorf("container init %d still running after the test's cleanup", container)
+	}
 	if shim == 0 {
 		t.Fatal("no shim was started")
 	}
@@ -190,6 +199,59 @@ func TestDaemon_Stub_CleanupKillsShimsAndUnmounts(t *testing.T) {
 			t.Errorf("%s not removed: %v", d, err)
 		}
 	}
+}
+
+// startRuncContainer runs a busybox sleep with runc, its state under
+// STATE/runc as berthd's would be, and returns its init PID; 0 if root, runc
+// or a static busybox is missing.
+func startRuncContainer(t *testing.T, d *Daemon) int {
+	runc, err := exec.LookPath("runc")
+	if err != nil || os.Geteuid() != 0 {
+		t.Log("no runc or not root: container cleanup not exercised")
+		return 0
+	}
+	bundle := filepath.Join(d.Root, "bundle")
+	if err := os.MkdirAll(filepath.Join(bundle, "rootfs", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Log("no /bin/busybox: container cleanup not exercised")
+		return 0
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "rootfs", "bin", "busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(bundle, "config.json")
+	var cfg map[string]any
+	b, _ := os.ReadFile(cfgPath)
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	p := cfg["process"].(map[string]any)
+	p["args"] = []string{"/bin/busybox", "sleep", "1000"}
+	p["terminal"] = false
+	b, _ = json.Marshal(cfg)
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runcRoot := filepath.Join(d.State, "runc")
+	// No stdio of ours: the container would hold the pipes open.
+	if err := exec.Command(runc, "--root", runcRoot, "run", "-d", "--bundle", bundle, "c1").Run(); err != nil {
+		t.Fatalf("runc run: %v", err)
+	}
+	out, err := exec.Command(runc, "--root", runcRoot, "state", "c1").Output()
+	if err != nil {
+		t.Fatalf("runc state: %v", err)
+	}
+	var st struct{ Pid int }
+	if err := json.Unmarshal(out, &st); err != nil || st.Pid == 0 {
+		t.Fatalf("runc state: %q, %v", out, err)
+	}
+	return st.Pid
 }
 
 func TestEventually(t *testing.T) {

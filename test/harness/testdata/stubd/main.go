@@ -19,11 +19,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
 	if strings.Contains(filepath.Base(os.Args[0]), "berth-shim") {
-		select {} // a shim: live until killed
+		for { // a shim: live until killed (select{} would be a deadlock panic)
+			time.Sleep(time.Hour)
+		}
 	}
 	if len(os.Args) == 3 && os.Args[1] == "config" && os.Args[2] == "default" {
 		fmt.Println("root: /var/lib/berth")
