@@ -1,0 +1,234 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	manifestsapi "berth.dev/berth/api/manifests/v1"
+	"berth.dev/berth/desired"
+	"berth.dev/berth/node"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
+	"github.com/containerd/errdefs"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// ApplyManager is the manager recorded for objects applied through the
+// API; it scopes prune to what `berth apply` applied.
+const ApplyManager = "berth-apply"
+
+// Manifests serves the declarative API: Apply and Delete record intent in
+// the API source and return, the controllers do the work; Get, Describe
+// and Diff join the desired state with what was observed.
+type Manifests struct {
+	Desired *desired.Store
+	API     *desired.APISource
+	DB      *observed.DB
+	Recent  *observed.Recent
+	Node    *node.Node
+}
+
+var _ manifestsapi.ManifestsService = (*Manifests)(nil)
+
+// requestFile is one manifest file of a request.
+type requestFile struct {
+	data      []byte
+	name, dir string
+}
+
+func requestFiles(data []byte, name, dir string, more []*manifestsapi.File) []requestFile {
+	var fs []requestFile
+	if len(data) > 0 || (name != "" && len(more) == 0) {
+		fs = append(fs, requestFile{data: data, name: name, dir: dir})
+	}
+	for _, f := range more {
+		fs = append(fs, requestFile{data: f.Data, name: f.File, dir: f.Dir})
+	}
+	return fs
+}
+
+// parseFiles parses and defaults every file's objects. Paths written in
+// the objects (image sources, bind mount sources) are made absolute
+// against the file's directory on the client, because the API source
+// keeps no origin. Every error of every file is returned together.
+func parseFiles(files []requestFile) ([]spec.Object, error) {
+	var objs []spec.Object
+	var errs spec.ErrorList
+	for _, f := range files {
+		parsed, err := spec.Parse(f.name, f.data)
+		if err != nil {
+			var l spec.ErrorList
+			if errors.As(err, &l) {
+				errs = append(errs, l...)
+				continue
+			}
+			return nil, err
+		}
+		for _, o := range parsed {
+			o.Origin.Dir = f.dir
+			o = absolutePaths(spec.Default(o))
+			if err := spec.Validate(o); err != nil {
+				var l spec.ErrorList
+				if errors.As(err, &l) {
+					errs = append(errs, l...)
+					continue
+				}
+				return nil, err
+			}
+			objs = append(objs, o)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return objs, nil
+}
+
+// absolutePaths resolves relative paths of o against its Origin.Dir. A
+// relative path with no directory to resolve against is left for
+// validation to refuse or the controller to report.
+func absolutePaths(o spec.Object) spec.Object {
+	if o.Origin.Dir == "" || !filepath.IsAbs(o.Origin.Dir) {
+		return o
+	}
+	switch s := o.Spec.(type) {
+	case spec.ImageSpec:
+		if s.Source != nil {
+			if s.Source.Archive != "" {
+				s.Source.Archive = o.ResolvePath(s.Source.Archive)
+			}
+			if s.Source.Layout != "" {
+				s.Source.Layout = o.ResolvePath(s.Source.Layout)
+			}
+		}
+		o.Spec = s
+	case spec.ContainerSpec:
+		for i, m := range s.Mounts {
+			if m.Type == spec.MountBind && m.Source != "" {
+				s.Mounts[i].Source = o.ResolvePath(m.Source)
+			}
+		}
+		o.Spec = s
+	}
+	return o
+}
+
+// Apply parses the request's files and applies their objects as one set.
+func (s *Manifests) Apply(ctx context.Context, r *manifestsapi.ApplyRequest) (*manifestsapi.ApplyResponse, error) {
+	objs, err := parseFiles(requestFiles(r.Data, r.File, r.Dir, r.Files))
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) == 0 {
+		// An empty set with prune would delete everything applied before:
+		// too easy to do by accident (an empty directory, a wrong path).
+		return nil, fmt.Errorf("no objects to apply: %w", errdefs.ErrInvalidArgument)
+	}
+	results, err := s.API.Apply(ctx, objs, desired.ApplyOptions{Prune: r.Prune, DryRun: r.DryRun, Manager: ApplyManager})
+	if err != nil {
+		return nil, err
+	}
+	resp := &manifestsapi.ApplyResponse{}
+	for _, res := range results {
+		resp.Results = append(resp.Results, resultToAPI(res))
+	}
+	return resp, nil
+}
+
+func resultToAPI(r desired.Result) *manifestsapi.ObjectResult {
+	return &manifestsapi.ObjectResult{Ref: refToAPI(r.Key), Action: string(r.Action), Message: r.Message}
+}
+
+func refToAPI(k spec.Key) *manifestsapi.Ref {
+	return &manifestsapi.Ref{Namespace: k.Namespace, Kind: string(k.Kind), Name: k.Name}
+}
+
+// ParseKind accepts a kind as people type it: image, images, Image, IMAGES.
+// "all" and "" are the empty kind (every kind).
+func ParseKind(s string) (spec.Kind, error) {
+	l := strings.ToLower(s)
+	switch l {
+	case "", "all":
+		return "", nil
+	case "image", "images", "img":
+		return spec.KindImage, nil
+	case "container", "containers", "ctr":
+		return spec.KindContainer, nil
+	case "task", "tasks":
+		return spec.KindTask, nil
+	}
+	return "", fmt.Errorf("kind %q is not one of image, container, task, all: %w", s, errdefs.ErrInvalidArgument)
+}
+
+func keyFromAPI(r *manifestsapi.Ref) (spec.Key, error) {
+	if r == nil || r.Name == "" {
+		return spec.Key{}, fmt.Errorf("a reference needs a kind and a name: %w", errdefs.ErrInvalidArgument)
+	}
+	k, err := ParseKind(r.Kind)
+	if err != nil {
+		return spec.Key{}, err
+	}
+	if k == "" {
+		return spec.Key{}, fmt.Errorf("a reference needs a kind (image, container or task): %w", errdefs.ErrInvalidArgument)
+	}
+	ns := r.Namespace
+	if ns == "" {
+		ns = spec.DefaultNamespace
+	}
+	return spec.Key{Namespace: ns, Kind: k, Name: r.Name}, nil
+}
+
+// Delete removes objects applied through the API. An object a manifest
+// file declares is not the API's to delete: the request fails, naming
+// the file, and nothing is deleted.
+func (s *Manifests) Delete(ctx context.Context, r *manifestsapi.DeleteRequest) (*manifestsapi.DeleteResponse, error) {
+	var keys []spec.Key
+	for _, ref := range r.Refs {
+		k, err := keyFromAPI(ref)
+		if err != nil {
+			return nil, err
+		}
+		if e, ok := s.Desired.Get(k); ok && e.Source != desired.SourceAPI {
+			return nil, fmt.Errorf("%s is declared by the manifest file %s: remove it there: %w", k, e.Source, errdefs.ErrFailedPrecondition)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("nothing to delete: %w", errdefs.ErrInvalidArgument)
+	}
+	results, err := s.API.Delete(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	resp := &manifestsapi.DeleteResponse{}
+	for _, res := range results {
+		resp.Results = append(resp.Results, resultToAPI(res))
+	}
+	return resp, nil
+}
+
+// Sources lists the manifest sources with their revisions and errors.
+func (s *Manifests) Sources(ctx context.Context, r *manifestsapi.SourcesRequest) (*manifestsapi.SourcesResponse, error) {
+	resp := &manifestsapi.SourcesResponse{}
+	for _, st := range s.Desired.Sources() {
+		resp.Sources = append(resp.Sources, sourceToAPI(st))
+	}
+	return resp, nil
+}
+
+func sourceToAPI(st desired.SourceStatus) *manifestsapi.Source {
+	a := &manifestsapi.Source{Name: st.Name, Revision: st.Revision, Objects: int32(st.Objects)}
+	if !st.Updated.IsZero() {
+		a.Updated = timestamppb.New(st.Updated)
+	}
+	if st.Err != nil {
+		a.Error = st.Err.Error()
+		if !st.ErrTime.IsZero() {
+			a.ErrorTime = timestamppb.New(st.ErrTime)
+		}
+	}
+	return a
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	manifestsapi "berth.dev/berth/api/manifests/v1"
+	"berth.dev/berth/content/remote"
+	"berth.dev/berth/desired"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
+	"github.com/containerd/errdefs"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// maxDescribeEvents bounds the events Describe returns (the newest).
+const maxDescribeEvents = 50
+
+// Get lists the objects in force with their recorded status.
+func (s *Manifests) Get(ctx context.Context, r *manifestsapi.GetRequest) (*manifestsapi.GetResponse, error) {
+	kind, err := ParseKind(r.Kind)
+	if err != nil {
+		return nil, err
+	}
+	f := desired.Filter{Namespace: r.Namespace, Kind: kind}
+	if r.AllNamespaces {
+		f.Namespace = ""
+	} else if f.Namespace == "" {
+		f.Namespace = spec.DefaultNamespace
+	}
+	resp := &manifestsapi.GetResponse{}
+	for _, e := range s.Desired.List(f) {
+		if r.Name != "" && e.Key.Name != r.Name {
+			continue
+		}
+		o, err := s.objectToAPI(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		resp.Objects = append(resp.Objects, o)
+	}
+	if r.Name != "" && len(resp.Objects) == 0 {
+		what := "object"
+		if kind != "" {
+			what = string(kind)
+		}
+		return nil, fmt.Errorf("%s %s/%s is not declared: %w", what, f.Namespace, r.Name, errdefs.ErrNotFound)
+	}
+	return resp, nil
+}
+
+// withStatus returns the entry's object with its recorded status, if any.
+func (s *Manifests) withStatus(ctx context.Context, e desired.Entry) (spec.Object, error) {
+	o := e.Object.DeepCopy()
+	st, err := s.DB.GetStatus(ctx, e.Key)
+	switch {
+	case err == nil:
+		o.Status = st.Status
+	case !errdefs.IsNotFound(err):
+		return o, fmt.Errorf("status of %s: %w", e.Key, err)
+	}
+	return o, nil
+}
+
+func (s *Manifests) objectToAPI(ctx context.Context, e desired.Entry) (*manifestsapi.Object, error) {
+	o, err := s.withStatus(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", e.Key, err)
+	}
+	return &manifestsapi.Object{Json: b, Source: e.Source, Generation: e.Generation}, nil
+}
+
+// Describe returns one object with its status, the sources that also
+// declare it, the state of its own source, and its recent events.
+func (s *Manifests) Describe(ctx context.Context, r *manifestsapi.DescribeRequest) (*manifestsapi.DescribeResponse, error) {
+	k, err := keyFromAPI(r.Ref)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := s.Desired.Get(k)
+	if !ok {
+		return nil, fmt.Errorf("%s is not declared: %w", k, errdefs.ErrNotFound)
+	}
+	obj, err := s.objectToAPI(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	resp := &manifestsapi.DescribeResponse{Object: obj}
+	for _, c := range s.Desired.ConflictsFor(k) {
+		resp.Conflicts = append(resp.Conflicts, c.String())
+	}
+	for _, src := range s.Desired.Sources() {
+		if src.Name == e.Source {
+			resp.Source = sourceToAPI(src)
+		}
+	}
+	if s.Recent != nil {
+		evs := s.Recent.Match(nil)
+		var mine []observed.Event
+		m := eventMatcher(e)
+		for _, ev := range evs {
+			if m(ev) {
+				mine = append(mine, ev)
+			}
+		}
+		if len(mine) > maxDescribeEvents {
+			mine = mine[len(mine)-maxDescribeEvents:]
+		}
+		for _, ev := range mine {
+			resp.Events = append(resp.Events, &manifestsapi.Event{
+				Timestamp: timestamppb.New(ev.Timestamp), Topic: ev.Topic, Event: ev.Payload,
+			})
+		}
+	}
+	return resp, nil
+}
+
+// eventMatcher selects the events about an object: those of the
+// controllers naming its kind and name, those of the node naming what it
+// made (a container's or task's id, an image's record name), and the
+// errors of the manifest file that declares it.
+func eventMatcher(e desired.Entry) func(observed.Event) bool {
+	k := e.Key
+	id := "" // the node's id of what the object made
+	switch sp := e.Object.Spec.(type) {
+	case spec.ContainerSpec:
+		id = k.Name
+	case spec.TaskSpec:
+		id = sp.Container
+	case spec.ImageSpec:
+		if ref, err := remote.ParseRef(sp.Ref); err == nil {
+			id = ref.Name()
+		}
+	}
+	return func(ev observed.Event) bool {
+		var p struct {
+			Kind, Name, ID, Source string
+		}
+		if len(ev.Payload) > 0 {
+			_ = json.Unmarshal(ev.Payload, &p)
+		}
+		if ev.Topic == "/manifests/error" {
+			return p.Source != "" && p.Source == e.Source
+		}
+		if ev.Namespace != k.Namespace {
+			return false
+		}
+		if p.Kind != "" {
+			return p.Kind == string(k.Kind) && p.Name == k.Name
+		}
+		if id == "" {
+			return false
+		}
+		switch k.Kind {
+		case spec.KindImage:
+			return isImageTopic(ev.Topic) && p.Name == id
+		case spec.KindContainer:
+			return (p.ID == id || p.Name == id) && !isImageTopic(ev.Topic) && !isTaskTopic(ev.Topic)
+		case spec.KindTask:
+			return p.ID == id && isTaskTopic(ev.Topic)
+		}
+		return false
+	}
+}
+
+func isImageTopic(t string) bool { return len(t) > 8 && t[:8] == "/images/" }
+func isTaskTopic(t string) bool  { return len(t) > 7 && t[:7] == "/tasks/" }
