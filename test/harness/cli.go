@@ -55,16 +55,25 @@ func (d *Daemon) MustCLI(t testing.TB, args ...string) string {
 	return r.Stdout
 }
 
-func (d *Daemon) run(stdin io.Reader, args []string) Result {
+// CLICommand prepares bin/berth --address SOCK args for commands that
+// stream or need a terminal-like setup (berth events, logs -f, run): the
+// caller sets stdio, starts and waits for it; ctx's end kills it.
+func (d *Daemon) CLICommand(ctx context.Context, args ...string) *exec.Cmd {
 	d.t.Helper()
 	if d.opts.Berth == "" {
 		d.opts.Berth = testutil.Bin(d.t, "berth")
 	}
+	cmd := exec.CommandContext(ctx, d.opts.Berth, append([]string{"--address", d.Socket}, args...)...)
+	cmd.Env = cliEnv()
+	return cmd
+}
+
+func (d *Daemon) run(stdin io.Reader, args []string) Result {
+	d.t.Helper()
 	res := Result{Args: args}
 	ctx, cancel := context.WithTimeout(context.Background(), d.opts.CLITimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, d.opts.Berth, append([]string{"--address", d.Socket}, args...)...)
-	cmd.Env = cliEnv()
+	cmd := d.CLICommand(ctx, args...)
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

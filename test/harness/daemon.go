@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,39 +139,65 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 }
 
 // start launches berthd and waits until its socket accepts a connection.
+// When the metrics port the harness picked was taken in the meantime (by a
+// parallel test), it retries on another.
 func (d *Daemon) start() {
 	d.t.Helper()
-	d.starts++
-	if d.starts > 1 {
-		// Mark restarts in the log so a failure shows which run said what.
-		if f, err := os.OpenFile(d.LogPath, os.O_WRONLY|os.O_APPEND, 0); err == nil {
-			fmt.Fprintf(f, "=== harness: start %d of berthd ===\n", d.starts)
-			f.Close()
+	for attempt := 1; ; attempt++ {
+		d.starts++
+		if d.starts > 1 {
+			// Mark restarts in the log so a failure shows which run said what.
+			if f, err := os.OpenFile(d.LogPath, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+				fmt.Fprintf(f, "=== harness: start %d of berthd ===\n", d.starts)
+				f.Close()
+			}
 		}
-	}
-	p, err := startProc(d.opts.Berthd, d.args, d.env, d.LogPath)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.p = p
-	msg, ok := poll(d.opts.StartTimeout, func() (bool, string) {
-		if p.exited() {
-			return true, ""
+		var logStart int64
+		if st, err := os.Stat(d.LogPath); err == nil {
+			logStart = st.Size()
 		}
-		c, err := net.DialTimeout("unix", d.Socket, time.Second)
+		p, err := startProc(d.opts.Berthd, d.args, d.env, d.LogPath)
 		if err != nil {
-			return false, err.Error()
+			d.t.Fatal(err)
 		}
-		c.Close()
-		return true, ""
-	})
-	switch {
-	case p.exited():
+		d.p = p
+		msg, ok := poll(d.opts.StartTimeout, func() (bool, string) {
+			if p.exited() {
+				return true, ""
+			}
+			c, err := net.DialTimeout("unix", d.Socket, time.Second)
+			if err != nil {
+				return false, err.Error()
+			}
+			c.Close()
+			return true, ""
+		})
+		switch {
+		case !ok:
+			d.t.Fatalf("berthd (pid %d) not serving %s within %v: %s", p.pid(), d.Socket, d.opts.StartTimeout, msg)
+		case !p.exited():
+			return
+		case attempt < 3 && d.opts.MetricsAddress == "" && d.portTaken(logStart):
+			if d.MetricsAddr, err = freeAddr(); err != nil {
+				d.t.Fatal(err)
+			}
+			i := slices.Index(d.args, "--metrics-address")
+			d.args[i+1] = d.MetricsAddr
+			continue
+		}
 		d.t.Fatalf("berthd exited during start (%s)\nargs: %s\nlog:\n%s",
 			p.exitDescription(), strings.Join(d.args, " "), logTail(d.LogPath, 32<<10))
-	case !ok:
-		d.t.Fatalf("berthd (pid %d) not serving %s within %v: %s", p.pid(), d.Socket, d.opts.StartTimeout, msg)
 	}
+}
+
+// portTaken reports whether the log written since offset says the metrics
+// address was in use.
+func (d *Daemon) portTaken(offset int64) bool {
+	b, err := os.ReadFile(d.LogPath)
+	if err != nil || int64(len(b)) < offset {
+		return false
+	}
+	return strings.Contains(string(b[offset:]), "address already in use")
 }
 
 // PID is the process id of the running berthd, 0 if it is not running.

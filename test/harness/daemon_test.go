@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -37,6 +38,11 @@ func TestDaemon_Stub_Lifecycle(t *testing.T) {
 	}
 	if r := d.CLIStdin("kind: Task\nname: x\n", "stdin"); r.ExitCode != 0 || r.Stdout != "args: stdin kind: Task name: x\n" {
 		t.Errorf("CLIStdin: got %s", r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := d.CLICommand(ctx, "streamed").Output(); err != nil || string(out) != "args: streamed\n" {
+		t.Errorf("CLICommand: got %q, %v", out, err)
 	}
 	for _, want := range []string{"stubd: ready", "--root " + d.Root, "--manifests " + d.Manifests,
 		"--metrics-address " + d.MetricsAddr, "--log-level debug"} {
@@ -83,6 +89,19 @@ func TestDaemon_Stub_Config(t *testing.T) {
 	}
 	if !strings.Contains(d.Log(), "--config "+d.ConfigPath+" --log-level info") {
 		t.Errorf("args not passed in order:\n%s", d.Log())
+	}
+}
+
+func TestDaemon_Stub_MetricsPortTaken(t *testing.T) {
+	opts := stubOptions()
+	opts.Env = []string{"STUBD_METRICS_BUSY_ONCE=" + filepath.Join(t.TempDir(), "once")}
+	d := StartDaemon(t, opts)
+	log := d.Log()
+	if !strings.Contains(log, "address already in use") || !strings.Contains(log, "=== harness: start 2 of berthd ===") {
+		t.Errorf("want a failed first start and a second one:\n%s", log)
+	}
+	if !strings.Contains(log, "--metrics-address "+d.MetricsAddr+" ") {
+		t.Errorf("the second start does not use %s:\n%s", d.MetricsAddr, log)
 	}
 }
 

@@ -8,7 +8,10 @@
 // in t.Cleanup: daemons get SIGTERM then SIGKILL after a deadline; berth-shim
 // processes and runc containers that name the daemon's root or state are
 // killed; mounts left under them are unmounted. Logs of the processes are
-// written to files and printed when the test fails.
+// written to files and printed when the test fails. Children get
+// Pdeathsig=SIGKILL, so a test binary killed by -timeout leaves no berthd or
+// registry behind (a test that ends a goroutine while it holds
+// runtime.LockOSThread could end a child early this way: unlock first).
 //
 // A typical end-to-end test:
 //

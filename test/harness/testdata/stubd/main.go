@@ -4,7 +4,9 @@
 // as a shim that sleeps until killed.
 //
 // Environment: STUBD_TERM_EXIT=N exits N on SIGTERM; STUBD_IGNORE_TERM=1
-// ignores SIGTERM; STUBD_FAIL_START=1 exits 1 before listening.
+// ignores SIGTERM; STUBD_FAIL_START=1 exits 1 before listening;
+// STUBD_METRICS_BUSY_ONCE=FILE fails as if the metrics port were taken
+// unless FILE exists, and creates it.
 package main
 
 import (
@@ -37,9 +39,15 @@ func main() {
 	address := flag.String("address", "", "")
 	flag.String("config", "", "")
 	flag.String("manifests", "", "")
-	flag.String("metrics-address", "", "")
+	metrics := flag.String("metrics-address", "", "")
 	flag.String("log-level", "info", "")
 	flag.Parse()
+	if f := os.Getenv("STUBD_METRICS_BUSY_ONCE"); f != "" {
+		if _, err := os.Stat(f); err != nil {
+			os.WriteFile(f, nil, 0o644)
+			fatal(fmt.Errorf("listen tcp %s: bind: address already in use", *metrics))
+		}
+	}
 	if os.Getenv("STUBD_FAIL_START") == "1" {
 		fmt.Fprintln(os.Stderr, "stubd: failing on purpose")
 		os.Exit(1)
