@@ -1,0 +1,351 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	nsapi "berth.dev/berth/api/namespaces/v1"
+	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/test/harness"
+	"github.com/containerd/ttrpc"
+)
+
+// scrape fetches d's /metrics as text.
+func scrape(t *testing.T, d *harness.Daemon) string {
+	t.Helper()
+	code, body := obsGet(t, d, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: status %d\n%s", code, body)
+	}
+	return body
+}
+
+func obsGet(t *testing.T, d *harness.Daemon, path string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + d.MetricsAddr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric finds one series in a scrape by name and label pairs (a subset of
+// its labels); ok is false when no series matches.
+func metric(body, name string, labels ...string) (v float64, ok bool) {
+	for _, line := range strings.Split(body, "\n") {
+		rest, found := strings.CutPrefix(line, name)
+		if !found || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			if !strings.Contains(rest, labels[i]+`="`+labels[i+1]+`"`) {
+				match = false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		f, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64)
+		if err == nil {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+func mustMetric(t *testing.T, body, name string, labels ...string) float64 {
+	t.Helper()
+	v, ok := metric(body, name, labels...)
+	if !ok {
+		t.Fatalf("no series %s%v in the scrape", name, labels)
+	}
+	return v
+}
+
+// eventSub is a `berth events` subprocess whose lines are collected.
+type eventSub struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+}
+
+type eventLine struct {
+	Timestamp time.Time       `json:"timestamp"`
+	Namespace string          `json:"namespace"`
+	Topic     string          `json:"topic"`
+	Event     json.RawMessage `json:"event"`
+}
+
+// startEvents runs `berth events -o json` with filters and waits until
+// berthd counts one more subscriber.
+func startEvents(t *testing.T, d *harness.Daemon, filters ...string) *eventSub {
+	t.Helper()
+	before := mustMetric(t, scrape(t, d), "berth_event_subscribers")
+	args := []string{"--address", d.Socket, "events", "-o", "json"}
+	for _, f := range filters {
+		args = append(args, "--filter", f)
+	}
+	s := &eventSub{cmd: exec.Command(testutil.Bin(t, "berth"), args...)}
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.lines = append(s.lines, sc.Text())
+			s.mu.Unlock()
+		}
+	}()
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		n := mustMetric(t, scrape(t, d), "berth_event_subscribers")
+		return n > before, fmt.Sprintf("berth_event_subscribers %v, want > %v", n, before)
+	})
+	return s
+}
+
+func (s *eventSub) events(t *testing.T) []eventLine {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []eventLine
+	for _, l := range s.lines {
+		var e eventLine
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("events -o json printed %q: %v", l, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// waitFor waits until the subscriber printed an event of topic in ns.
+func (s *eventSub) waitFor(t *testing.T, ns, topic string) {
+	t.Helper()
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		evs := s.events(t)
+		for _, e := range evs {
+			if e.Namespace == ns && e.Topic == topic {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("no %s in %s among %d events: %+v", topic, ns, len(evs), evs)
+	})
+}
+
+func topics(evs []eventLine) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Namespace+" "+e.Topic)
+	}
+	return out
+}
+
+// TestObservability_MetricsEventsHealth pulls an image and checks that the
+// pull and API series moved from their pre-set zeros, that health and
+// readiness answer, and that event filters select exactly what they name,
+// in order.
+func TestObservability_MetricsEventsHealth(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := harness.StartInProcessRegistry(t)
+	ref := harness.PushTestImages(t, reg.Addr, "busybox")["busybox"]
+	// No manifest directory (the flag after the harness's own wins).
+	d := harness.StartDaemon(t, harness.DaemonOptions{LogLevel: "info", Args: []string{"--manifests", ""}})
+
+	if code, body := obsGet(t, d, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: got %d %q, want 200", code, body)
+	}
+	// No manifests: ready once the controllers reconciled the empty set.
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		code, body := obsGet(t, d, "/readyz")
+		return code == http.StatusOK, fmt.Sprintf("/readyz: %d %s", code, body)
+	})
+
+	// Series exist at 0 before anything happened.
+	before := scrape(t, d)
+	for _, s := range []struct {
+		name   string
+		labels []string
+	}{
+		{"berth_pulls_total", []string{"result", "success"}},
+		{"berth_pulls_total", []string{"result", "error"}},
+		{"berth_pull_bytes_total", nil},
+		{"berth_pull_duration_seconds_count", nil},
+		{"berth_api_requests_total", []string{"service", "berth.images.v1.Images", "method", "Pull", "code", "OK"}},
+		{"berth_reconcile_total", []string{"kind", "Task", "result", "error"}},
+		{"berth_drift_repairs_total", []string{"kind", "Container"}},
+		{"berth_events_dropped_total", nil},
+		{"berth_manifest_errors_total", nil},
+		{"berth_events_published_total", []string{"topic", "/images/create"}},
+	} {
+		if v := mustMetric(t, before, s.name, s.labels...); v != 0 {
+			t.Errorf("%s%v at start: got %v, want 0", s.name, s.labels, v)
+		}
+	}
+	for _, name := range []string{"berth_queue_depth", "berth_desired_objects", "berth_ready_objects", "berth_content_bytes",
+		"berth_snapshot_bytes", "go_goroutines", "process_resident_memory_bytes"} {
+		mustMetric(t, before, name)
+	}
+
+	images := startEvents(t, d, "topic~=/images/")
+	d.MustCLI(t, "namespace", "create", "x")
+	inX := startEvents(t, d, "namespace==x")
+
+	d.MustCLI(t, "image", "pull", ref)
+	d.MustCLI(t, "-n", "x", "image", "pull", ref)
+	d.MustCLI(t, "namespace", "create", "other")
+	d.MustCLI(t, "image", "rm", ref)
+	images.waitFor(t, "default", "/images/delete")
+	inX.waitFor(t, "x", "/images/create")
+
+	// Only /images/ topics, in the order they happened: create in default,
+	// create in x, delete in default (updates, e.g. for an unpack, may sit
+	// between them).
+	var seq []string
+	for _, e := range images.events(t) {
+		if !strings.HasPrefix(e.Topic, "/images/") {
+			t.Errorf("topic~=/images/ delivered %s", e.Topic)
+		}
+		if e.Topic != "/images/update" {
+			seq = append(seq, e.Namespace+" "+e.Topic)
+		}
+		var payload struct{ Name string }
+		if err := json.Unmarshal(e.Event, &payload); err != nil || payload.Name != ref {
+			t.Errorf("event %s payload %s: want name %s", e.Topic, e.Event, ref)
+		}
+	}
+	if want := []string{"default /images/create", "x /images/create", "default /images/delete"}; strings.Join(seq, ",") != strings.Join(want, ",") {
+		t.Errorf("image events: got %v, want %v", seq, want)
+	}
+	for _, e := range inX.events(t) {
+		if e.Namespace != "x" {
+			t.Errorf("namespace==x delivered %s %s", e.Namespace, e.Topic)
+		}
+	}
+	if got := topics(inX.events(t)); len(got) == 0 || got[0] != "x /images/create" {
+		t.Errorf("namespace==x: got %v, want x /images/create first", got)
+	}
+
+	after := scrape(t, d)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		min    float64
+	}{
+		{"berth_pulls_total", []string{"result", "success"}, 2},
+		{"berth_pull_duration_seconds_count", nil, 2},
+		{"berth_pull_bytes_total", nil, 1},
+		{"berth_api_requests_total", []string{"service", "berth.images.v1.Images", "method", "Pull", "code", "OK"}, 2},
+		{"berth_api_requests_total", []string{"service", "berth.namespaces.v1.Namespaces", "method", "Create", "code", "OK"}, 2},
+		{"berth_events_published_total", []string{"topic", "/images/create"}, 2},
+		{"berth_events_published_total", []string{"topic", "/images/delete"}, 1},
+		{"berth_content_blobs", nil, 2},
+	} {
+		if v := mustMetric(t, after, c.name, c.labels...); v < c.min {
+			t.Errorf("%s%v after the pulls: got %v, want >= %v", c.name, c.labels, v, c.min)
+		}
+	}
+	// The second pull found every blob in the store: it downloaded nothing.
+	bytes := mustMetric(t, after, "berth_pull_bytes_total")
+	if v := mustMetric(t, after, "berth_content_bytes"); bytes > v+1<<20 {
+		t.Errorf("pull bytes %v exceed the content store's %v: the second pull was counted", bytes, v)
+	}
+	// A failed pull is counted as one, with its error code.
+	if r := d.CLI("image", "pull", reg.Addr+"/nope:latest"); r.ExitCode == 0 {
+		t.Fatalf("pull of a missing image succeeded: %s", r)
+	}
+	failed := scrape(t, d)
+	if v := mustMetric(t, failed, "berth_pulls_total", "result", "error"); v != 1 {
+		t.Errorf("failed pulls: got %v, want 1", v)
+	}
+	if v := mustMetric(t, failed, "berth_api_requests_total", "method", "Pull", "code", "NotFound"); v != 1 {
+		t.Logf("note: failed Pull code series: %v", v)
+	}
+}
+
+// TestObservability_StuckSubscriber stops a `berth events` process (SIGSTOP)
+// so it reads nothing, then runs bursts of API operations: they finish
+// about as fast as without it, and berthd drops the events it cannot take.
+func TestObservability_StuckSubscriber(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := harness.StartDaemon(t, harness.DaemonOptions{LogLevel: "info"})
+	conn, err := net.Dial("unix", d.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ttrpc.NewClient(conn)
+	defer client.Close()
+	ns := nsapi.NewNamespacesClient(client)
+	ctx := context.Background()
+	next := 0
+	burst := func(n int) time.Duration {
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			name := fmt.Sprintf("burst-%d", next)
+			next++
+			if _, err := ns.Create(ctx, &nsapi.CreateNamespaceRequest{Namespace: &nsapi.Namespace{Name: name}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ns.Delete(ctx, &nsapi.DeleteNamespaceRequest{Name: name}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	baseline := burst(100) // 200 operations
+
+	sub := startEvents(t, d)
+	if err := syscall.Kill(sub.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(sub.cmd.Process.Pid, syscall.SIGCONT)
+	// Fill everything between berthd and the stopped reader (the bus's
+	// queue, the stream, the socket buffers) until berthd drops events.
+	total := time.Duration(0)
+	bursts := 0
+	for {
+		took := burst(100)
+		total += took
+		bursts++
+		if took > 10*baseline+2*time.Second {
+			t.Fatalf("burst %d of 200 operations with a stuck subscriber took %v, baseline %v", bursts, took, baseline)
+		}
+		if mustMetric(t, scrape(t, d), "berth_events_dropped_total") > 0 {
+			break
+		}
+		if bursts == 30 {
+			t.Fatalf("no event dropped after %d operations to a stopped subscriber", bursts*200)
+		}
+	}
+	t.Logf("200 operations: %v without a subscriber, %v on average with a stopped one (%d bursts until drops)",
+		baseline, total/time.Duration(bursts), bursts)
+	// berthd still answers and still publishes to others.
+	other := startEvents(t, d, "topic==/namespaces/create")
+	d.MustCLI(t, "namespace", "create", "after")
+	other.waitFor(t, "after", "/namespaces/create")
+}
