@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	manifestsapi "berth.dev/berth/api/manifests/v1"
+	"berth.dev/berth/spec"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newApplyCmd, newDiffCmd, newGetCmd, newDescribeCmd, newDeleteCmd)
+}
+
+// manifestsClient dials berthd and returns its manifests service.
+func (g *globals) manifestsClient(ctx context.Context) (manifestsapi.ManifestsService, func(), error) {
+	c, err := g.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return manifestsapi.NewManifestsClient(c), func() { c.Close() }, nil
+}
+
+// isManifest is the watched directory's rule (desired.Manifest, which the
+// CLI may not import: it would pull bbolt in): .yaml, .yml and .json, no
+// dotfiles nor editor swap, backup or lock files.
+func isManifest(name string) bool {
+	switch {
+	case name == "" || name[0] == '.' || name[0] == '#' || name == "4913":
+		return false
+	case strings.HasSuffix(name, "~"), strings.HasSuffix(name, ".swp"),
+		strings.HasSuffix(name, ".swx"), strings.HasSuffix(name, ".bak"):
+		return false
+	}
+	ext := filepath.Ext(name)
+	return ext == ".yaml" || ext == ".yml" || ext == ".json"
+}
+
+// readManifests reads -f: a file, every manifest of a directory (not
+// recursive), or "-" for stdin. Each file keeps its name for errors and
+// its absolute directory for the relative paths in it.
+func readManifests(path string, stdin io.Reader) ([]*manifestsapi.File, error) {
+	if path == "-" {
+		data, err := io.ReadAll(io.LimitReader(stdin, spec.MaxFileSize+1))
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		wd, _ := os.Getwd()
+		return []*manifestsapi.File{{Data: data, File: "<stdin>", Dir: wd}}, nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	if st.IsDir() {
+		ents, err := os.ReadDir(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if !isManifest(e.Name()) {
+				continue
+			}
+			p := filepath.Join(path, e.Name())
+			if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+				continue // dangling symlinks, directories
+			}
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		if len(paths) == 0 {
+			return nil, fmt.Errorf("%s: no manifests (*.yaml, *.yml, *.json)", path)
+		}
+	} else {
+		paths = []string{path}
+	}
+	var files []*manifestsapi.File
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Size() > spec.MaxFileSize {
+			return nil, fmt.Errorf("%s: %d bytes, more than the limit of %d", p, fi.Size(), spec.MaxFileSize)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, &manifestsapi.File{Data: data, File: p, Dir: filepath.Dir(abs)})
+	}
+	return files, nil
+}
+
+func refString(r *manifestsapi.Ref) string {
+	return fmt.Sprintf("%s %s/%s", r.GetKind(), r.GetNamespace(), r.GetName())
+}
+
+func newApplyCmd(g *globals) *cobra.Command {
+	var (
+		file                string
+		prune, dryRun, wait bool
+		timeout             time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE|DIR|-",
+		Short: "Apply manifests: berth owns the objects as the \"api\" source and reconciles them",
+		Long: `Apply sends the objects of a file, of every manifest in a directory, or of stdin to berthd
+as one set. Objects that a manifest file in the watched directory declares are not
+changed (reported as conflict). --prune deletes objects applied earlier with berth apply
+that the set no longer declares. --wait waits until every applied object is Ready.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return fmt.Errorf("-f FILE|DIR|- is required")
+			}
+			files, err := readManifests(file, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			svc, done, err := g.manifestsClient(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := svc.Apply(ctx, &manifestsapi.ApplyRequest{Files: files, Prune: prune, DryRun: dryRun})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			suffix := ""
+			if dryRun {
+				suffix = " (dry run)"
+			}
+			conflicts := 0
+			var applied []*manifestsapi.Ref
+			for _, r := range resp.Results {
+				switch r.Action {
+				case "conflict":
+					conflicts++
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s conflict: %s%s\n", refString(r.Ref), r.Message, suffix)
+					continue
+				case "created", "configured", "unchanged":
+					applied = append(applied, r.Ref)
+				}
+				fmt.Fprintf(out, "%s %s%s\n", refString(r.Ref), r.Action, suffix)
+			}
+			if wait && !dryRun {
+				if err := waitReady(ctx, svc, applied, timeout, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+			}
+			if conflicts > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("%d object(s) not applied: declared by a manifest file", conflicts)}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&file, "filename", "f", "", "manifest file, directory of manifests, or - for stdin")
+	fl.BoolVar(&prune, "prune", false, "delete objects applied with berth apply that this set no longer declares")
+	fl.BoolVar(&dryRun, "dry-run", false, "show what would be applied, change nothing")
+	fl.BoolVar(&wait, "wait", false, "wait until every applied object is Ready")
+	fl.DurationVar(&timeout, "timeout", 60*time.Second, "with --wait: how long to wait")
+	return cmd
+}
+
+// objectView is the part of an object's JSON the CLI reads.
+type objectView struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+	Spec   json.RawMessage `json:"spec"`
+	Status spec.Status     `json:"status"`
+}
+
+// readiness says whether an object is Ready for its current generation,
+// and if not, why.
+func readiness(o *manifestsapi.Object) (bool, string) {
+	var v objectView
+	if err := json.Unmarshal(o.Json, &v); err != nil {
+		return false, err.Error()
+	}
+	c, ok := v.Status.Condition(spec.ConditionReady)
+	switch {
+	case !ok:
+		return false, "not reconciled yet"
+	case v.Status.ObservedGeneration < o.Generation:
+		return false, fmt.Sprintf("generation %d not observed yet (at %d)", o.Generation, v.Status.ObservedGeneration)
+	case c.Status != spec.ConditionTrue:
+		msg := c.Reason
+		if c.Message != "" {
+			msg += ": " + c.Message
+		}
+		return false, msg
+	}
+	return true, ""
+}
+
+// waitReady polls Get until every ref is Ready or timeout passes.
+func waitReady(ctx context.Context, svc manifestsapi.ManifestsService, refs []*manifestsapi.Ref, timeout time.Duration, stderr io.Writer) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var notReady []string
+		for _, r := range refs {
+			resp, err := svc.Get(ctx, &manifestsapi.GetRequest{Namespace: r.Namespace, Kind: r.Kind, Name: r.Name})
+			if err != nil {
+				notReady = append(notReady, fmt.Sprintf("%s: %v", refString(r), err))
+				continue
+			}
+			for _, o := range resp.Objects {
+				if ok, why := readiness(o); !ok {
+					notReady = append(notReady, fmt.Sprintf("%s: %s", refString(r), why))
+				}
+			}
+		}
+		if len(notReady) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			slices.Sort(notReady)
+			for _, n := range notReady {
+				fmt.Fprintln(stderr, "not ready:", n)
+			}
+			return &exitError{code: 1, err: fmt.Errorf("%d object(s) not ready after %s", len(notReady), timeout)}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

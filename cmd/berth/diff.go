@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	manifestsapi "berth.dev/berth/api/manifests/v1"
+	"github.com/spf13/cobra"
+)
+
+func newDiffCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "diff -f FILE|DIR|-",
+		Short: "Show how manifests differ from what is in force and what berth would do",
+		Long: `Diff compares each object with the one in force and with the node, and prints a
+unified diff of the manifests and the actions berth would take (pull, create,
+recreate with the fields that changed, start, stop, pause, resume, restart).
+It changes nothing. Exit status: 0 no difference, 1 a difference, 2 or more an error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return &exitError{code: 2, err: fmt.Errorf("-f FILE|DIR|- is required")}
+			}
+			files, err := readManifests(file, cmd.InOrStdin())
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			ctx := cmd.Context()
+			svc, done, err := g.manifestsClient(ctx)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			defer done()
+			resp, err := svc.Diff(ctx, &manifestsapi.DiffRequest{Files: files})
+			if err != nil {
+				return err // main exits 2
+			}
+			if printDiffs(cmd, resp.Diffs) {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "manifest file, directory of manifests, or - for stdin")
+	return cmd
+}
+
+// printDiffs prints every object that differs and reports whether any did.
+func printDiffs(cmd *cobra.Command, diffs []*manifestsapi.ObjectDiff) bool {
+	out := cmd.OutOrStdout()
+	differs := false
+	for _, d := range diffs {
+		if d.Diff == "" && len(d.Actions) == 0 {
+			continue
+		}
+		differs = true
+		fmt.Fprintf(out, "%s\n", refString(d.Ref))
+		if d.Diff != "" {
+			fmt.Fprint(out, indent(d.Diff, "  "))
+		}
+		for _, a := range d.Actions {
+			line := "  => " + a.Verb
+			if len(a.Fields) > 0 {
+				line += " (" + strings.Join(a.Fields, ", ") + ")"
+			}
+			if a.Reason != "" {
+				line += ": " + a.Reason
+			}
+			fmt.Fprintln(out, line)
+		}
+	}
+	return differs
+}
+
+func indent(s, prefix string) string {
+	lines := strings.SplitAfter(s, "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		if l != "" {
+			b.WriteString(prefix)
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,428 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	manifestsapi "berth.dev/berth/api/manifests/v1"
+	"berth.dev/berth/spec"
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+)
+
+// parseKindArg maps what people type (task, tasks, Task, all) to a kind;
+// "" is every kind.
+func parseKindArg(s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "", "all":
+		return "", nil
+	case "image", "images", "img":
+		return string(spec.KindImage), nil
+	case "container", "containers", "ctr":
+		return string(spec.KindContainer), nil
+	case "task", "tasks":
+		return string(spec.KindTask), nil
+	}
+	return "", fmt.Errorf("kind %q is not one of image(s), container(s), task(s), all", s)
+}
+
+// listedObject is an object as get prints it in JSON and YAML: its
+// manifest with status, plus where it came from.
+type listedObject struct {
+	obj        map[string]any
+	source     string
+	generation int64
+	view       objectView
+}
+
+func (l listedObject) MarshalJSON() ([]byte, error) {
+	m := map[string]any{}
+	for k, v := range l.obj {
+		m[k] = v
+	}
+	m["source"] = l.source
+	m["generation"] = l.generation
+	return json.Marshal(m)
+}
+
+func decodeObjects(objs []*manifestsapi.Object) ([]listedObject, error) {
+	var out []listedObject
+	for _, o := range objs {
+		l := listedObject{source: o.Source, generation: o.Generation}
+		if err := json.Unmarshal(o.Json, &l.obj); err != nil {
+			return nil, fmt.Errorf("decode object: %w", err)
+		}
+		if err := json.Unmarshal(o.Json, &l.view); err != nil {
+			return nil, fmt.Errorf("decode object: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// printSourceErrors puts every manifest source's error on stderr: a file
+// that does not parse keeps its last good objects, so get alone would
+// hide that it is broken.
+func printSourceErrors(ctx context.Context, svc manifestsapi.ManifestsService, w io.Writer) {
+	resp, err := svc.Sources(ctx, &manifestsapi.SourcesRequest{})
+	if err != nil {
+		return
+	}
+	for _, s := range resp.Sources {
+		if s.Error != "" {
+			fmt.Fprintf(w, "error: %s%s\n", s.Error, sinceText(s.ErrorTime.AsTime(), s.ErrorTime != nil))
+		}
+	}
+}
+
+func sinceText(t time.Time, ok bool) string {
+	if !ok || t.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf(" (since %s; its last good objects stay in force)", t.Local().Format(time.RFC3339))
+}
+
+func newGetCmd(g *globals) *cobra.Command {
+	var (
+		output string
+		all    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "get KIND [NAME]",
+		Short: "List declared objects with their status (KIND: images, containers, tasks, all)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, err := parseKindArg(args[0])
+			if err != nil {
+				return err
+			}
+			req := &manifestsapi.GetRequest{Namespace: g.namespace, AllNamespaces: all, Kind: kind}
+			if len(args) == 2 {
+				req.Name = args[1]
+			}
+			ctx := cmd.Context()
+			svc, done, err := g.manifestsClient(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := svc.Get(ctx, req)
+			printSourceErrors(ctx, svc, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			objs, err := decodeObjects(resp.Objects)
+			if err != nil {
+				return err
+			}
+			if output == "json" || output == "yaml" {
+				if req.Name != "" && len(objs) == 1 {
+					return printObject(cmd.OutOrStdout(), output, objs[0])
+				}
+				return printList(cmd.OutOrStdout(), output, objs, nil, nil)
+			}
+			if output != "table" && output != "" {
+				return fmt.Errorf("unknown output format %q (table, json, yaml)", output)
+			}
+			kinds := []string{kind}
+			if kind == "" {
+				kinds = []string{string(spec.KindImage), string(spec.KindContainer), string(spec.KindTask)}
+			}
+			first := true
+			for _, k := range kinds {
+				var of []listedObject
+				for _, o := range objs {
+					if o.view.Kind == k {
+						of = append(of, o)
+					}
+				}
+				if kind == "" && len(of) == 0 {
+					continue
+				}
+				if !first {
+					fmt.Fprintln(cmd.OutOrStdout())
+				}
+				first = false
+				if err := printTable(cmd.OutOrStdout(), spec.Kind(k), of, all); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	addOutputFlag(cmd, &output)
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
+	return cmd
+}
+
+// printTable prints one kind's objects with that kind's columns.
+func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS bool) error {
+	var header []string
+	switch kind {
+	case spec.KindImage:
+		header = []string{"NAME", "READY", "DIGEST", "AGE", "SOURCE"}
+	case spec.KindContainer:
+		header = []string{"NAME", "READY", "IMAGE", "AGE", "SOURCE"}
+	case spec.KindTask:
+		header = []string{"NAME", "READY", "STATE", "PID", "RESTARTS", "EXIT", "AGE", "SOURCE"}
+	}
+	if withNS {
+		header = append([]string{"NAMESPACE"}, header...)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, o := range objs {
+		st := o.view.Status
+		ready, reason := readyColumn(st)
+		row := []string{o.view.Metadata.Name, ready}
+		switch kind {
+		case spec.KindImage:
+			digest := "-"
+			if st.ImageStatus != nil && st.Digest != "" {
+				digest = shortDigest(st.Digest)
+			}
+			row = append(row, digest, age(reason))
+		case spec.KindContainer:
+			var cs spec.ContainerSpec
+			_ = json.Unmarshal(o.view.Spec, &cs)
+			row = append(row, cs.Image, age(reason))
+		case spec.KindTask:
+			ts := spec.TaskStatus{}
+			if st.TaskStatus != nil {
+				ts = *st.TaskStatus
+			}
+			pid, exit := "-", "-"
+			if ts.Pid > 0 {
+				pid = strconv.Itoa(ts.Pid)
+			}
+			if !ts.FinishedAt.IsZero() {
+				exit = strconv.Itoa(ts.ExitCode)
+			}
+			started := reason
+			if !ts.StartedAt.IsZero() {
+				started = ts.StartedAt
+			}
+			row = append(row, orDash(ts.State), pid, strconv.Itoa(ts.RestartCount), exit, age(started))
+		}
+		row = append(row, sourceColumn(o.source))
+		if withNS {
+			row = append([]string{o.view.Metadata.Namespace}, row...)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	return tw.Flush()
+}
+
+// readyColumn is "True", or "False (Reason)"; it also returns when
+// readiness last changed.
+func readyColumn(st spec.Status) (string, time.Time) {
+	c, ok := st.Condition(spec.ConditionReady)
+	if !ok {
+		return "Unknown", time.Time{}
+	}
+	if c.Status == spec.ConditionTrue || c.Reason == "" {
+		return string(c.Status), c.LastTransitionTime
+	}
+	return fmt.Sprintf("%s (%s)", c.Status, c.Reason), c.LastTransitionTime
+}
+
+func shortDigest(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return hex[:12]
+	}
+	return d
+}
+
+func sourceColumn(s string) string {
+	if s == "" || s == "api" {
+		return orDash(s)
+	}
+	return filepath.Base(s)
+}
+
+// age prints how long ago t was, briefly: 45s, 3m, 5h, 2d.
+func age(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func newDescribeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe KIND NAME",
+		Short: "Show an object: spec, status, conditions, conflicts and recent events",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, err := parseKindArg(args[0])
+			if err != nil {
+				return err
+			}
+			if kind == "" {
+				return fmt.Errorf("describe needs one kind: image, container or task")
+			}
+			ctx := cmd.Context()
+			svc, done, err := g.manifestsClient(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := svc.Describe(ctx, &manifestsapi.DescribeRequest{Ref: &manifestsapi.Ref{Namespace: g.namespace, Kind: kind, Name: args[1]}})
+			if err != nil {
+				return err
+			}
+			return printDescribe(cmd.OutOrStdout(), resp)
+		},
+	}
+}
+
+func printDescribe(w io.Writer, r *manifestsapi.DescribeResponse) error {
+	objs, err := decodeObjects([]*manifestsapi.Object{r.Object})
+	if err != nil {
+		return err
+	}
+	o := objs[0]
+	v := o.view
+	fmt.Fprintf(w, "Name:        %s\nNamespace:   %s\nKind:        %s\n", v.Metadata.Name, v.Metadata.Namespace, v.Kind)
+	fmt.Fprintf(w, "Source:      %s\nGeneration:  %d\n", o.source, o.generation)
+	if s := r.Source; s != nil {
+		if s.Revision != "" {
+			fmt.Fprintf(w, "Revision:    %s\n", s.Revision)
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, "SourceError: %s%s\n", s.Error, sinceText(s.ErrorTime.AsTime(), s.ErrorTime != nil))
+		}
+	}
+	section := func(title string, v any) {
+		b, err := yaml.Marshal(v)
+		if err != nil || string(b) == "{}\n" || string(b) == "null\n" {
+			return
+		}
+		fmt.Fprintf(w, "%s:\n%s", title, indent(string(b), "  "))
+	}
+	if md, ok := o.obj["metadata"].(map[string]any); ok {
+		if l := md["labels"]; l != nil {
+			section("Labels", l)
+		}
+	}
+	section("Spec", o.obj["spec"])
+	st := map[string]any{}
+	if s, ok := o.obj["status"].(map[string]any); ok {
+		for k, val := range s {
+			if k != "conditions" {
+				st[k] = val
+			}
+		}
+	}
+	section("Status", st)
+	if len(v.Status.Conditions) > 0 {
+		fmt.Fprintln(w, "Conditions:")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tSINCE\tMESSAGE")
+		for _, c := range v.Status.Conditions {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, orDash(c.Reason), age(c.LastTransitionTime), c.Message)
+		}
+		tw.Flush()
+	}
+	if len(r.Conflicts) > 0 {
+		fmt.Fprintln(w, "Conflicts:")
+		for _, c := range r.Conflicts {
+			fmt.Fprintf(w, "  %s\n", c)
+		}
+	}
+	fmt.Fprintln(w, "Events:")
+	if len(r.Events) == 0 {
+		fmt.Fprintln(w, "  <none>")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TIME\tTOPIC\tEVENT")
+	for _, ev := range r.Events {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", ev.Timestamp.AsTime().Local().Format("15:04:05.000"), ev.Topic, string(ev.Event))
+	}
+	return tw.Flush()
+}
+
+func newDeleteCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "delete KIND NAME... | delete -f FILE|DIR|-",
+		Short: "Delete objects applied with berth apply (what a manifest file declares is removed from the file)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var refs []*manifestsapi.Ref
+			switch {
+			case file != "" && len(args) > 0:
+				return fmt.Errorf("give either -f or KIND NAME, not both")
+			case file != "":
+				files, err := readManifests(file, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				for _, f := range files {
+					objs, err := spec.Parse(f.File, f.Data)
+					if err != nil {
+						return err
+					}
+					for _, o := range objs {
+						k := spec.Default(o).Key()
+						refs = append(refs, &manifestsapi.Ref{Namespace: k.Namespace, Kind: string(k.Kind), Name: k.Name})
+					}
+				}
+			case len(args) >= 2:
+				kind, err := parseKindArg(args[0])
+				if err != nil {
+					return err
+				}
+				if kind == "" {
+					return fmt.Errorf("delete needs one kind: image, container or task")
+				}
+				for _, name := range args[1:] {
+					refs = append(refs, &manifestsapi.Ref{Namespace: g.namespace, Kind: kind, Name: name})
+				}
+			default:
+				return fmt.Errorf("give KIND NAME or -f FILE")
+			}
+			ctx := cmd.Context()
+			svc, done, err := g.manifestsClient(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := svc.Delete(ctx, &manifestsapi.DeleteRequest{Refs: refs})
+			if err != nil {
+				return err
+			}
+			missing := 0
+			for _, r := range resp.Results {
+				if r.Action == "notfound" {
+					missing++
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s not found\n", refString(r.Ref))
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", refString(r.Ref), r.Action)
+			}
+			if missing > 0 {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "delete the objects a manifest file, directory or stdin declares")
+	return cmd
+}
