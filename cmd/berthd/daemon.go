@@ -18,6 +18,7 @@ import (
 	eventsapi "berth.dev/berth/api/events/v1"
 	imagesapi "berth.dev/berth/api/images/v1"
 	introapi "berth.dev/berth/api/introspection/v1"
+	manifestsapi "berth.dev/berth/api/manifests/v1"
 	nsapi "berth.dev/berth/api/namespaces/v1"
 	"berth.dev/berth/api/server"
 	snapi "berth.dev/berth/api/snapshots/v1"
@@ -235,6 +236,9 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
 	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
 	eventsapi.RegisterEventsService(srv, d.eventsService())
+	manifestsapi.RegisterManifestsService(srv, &server.Manifests{
+		Desired: d.decl.store, API: d.decl.api, DB: d.obs, Recent: d.decl.recent, Node: d.node,
+	})
 }
 
 // listenUnix creates the API socket with mode 0600 from the start: the
