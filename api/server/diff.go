@@ -85,11 +85,6 @@ func (p *diffPlan) object(ctx context.Context, o spec.Object) (*manifestsapi.Obj
 		d.Actions = append(d.Actions, a)
 		p.acts[k] = append(p.acts[k], a)
 	}
-	if inForce && old.Source != desired.SourceAPI {
-		// berth apply would be refused for this key; say so, but still
-		// show what the node would need.
-		add("conflict", "declared by the manifest file "+old.Source+"; apply would change nothing")
-	}
 	var oldObj *spec.Object
 	if inForce {
 		oldObj = &old.Object
@@ -102,6 +97,11 @@ func (p *diffPlan) object(ctx context.Context, o spec.Object) (*manifestsapi.Obj
 		err = p.container(ctx, o, oldObj, add)
 	case spec.KindTask:
 		err = p.task(ctx, o, oldObj, add)
+	}
+	if inForce && old.Source != desired.SourceAPI && (d.Diff != "" || len(d.Actions) > 0) {
+		// berth apply would be refused for this key: say so beside what
+		// the node would need. Equal to the file in force is no difference.
+		add("conflict", "declared by the manifest file "+old.Source+"; berth apply would change nothing")
 	}
 	return d, err
 }

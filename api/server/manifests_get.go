@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -104,9 +105,14 @@ func (s *Manifests) Describe(ctx context.Context, r *manifestsapi.DescribeReques
 		var mine []observed.Event
 		m := eventMatcher(e)
 		for _, ev := range evs {
-			if m(ev) {
-				mine = append(mine, ev)
+			if !m(ev) {
+				continue
 			}
+			// A resync may report the same status again: keep the first.
+			if n := len(mine); n > 0 && mine[n-1].Topic == ev.Topic && bytes.Equal(mine[n-1].Payload, ev.Payload) {
+				continue
+			}
+			mine = append(mine, ev)
 		}
 		if len(mine) > maxDescribeEvents {
 			mine = mine[len(mine)-maxDescribeEvents:]
