@@ -53,7 +53,8 @@ func requestFiles(data []byte, name, dir string, more []*manifestsapi.File) []re
 // parseFiles parses and defaults every file's objects. Paths written in
 // the objects (image sources, bind mount sources) are made absolute
 // against the file's directory on the client, because the API source
-// keeps no origin. Every error of every file is returned together.
+// keeps no origin. Every error of every file is returned together, one
+// per line, as errdefs.ErrInvalidArgument.
 func parseFiles(files []requestFile) ([]spec.Object, error) {
 	var objs []spec.Object
 	var errs spec.ErrorList
@@ -82,7 +83,9 @@ func parseFiles(files []requestFile) ([]spec.Object, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		// One error with one class: the list's own Unwrap would make the
+		// wire error carry one detail per field error.
+		return nil, fmt.Errorf("%s: %w", errs.Error(), errdefs.ErrInvalidArgument)
 	}
 	return objs, nil
 }
