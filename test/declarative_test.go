@@ -298,13 +298,22 @@ func TestDeclarative_ApplyDiffConflictPrune(t *testing.T) {
 	}
 	write("x.yaml", taskManifest("x", "x1", "Always"))
 	write("yy.yaml", taskManifest("yy", "y1", "Always"))
+	// An Image whose source is relative to the applied file's directory.
+	if err := os.Symlink(filepath.Join(testutil.TestImages(t, "busybox"), "busybox"), filepath.Join(app, "layout")); err != nil {
+		t.Fatal(err)
+	}
+	write("img.yaml", `apiVersion: berth.dev/v1
+kind: Image
+metadata: {name: relative}
+spec: {ref: example.local/relative:1, source: {layout: layout}}
+`)
 	write(".hidden.yaml", "not: [a manifest") // ignored like in the watched directory
 	write("y.yaml~", "not: [a manifest")
 	r := d.CLI("apply", "-f", app, "--wait", "--timeout", "30s")
 	if r.ExitCode != 0 {
 		t.Fatalf("%s", r)
 	}
-	for _, want := range []string{"Container default/x created", "Task default/yy created"} {
+	for _, want := range []string{"Image default/relative created", "Container default/x created", "Task default/yy created"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("apply output lacks %q:\n%s", want, r.Stdout)
 		}
@@ -327,7 +336,7 @@ func TestDeclarative_ApplyDiffConflictPrune(t *testing.T) {
 	}
 	write("bad.yaml", strings.Replace(taskManifest("z", "z", "Always"), "restartPolicy: Always", "restartPolicy: Sometimes", 1))
 	r = d.CLI("diff", "-f", filepath.Join(app, "bad.yaml"))
-	if r.ExitCode < 2 || !strings.Contains(r.Stderr, "spec.restartPolicy") {
+	if r.ExitCode < 2 || !strings.Contains(r.Stderr, "bad.yaml: document 2: Task default/z: spec.restartPolicy") {
 		t.Errorf("diff of an invalid file: want exit >= 2 naming the field: %s", r)
 	}
 	os.Remove(filepath.Join(app, "bad.yaml"))
