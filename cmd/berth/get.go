@@ -131,6 +131,14 @@ func newGetCmd(g *globals) *cobra.Command {
 			if output != "table" && output != "" {
 				return fmt.Errorf("unknown output format %q (table, json, yaml)", output)
 			}
+			if len(objs) == 0 {
+				where := "namespace " + g.namespace
+				if all {
+					where = "any namespace"
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "no objects declared in %s\n", where)
+				return nil
+			}
 			kinds := []string{kind}
 			if kind == "" {
 				kinds = []string{string(spec.KindImage), string(spec.KindContainer), string(spec.KindTask)}
