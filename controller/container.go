@@ -55,7 +55,7 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	case err == nil:
 		reason := "spec or image changed"
 		c.record(ctx, e, observation{reason: "Recreating", message: reason, owns: id})
-		if err := c.removeContainer(ctx, ns, id, 10*time.Second); err != nil {
+		if err := c.removeContainer(ctx, ns, id, c.taskStopTimeout(ctx, ns, id)); err != nil {
 			return Result{}, err
 		}
 	case !errdefs.IsNotFound(err):
@@ -107,6 +107,9 @@ func (c *Controller) snapshotPresent(ctx context.Context, snapshotter, key strin
 // removeContainer stops the container's task and removes the container and
 // its snapshot. Absent parts are fine.
 func (c *Controller) removeContainer(ctx context.Context, ns, id string, stopTimeout time.Duration) error {
+	c.mu.Lock()
+	c.replaced[ns+"/"+id] = true
+	c.mu.Unlock()
 	if err := c.stopTask(ctx, ns, id, stopTimeout); err != nil {
 		return err
 	}

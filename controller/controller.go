@@ -56,7 +56,10 @@ type Controller struct {
 
 	mu       sync.Mutex
 	restarts map[spec.Key]*restartState // task restart bookkeeping
-	pending  map[spec.Key]bool          // keys to reconcile before ready
+	// replaced are containers ("ns/id") the controller itself removed to
+	// recreate them: their task's absence is neither drift nor a restart.
+	replaced map[string]bool
+	pending  map[spec.Key]bool // keys to reconcile before ready
 	ready    bool
 }
 
@@ -75,12 +78,15 @@ func New(opts Options) *Controller {
 		opts.MaxBackoff = 5 * time.Minute
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 4
+		// Steps mostly wait on shims and runc; stopping a task may wait its
+		// whole stop timeout, so a few more workers than cores.
+		opts.Workers = 8
 	}
 	return &Controller{
 		opts: opts, log: opts.Log,
 		queue:    NewQueue[spec.Key](500*time.Millisecond, opts.MaxBackoff),
 		restarts: map[spec.Key]*restartState{},
+		replaced: map[string]bool{},
 	}
 }
 
@@ -100,8 +106,18 @@ func (c *Controller) Run(ctx context.Context) {
 	ticker := time.NewTicker(c.opts.Resync)
 	defer ticker.Stop()
 	synced := c.opts.Desired.Synced()
+	// Until every source has been read, look often: an empty directory
+	// sends no change, yet its first read is what readiness waits for.
+	syncPoll := time.NewTicker(20 * time.Millisecond)
+	defer syncPoll.Stop()
 	for {
 		select {
+		case <-syncPoll.C:
+			if !synced && c.opts.Desired.Synced() {
+				synced = true
+				syncPoll.Stop()
+				c.resync(ctx)
+			}
 		case <-ctx.Done():
 			c.queue.ShutDown()
 			wg.Wait()

@@ -65,18 +65,25 @@ func (c *Controller) record(ctx context.Context, e desired.Entry, o observation)
 		}
 		cond(spec.ConditionConflict, true, "Conflict", strings.Join(msgs, "; "))
 	}
-	if err := c.opts.DB.PutStatus(ctx, observed.ObjectStatus{Key: e.Key, SpecHash: e.Hash, Owns: o.owns, Status: st}); err != nil {
+	if err := c.opts.DB.PutStatus(ctx, observed.ObjectStatus{Key: e.Key, SpecHash: e.Hash, Owns: o.owns, StopTimeout: stopTimeoutOf(e), Status: st}); err != nil {
 		c.log.Warn("record status", "object", e.Key.String(), "err", err)
 	}
 	wasReady, wasDegraded, wasReason := condState(prev.Status)
 	changed := wasReady != o.ready
-	if changed || wasDegraded != o.degraded || wasReason != o.reason {
+	if changed || wasDegraded != o.degraded || wasReason != readyReason {
 		c.opts.Bus.Publish(ctx, e.Key.Namespace, "/reconcile/status", map[string]any{
 			"kind": e.Key.Kind, "name": e.Key.Name, "ready": o.ready, "degraded": o.degraded,
-			"reason": o.reason, "message": o.message, "generation": e.Generation,
+			"reason": readyReason, "message": o.message, "generation": e.Generation,
 		})
 	}
 	return changed
+}
+
+func stopTimeoutOf(e desired.Entry) string {
+	if ts, ok := e.Object.TaskSpec(); ok {
+		return string(ts.StopTimeout)
+	}
+	return ""
 }
 
 func progressReason(o observation) string {
@@ -86,13 +93,12 @@ func progressReason(o observation) string {
 	return ""
 }
 
+// condState is what decides whether a status change is worth an event:
+// readiness, degradation and the Ready condition's reason.
 func condState(s spec.Status) (ready, degraded bool, reason string) {
 	if c, ok := s.Condition(spec.ConditionReady); ok {
 		ready = c.Status == spec.ConditionTrue
 		reason = c.Reason
-		if ready {
-			reason = ""
-		}
 	}
 	if c, ok := s.Condition(spec.ConditionDegraded); ok {
 		degraded = c.Status == spec.ConditionTrue

@@ -79,7 +79,10 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 	}
 	// Running.
 	if !exists {
-		if prevTask.State == "running" && prev.SpecHash == e.Hash {
+		if c.takeReplaced(ns, id) {
+			// Its container was recreated on purpose: a fresh start.
+			prevTask.State = ""
+		} else if prevTask.State == "running" && prev.SpecHash == e.Hash {
 			c.repaired(ctx, e.Key, "task of container "+id+" was gone; starting it again")
 		}
 		return c.startTask(ctx, e, id, prevTask, false)
@@ -182,6 +185,17 @@ func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, 
 		prev.State = "paused"
 	}
 	return Result{Changed: c.record(ctx, e, observation{ready: true, reason: "Running", owns: id, kind: taskKind(prev)})}, nil
+}
+
+// takeReplaced reports (once) that the controller itself removed the
+// container's task to recreate the container.
+func (c *Controller) takeReplaced(ns, id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := ns + "/" + id
+	was := c.replaced[k]
+	delete(c.replaced, k)
+	return was
 }
 
 func taskKind(ts spec.TaskStatus) func(*spec.Status) {

@@ -25,13 +25,13 @@ func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error)
 	switch key.Kind {
 	case spec.KindTask:
 		if st.Owns != "" {
-			if err := c.stopTask(ctx, ns, st.Owns, 10*time.Second); err != nil {
+			if err := c.stopTask(ctx, ns, st.Owns, stopTimeout(st.StopTimeout)); err != nil {
 				return Result{}, err
 			}
 		}
 	case spec.KindContainer:
 		if st.Owns != "" {
-			if err := c.removeContainer(ctx, ns, st.Owns, 10*time.Second); err != nil {
+			if err := c.removeContainer(ctx, ns, st.Owns, c.taskStopTimeout(ctx, ns, st.Owns)); err != nil {
 				return Result{}, err
 			}
 		}
@@ -50,6 +50,31 @@ func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error)
 	c.mu.Unlock()
 	c.opts.Bus.Publish(ctx, ns, "/reconcile/delete", map[string]any{"kind": key.Kind, "name": key.Name})
 	return Result{}, nil
+}
+
+// defaultStopTimeout applies when no Task says otherwise.
+const defaultStopTimeout = 10 * time.Second
+
+func stopTimeout(s string) time.Duration {
+	if d, err := spec.Duration(s).Value(); err == nil && d > 0 {
+		return d
+	}
+	return defaultStopTimeout
+}
+
+// taskStopTimeout is the stop timeout of the Task (declared or recently
+// torn down) that runs container id.
+func (c *Controller) taskStopTimeout(ctx context.Context, ns, id string) time.Duration {
+	sts, err := c.opts.DB.ListStatuses(ctx, ns, spec.KindTask)
+	if err != nil {
+		return defaultStopTimeout
+	}
+	for _, st := range sts {
+		if st.Owns == id {
+			return stopTimeout(st.StopTimeout)
+		}
+	}
+	return defaultStopTimeout
 }
 
 func (c *Controller) imageStillDeclared(ns, name string) bool {

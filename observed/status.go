@@ -16,8 +16,11 @@ type ObjectStatus struct {
 	SpecHash string   `json:"specHash,omitempty"`
 	// Owns names what the object made on the node (a container ID, an
 	// image record), so it can be torn down once the object is gone.
-	Owns   string      `json:"owns,omitempty"`
-	Status spec.Status `json:"status"`
+	Owns string `json:"owns,omitempty"`
+	// StopTimeout is a Task's stop timeout, so its teardown honours it
+	// after the object itself is gone.
+	StopTimeout string      `json:"stopTimeout,omitempty"`
+	Status      spec.Status `json:"status"`
 }
 
 // PutStatus records the status of a declared object, creating its
