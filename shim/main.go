@@ -77,26 +77,41 @@ func Main(args []string) int {
 	return 0
 }
 
-// launch starts the daemon and waits for its first line on the ready pipe.
+// launch starts the daemon for the berth-shim command line and exits
+// once it serves, leaving the daemon to init.
 func launch(bundle string, args []string) (string, error) {
-	if st, err := os.Stat(bundle); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("bundle %s: not a directory", bundle)
-	}
-	logf, err := os.OpenFile(filepath.Join(bundle, LogName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return "", err
-	}
-	defer logf.Close()
-	r, w, err := os.Pipe()
-	if err != nil {
-		return "", err
-	}
-	defer r.Close()
 	self, err := os.Executable()
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command(self, args...)
+	cmd, addr, err := StartDaemon(self, bundle, args)
+	if err != nil {
+		return "", err
+	}
+	_ = cmd.Process.Release() // the daemon outlives us; init reaps it
+	return addr, nil
+}
+
+// StartDaemon starts the shim binary bin as the detached daemon for bundle
+// (its own session, stdio to shim.log, cwd the bundle) with the given
+// command-line args, and returns once it serves, with the socket address
+// it reported. The caller owns cmd: Wait on it to reap the shim when it
+// exits, or Release it to leave that to init.
+func StartDaemon(bin, bundle string, args []string) (*exec.Cmd, string, error) {
+	if st, err := os.Stat(bundle); err != nil || !st.IsDir() {
+		return nil, "", fmt.Errorf("bundle %s: not a directory", bundle)
+	}
+	logf, err := os.OpenFile(filepath.Join(bundle, LogName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, "", err
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, "", err
+	}
+	defer r.Close()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), daemonEnv+"=1")
 	cmd.Dir = bundle
 	cmd.Stdout, cmd.Stderr = logf, logf // stdin stays /dev/null
@@ -104,25 +119,23 @@ func launch(bundle string, args []string) (string, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return "", fmt.Errorf("start daemon: %w", err)
+		return nil, "", fmt.Errorf("start daemon: %w", err)
 	}
 	w.Close()
-	_ = cmd.Process.Release() // the daemon outlives us; init reaps it
 	_ = r.SetReadDeadline(time.Now().Add(30 * time.Second))
 	line, err := bufio.NewReader(r).ReadString('\n')
 	line = strings.TrimSpace(line)
 	if after, ok := strings.CutPrefix(line, "ok "); ok {
-		return after, nil
+		return cmd, after, nil
 	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
 	if after, ok := strings.CutPrefix(line, "error "); ok {
-		return "", errors.New(after)
+		return nil, "", errors.New(after)
 	}
-	return "", fmt.Errorf("daemon did not start (%v); see %s", err, filepath.Join(bundle, LogName))
+	return nil, "", fmt.Errorf("daemon did not start (%v); see %s", err, filepath.Join(bundle, LogName))
 }
 
-// tuneMemory keeps the shim small: one P, a tight GC target and a soft
-// memory limit. The shim handles a handful of requests; it never needs
-// throughput.
 func tuneMemory() {
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(25)

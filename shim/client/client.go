@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	shimapi "berth.dev/berth/api/shim/v1"
 	"berth.dev/berth/shim"
@@ -81,18 +80,22 @@ func Start(ctx context.Context, opts Opts) (*Client, error) {
 	if opts.Debug {
 		args = append(args, "-debug")
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	// Its own session from the start, so a signal to berthd's process
-	// group never reaches the launcher nor, through it, the daemon.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	out, err := cmd.Output() // waits: the launcher exits once the daemon serves
-	if err != nil {
-		return nil, fmt.Errorf("start shim for %s: %w: %s", opts.ID, err, strings.TrimSpace(stderr.String()))
+	if !strings.ContainsRune(bin, '/') {
+		if bin, err = exec.LookPath(bin); err != nil {
+			return nil, fmt.Errorf("start shim for %s: %w", opts.ID, err)
+		}
 	}
-	if got := strings.TrimSpace(string(out)); got != filepath.Join(bundle, shim.SocketName) {
-		return nil, fmt.Errorf("start shim for %s: unexpected address %q", opts.ID, got)
+	// The daemon is started directly (no launcher in between: one exec
+	// fewer per container) in its own session, so a signal to berthd's
+	// process group never reaches it. berthd reaps it when it exits; after
+	// a berthd restart init does.
+	cmd, addr, err := shim.StartDaemon(bin, bundle, args)
+	if err != nil {
+		return nil, fmt.Errorf("start shim for %s: %w", opts.ID, err)
+	}
+	go func() { _ = cmd.Wait() }()
+	if addr != filepath.Join(bundle, shim.SocketName) {
+		return nil, fmt.Errorf("start shim for %s: unexpected address %q", opts.ID, addr)
 	}
 	return Connect(ctx, bundle)
 }
