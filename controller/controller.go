@@ -238,7 +238,9 @@ func (c *Controller) process(ctx context.Context, key spec.Key) {
 	default:
 		c.queue.Forget(key)
 	}
-	c.opts.Observer.Reconciled(key.Kind, time.Since(start), result)
+	took := time.Since(start)
+	c.log.Debug("reconciled", "object", key.String(), "result", result, "took", took)
+	c.opts.Observer.Reconciled(key.Kind, took, result)
 	if res.Changed {
 		for _, k := range c.dependents(key) {
 			c.queue.Add(k)

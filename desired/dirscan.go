@@ -95,7 +95,7 @@ func (d *DirSource) readFile(root *os.Root, name, source string, prev *fileState
 	if prev != nil && sameStat(prev, before) && now.Sub(before.ModTime()) > 2*time.Second {
 		return prev, nil
 	}
-	if now.Sub(before.ModTime()) < d.opts.Debounce {
+	if now.Sub(before.ModTime()) < d.opts.Debounce && !d.placed[name] {
 		return nil, errUnsettled
 	}
 	data, err := io.ReadAll(io.LimitReader(f, d.opts.MaxFileSize+1))

@@ -45,6 +45,9 @@ type DirSource struct {
 	sent     map[string]bool // sources the store knows
 	errored  map[string]bool
 	resolved string
+	// placed are files (base names) whose last event was their arrival —
+	// a rename into the directory — with no write since: whole already.
+	placed map[string]bool
 
 	mu       sync.Mutex
 	synced   bool
@@ -118,6 +121,7 @@ func (d *DirSource) Run(ctx context.Context) error {
 	defer resync.Stop()
 	debounce := time.NewTimer(0) // read at once
 	var firstEvent time.Time     // of the burst being debounced
+	var lastWrite time.Time      // a file may still be being written since
 	schedule := func(after time.Duration) {
 		if firstEvent.IsZero() {
 			firstEvent = time.Now()
@@ -139,7 +143,14 @@ func (d *DirSource) Run(ctx context.Context) error {
 			if filepath.Dir(ev.Name) == filepath.Dir(d.dir) && ev.Name != d.dir {
 				continue // a sibling of the directory
 			}
-			schedule(d.opts.Debounce)
+			delay := d.delayFor(ev)
+			d.notePlaced(ev)
+			if delay == d.opts.Debounce {
+				lastWrite = time.Now()
+			} else if quiet := time.Until(lastWrite.Add(d.opts.Debounce)); quiet > delay {
+				delay = quiet // never cut short the wait for a file being written
+			}
+			schedule(delay)
 		case err, ok := <-w.Errors:
 			if !ok {
 				return errors.New("watcher closed")
@@ -150,6 +161,13 @@ func (d *DirSource) Run(ctx context.Context) error {
 		case <-resync.C:
 			schedule(0)
 		case <-debounce.C:
+			if d.drainWrites(w) {
+				// A write queued while we waited: that file is still being
+				// written, so wait out the debounce from now.
+				lastWrite = time.Now()
+				schedule(d.opts.Debounce)
+				continue
+			}
 			firstEvent = time.Time{}
 			d.rewatch(w)
 			retry := d.sync(time.Now(), time.Since(start) > 20*d.opts.Debounce)
@@ -158,6 +176,52 @@ func (d *DirSource) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// notePlaced tracks which files arrived whole (see placed).
+func (d *DirSource) notePlaced(ev fsnotify.Event) {
+	if d.placed == nil {
+		d.placed = map[string]bool{}
+	}
+	name := filepath.Base(ev.Name)
+	switch {
+	case ev.Op&fsnotify.Write != 0:
+		delete(d.placed, name)
+	case ev.Op&fsnotify.Create != 0:
+		d.placed[name] = true
+	}
+}
+
+// drainWrites takes in the events already queued, and reports whether any
+// was a write (a read now could see half a file).
+func (d *DirSource) drainWrites(w *fsnotify.Watcher) bool {
+	wrote := false
+	for {
+		select {
+		case ev, ok := <-w.Events:
+			if !ok {
+				return wrote
+			}
+			d.notePlaced(ev)
+			wrote = wrote || ev.Op&(fsnotify.Write|fsnotify.Chmod) != 0
+		default:
+			return wrote
+		}
+	}
+}
+
+// quickRead is how soon a file that appeared whole is read.
+const quickRead = 5 * time.Millisecond
+
+// delayFor is the quiet time an event asks for. A file renamed into place
+// (git-sync, an atomic writer) or removed is complete at once; a write may
+// be one of many, so it waits the whole debounce — and a file created and
+// then written sends writes that push the read back again.
+func (d *DirSource) delayFor(ev fsnotify.Event) time.Duration {
+	if ev.Op&(fsnotify.Write|fsnotify.Chmod) != 0 {
+		return d.opts.Debounce
+	}
+	return min(quickRead, d.opts.Debounce)
 }
 
 // rewatch moves the watch to where the directory path points now.
@@ -234,6 +298,7 @@ func (d *DirSource) sync(now time.Time, force bool) (retry bool) {
 	sort.Slice(updates, func(i, j int) bool { return updates[i].Source < updates[j].Source })
 	if len(updates) > 0 {
 		d.store.Update(updates...)
+		d.log.Debug("manifest directory changed", "sources", len(updates))
 	}
 	rev := Revision{Hash: setDigest(l.files), Commit: gitCommit(l.resolved), Resolved: l.resolved}
 	d.mu.Lock()

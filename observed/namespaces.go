@@ -48,6 +48,15 @@ func (d *DB) EnsureNamespace(ctx context.Context, name string) (created bool, er
 	if err := ValidateName("namespace", name); err != nil {
 		return false, err
 	}
+	// Most calls find it: look first, so they cost no write (and no fsync).
+	exists := false
+	_ = d.db.View(func(tx *bolt.Tx) error {
+		exists = namespacesBucket(tx).Bucket([]byte(name)) != nil
+		return nil
+	})
+	if exists {
+		return false, nil
+	}
 	err = d.db.Update(func(tx *bolt.Tx) error {
 		nss := namespacesBucket(tx)
 		if nss.Bucket([]byte(name)) != nil {

@@ -189,7 +189,8 @@ func serve(bundle, ns, id, rt string, dbg bool, ready *os.File) error {
 		ready.Close()
 	}
 	log.Info("serving", "socket", sock, "pid", os.Getpid())
-	dropColdText()
+	// No trimming here: Create follows at once and would fault the code
+	// back in from disk; Start trims once the task runs.
 	select {
 	case <-svc.Done():
 	case err := <-errc:

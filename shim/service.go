@@ -189,8 +189,8 @@ func (s *Service) Start(ctx context.Context, req *shimapi.StartRequest) (*shimap
 		}
 		p.status = shimapi.Status_RUNNING
 		// From here the shim mostly waits; let go of the code only
-		// creating and starting needed.
-		dropColdText()
+		// creating and starting needed, after this answer is on its way.
+		go dropColdText()
 		return &shimapi.StartResponse{Pid: uint32(p.pid)}, nil
 	}
 	specPath := filepath.Join(s.bundle, "exec-"+p.execID+".json")
