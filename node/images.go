@@ -64,14 +64,25 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 	if opts.Progress != nil {
 		progress = opts.Progress
 	}
-	root, err := remote.Pull(ctx, n.opts.Content, r.String(), remote.PullOptions{
-		RegistryOptions: remote.RegistryOptions{
-			PlainHTTP:          opts.PlainHTTP,
-			InsecureRegistries: n.opts.InsecureRegistries,
-			ProgressTimeout:    n.opts.ProgressTimeout,
-		},
-		Platform:    &platform,
-		Concurrency: n.opts.PullConcurrency,
+	regOpts := remote.RegistryOptions{
+		PlainHTTP:          opts.PlainHTTP,
+		InsecureRegistries: n.opts.InsecureRegistries,
+		ProgressTimeout:    n.opts.ProgressTimeout,
+	}
+	// Resolve once and pull by digest: a tag that moves meanwhile cannot
+	// mix two images, and the unpacker knows the root from the start.
+	repo, err := remote.NewRepository(ctx, r, regOpts)
+	if err != nil {
+		return observed.Image{}, fmt.Errorf("pull %s: %w", r, err)
+	}
+	root, err := repo.Resolve(ctx)
+	if err != nil {
+		return observed.Image{}, fmt.Errorf("pull: %w", err)
+	}
+	pullOpts := remote.PullOptions{
+		RegistryOptions: regOpts,
+		Platform:        &platform,
+		Concurrency:     n.opts.PullConcurrency,
 		Progress: func(d ocispec.Descriptor, off, _ int64, done bool) {
 			st := "downloading"
 			if done {
@@ -80,8 +91,32 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 			fetched.saw(d.Digest, off, done)
 			progress(Progress{Desc: d, Offset: off, Status: st})
 		},
-	})
+	}
+	type unpacked struct {
+		chainID, snapshotter string
+		err                  error
+	}
+	var unpackc chan unpacked
+	sig := newBlobSignals()
+	uctx, cancelUnpack := context.WithCancel(ctx)
+	defer cancelUnpack()
+	if opts.Unpack {
+		// Layers are applied in order as they land, while later ones
+		// still download.
+		pullOpts.OnBlobCommitted = sig.committed
+		unpackc = make(chan unpacked, 1)
+		go func() {
+			chain, sn, err := n.unpackStreaming(uctx, root, platform, opts.Snapshotter, sig, progress)
+			unpackc <- unpacked{chain, sn, err}
+		}()
+	}
+	_, err = remote.Pull(ctx, n.opts.Content, r.Context().Digest(root.Digest.String()).String(), pullOpts)
+	close(sig.done)
 	if err != nil {
+		cancelUnpack()
+		if unpackc != nil {
+			<-unpackc
+		}
 		return observed.Image{}, err
 	}
 	img, err := n.record(ctx, ns, r.Name(), root, platform, opts.Labels)
@@ -89,13 +124,18 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 		return observed.Image{}, err
 	}
 	n.log.Info("pulled image", "namespace", ns, "ref", img.Name, "digest", root.Digest, "seconds", time.Since(start).Seconds())
-	if opts.Unpack {
-		if _, err := n.Unpack(ctx, ns, img.Name, opts.Snapshotter, opts.Platform, progress); err != nil {
-			return img, err
-		}
-		return n.opts.DB.GetImage(ctx, ns, img.Name)
+	if unpackc == nil {
+		return img, nil
 	}
-	return img, nil
+	u := <-unpackc
+	if u.err != nil {
+		return img, fmt.Errorf("image %s: %w", img.Name, u.err)
+	}
+	if err := n.opts.DB.SetImageUnpacked(ctx, ns, img.Name, u.snapshotter, u.chainID); err != nil {
+		return img, err
+	}
+	n.log.Info("unpacked image", "namespace", ns, "image", img.Name, "snapshotter", u.snapshotter, "chainID", u.chainID, "seconds", time.Since(start).Seconds())
+	return n.opts.DB.GetImage(ctx, ns, img.Name)
 }
 
 // downloaded sums the bytes a pull fetched: per blob, from the first offset
@@ -184,18 +224,24 @@ func (n *Node) ImageConfig(ctx context.Context, img observed.Image, platform str
 	if err != nil {
 		return m, ocispec.Image{}, fmt.Errorf("image %s: %w", img.Name, err)
 	}
+	cfg, err := n.readConfig(ctx, img.Name, m)
+	return m, cfg, err
+}
+
+// readConfig reads and checks a manifest's image config; name is for errors.
+func (n *Node) readConfig(ctx context.Context, name string, m ocispec.Manifest) (ocispec.Image, error) {
 	data, err := content.ReadBlob(ctx, n.opts.Content, m.Config, maxConfigSize)
 	if err != nil {
-		return m, ocispec.Image{}, fmt.Errorf("image %s config: %w", img.Name, err)
+		return ocispec.Image{}, fmt.Errorf("image %s config: %w", name, err)
 	}
 	var cfg ocispec.Image
 	if err := json.Unmarshal(data, &cfg); err != nil {
-		return m, cfg, fmt.Errorf("image %s config %s is not valid JSON: %v: %w", img.Name, m.Config.Digest, err, errdefs.ErrInvalidArgument)
+		return cfg, fmt.Errorf("image %s config %s is not valid JSON: %v: %w", name, m.Config.Digest, err, errdefs.ErrInvalidArgument)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return m, cfg, fmt.Errorf("image %s: config lists %d diff IDs for %d layers: %w", img.Name, len(cfg.RootFS.DiffIDs), len(m.Layers), errdefs.ErrInvalidArgument)
+		return cfg, fmt.Errorf("image %s: config lists %d diff IDs for %d layers: %w", name, len(cfg.RootFS.DiffIDs), len(m.Layers), errdefs.ErrInvalidArgument)
 	}
-	return m, cfg, nil
+	return cfg, nil
 }
 
 // Unpack unpacks a namespace's image into a snapshotter as a chain of

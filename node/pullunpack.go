@@ -1,0 +1,109 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"berth.dev/berth/content"
+	"berth.dev/berth/snapshot/unpack"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// blobSignals tells the unpacker of a pull in flight when each blob is in
+// the store, so layer 0 is applied while later layers still download.
+type blobSignals struct {
+	mu    sync.Mutex
+	ch    map[digest.Digest]chan struct{}
+	first chan struct{} // closed at the first commit: the manifest is stored by then
+	once  sync.Once
+	done  chan struct{} // closed when the pull has ended, either way
+}
+
+func newBlobSignals() *blobSignals {
+	return &blobSignals{ch: map[digest.Digest]chan struct{}{}, first: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (s *blobSignals) get(d digest.Digest) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.ch[d]
+	if !ok {
+		c = make(chan struct{})
+		s.ch[d] = c
+	}
+	return c
+}
+
+// committed is the pull's OnBlobCommitted hook (calls are serialized).
+func (s *blobSignals) committed(desc ocispec.Descriptor) {
+	c := s.get(desc.Digest)
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+	s.once.Do(func() { close(s.first) })
+}
+
+// wait returns once d is in the store, or an error if the pull ended
+// without it.
+func (s *blobSignals) wait(ctx context.Context, d digest.Digest) error {
+	select {
+	case <-s.get(d):
+		return nil
+	case <-s.done:
+		select {
+		case <-s.get(d):
+			return nil
+		default:
+			return fmt.Errorf("blob %s: the pull ended without it: %w", d, errdefs.ErrUnavailable)
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// unpackStreaming unpacks the image rooted at root onto sn while the pull
+// that signals sig is still fetching it, and returns the chain ID.
+func (n *Node) unpackStreaming(ctx context.Context, root ocispec.Descriptor, platform ocispec.Platform, snapshotter string, sig *blobSignals, progress func(Progress)) (chainID, snName string, err error) {
+	sn, snName, err := n.Snapshotter(snapshotter)
+	if err != nil {
+		return "", "", err
+	}
+	select {
+	case <-sig.first:
+	case <-sig.done:
+	case <-ctx.Done():
+		return "", "", ctx.Err()
+	}
+	_, m, err := content.ResolveManifest(ctx, n.opts.Content, root, content.NewMatcher(platform))
+	if err != nil {
+		return "", "", err
+	}
+	if err := sig.wait(ctx, m.Config.Digest); err != nil {
+		return "", "", err
+	}
+	cfg, err := n.readConfig(ctx, root.Digest.String(), m)
+	if err != nil {
+		return "", "", err
+	}
+	layers := make([]unpack.Layer, len(m.Layers))
+	for i, l := range m.Layers {
+		open := n.opener(l, progress)
+		layers[i] = unpack.Layer{Desc: l, DiffID: cfg.RootFS.DiffIDs[i], Open: func(ctx context.Context) (io.ReadCloser, error) {
+			if err := sig.wait(ctx, l.Digest); err != nil {
+				return nil, err
+			}
+			return open(ctx)
+		}}
+	}
+	chainID, err = unpack.Unpack(ctx, sn, layers, unpack.Options{})
+	if err != nil {
+		return "", snName, fmt.Errorf("unpack onto %s: %w", snName, err)
+	}
+	return chainID, snName, nil
+}
