@@ -11,7 +11,7 @@ RUN_ROOT  ?= $(CURDIR)/.berth
 export BERTH_TESTIMAGES := $(TESTIMAGES)
 export BERTH_BIN := $(CURDIR)/$(BIN)
 
-.PHONY: all build test bench run generate deps lint testimages clean
+.PHONY: all build test bench run run-down generate deps lint testimages clean
 
 all: build
 
@@ -38,6 +38,10 @@ bench: build testimages
 # Brings up a real agent under ./.berth applying examples/manifests/.
 run: build
 	hack/run.sh $(RUN_ROOT)
+
+# Tears down what make run left running.
+run-down: build
+	hack/run.sh down $(RUN_ROOT)
 
 generate:
 	hack/generate.sh

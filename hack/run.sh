@@ -3,8 +3,27 @@
 # examples/manifests/, with the busybox image built from the host's static
 # busybox (no network). Ctrl-C stops the agent; containers keep running
 # until it is started again or they are deleted.
+#
+#   hack/run.sh [DIR]        run the example agent
+#   hack/run.sh down [DIR]   tear down what it left running, then stop
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+if [ "${1:-}" = down ]; then
+  dir=${2:-$top/.berth}
+  [ -d "$dir/root" ] || exit 0
+  # With no manifest source, everything the files declared is torn down.
+  "$top/bin/berthd" --root "$dir/root" --state "$dir/state" --address "$dir/berth.sock" \
+    --manifests "" --metrics-address off --log-level warn &
+  pid=$!
+  for _ in $(seq 1 600); do
+    out=$("$top/bin/berth" --address "$dir/berth.sock" task ls -o json 2>/dev/null || true)
+    [ "$out" = "[]" ] && break
+    sleep 0.1
+  done
+  kill -TERM "$pid"; wait "$pid" || true
+  echo "torn down; remove $dir to forget it"
+  exit 0
+fi
 dir=${1:-$top/.berth}
 mkdir -p "$dir"
 if [ "$(id -u)" != 0 ]; then echo "run: berthd needs root (runc, mounts, cgroups)" >&2; exit 1; fi
@@ -20,6 +39,8 @@ In another terminal:
   bin/berth get all           # objects and their status
   bin/berth logs ticker -f     # a task that exits and restarts
   curl http://127.0.0.1:18080/ # the web task
+Ctrl-C stops the agent and leaves the containers running (as after a crash);
+make run-down tears them down.
 MSG
 exec "$top/bin/berthd" --root "$dir/root" --state "$dir/state" --address "$dir/berth.sock" \
   --manifests "$top/examples/manifests" --metrics-address 127.0.0.1:1338
