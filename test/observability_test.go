@@ -1,6 +1,7 @@
 package test
 
 import (
+	"archive/tar"
 	"bufio"
 	"context"
 	"encoding/json"
@@ -8,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -381,4 +384,187 @@ func TestObservability_Stats(t *testing.T) {
 		return ok1 && ok2 && ok3 && cpu > 0 && pids >= 1 && mem > 0, fmt.Sprintf("cpu %v pids %v mem %v", cpu, pids, mem)
 	})
 	d.MustCLI(t, "task", "kill", "--signal", "KILL", "statme")
+}
+
+// obsConfig refreshes the object gauges and repairs drift every second,
+// and relists the manifest directory as often.
+const obsConfig = "reconcile: {resync: 1s, relist: 1s}\n"
+
+// archiveImageManifest writes the busybox test layout as an OCI archive
+// (a tar of the layout) under dir and declares an Image sourced from it.
+func archiveImageManifest(t *testing.T, dir string) string {
+	t.Helper()
+	layout := filepath.Join(testutil.TestImages(t, "busybox"), "busybox")
+	path := filepath.Join(dir, "busybox.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	if err := tw.AddFS(os.DirFS(layout)); err != nil {
+		t.Fatalf("tar %s: %v", layout, err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`apiVersion: berth.dev/v1
+kind: Image
+metadata: {name: busybox}
+spec:
+  ref: example.local/busybox:latest
+  pullPolicy: Never
+  source: {archive: %s}
+`, path)
+}
+
+// idleManifest is a Container with no Task: nothing holds it, so it can be
+// removed behind berth's back through the imperative CLI.
+const idleManifest = `apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: idle}
+spec: {image: busybox, command: ["true"]}
+`
+
+// TestObservability_RunRestartRepair scrapes /metrics after a manifest
+// runs, after a kill -9 of its task, after a berthd restart and after a
+// drift repair, and checks that each series moved as it should.
+func TestObservability_RunRestartRepair(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: obsConfig, LogLevel: "info"})
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), archiveImageManifest(t, t.TempDir()))
+	writeAtomic(t, filepath.Join(d.Manifests, "web.yaml"), taskManifest("web", "hello", "Always"))
+	writeAtomic(t, filepath.Join(d.Manifests, "idle.yaml"), idleManifest)
+	first := waitTask(t, d, "web", 0)
+
+	// Running: reconciles counted, the object gauges (refreshed on each
+	// resync) say one Task desired and ready, the cgroup series have figures.
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		body := scrape(t, d)
+		rec, _ := metric(body, "berth_reconcile_total", "kind", "Task", "result", "success")
+		des, _ := metric(body, "berth_desired_objects", "kind", "Task")
+		rdy, _ := metric(body, "berth_ready_objects", "kind", "Task")
+		ctrs, _ := metric(body, "berth_desired_objects", "kind", "Container")
+		mem, _ := metric(body, "berth_container_memory_bytes", "namespace", "default", "name", "web")
+		pids, _ := metric(body, "berth_container_pids", "namespace", "default", "name", "web")
+		return rec > 0 && des == 1 && rdy == 1 && ctrs == 2 && mem > 0 && pids >= 1,
+			fmt.Sprintf("reconcile{Task,success} %v desired{Task} %v ready{Task} %v desired{Container} %v memory %v pids %v",
+				rec, des, rdy, ctrs, mem, pids)
+	})
+
+	// A CLI call is counted once under its service and method; berthd
+	// itself calls nothing through the API.
+	list := []string{"service", "berth.tasks.v1.Tasks", "method", "List", "code", "OK"}
+	calls := mustMetric(t, scrape(t, d), "berth_api_requests_total", list...)
+	runtimeTasks(t, d)
+	if got := mustMetric(t, scrape(t, d), "berth_api_requests_total", list...); got != calls+1 {
+		t.Errorf("berth_api_requests_total%v after one `berth task ls`: got %v, want %v", list, got, calls+1)
+	}
+
+	// kill -9 under restartPolicy Always: one /tasks/exit, a new process.
+	exitTopic := []string{"topic", "/tasks/exit"}
+	exits := mustMetric(t, scrape(t, d), "berth_events_published_total", exitTopic...)
+	if err := syscall.Kill(first.task().Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", first.task().Pid, err)
+	}
+	second := waitTask(t, d, "web", first.task().Pid)
+	if second.task().RestartCount < 1 {
+		t.Errorf("restartCount %d after a kill -9, want >= 1", second.task().RestartCount)
+	}
+	harness.Eventually(t, 5*time.Second, func() (bool, string) {
+		got := mustMetric(t, scrape(t, d), "berth_events_published_total", exitTopic...)
+		return got == exits+1, fmt.Sprintf("berth_events_published_total%v: got %v, want %v", exitTopic, got, exits+1)
+	})
+	before := scrape(t, d)
+	for _, c := range []struct {
+		name   string
+		labels []string
+	}{
+		{"berth_events_published_total", exitTopic},
+		{"berth_events_published_total", []string{"topic", "/tasks/start"}},
+		{"berth_api_requests_total", list},
+	} {
+		if v := mustMetric(t, before, c.name, c.labels...); v == 0 {
+			t.Fatalf("%s%v before the restart: 0, want > 0", c.name, c.labels)
+		}
+	}
+
+	// berthd restarted: the counters start again from zero, every pre-set
+	// series is there, and the task keeps running as the same process.
+	d.Restart()
+	after := scrape(t, d) // before any CLI call
+	for _, c := range []struct {
+		name   string
+		labels []string
+	}{
+		{"berth_events_published_total", exitTopic},
+		{"berth_api_requests_total", list},
+		{"berth_pulls_total", []string{"result", "success"}},
+		{"berth_reconcile_total", []string{"kind", "Task", "result", "error"}},
+		{"berth_drift_repairs_total", []string{"kind", "Image"}},
+		{"berth_drift_repairs_total", []string{"kind", "Container"}},
+		{"berth_drift_repairs_total", []string{"kind", "Task"}},
+		{"berth_manifest_errors_total", nil},
+	} {
+		if v := mustMetric(t, after, c.name, c.labels...); v != 0 {
+			t.Errorf("%s%v after the restart: got %v, want 0", c.name, c.labels, v)
+		}
+	}
+	for _, k := range []string{"Image", "Container", "Task"} {
+		mustMetric(t, after, "berth_desired_objects", "kind", k)
+		mustMetric(t, after, "berth_ready_objects", "kind", k)
+		mustMetric(t, after, "berth_queue_depth", "kind", k)
+	}
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		code, body := obsGet(t, d, "/readyz")
+		return code == http.StatusOK, fmt.Sprintf("/readyz after the restart: %d %s", code, body)
+	})
+	third := waitTask(t, d, "web", 0)
+	if third.task().Pid != second.task().Pid || third.task().RestartCount != second.task().RestartCount {
+		t.Errorf("berthd restart restarted the task: pid %d restarts %d, want pid %d restarts %d",
+			third.task().Pid, third.task().RestartCount, second.task().Pid, second.task().RestartCount)
+	}
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		body := scrape(t, d)
+		rec, _ := metric(body, "berth_reconcile_total", "kind", "Task", "result", "success")
+		des, _ := metric(body, "berth_desired_objects", "kind", "Task")
+		rdy, _ := metric(body, "berth_ready_objects", "kind", "Task")
+		return rec > 0 && des == 1 && rdy == 1,
+			fmt.Sprintf("after the restart: reconcile{Task,success} %v desired{Task} %v ready{Task} %v", rec, des, rdy)
+	})
+	if v := mustMetric(t, scrape(t, d), "berth_events_published_total", "topic", "/tasks/start"); v != 0 {
+		t.Errorf("/tasks/start published %v times after the restart, want 0", v)
+	}
+
+	// Drift: the idle Container removed behind berth's back is recreated,
+	// counted as a repair of a Container and published as /reconcile/repair.
+	repairs := startEvents(t, d, "topic==/reconcile/repair")
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		o := getObjects(t, d, "containers")["idle"]
+		return o.ready(), fmt.Sprintf("idle: %+v", o.Status)
+	})
+	d.MustCLI(t, "container", "rm", "idle")
+	repairs.waitFor(t, "default", "/reconcile/repair")
+	harness.Eventually(t, 5*time.Second, func() (bool, string) {
+		body := scrape(t, d)
+		ctr, _ := metric(body, "berth_drift_repairs_total", "kind", "Container")
+		pub, _ := metric(body, "berth_events_published_total", "topic", "/reconcile/repair")
+		return ctr == 1 && pub >= 1, fmt.Sprintf("berth_drift_repairs_total{Container} %v (want 1), events_published{/reconcile/repair} %v", ctr, pub)
+	})
+	for _, e := range repairs.events(t) {
+		var p struct{ Kind, Name string }
+		if err := json.Unmarshal(e.Event, &p); err != nil || p.Kind != "Container" || p.Name != "idle" {
+			t.Errorf("/reconcile/repair payload %s: want Container idle", e.Event)
+		}
+	}
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		ls := d.MustCLI(t, "container", "ls")
+		return strings.Contains(ls, "idle"), "idle not recreated:\n" + ls
+	})
+	if v := mustMetric(t, scrape(t, d), "berth_drift_repairs_total", "kind", "Task"); v != 0 {
+		t.Errorf("berth_drift_repairs_total{Task}: got %v, want 0 (only a Container drifted)", v)
+	}
 }
