@@ -31,6 +31,8 @@ now() { date +%s%N; }
 median_ms() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
+# The state directory is /run/berth in production: a tmpfs, as here.
+mkdir -p "$T/state" && mount -t tmpfs -o size=256m,mode=0700 tmpfs "$T/state"
 bin/berthd --root "$T/root" --state "$T/state" --address "$T/state/berth.sock" --manifests "$T/manifests" \
   --metrics-address 127.0.0.1:0 --log-level warn >"$T/berthd.log" 2>&1 &
 DPID=$!
