@@ -316,12 +316,12 @@ func (n *Node) RemoveImage(ctx context.Context, ns, name string, sync bool) erro
 		_, err := n.GC(ctx, false)
 		return err
 	}
+	n.background.Add(1)
 	go func() {
+		defer n.background.Done()
 		if _, err := n.GC(context.WithoutCancel(ctx), false); err != nil {
 			n.log.Warn("garbage collection after image removal", "image", name, "err", err)
 		}
 	}()
 	return nil
 }
-
-var _ = digest.Digest("")

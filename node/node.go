@@ -40,7 +40,10 @@ type Node struct {
 	leases leases
 	// gcMu serializes garbage collections.
 	gcMu sync.Mutex
-	tt   taskTable
+	// background counts work started for a caller that did not wait
+	// (a collection after an image removal); closing waits for it.
+	background sync.WaitGroup
+	tt         taskTable
 }
 
 // New returns a Node over the given stores.

@@ -113,6 +113,7 @@ func (t *taskTable) list(ns string) []*task {
 // CloseTasks stops monitoring and closes the shim connections; the tasks
 // and their shims go on running, for the next berthd to adopt.
 func (n *Node) CloseTasks() error {
+	n.background.Wait() // nothing may touch the stores once they close
 	t := n.tasks()
 	t.cancel()
 	t.wg.Wait()
