@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"berth.dev/berth/content/remote"
 	"berth.dev/berth/desired"
@@ -38,13 +39,15 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 	prevStatus, _ := c.opts.DB.GetStatus(ctx, e.Key)
 	img, err := c.opts.DB.GetImage(ctx, ns, name)
 	present := err == nil
-	// Always pulls when the spec changed or the image is absent; a resync
-	// re-pulls too, so a moved tag is followed.
-	wantFetch := !present || (is.PullPolicy == spec.PullAlways && prevStatus.SpecHash != e.Hash)
+	// Always pulls when the spec changed and again once per resync period,
+	// so a moved tag is followed (an unchanged image costs one request).
+	wantFetch := !present || (is.PullPolicy == spec.PullAlways &&
+		(prevStatus.SpecHash != e.Hash || c.pullDue(e.Key)))
 	if wantFetch {
 		c.record(ctx, e, observation{reason: "Pulling", message: "fetching " + is.Ref, owns: name, kind: imageKindStatus(img, present)})
 		var ferr error
 		img, ferr = c.fetchImage(ctx, e, is, name)
+		c.pulled(e.Key)
 		if ferr != nil {
 			if present {
 				// Keep serving what is on disk; report the failure.
@@ -73,7 +76,12 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 			return Result{}, err
 		}
 	}
-	return Result{Changed: c.record(ctx, e, observation{ready: true, owns: name, kind: imageKindStatus(img, true)})}, nil
+	changed := c.record(ctx, e, observation{ready: true, owns: name, kind: imageKindStatus(img, true)})
+	// A new digest (a moved tag) recreates the containers using it.
+	if prev := prevStatus.Status.ImageStatus; prev != nil && prev.Digest != img.Target.Digest.String() {
+		changed = true
+	}
+	return Result{Changed: changed}, nil
 }
 
 func (c *Controller) fetchImage(ctx context.Context, e desired.Entry, is spec.ImageSpec, name string) (observed.Image, error) {
@@ -108,4 +116,17 @@ func imageKindStatus(img observed.Image, present bool) func(*spec.Status) {
 		}
 		st.ImageStatus = is
 	}
+}
+
+// pullDue reports whether an Always image was last pulled a resync ago.
+func (c *Controller) pullDue(k spec.Key) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Since(c.lastPull[k]) >= c.opts.Resync
+}
+
+func (c *Controller) pulled(k spec.Key) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastPull[k] = time.Now()
 }
