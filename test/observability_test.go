@@ -21,6 +21,7 @@ import (
 
 	nsapi "berth.dev/berth/api/namespaces/v1"
 	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/spec"
 	"berth.dev/berth/test/harness"
 	"github.com/containerd/ttrpc"
 )
@@ -566,5 +567,78 @@ func TestObservability_RunRestartRepair(t *testing.T) {
 	})
 	if v := mustMetric(t, scrape(t, d), "berth_drift_repairs_total", "kind", "Task"); v != 0 {
 		t.Errorf("berth_drift_repairs_total{Task}: got %v, want 0 (only a Container drifted)", v)
+	}
+}
+
+// TestObservability_ReadyzWaitsForManifests points berthd at a manifest
+// directory that does not exist yet: /readyz stays 503 while the directory
+// cannot be read, however often it is relisted, and turns 200 once the
+// directory appears and every object it declares was reconciled once; the
+// Task then runs.
+func TestObservability_ReadyzWaitsForManifests(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	base := t.TempDir()
+	dir := filepath.Join(base, "manifests")
+	d := harness.StartDaemon(t, harness.DaemonOptions{Manifests: dir, Config: obsConfig, LogLevel: "info"})
+
+	if code, body := obsGet(t, d, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: got %d %q, want 200", code, body)
+	}
+	// Each failed read of the directory is reported as a manifest error;
+	// wait for two (the first read and a relist a second later).
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		n := mustMetric(t, scrape(t, d), "berth_manifest_errors_total")
+		return n >= 2, fmt.Sprintf("berth_manifest_errors_total %v, want >= 2 failed reads of %s", n, dir)
+	})
+	if code, body := obsGet(t, d, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with the manifest directory missing: got %d %q, want 503", code, body)
+	}
+
+	// The directory appears whole (built beside it and renamed into place).
+	tmp := filepath.Join(base, ".manifests.tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{
+		"busybox.yaml": archiveImageManifest(t, base),
+		"web.yaml":     taskManifest("web", "ready", "Always"),
+	} {
+		if err := os.WriteFile(filepath.Join(tmp, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, body := obsGet(t, d, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz before the directory appeared: got %d %q, want 503", code, body)
+	}
+	created := time.Now()
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	// Ready means every source was read and every object it declares was
+	// reconciled once (controller.Options.OnReady): when /readyz first says
+	// 200, the Task read from the new directory must have a status of this
+	// generation. Reconciled once is not running yet: the Task may still
+	// wait for its Container, so running is checked after.
+	var atReady declObject
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		code, body := obsGet(t, d, "/readyz")
+		if code != http.StatusOK {
+			return false, fmt.Sprintf("/readyz: %d %s", code, body)
+		}
+		atReady = getObjects(t, d, "tasks")["web"]
+		return true, ""
+	})
+	cond, _ := atReady.Status.Condition(spec.ConditionReady)
+	t.Logf("directory created to /readyz 200: %v; Task web then: state %q pid %d, Ready %s %s",
+		time.Since(created), atReady.task().State, atReady.task().Pid, cond.Status, cond.Reason)
+	if _, ok := atReady.Status.Condition(spec.ConditionReady); !ok || atReady.Generation == 0 ||
+		atReady.Status.ObservedGeneration < atReady.Generation {
+		t.Errorf("/readyz 200 before Task web of the new directory was reconciled once: generation %d, status %+v",
+			atReady.Generation, atReady.Status)
+	}
+	waitTask(t, d, "web", 0)
+	if code, body := obsGet(t, d, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz with the task running: got %d %q, want 200", code, body)
 	}
 }
