@@ -48,6 +48,9 @@ type DirSource struct {
 	// placed are files (base names) whose last event was their arrival —
 	// a rename into the directory — with no write since: whole already.
 	placed map[string]bool
+	// firstRead is when the directory was first listed: files still being
+	// written stop holding back the first sync only a while after that.
+	firstRead time.Time
 
 	mu       sync.Mutex
 	synced   bool
@@ -254,6 +257,12 @@ func (d *DirSource) sync(now time.Time, force bool) (retry bool) {
 		d.store.Update(SourceUpdate{Source: d.dir, Err: err})
 		return false
 	}
+	if d.firstRead.IsZero() {
+		d.firstRead = now
+	}
+	// A directory that appears late (a checkout that lands after boot) must
+	// not count as read while its files are still settling.
+	force = force && now.Sub(d.firstRead) > 20*d.opts.Debounce
 	var updates []SourceUpdate
 	if d.errored[d.dir] || !d.sent[d.dir] {
 		updates = append(updates, SourceUpdate{Source: d.dir, Revision: l.resolved})
