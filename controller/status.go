@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -65,8 +67,13 @@ func (c *Controller) record(ctx context.Context, e desired.Entry, o observation)
 		}
 		cond(spec.ConditionConflict, true, "Conflict", strings.Join(msgs, "; "))
 	}
-	if err := c.opts.DB.PutStatus(ctx, observed.ObjectStatus{Key: e.Key, SpecHash: e.Hash, Owns: o.owns, StopTimeout: stopTimeoutOf(e), Status: st}); err != nil {
-		c.log.Warn("record status", "object", e.Key.String(), "err", err)
+	next := observed.ObjectStatus{Key: e.Key, SpecHash: e.Hash, Owns: o.owns, StopTimeout: stopTimeoutOf(e), Status: st}
+	// A resync mostly finds nothing changed: then it writes nothing, so a
+	// steady node costs no disk writes.
+	if !sameStatus(prev, next) {
+		if err := c.opts.DB.PutStatus(ctx, next); err != nil {
+			c.log.Warn("record status", "object", e.Key.String(), "err", err)
+		}
 	}
 	wasReady, wasDegraded, wasReason := condState(prev.Status)
 	changed := wasReady != o.ready
@@ -77,6 +84,12 @@ func (c *Controller) record(ctx context.Context, e desired.Entry, o observation)
 		})
 	}
 	return changed
+}
+
+func sameStatus(a, b observed.ObjectStatus) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 func stopTimeoutOf(e desired.Entry) string {
