@@ -117,9 +117,12 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-syncPoll.C:
 			if !synced && c.opts.Desired.Synced() {
 				synced = true
-				syncPoll.Stop()
 				c.resync(ctx)
 			}
+			if synced {
+				syncPoll.Stop()
+			}
+			continue
 		case <-ctx.Done():
 			c.queue.ShutDown()
 			wg.Wait()
