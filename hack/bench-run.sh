@@ -51,9 +51,22 @@ ln -s busybox "$B/rootfs/bin/true"
 sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/' "$B/config.json"
 runc_times=$(for i in $(seq "$N"); do s=$(now); runc --root "$T/runc" run -b "$B" bench-runc >/dev/null; e=$(now); echo $((e - s)); done)
 
-ctr_line=""
-if command -v ctr >/dev/null && [ -S /run/containerd/containerd.sock ]; then
-  ctr_line="ctr run --rm (containerd, if images present): not measured by this script"
+# containerd side by side, when installed: its own daemon under $T and a
+# busybox image built from the host's static busybox (hack/mkimage).
+ctr_times=""
+if command -v containerd >/dev/null && command -v ctr >/dev/null; then
+  mkdir -p "$T/ctrd" && echo 'version = 2' >"$T/ctrd/config.toml"
+  containerd --config "$T/ctrd/config.toml" --root "$T/ctrd/root" --state "$T/state/ctrd" \
+    --address "$T/ctrd/c.sock" >"$T/ctrd/log" 2>&1 &
+  CPID=$!
+  CTR="ctr --address $T/ctrd/c.sock"
+  for _ in $(seq 100); do $CTR version >/dev/null 2>&1 && break; sleep 0.05; done
+  go run ./hack/mkimage -name docker.io/library/bb:latest -o "$T/bb.tar"
+  $CTR images import "$T/bb.tar" >/dev/null
+  ref=docker.io/library/bb:latest
+  $CTR run --rm "$ref" warm true
+  ctr_times=$(for i in $(seq "$N"); do s=$(now); $CTR run --rm "$ref" "c$i" true; e=$(now); echo $((e - s)); done)
+  kill "$CPID"; wait "$CPID" 2>/dev/null || true
 fi
 
 # Memory: C running sleep containers.
@@ -70,6 +83,10 @@ berthd_rss=$(rss_kib "$DPID")
 printf '%-44s %s\n' "what" "figure"
 printf '%-44s %s ms\n' "berth run --rm busybox true (median of $N)" "$(echo "$berth_times" | median_ms)"
 printf '%-44s %s ms\n' "runc run of a prepared bundle (median of $N)" "$(echo "$runc_times" | median_ms)"
-[ -n "$ctr_line" ] && echo "$ctr_line"
+if [ -n "$ctr_times" ]; then
+  printf '%-44s %s ms\n' "ctr run --rm (containerd, median of $N)" "$(echo "$ctr_times" | median_ms)"
+else
+  echo "containerd not installed: ctr run not measured side by side"
+fi
 printf '%-44s %s MiB (max %s MiB)\n' "berth-shim RSS, median of $C running" "$(awk "BEGIN {printf \"%.1f\", $shim_med/1024}")" "$(awk "BEGIN {printf \"%.1f\", $shim_max/1024}")"
 printf '%-44s %s MiB\n' "berthd RSS with $C running" "$(awk "BEGIN {printf \"%.1f\", $berthd_rss/1024}")"
