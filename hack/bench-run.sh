@@ -12,7 +12,9 @@ if [ "$(id -u)" != 0 ]; then echo "bench-run: needs root" >&2; exit 1; fi
 T=$(mktemp -d /tmp/berth-bench-XXXXXX)
 BERTH="bin/berth --address $T/state/berth.sock"
 DPID=
+CPID=
 cleanup() {
+  if [ -n "$CPID" ]; then kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true; fi
   if [ -n "$DPID" ]; then
     $BERTH task ls -o json 2>/dev/null | grep -o '"id": "[^"]*"' | cut -d'"' -f4 | while read -r id; do
       $BERTH task rm -f "$id" >/dev/null 2>&1 || true
@@ -67,6 +69,7 @@ if command -v containerd >/dev/null && command -v ctr >/dev/null; then
   $CTR run --rm "$ref" warm true
   ctr_times=$(for i in $(seq "$N"); do s=$(now); $CTR run --rm "$ref" "c$i" true; e=$(now); echo $((e - s)); done)
   kill "$CPID"; wait "$CPID" 2>/dev/null || true
+  CPID=
 fi
 
 # Memory: C running sleep containers.
