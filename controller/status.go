@@ -67,7 +67,7 @@ func (c *Controller) record(ctx context.Context, e desired.Entry, o observation)
 		}
 		cond(spec.ConditionConflict, true, "Conflict", strings.Join(msgs, "; "))
 	}
-	next := observed.ObjectStatus{Key: e.Key, SpecHash: e.Hash, Owns: o.owns, StopTimeout: stopTimeoutOf(e), Status: st}
+	next := observed.ObjectStatus{Key: e.Key, SpecHash: e.Hash, Owns: o.owns, Source: e.Source, StopTimeout: stopTimeoutOf(e), Status: st}
 	// A resync mostly finds nothing changed: then it writes nothing, so a
 	// steady node costs no disk writes.
 	if !sameStatus(prev, next) {

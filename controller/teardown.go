@@ -21,6 +21,12 @@ func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error)
 	if err != nil {
 		return Result{}, err
 	}
+	if err := c.sourceBroken(st.Source); err != nil {
+		// The file that declared it fails to parse (torn by a power cut,
+		// half written): a broken file never tears down running work.
+		c.log.Debug("keeping an undeclared object: its source is broken", "object", key.String(), "source", st.Source, "err", err)
+		return Result{}, nil
+	}
 	ns := key.Namespace
 	switch key.Kind {
 	case spec.KindTask:
@@ -50,6 +56,20 @@ func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error)
 	c.mu.Unlock()
 	c.opts.Bus.Publish(ctx, ns, "/reconcile/delete", map[string]any{"kind": key.Kind, "name": key.Name})
 	return Result{}, nil
+}
+
+// sourceBroken returns the error of a source that exists but cannot be
+// read. A source that is gone (its file removed) is not broken.
+func (c *Controller) sourceBroken(name string) error {
+	if name == "" {
+		return nil
+	}
+	for _, s := range c.opts.Desired.Sources() {
+		if s.Name == name {
+			return s.Err
+		}
+	}
+	return nil
 }
 
 // defaultStopTimeout applies when no Task says otherwise.

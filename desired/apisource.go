@@ -179,8 +179,14 @@ func (a *APISource) Apply(ctx context.Context, objs []spec.Object, opts ApplyOpt
 		results = append(results, Result{Key: k, Action: act, Hash: h})
 	}
 	if opts.Prune {
+		// Prune within the namespaces the request names, as kubectl does:
+		// one team's apply never prunes another namespace.
+		namespaces := map[string]bool{}
+		for k := range names {
+			namespaces[k.Namespace] = true
+		}
 		for k, r := range a.objs {
-			if !names[k] && r.Manager == opts.Manager {
+			if !names[k] && r.Manager == opts.Manager && namespaces[k.Namespace] {
 				delete(next, k)
 				results = append(results, Result{Key: k, Action: Pruned})
 			}

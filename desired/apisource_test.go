@@ -88,3 +88,26 @@ func TestAPISource_ApplyDeletePersist(t *testing.T) {
 		t.Errorf("after reopen: %+v", e)
 	}
 }
+
+func TestAPISource_PruneStaysInTheNamespacesNamed(t *testing.T) {
+	ctx := context.Background()
+	a, err := OpenAPISource(openDB(t, filepath.Join(t.TempDir(), "meta.db")), NewStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inNS := func(ns, name string) spec.Object {
+		o := task(name, "c")
+		o.Metadata.Namespace = ns
+		return o
+	}
+	if _, err := a.Apply(ctx, []spec.Object{inNS("team-a", "a1"), inNS("team-a", "a2"), inNS("team-b", "b1")}, ApplyOptions{Manager: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := a.Apply(ctx, []spec.Object{inNS("team-a", "a1")}, ApplyOptions{Manager: "cli", Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]Action{"a1": Unchanged, "a2": Pruned}, actions(rs)); diff != "" {
+		t.Errorf("prune (-want +got):\n%s", diff)
+	}
+}

@@ -17,6 +17,9 @@ type ObjectStatus struct {
 	// Owns names what the object made on the node (a container ID, an
 	// image record), so it can be torn down once the object is gone.
 	Owns string `json:"owns,omitempty"`
+	// Source is the manifest source (a file, or "api") that declared the
+	// object: while that source cannot be read, what it made is kept.
+	Source string `json:"source,omitempty"`
 	// StopTimeout is a Task's stop timeout, so its teardown honours it
 	// after the object itself is gone.
 	StopTimeout string      `json:"stopTimeout,omitempty"`
