@@ -18,7 +18,22 @@ type Snapshots struct {
 
 var _ snapi.SnapshotsService = (*Snapshots)(nil)
 
-func (s *Snapshots) resolve(ctx context.Context, ns, snapshotter string, keys ...string) (snapshot.Snapshotter, []string, error) {
+// keyKind says how a key of a request is mapped: one the namespace writes
+// (never an image layer) or one it reads or builds on (its own, or a layer).
+type keyKind int
+
+const (
+	writeKey keyKind = iota
+	readKey
+)
+
+// key is one key of a request and how it may be used.
+type key struct {
+	name string
+	kind keyKind
+}
+
+func (s *Snapshots) resolve(ctx context.Context, ns, snapshotter string, keys ...key) (snapshot.Snapshotter, []string, error) {
 	if _, err := s.Node.DB().GetNamespace(ctx, ns); err != nil {
 		return nil, nil, err
 	}
@@ -28,10 +43,15 @@ func (s *Snapshots) resolve(ctx context.Context, ns, snapshotter string, keys ..
 	}
 	out := make([]string, len(keys))
 	for i, k := range keys {
-		if k == "" && i > 0 { // an empty parent
+		if k.name == "" && k.kind == readKey { // an empty parent
 			continue
 		}
-		if out[i], err = node.SnapshotKey(ns, k); err != nil {
+		if k.kind == writeKey {
+			out[i], err = node.SnapshotKey(ns, k.name)
+		} else {
+			out[i], err = node.SnapshotRef(ns, k.name)
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 	}
@@ -54,7 +74,7 @@ func (s *Snapshots) toInfo(ns string, info snapshot.Info) *snapi.Info {
 }
 
 func (s *Snapshots) Prepare(ctx context.Context, r *snapi.PrepareSnapshotRequest) (*snapi.MountsResponse, error) {
-	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Key, r.Parent)
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, key{r.Key, writeKey}, key{r.Parent, readKey})
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +87,7 @@ func (s *Snapshots) Prepare(ctx context.Context, r *snapi.PrepareSnapshotRequest
 }
 
 func (s *Snapshots) View(ctx context.Context, r *snapi.ViewSnapshotRequest) (*snapi.MountsResponse, error) {
-	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Key, r.Parent)
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, key{r.Key, writeKey}, key{r.Parent, readKey})
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +100,7 @@ func (s *Snapshots) View(ctx context.Context, r *snapi.ViewSnapshotRequest) (*sn
 }
 
 func (s *Snapshots) Mounts(ctx context.Context, r *snapi.MountsRequest) (*snapi.MountsResponse, error) {
-	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Key)
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, key{r.Key, writeKey})
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +112,7 @@ func (s *Snapshots) Mounts(ctx context.Context, r *snapi.MountsRequest) (*snapi.
 }
 
 func (s *Snapshots) Commit(ctx context.Context, r *snapi.CommitSnapshotRequest) (*snapi.CommitSnapshotResponse, error) {
-	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Name, r.Key)
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, key{r.Name, writeKey}, key{r.Key, writeKey})
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +124,7 @@ func (s *Snapshots) Commit(ctx context.Context, r *snapi.CommitSnapshotRequest) 
 }
 
 func (s *Snapshots) Remove(ctx context.Context, r *snapi.RemoveSnapshotRequest) (*snapi.RemoveSnapshotResponse, error) {
-	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Key)
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, key{r.Key, writeKey})
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +136,7 @@ func (s *Snapshots) Remove(ctx context.Context, r *snapi.RemoveSnapshotRequest) 
 }
 
 func (s *Snapshots) Stat(ctx context.Context, r *snapi.StatSnapshotRequest) (*snapi.StatSnapshotResponse, error) {
-	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, r.Key)
+	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, key{r.Key, readKey})
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +169,7 @@ func (s *Snapshots) Usage(ctx context.Context, r *snapi.UsageRequest) (*snapi.Us
 	}
 	var keys []string
 	if r.Key != "" {
-		k, err := node.SnapshotKey(r.Namespace, r.Key)
+		k, err := node.SnapshotRef(r.Namespace, r.Key)
 		if err != nil {
 			return nil, err
 		}
