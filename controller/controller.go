@@ -61,7 +61,7 @@ type Controller struct {
 	replaced map[string]bool
 	pending  map[spec.Key]bool // keys to reconcile before ready
 	ready    bool
-	lastPull map[spec.Key]time.Time // of Images with pullPolicy Always
+	lastPull map[spec.Key]lastPull // of Images, for pullPolicy Always
 }
 
 // New returns a controller; call Run.
@@ -88,7 +88,7 @@ func New(opts Options) *Controller {
 		queue:    NewQueue[spec.Key](500*time.Millisecond, opts.MaxBackoff),
 		restarts: map[spec.Key]*restartState{},
 		replaced: map[string]bool{},
-		lastPull: map[spec.Key]time.Time{},
+		lastPull: map[spec.Key]lastPull{},
 	}
 }
 

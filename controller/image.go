@@ -44,13 +44,17 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 	wantFetch := !present || (is.PullPolicy == spec.PullAlways &&
 		(prevStatus.SpecHash != e.Hash || c.pullDue(e.Key)))
 	if wantFetch {
-		c.record(ctx, e, observation{reason: "Pulling", message: "fetching " + is.Ref, owns: name, kind: imageKindStatus(img, present)})
+		if !present {
+			// A re-pull of a present image stays Ready meanwhile.
+			c.record(ctx, e, observation{reason: "Pulling", message: "fetching " + is.Ref, owns: name})
+		}
 		var ferr error
 		img, ferr = c.fetchImage(ctx, e, is, name)
-		c.pulled(e.Key)
+		c.pulled(e.Key, ferr)
 		if ferr != nil {
 			if present {
-				// Keep serving what is on disk; report the failure.
+				// Keep serving what is on disk; Degraded says why it is old.
+				c.log.Warn("re-pull failed; the image on disk stays in use", "object", e.Key.String(), "err", ferr)
 				img, _ = c.opts.DB.GetImage(ctx, ns, name)
 			} else {
 				o := observation{degraded: true, reason: "PullFailed", message: ferr.Error()}
@@ -76,7 +80,11 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 			return Result{}, err
 		}
 	}
-	changed := c.record(ctx, e, observation{ready: true, owns: name, kind: imageKindStatus(img, true)})
+	o := observation{ready: true, owns: name, kind: imageKindStatus(img, true)}
+	if perr := c.lastPullErr(e.Key); perr != nil {
+		o.degraded, o.reason, o.message = true, "PullFailed", perr.Error()
+	}
+	changed := c.record(ctx, e, o)
 	// A new digest (a moved tag) recreates the containers using it.
 	if prev := prevStatus.Status.ImageStatus; prev != nil && prev.Digest != img.Target.Digest.String() {
 		changed = true
@@ -118,15 +126,27 @@ func imageKindStatus(img observed.Image, present bool) func(*spec.Status) {
 	}
 }
 
+// lastPull is when an Image was last fetched and how that went.
+type lastPull struct {
+	at  time.Time
+	err error
+}
+
 // pullDue reports whether an Always image was last pulled a resync ago.
 func (c *Controller) pullDue(k spec.Key) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return time.Since(c.lastPull[k]) >= c.opts.Resync
+	return time.Since(c.lastPull[k].at) >= c.opts.Resync
 }
 
-func (c *Controller) pulled(k spec.Key) {
+func (c *Controller) pulled(k spec.Key, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.lastPull[k] = time.Now()
+	c.lastPull[k] = lastPull{at: time.Now(), err: err}
+}
+
+func (c *Controller) lastPullErr(k spec.Key) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastPull[k].err
 }

@@ -49,11 +49,13 @@ func (c *Controller) record(ctx context.Context, e desired.Entry, o observation)
 		}
 		st.Conditions = append(st.Conditions, c)
 	}
-	readyReason := o.reason
-	if o.ready && readyReason == "" {
-		readyReason = "Ready"
+	// Ready and Degraded together: it runs, but something is off (a re-pull
+	// failed and the old image stays in use); the reason goes to Degraded.
+	readyReason, readyMsg := o.reason, o.message
+	if o.ready && (readyReason == "" || o.degraded) {
+		readyReason, readyMsg = "Ready", ""
 	}
-	cond(spec.ConditionReady, o.ready, readyReason, o.message)
+	cond(spec.ConditionReady, o.ready, readyReason, readyMsg)
 	cond(spec.ConditionProgressing, !o.ready && !o.degraded, progressReason(o), "")
 	degradedReason, degradedMsg := "", ""
 	if o.degraded {

@@ -41,6 +41,10 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 	if prev.Status.TaskStatus != nil {
 		prevTask = *prev.Status.TaskStatus
 	}
+	if owner := c.taskOf(ns, id); owner != e.Key.Name {
+		return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "ContainerInUse",
+			message: fmt.Sprintf("Task %s/%s already runs Container %s", ns, owner, id), kind: taskKind(prevTask)})}, nil
+	}
 	ckey := spec.Key{Namespace: ns, Kind: spec.KindContainer, Name: id}
 	if _, ok := c.isReady(ctx, ckey); !ok {
 		return Result{Changed: c.record(ctx, e, observation{reason: "WaitingForContainer", owns: id,
@@ -113,12 +117,12 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 		return res, nil
 	case "stopped":
 		return c.exited(ctx, e, ts, id, info, prevTask)
-	default: // unknown: the shim is gone
-		if _, err := c.opts.Node.DeleteTask(ctx, ns, id, true); err != nil && !errdefs.IsNotFound(err) {
-			return Result{}, err
-		}
-		c.repaired(ctx, e.Key, "shim of "+id+" was gone")
-		return Result{RequeueAfter: time.Millisecond}, nil
+	default:
+		// The shim did not answer. If it died, its monitor reports the exit
+		// (from the durable exit record) and the restart policy applies
+		// then; a shim that is only slow is left alone.
+		return Result{RequeueAfter: time.Second, Changed: c.record(ctx, e, observation{degraded: true,
+			reason: "ShimUnreachable", message: "the shim of " + id + " does not answer", owns: id, kind: taskKind(prevTask)})}, nil
 	}
 }
 
@@ -138,9 +142,9 @@ func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSp
 		return Result{}, err
 	}
 	rs := c.restartsOf(e.Key)
-	delay := Backoff(time.Second, c.opts.MaxBackoff, rs.failures)
-	if rs.failures == 0 {
-		delay = 0 // the first restart is immediate
+	var delay time.Duration // the first restart is immediate, then 1 s, 2 s, 4 s …
+	if rs.failures > 0 {
+		delay = Backoff(time.Second, c.opts.MaxBackoff, rs.failures-1)
 	}
 	rs.failures++
 	rs.nextAt = time.Now().Add(delay)

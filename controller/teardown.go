@@ -30,7 +30,9 @@ func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error)
 	ns := key.Namespace
 	switch key.Kind {
 	case spec.KindTask:
-		if st.Owns != "" {
+		// A Task renamed in place (same container) must not stop what the
+		// new name runs.
+		if st.Owns != "" && c.taskOf(ns, st.Owns) == "" {
 			if err := c.stopTask(ctx, ns, st.Owns, stopTimeout(st.StopTimeout)); err != nil {
 				return Result{}, err
 			}
@@ -56,6 +58,17 @@ func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error)
 	c.mu.Unlock()
 	c.opts.Bus.Publish(ctx, ns, "/reconcile/delete", map[string]any{"kind": key.Kind, "name": key.Name})
 	return Result{}, nil
+}
+
+// taskOf is the name of the declared Task that runs container id ("" if
+// none). Two Tasks naming one container: the first by name runs it.
+func (c *Controller) taskOf(ns, id string) string {
+	for _, e := range c.opts.Desired.List(desired.Filter{Namespace: ns, Kind: spec.KindTask}) {
+		if ts, ok := e.Object.TaskSpec(); ok && ts.Container == id {
+			return e.Key.Name // List is sorted by name
+		}
+	}
+	return ""
 }
 
 // sourceBroken returns the error of a source that exists but cannot be
