@@ -343,8 +343,8 @@ spec: {ref: example.local/relative:1, source: {layout: layout}}
 
 	// Conflict: the file keeps its object; apply reports it and exits 1.
 	r = d.CLIStdin(taskManifest("owned", "api", "Always"), "apply", "-f", "-")
-	if r.ExitCode != 1 || !strings.Contains(r.Stderr, "Task default/owned conflict") || !strings.Contains(r.Stderr, "owned.yaml") {
-		t.Errorf("apply of a file's object: want exit 1 and a conflict naming owned.yaml: %s", r)
+	if r.ExitCode != 2 || !strings.Contains(r.Stderr, "Task default/owned conflict") || !strings.Contains(r.Stderr, "owned.yaml") {
+		t.Errorf("apply of a file's object: want exit 2 and a conflict naming owned.yaml: %s", r)
 	}
 	if o := getObjects(t, d, "tasks")["owned"]; !strings.HasSuffix(o.Source, "owned.yaml") {
 		t.Errorf("owned source after a conflicting apply: %q", o.Source)
@@ -437,4 +437,26 @@ spec: {image: busybox, command: ["true"]}
 		return strings.Contains(ls, "\n"+snapKey+" ") && strings.Contains(desc, "/reconcile/repair"),
 			"snapshot not back or no repair event:\n" + ls + "\n" + desc
 	})
+}
+
+// TestDeclarative_NamespaceFlag: -n names the namespace of objects that
+// name none, for apply, diff and delete -f alike.
+func TestDeclarative_NamespaceFlag(t *testing.T) {
+	d := startDecl(t, t.TempDir())
+	f := filepath.Join(t.TempDir(), "img.yaml")
+	if err := os.WriteFile(f, []byte(imageManifest(t)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := d.MustCLI(t, "-n", "edge", "apply", "--wait", "-f", f); !strings.Contains(out, "Image edge/busybox created") {
+		t.Fatalf("apply -n edge: %q", out)
+	}
+	if r := d.CLI("-n", "edge", "diff", "-f", f); r.ExitCode != 0 {
+		t.Errorf("diff -n edge of what was applied: want exit 0, got %s", r)
+	}
+	if r := d.CLI("diff", "-f", f); r.ExitCode != 1 {
+		t.Errorf("diff in default of an object applied to edge: want exit 1, got %s", r)
+	}
+	if out := d.MustCLI(t, "-n", "edge", "delete", "-f", f); !strings.Contains(out, "edge/busybox") {
+		t.Errorf("delete -n edge -f: %q", out)
+	}
 }

@@ -30,7 +30,7 @@ func containerHash(specHash, digest string) string {
 // Diff compares each given object with the one in force and with what is
 // on the node, and says what berth would do. It changes nothing.
 func (s *Manifests) Diff(ctx context.Context, r *manifestsapi.DiffRequest) (*manifestsapi.DiffResponse, error) {
-	objs, err := parseFiles(requestFiles(r.Data, r.File, r.Dir, r.Files))
+	objs, err := parseFiles(requestFiles(r.Data, r.File, r.Dir, r.Files), r.Namespace)
 	if err != nil {
 		return nil, err
 	}

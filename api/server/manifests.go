@@ -55,7 +55,7 @@ func requestFiles(data []byte, name, dir string, more []*manifestsapi.File) []re
 // against the file's directory on the client, because the API source
 // keeps no origin. Every error of every file is returned together, one
 // per line, as errdefs.ErrInvalidArgument.
-func parseFiles(files []requestFile) ([]spec.Object, error) {
+func parseFiles(files []requestFile, namespace string) ([]spec.Object, error) {
 	var objs []spec.Object
 	var errs spec.ErrorList
 	for _, f := range files {
@@ -70,6 +70,9 @@ func parseFiles(files []requestFile) ([]spec.Object, error) {
 		}
 		for _, o := range parsed {
 			o.Origin.Dir = f.dir
+			if o.Metadata.Namespace == "" {
+				o.Metadata.Namespace = namespace // berth -n; Default fills in "default"
+			}
 			o = absolutePaths(spec.Default(o))
 			if err := spec.Validate(o); err != nil {
 				var l spec.ErrorList
@@ -121,7 +124,7 @@ func absolutePaths(o spec.Object) spec.Object {
 
 // Apply parses the request's files and applies their objects as one set.
 func (s *Manifests) Apply(ctx context.Context, r *manifestsapi.ApplyRequest) (*manifestsapi.ApplyResponse, error) {
-	objs, err := parseFiles(requestFiles(r.Data, r.File, r.Dir, r.Files))
+	objs, err := parseFiles(requestFiles(r.Data, r.File, r.Dir, r.Files), r.Namespace)
 	if err != nil {
 		return nil, err
 	}

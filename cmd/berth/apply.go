@@ -138,7 +138,7 @@ that the set no longer declares. --wait waits until every applied object is Read
 				return err
 			}
 			defer done()
-			resp, err := svc.Apply(ctx, &manifestsapi.ApplyRequest{Files: files, Prune: prune, DryRun: dryRun})
+			resp, err := svc.Apply(ctx, &manifestsapi.ApplyRequest{Files: files, Prune: prune, DryRun: dryRun, Namespace: g.namespace})
 			if err != nil {
 				return err
 			}
@@ -166,7 +166,7 @@ that the set no longer declares. --wait waits until every applied object is Read
 				}
 			}
 			if conflicts > 0 {
-				return &exitError{code: 1, err: fmt.Errorf("%d object(s) not applied: declared by a manifest file", conflicts)}
+				return &exitError{code: 2, err: fmt.Errorf("%d object(s) not applied: declared by a manifest file", conflicts)}
 			}
 			return nil
 		},
@@ -239,7 +239,7 @@ func waitReady(ctx context.Context, svc manifestsapi.ManifestsService, refs []*m
 			for _, n := range notReady {
 				fmt.Fprintln(stderr, "not ready:", n)
 			}
-			return &exitError{code: 1, err: fmt.Errorf("%d object(s) not ready after %s", len(notReady), timeout)}
+			return &exitError{code: 2, err: fmt.Errorf("%d object(s) not ready after %s", len(notReady), timeout)}
 		}
 		select {
 		case <-ctx.Done():

@@ -32,7 +32,7 @@ It changes nothing. Exit status: 0 no difference, 1 a difference, 2 or more an e
 				return &exitError{code: 2, err: err}
 			}
 			defer done()
-			resp, err := svc.Diff(ctx, &manifestsapi.DiffRequest{Files: files})
+			resp, err := svc.Diff(ctx, &manifestsapi.DiffRequest{Files: files, Namespace: g.namespace})
 			if err != nil {
 				return err // main exits 2
 			}

@@ -388,6 +388,9 @@ func newDeleteCmd(g *globals) *cobra.Command {
 						return err
 					}
 					for _, o := range objs {
+						if o.Metadata.Namespace == "" {
+							o.Metadata.Namespace = g.namespace
+						}
 						k := spec.Default(o).Key()
 						refs = append(refs, &manifestsapi.Ref{Namespace: k.Namespace, Kind: string(k.Kind), Name: k.Name})
 					}
@@ -426,7 +429,7 @@ func newDeleteCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", refString(r.Ref), r.Action)
 			}
 			if missing > 0 {
-				return &exitError{code: 1}
+				return &exitError{code: 2}
 			}
 			return nil
 		},

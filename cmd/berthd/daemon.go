@@ -211,7 +211,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if !d.controllerReadiness {
 		d.setReady()
 	}
-	d.runDeclarative(ctx)
+	dctx, stopDeclarative := context.WithCancel(ctx)
+	waitDeclarative := d.runDeclarative(dctx)
+	// Runs before the deferred Close: the controllers stop first.
+	defer func() { stopDeclarative(); waitDeclarative() }()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"berth.dev/berth/controller"
@@ -56,17 +57,24 @@ func (d *Daemon) openDeclarative() error {
 }
 
 // runDeclarative starts the directory source and the controllers; they
-// stop when ctx ends.
-func (d *Daemon) runDeclarative(ctx context.Context) {
+// stop when ctx ends. The returned wait blocks until they have: the stores
+// must not close under a reconcile.
+func (d *Daemon) runDeclarative(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	run := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
 	if d.decl.dir != nil {
-		go func() {
+		run(func() {
 			if err := d.decl.dir.Run(ctx); err != nil && ctx.Err() == nil {
 				d.log.Error("manifest directory source stopped", "dir", d.cfg.Manifests, "err", err)
 			}
-		}()
-		go d.reportSourceErrors(ctx)
+		})
+		run(func() { d.reportSourceErrors(ctx) })
 	}
-	go d.decl.ctrl.Run(ctx)
+	run(func() { d.decl.ctrl.Run(ctx) })
+	return wg.Wait
 }
 
 // reportSourceErrors publishes /manifests/error once per new error of a

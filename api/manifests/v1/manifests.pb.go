@@ -97,7 +97,9 @@ type ApplyRequest struct {
 	// More files applied as one set (berth apply -f DIR): with prune, what
 	// none of data and files declares is pruned. Each keeps its own name
 	// and directory in errors and paths.
-	Files         []*File `protobuf:"bytes,6,rep,name=files,proto3" json:"files,omitempty"`
+	Files []*File `protobuf:"bytes,6,rep,name=files,proto3" json:"files,omitempty"`
+	// The namespace of objects that name none (berth -n); empty is default.
+	Namespace     string `protobuf:"bytes,7,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -172,6 +174,13 @@ func (x *ApplyRequest) GetFiles() []*File {
 		return x.Files
 	}
 	return nil
+}
+
+func (x *ApplyRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
 }
 
 // File is one manifest file's bytes, its name for errors and the
@@ -342,11 +351,13 @@ func (x *ApplyResponse) GetResults() []*ObjectResult {
 }
 
 type DiffRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
-	File          string                 `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
-	Dir           string                 `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"`
-	Files         []*File                `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	File  string                 `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
+	Dir   string                 `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"`
+	Files []*File                `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
+	// The namespace of objects that name none (berth -n); empty is default.
+	Namespace     string `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -407,6 +418,13 @@ func (x *DiffRequest) GetFiles() []*File {
 		return x.Files
 	}
 	return nil
+}
+
+func (x *DiffRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
 }
 
 type Action struct {
@@ -1195,14 +1213,15 @@ const file_manifests_v1_manifests_proto_rawDesc = "" +
 	"\x03Ref\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xa7\x01\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xc5\x01\n" +
 	"\fApplyRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\tR\x04file\x12\x14\n" +
 	"\x05prune\x18\x03 \x01(\bR\x05prune\x12\x17\n" +
 	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x12\x10\n" +
 	"\x03dir\x18\x05 \x01(\tR\x03dir\x12.\n" +
-	"\x05files\x18\x06 \x03(\v2\x18.berth.manifests.v1.FileR\x05files\"@\n" +
+	"\x05files\x18\x06 \x03(\v2\x18.berth.manifests.v1.FileR\x05files\x12\x1c\n" +
+	"\tnamespace\x18\a \x01(\tR\tnamespace\"@\n" +
 	"\x04File\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\tR\x04file\x12\x10\n" +
@@ -1212,12 +1231,13 @@ const file_manifests_v1_manifests_proto_rawDesc = "" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"K\n" +
 	"\rApplyResponse\x12:\n" +
-	"\aresults\x18\x01 \x03(\v2 .berth.manifests.v1.ObjectResultR\aresults\"w\n" +
+	"\aresults\x18\x01 \x03(\v2 .berth.manifests.v1.ObjectResultR\aresults\"\x95\x01\n" +
 	"\vDiffRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\tR\x04file\x12\x10\n" +
 	"\x03dir\x18\x03 \x01(\tR\x03dir\x12.\n" +
-	"\x05files\x18\x04 \x03(\v2\x18.berth.manifests.v1.FileR\x05files\"w\n" +
+	"\x05files\x18\x04 \x03(\v2\x18.berth.manifests.v1.FileR\x05files\x12\x1c\n" +
+	"\tnamespace\x18\x05 \x01(\tR\tnamespace\"w\n" +
 	"\x06Action\x12)\n" +
 	"\x03ref\x18\x01 \x01(\v2\x17.berth.manifests.v1.RefR\x03ref\x12\x12\n" +
 	"\x04verb\x18\x02 \x01(\tR\x04verb\x12\x16\n" +
