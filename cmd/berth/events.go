@@ -9,6 +9,7 @@ import (
 
 	eventsapi "berth.dev/berth/api/events/v1"
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 )
 
 func init() { extraCommands = append(extraCommands, newEventsCmd) }
@@ -39,8 +40,8 @@ comma-separated conditions inside one must all hold:
 Events of every namespace are shown unless a filter names one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("unknown output format %q (table, json)", output)
+			if output != "table" && output != "json" && output != "yaml" {
+				return fmt.Errorf("unknown output format %q (table, json, yaml)", output)
 			}
 			ctx := cmd.Context()
 			c, err := g.dial(ctx)
@@ -70,7 +71,7 @@ Events of every namespace are shown unless a filter names one.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter, e.g. topic==/tasks/exit (repeatable: any may match)")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table|json")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table|json (one object per line)|yaml (one document per event)")
 	return cmd
 }
 
@@ -80,12 +81,20 @@ func printEvent(w io.Writer, format string, env *eventsapi.Envelope) error {
 	if len(env.Event) > 0 && json.Valid(env.Event) {
 		v.Event = env.Event
 	}
-	if format == "json" {
+	switch format {
+	case "json":
 		data, err := json.Marshal(v)
 		if err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(w, "%s\n", data)
+		return err
+	case "yaml":
+		data, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "---\n%s", data)
 		return err
 	}
 	ns := v.Namespace
