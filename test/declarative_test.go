@@ -460,3 +460,59 @@ func TestDeclarative_NamespaceFlag(t *testing.T) {
 		t.Errorf("delete -n edge -f: %q", out)
 	}
 }
+
+// TestDeclarative_BrokenFileAcrossRestart: a manifest torn while berthd was
+// down (a power cut mid-write) keeps what it declared running: the file
+// fails to parse, and nothing it declared is torn down.
+func TestDeclarative_BrokenFileAcrossRestart(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: declConfig, LogLevel: "debug"})
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	waitImage(t, d)
+	web := filepath.Join(d.Manifests, "web.yaml")
+	full := taskManifest("web", "hello", "Always")
+	writeAtomic(t, web, full)
+	first := waitTask(t, d, "web", 0)
+	d.Stop()
+	if err := os.WriteFile(web, []byte(full[:strings.Index(full, "env:")+10]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute) // settled: read at once
+	os.Chtimes(web, old, old)
+	d.Restart()
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		return strings.Contains(d.Log(), "keeping an undeclared object"), "waiting for the controller to consider the orphaned objects"
+	})
+	ts := runtimeTasks(t, d)
+	if got := ts["web"]; got.Pid != first.task().Pid || got.Status != "running" {
+		t.Fatalf("task web after a restart with its file torn: %+v, want running with pid %d", got, first.task().Pid)
+	}
+	// Mending the file brings it back under management, unchanged.
+	writeAtomic(t, web, full)
+	if o := waitTask(t, d, "web", 0); o.task().Pid != first.task().Pid {
+		t.Errorf("mending the file restarted the task: pid %d, want %d", o.task().Pid, first.task().Pid)
+	}
+}
+
+// TestDeclarative_TaskRenamedInPlace: renaming a Task object (same
+// container) does not restart what it runs.
+func TestDeclarative_TaskRenamedInPlace(t *testing.T) {
+	d := startDecl(t, "")
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	waitImage(t, d)
+	web := filepath.Join(d.Manifests, "web.yaml")
+	writeAtomic(t, web, taskManifest("web", "hello", "Always"))
+	first := waitTask(t, d, "web", 0)
+	renamed := strings.Replace(taskManifest("web", "hello", "Always"), "kind: Task\nmetadata: {name: web}", "kind: Task\nmetadata: {name: web-task}", 1)
+	writeAtomic(t, web, renamed)
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		o := getObjects(t, d, "tasks")
+		_, oldThere := o["web"]
+		n := o["web-task"]
+		return !oldThere && n.ready() && n.task().State == "running", fmt.Sprintf("%+v", o)
+	})
+	if got := runtimeTasks(t, d)["web"]; got.Pid != first.task().Pid {
+		t.Errorf("renaming the Task object restarted its container: pid %d -> %d", first.task().Pid, got.Pid)
+	}
+}
