@@ -37,6 +37,11 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
 		return observed.Container{}, err
 	}
+	unlock, err := n.tt.locks.lock(ctx, ns, id, true)
+	if err != nil {
+		return observed.Container{}, err
+	}
+	defer unlock()
 	if _, err := n.opts.DB.GetContainer(ctx, ns, id); err == nil {
 		return observed.Container{}, fmt.Errorf("container %q in namespace %q: %w", id, ns, errdefs.ErrAlreadyExists)
 	}
@@ -139,8 +144,18 @@ func (n *Node) generateSpec(ctx context.Context, mounts []snapshot.Mount, img oc
 }
 
 // DeleteContainer removes a container's snapshot and record. It is
-// refused (FailedPrecondition) while the container has a task.
+// refused (FailedPrecondition) while the container has a task or while a
+// create of it is in flight: waiting would delete what that create made
+// the moment it was made.
 func (n *Node) DeleteContainer(ctx context.Context, ns, id string) error {
+	if n.tt.locks.creatingContainer(ns, id) {
+		return fmt.Errorf("container %s is being created (delete it once created): %w", id, errdefs.ErrFailedPrecondition)
+	}
+	unlock, err := n.tt.locks.lock(ctx, ns, id, false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	c, err := n.opts.DB.GetContainer(ctx, ns, id)
 	if err != nil {
 		return err

@@ -43,6 +43,11 @@ type TaskInfo struct {
 // task (not started). A create that fails stops the shim and removes the
 // bundle again.
 func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (TaskInfo, error) {
+	unlock, err := n.tt.locks.lock(ctx, ns, id, false)
+	if err != nil {
+		return TaskInfo{}, err
+	}
+	defer unlock()
 	c, err := n.opts.DB.GetContainer(ctx, ns, id)
 	if err != nil {
 		return TaskInfo{}, err
@@ -178,6 +183,13 @@ func (n *Node) task(ns, id string) (*task, error) {
 
 // StartTask starts a created task (execID "") or a created exec process.
 func (n *Node) StartTask(ctx context.Context, ns, id, execID string) (uint32, error) {
+	// Under the container's lock, so that a task being deleted (or one
+	// deleted and created again) is never started through a stale handle.
+	unlock, err := n.tt.locks.lock(ctx, ns, id, false)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	tk, err := n.task(ns, id)
 	if err != nil {
 		return 0, err
@@ -372,7 +384,18 @@ func (n *Node) WaitTask(ctx context.Context, ns, id, execID string) (observed.Ex
 // DeleteTask removes a stopped task: the shim's record of it, the shim,
 // the rootfs mount and the bundle. A running task is refused unless force,
 // which kills it first. The container and its log stay.
+//
+// It holds the container's lock throughout, waits for the exit included:
+// the task is going, and nothing that must progress meanwhile (the
+// monitor, KillTask, WaitTask) takes the lock. A second DeleteTask of the
+// same task waits and then finds none (NotFound): the task is cleaned up,
+// and /tasks/delete published, once.
 func (n *Node) DeleteTask(ctx context.Context, ns, id string, force bool) (observed.Exit, error) {
+	unlock, err := n.tt.locks.lock(ctx, ns, id, false)
+	if err != nil {
+		return observed.Exit{}, err
+	}
+	defer unlock()
 	tk, err := n.task(ns, id)
 	if err != nil {
 		return observed.Exit{}, err
@@ -405,7 +428,11 @@ func (n *Node) DeleteTask(ctx context.Context, ns, id string, force bool) (obser
 	}
 	_, _ = tk.c.Shutdown(ctx, &shimapi.ShutdownRequest{Id: id, Now: true})
 	tk.c.Close()
-	n.tasks().remove(ns, id)
+	if !n.tasks().remove(tk) {
+		// Not reachable under the lock; kept so that a path outside it
+		// can never unmount a task it does not own.
+		return observed.Exit{}, fmt.Errorf("task %s in namespace %s: %w", id, ns, errdefs.ErrNotFound)
+	}
 	if err := n.removeBundle(ctx, ns, id, tk.runtime); err != nil {
 		return observed.Exit{}, err
 	}

@@ -53,6 +53,8 @@ type taskTable struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	// locks serialise the operations on one container and its task.
+	locks objectLocks
 }
 
 func (n *Node) tasks() *taskTable {
@@ -92,10 +94,18 @@ func (t *taskTable) reserve(ns, id string) (func(*task), error) {
 	}, nil
 }
 
-func (t *taskTable) remove(ns, id string) {
+// remove drops tk from the table if it is still the task of its key: a
+// caller holding a task it looked up earlier never drops a newer task
+// created since. removed says whether it was this caller that removed it.
+func (t *taskTable) remove(tk *task) (removed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m, ns+"/"+id)
+	k := tk.ns + "/" + tk.id
+	if t.m[k] != tk {
+		return false
+	}
+	delete(t.m, k)
+	return true
 }
 
 func (t *taskTable) list(ns string) []*task {
@@ -155,4 +165,71 @@ func (n *Node) runtimeBinary(name string) (string, error) {
 		return p, nil
 	}
 	return oci.Runtime(name, nil)
+}
+
+// objectLocks serialises the operations that create or remove what one
+// container is made of (its record and snapshot, its task, shim, bundle
+// and rootfs mount), keyed by "<ns>/<id>". The controller's Container and
+// Task reconcilers, and API callers, may act on one container at once;
+// without this a slow DeleteTask could unmount and drop a task that a
+// faster caller had already recreated. Its zero value is ready to use.
+type objectLocks struct {
+	mu sync.Mutex
+	m  map[string]*objectLock
+}
+
+type objectLock struct {
+	sem      chan struct{} // holds one token while locked
+	refs     int           // holders and waiters; the entry goes at 0
+	creating int           // container creates in flight (waiting or holding)
+}
+
+// lock takes the lock of ns/id, waiting at most until ctx is done.
+// creating marks the caller as a container create for the whole time it
+// waits and holds the lock (see creatingContainer).
+func (l *objectLocks) lock(ctx context.Context, ns, id string, creating bool) (unlock func(), err error) {
+	k := ns + "/" + id
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*objectLock{}
+	}
+	e := l.m[k]
+	if e == nil {
+		e = &objectLock{sem: make(chan struct{}, 1)}
+		l.m[k] = e
+	}
+	e.refs++
+	if creating {
+		e.creating++
+	}
+	l.mu.Unlock()
+	leave := func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if creating {
+			e.creating--
+		}
+		if e.refs--; e.refs == 0 {
+			delete(l.m, k)
+		}
+	}
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		leave()
+		return nil, fmt.Errorf("wait for other operations on %s in namespace %s: %w", id, ns, ctx.Err())
+	}
+	return func() {
+		<-e.sem
+		leave()
+	}, nil
+}
+
+// creatingContainer reports whether a create of container ns/id is in
+// flight.
+func (l *objectLocks) creatingContainer(ns, id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.m[ns+"/"+id]
+	return e != nil && e.creating > 0
 }
