@@ -77,6 +77,15 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	if err != nil {
 		return observed.Container{}, err
 	}
+	// The key is the container's, and no record claims it (checked under
+	// the lock): a snapshot under it is what a create cut short by a crash
+	// left between prepare and record, and would fail every retry.
+	if _, err := sn.Stat(ctx, key); err == nil {
+		n.log.Warn("removing stale snapshot of a container with no record (create cut short)", "namespace", ns, "id", id, "key", key)
+		if err := sn.Remove(ctx, key); err != nil && !errdefs.IsNotFound(err) {
+			return observed.Container{}, fmt.Errorf("remove stale snapshot %s of container %s: %w", key, id, err)
+		}
+	}
 	mounts, err := sn.Prepare(ctx, key, chainID, snapshot.WithLabels(map[string]string{"berth.dev/container": id}))
 	if err != nil {
 		return observed.Container{}, fmt.Errorf("prepare snapshot for container %s: %w", id, err)

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 
 	shimapi "berth.dev/berth/api/shim/v1"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/shim"
 	"berth.dev/berth/shim/client"
+	"berth.dev/berth/snapshot"
 	"github.com/containerd/errdefs"
 )
 
@@ -30,7 +33,7 @@ func (n *Node) RecoverTasks(ctx context.Context) error {
 		}
 		return fmt.Errorf("recover tasks: %w", err)
 	}
-	_ = os.RemoveAll(filepath.Join(state, ".tmp"))
+	n.cleanTmp(filepath.Join(state, ".tmp"))
 	adopted, cleaned := 0, 0
 	for _, nsEnt := range nss {
 		ns := nsEnt.Name()
@@ -134,4 +137,77 @@ func isBundle(dir string) bool {
 	}
 	st, err := os.Stat(filepath.Join(dir, "rootfs"))
 	return err == nil && st.IsDir()
+}
+
+// cleanTmp removes the scratch directory generateSpec mounts rootfs
+// snapshots under. A crash inside generateSpec leaves a snapshot mounted
+// there; removing the directory through that mount would delete the
+// container's files, so everything mounted under it is unmounted first
+// (deepest first), and the directory is left alone if anything stays.
+func (n *Node) cleanTmp(tmp string) {
+	entries, _ := os.ReadDir(tmp)
+	for _, e := range entries {
+		if err := snapshot.UnmountAll(filepath.Join(tmp, e.Name())); err != nil {
+			n.log.Warn("unmount leftover scratch rootfs", "path", filepath.Join(tmp, e.Name()), "err", err)
+		}
+	}
+	mps, err := mountsUnder(tmp)
+	if err != nil {
+		n.log.Warn("clean scratch directory: read mounts", "err", err)
+		return
+	}
+	for _, mp := range mps {
+		if err := snapshot.UnmountAll(mp); err != nil {
+			n.log.Warn("unmount leftover scratch mount", "path", mp, "err", err)
+		}
+	}
+	if mps, err := mountsUnder(tmp); err != nil || len(mps) > 0 {
+		n.log.Warn("scratch directory still has mounts: not removed", "path", tmp, "mounts", mps, "err", err)
+		return
+	}
+	if err := os.RemoveAll(tmp); err != nil {
+		n.log.Warn("remove scratch directory", "path", tmp, "err", err)
+	}
+}
+
+// mountsUnder lists the mount points at or below dir, deepest first.
+func mountsUnder(dir string) ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	dir = filepath.Clean(dir)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out, nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space, …) of a
+// path in /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

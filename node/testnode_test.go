@@ -139,7 +139,7 @@ func mounted(t *testing.T, path string) bool {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == path {
+		if f := strings.Fields(line); len(f) > 4 && unescapeMountinfo(f[4]) == path {
 			return true
 		}
 	}
