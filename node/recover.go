@@ -67,7 +67,11 @@ func (n *Node) RecoverTasks(ctx context.Context) error {
 
 // recoverTask adopts or cleans one bundle; adopted says which.
 func (n *Node) recoverTask(ctx context.Context, ns, id string) (adopted bool, _ error) {
-	bundle := n.bundleDir(ns, id)
+	bundle, err := n.bundleDir(ns, id)
+	if err != nil {
+		// Not a name berth gives a bundle: not one of ours, left alone.
+		return false, err
+	}
 	_, cerr := n.opts.DB.GetContainer(ctx, ns, id)
 	known := cerr == nil
 	rt := n.bundleRuntime(bundle, ns, id)

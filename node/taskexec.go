@@ -183,15 +183,20 @@ const followGrace = 500 * time.Millisecond
 // Logs delivers the container's output log to fn: the last tail records
 // (tail < 0: all), then, with follow and while the task runs, new ones.
 // The log lives under the root, so it outlives the task and a reboot.
+//
+// The container must exist, and is looked up before any path is built:
+// Logs is served on a stream, which the API's namespace check does not
+// see, so ns and id here are as the client sent them.
 func (n *Node) Logs(ctx context.Context, ns, id string, tail int, follow bool, fn func(LogEntry) error) error {
-	p := n.LogPath(ns, id)
-	if len(logs.Files(p)) == 0 {
-		if _, err := n.opts.DB.GetContainer(ctx, ns, id); err != nil {
-			return err
-		}
-		if !follow {
-			return nil
-		}
+	if _, err := n.opts.DB.GetContainer(ctx, ns, id); err != nil {
+		return err
+	}
+	p, err := n.LogPath(ns, id)
+	if err != nil {
+		return err
+	}
+	if len(logs.Files(p)) == 0 && !follow {
+		return nil
 	}
 	tk := n.tasks().get(ns, id)
 	if tk == nil {
@@ -209,7 +214,7 @@ func (n *Node) Logs(ctx context.Context, ns, id string, tail int, follow bool, f
 			}
 		}()
 	}
-	err := logs.Read(ctx, p, logs.ReadOptions{Tail: tail, Follow: follow}, func(e logs.Entry) error {
+	err = logs.Read(ctx, p, logs.ReadOptions{Tail: tail, Follow: follow}, func(e logs.Entry) error {
 		return fn(LogEntry{Time: e.Time, Stream: e.Stream, Partial: e.Partial, Text: e.Text})
 	})
 	if follow && errors.Is(err, context.Canceled) {

@@ -83,7 +83,14 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	}
 	term := stdio.Terminal || (spec.Process != nil && spec.Process.Terminal)
 	spec.Process.Terminal, stdio.Terminal = term, term
-	bundle := n.bundleDir(ns, c.ID)
+	bundle, err := n.bundleDir(ns, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	logPath, err := n.LogPath(ns, c.ID)
+	if err != nil {
+		return nil, err
+	}
 	// A bundle without a task in the table is a leftover of a crash
 	// between mount and record: nothing runs from it (Recover adopted
 	// every live shim), so it is removed.
@@ -122,7 +129,6 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	if err := oci.WriteBundle(bundle, &spec); err != nil {
 		return nil, err
 	}
-	logPath := n.LogPath(ns, c.ID)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
@@ -147,7 +153,10 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 // removeBundle unmounts a bundle's rootfs, force-deletes what the runtime
 // may still hold of the container, and removes the bundle directory.
 func (n *Node) removeBundle(ctx context.Context, ns, id, rt string) error {
-	bundle := n.bundleDir(ns, id)
+	bundle, err := n.bundleDir(ns, id)
+	if err != nil {
+		return err
+	}
 	n.forceDeleteContainer(ctx, ns, id, rt)
 	if err := snapshot.UnmountAll(filepath.Join(bundle, "rootfs")); err != nil {
 		return fmt.Errorf("unmount rootfs of %s: %w", id, err)

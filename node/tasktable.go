@@ -133,17 +133,34 @@ func (n *Node) CloseTasks() error {
 	return nil
 }
 
-func (n *Node) bundleDir(ns, id string) string {
-	return filepath.Join(n.opts.Tasks.State, ns, id)
+// bundleDir is the bundle of container id of ns. Both names become path
+// elements, so anything but DNS-1123 labels ("..", "a/b") is refused.
+func (n *Node) bundleDir(ns, id string) (string, error) {
+	if err := validatePathNames(ns, id); err != nil {
+		return "", err
+	}
+	return filepath.Join(n.opts.Tasks.State, ns, id), nil
 }
 
 func (n *Node) runtimeRoot(ns string) string {
 	return filepath.Join(n.opts.Tasks.State, ".runc", ns)
 }
 
-// LogPath is where the output log of container id of ns is written.
-func (n *Node) LogPath(ns, id string) string {
-	return filepath.Join(n.opts.Tasks.Root, "logs", ns, id, "output.log")
+// LogPath is where the output log of container id of ns is written; names
+// that are not DNS-1123 labels are refused (InvalidArgument), so no
+// namespace or id can lead the path outside the root.
+func (n *Node) LogPath(ns, id string) (string, error) {
+	if err := validatePathNames(ns, id); err != nil {
+		return "", err
+	}
+	return filepath.Join(n.opts.Tasks.Root, "logs", ns, id, "output.log"), nil
+}
+
+func validatePathNames(ns, id string) error {
+	if err := observed.ValidateName("namespace", ns); err != nil {
+		return err
+	}
+	return observed.ValidateName("container id", id)
 }
 
 // runtimeBinary resolves a runtime name to its binary's path.

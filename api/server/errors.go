@@ -5,19 +5,28 @@ import (
 	"log/slog"
 	"time"
 
+	"berth.dev/berth/observed"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/ttrpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Observer is told of every unary call (metrics hook); may be nil.
 type Observer func(service, method string, d time.Duration, err error)
 
-// UnaryInterceptor maps error classes to ttrpc codes at the edge and logs
+// UnaryInterceptor checks the namespace of every request (see
+// checkNamespace), maps error classes to ttrpc codes at the edge and logs
 // failures with the method that failed.
 func UnaryInterceptor(log *slog.Logger, observe Observer) ttrpc.UnaryServerInterceptor {
 	return func(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
 		start := time.Now()
-		resp, err := m(ctx, unmarshal)
+		resp, err := m(ctx, func(v any) error {
+			if err := unmarshal(v); err != nil {
+				return err
+			}
+			return checkNamespace(v)
+		})
 		if observe != nil {
 			observe(serviceOf(info.FullMethod), methodOf(info.FullMethod), time.Since(start), err)
 		}
@@ -27,6 +36,27 @@ func UnaryInterceptor(log *slog.Logger, observe Observer) ttrpc.UnaryServerInter
 		}
 		return resp, nil
 	}
+}
+
+// checkNamespace refuses (InvalidArgument) a request whose string field
+// "namespace" is set to anything but a DNS-1123 label, once, here, before
+// any handler can make a path or a key of it ("../../tmp"). Empty is left
+// to the handler (it means the default, or is refused there). Streaming
+// calls pass no interceptor in ttrpc 1.2: their handlers check their own.
+func checkNamespace(v any) error {
+	pm, ok := v.(proto.Message)
+	if !ok {
+		return nil
+	}
+	m := pm.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("namespace")
+	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() || fd.IsMap() {
+		return nil
+	}
+	if ns := m.Get(fd).String(); ns != "" {
+		return observed.ValidateName("namespace", ns)
+	}
+	return nil
 }
 
 // streamErr maps an error returned by a streaming handler.
