@@ -48,6 +48,8 @@ type DirSource struct {
 	// placed are files (base names) whose last event was their arrival —
 	// a rename into the directory — with no write since: whole already.
 	placed map[string]bool
+	// sentRevision is the revision last reported to the store.
+	sentRevision string
 	// firstRead is when the directory was first listed: files still being
 	// written stop holding back the first sync only a while after that.
 	firstRead time.Time
@@ -55,6 +57,19 @@ type DirSource struct {
 	mu       sync.Mutex
 	synced   bool
 	revision Revision
+}
+
+// String is how the revision is reported: the set's hash, the git commit
+// when there is one, and the directory the path resolved to.
+func (r Revision) String() string {
+	out := r.Hash
+	if r.Commit != "" {
+		out += " git:" + r.Commit
+	}
+	if r.Resolved != "" {
+		out += " (" + r.Resolved + ")"
+	}
+	return out
 }
 
 // Revision identifies the set of files in force.
@@ -264,9 +279,12 @@ func (d *DirSource) sync(now time.Time, force bool) (retry bool) {
 	// not count as read while its files are still settling.
 	force = force && now.Sub(d.firstRead) > 20*d.opts.Debounce
 	var updates []SourceUpdate
-	if d.errored[d.dir] || !d.sent[d.dir] {
-		updates = append(updates, SourceUpdate{Source: d.dir, Revision: l.resolved})
-		d.errored[d.dir], d.sent[d.dir] = false, true
+	rev := Revision{Hash: setDigest(l.files), Commit: gitCommit(l.resolved), Resolved: l.resolved}
+	if d.errored[d.dir] || !d.sent[d.dir] || rev.String() != d.sentRevision {
+		// The directory's own source carries the revision in force, so
+		// `berth get sources` says which set (and git commit) runs.
+		updates = append(updates, SourceUpdate{Source: d.dir, Revision: rev.String()})
+		d.errored[d.dir], d.sent[d.dir], d.sentRevision = false, true, rev.String()
 	}
 	seen := map[string]bool{d.dir: true}
 	for src, st := range l.files {
@@ -309,7 +327,6 @@ func (d *DirSource) sync(now time.Time, force bool) (retry bool) {
 		d.store.Update(updates...)
 		d.log.Debug("manifest directory changed", "sources", len(updates))
 	}
-	rev := Revision{Hash: setDigest(l.files), Commit: gitCommit(l.resolved), Resolved: l.resolved}
 	d.mu.Lock()
 	d.revision = rev
 	first := !d.synced && (!l.retry || force)

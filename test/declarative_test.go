@@ -516,3 +516,37 @@ func TestDeclarative_TaskRenamedInPlace(t *testing.T) {
 		t.Errorf("renaming the Task object restarted its container: pid %d -> %d", first.task().Pid, got.Pid)
 	}
 }
+
+// TestDeclarative_SourcesRevision: `berth get sources` says which set of
+// files (and which git commit) is in force.
+func TestDeclarative_SourcesRevision(t *testing.T) {
+	d := startDecl(t, "")
+	revision := func() string {
+		var srcs []struct {
+			Name, Revision string
+		}
+		out := d.MustCLI(t, "get", "sources", "-o", "json")
+		if err := json.Unmarshal([]byte(out), &srcs); err != nil {
+			t.Fatalf("get sources -o json: %v\n%s", err, out)
+		}
+		for _, s := range srcs {
+			if s.Name == d.Manifests {
+				return s.Revision
+			}
+		}
+		return ""
+	}
+	var first string
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		first = revision()
+		return strings.HasPrefix(first, "sha256:"), "revision of the directory: " + first
+	})
+	os.MkdirAll(filepath.Join(d.Manifests, ".git"), 0o755)
+	commit := "0123456789abcdef0123456789abcdef01234567"
+	os.WriteFile(filepath.Join(d.Manifests, ".git", "HEAD"), []byte(commit+"\n"), 0o644)
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		r := revision()
+		return r != first && strings.Contains(r, "git:"+commit), "revision after a new file in a git checkout: " + r
+	})
+}

@@ -82,6 +82,40 @@ func printSourceErrors(ctx context.Context, svc manifestsapi.ManifestsService, w
 	}
 }
 
+type sourceView struct {
+	Name      string    `json:"name"`
+	Revision  string    `json:"revision,omitempty"`
+	Objects   int32     `json:"objects"`
+	Error     string    `json:"error,omitempty"`
+	ErrorTime time.Time `json:"errorTime,omitzero"`
+}
+
+// getSources lists the manifest sources: the watched directory with the
+// revision in force (set hash, git commit), each file, and the API.
+func getSources(cmd *cobra.Command, g *globals, output string) error {
+	ctx := cmd.Context()
+	svc, done, err := g.manifestsClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := svc.Sources(ctx, &manifestsapi.SourcesRequest{})
+	if err != nil {
+		return err
+	}
+	var views []sourceView
+	for _, s := range resp.Sources {
+		v := sourceView{Name: s.Name, Revision: s.Revision, Objects: s.Objects, Error: s.Error}
+		if s.ErrorTime != nil {
+			v.ErrorTime = s.ErrorTime.AsTime()
+		}
+		views = append(views, v)
+	}
+	return printList(cmd.OutOrStdout(), output, views, []string{"SOURCE", "OBJECTS", "REVISION", "ERROR"}, func(v sourceView) []string {
+		return []string{v.Name, fmt.Sprint(v.Objects), orDash(v.Revision), orDash(v.Error)}
+	})
+}
+
 func sinceText(t time.Time, ok bool) string {
 	if !ok || t.IsZero() {
 		return ""
@@ -96,9 +130,12 @@ func newGetCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME]",
-		Short: "List declared objects with their status (KIND: images, containers, tasks, all)",
+		Short: "List declared objects with their status (KIND: images, containers, tasks, all; or sources)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a := strings.ToLower(args[0]); a == "source" || a == "sources" {
+				return getSources(cmd, g, output)
+			}
 			kind, err := parseKindArg(args[0])
 			if err != nil {
 				return err
