@@ -15,6 +15,12 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// ociVersion is the spec version written into config.json: the newest the
+// runtimes of Debian stable accept (runc 1.1 says 1.0.2-dev; crun 1.8
+// refuses 1.3.0 with "unknown version specified"), and no field berth sets
+// is newer than it.
+const ociVersion = "1.0.2"
+
 // Generate builds the runtime spec of a container whose unpacked rootfs is
 // at rootfs (an absolute host path), from the image's config and the
 // container's settings. It reads the rootfs's /etc/passwd and /etc/group
@@ -51,7 +57,7 @@ func Generate(ctx context.Context, rootfs string, img ocispec.ImageConfig, s Set
 		cgroupsPath = DefaultCgroupsPath(s.Namespace, s.ID)
 	}
 	spec := &specs.Spec{
-		Version:  specs.Version,
+		Version:  ociVersion,
 		Process:  proc,
 		Root:     &specs.Root{Path: filepath.Clean(rootfs), Readonly: s.ReadonlyRootfs},
 		Hostname: hostname(s),

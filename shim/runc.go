@@ -50,7 +50,7 @@ func (r *runc) runIO(fds stdioFiles, args ...string) error {
 		return err
 	}
 	if st != 0 {
-		return fmt.Errorf("runc %s: exit %d: %s", args[0], st, r.lastError(off))
+		return fmt.Errorf("%s %s: exit %d: %s", filepath.Base(r.bin), args[0], st, r.lastError(off))
 	}
 	return nil
 }
@@ -70,7 +70,7 @@ func (r *runc) run(args ...string) ([]byte, error) {
 	}
 	if st != 0 {
 		msg := strings.TrimSpace(errb.String())
-		return nil, classify(fmt.Errorf("runc %s: exit %d: %s", args[0], st, msg))
+		return nil, classify(fmt.Errorf("%s %s: exit %d: %s", filepath.Base(r.bin), args[0], st, msg))
 	}
 	return out.Bytes(), nil
 }

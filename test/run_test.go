@@ -275,3 +275,26 @@ func TestRun_ShimKilled(t *testing.T) {
 		t.Errorf("mounts left under state: %v", mounts)
 	}
 }
+
+// TestRun_RuntimeByName: the OCI runtime is chosen by name. crun 1.8
+// refuses this kind of host's hybrid cgroup layout: then the error says so,
+// naming crun, and nothing is left behind; where it runs, it runs.
+func TestRun_RuntimeByName(t *testing.T) {
+	d := runDaemon(t)
+	testutil.RequireBinary(t, "crun")
+	r := d.CLI("run", "--rm", "--runtime", "crun", "busybox:latest", "crun1", "echo", "from-crun")
+	switch {
+	case r.ExitCode == 0:
+		if !strings.Contains(r.Stdout, "from-crun") {
+			t.Errorf("crun ran but printed %q", r.Stdout)
+		}
+	case !strings.Contains(r.Stderr, "crun create"):
+		t.Errorf("a crun failure should name crun and what it refused: %s", r)
+	}
+	if out := d.MustCLI(t, "container", "ls"); strings.Contains(out, "crun1") {
+		t.Errorf("run --rm left container crun1 behind:\n%s", out)
+	}
+	if r := d.CLI("run", "--rm", "--runtime", "no-such-runtime", "busybox:latest", "x1", "true"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "no-such-runtime") {
+		t.Errorf("an unknown runtime should be a clear error naming it: %s", r)
+	}
+}
