@@ -171,13 +171,15 @@ func TestDirSource_Duplicate(t *testing.T) {
 	for i := range 20 {
 		f := filepath.Join(dir, []string{"a.yaml", "b.yaml"}[i%2])
 		data, _ := os.ReadFile(f)
+		// Taken before the change: a renamed-in file is read within
+		// milliseconds, possibly before this goroutine runs again.
+		rev := d.Revision().Hash
 		// Rename over: an in-place rewrite of a file may be read empty when
 		// the machine is slow, which is a different hazard.
 		write(t, f+".tmp", string(data)+"\n")
 		if err := os.Rename(f+".tmp", f); err != nil {
 			t.Fatal(err)
 		}
-		rev := d.Revision().Hash
 		waitFor(t, "a relist", func() bool { return d.Revision().Hash != rev })
 		e, _ := s.Get(key("web"))
 		if e.Source != first.Source || e.Generation != first.Generation {
