@@ -2,8 +2,6 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"syscall"
@@ -14,12 +12,6 @@ import (
 	"berth.dev/berth/oci"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
-)
-
-// Labels berth puts on what the controllers make.
-const (
-	LabelOwner    = "berth.dev/owner"
-	LabelSpecHash = "berth.dev/spec-hash"
 )
 
 // reconcileContainer makes the container exist as its spec and its image's
@@ -41,12 +33,12 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	is, _ := imgEntry.Object.ImageSpec()
 	imgName, _ := imageName(is)
 	digest := imgStatus.Status.ImageStatus.Digest
-	want := containerHash(e.Hash, digest)
+	want := spec.ContainerInstanceHash(e.Hash, digest)
 
 	prevStatus, _ := c.opts.DB.GetStatus(ctx, e.Key)
 	existing, err := c.opts.DB.GetContainer(ctx, ns, id)
 	switch {
-	case err == nil && existing.Labels[LabelSpecHash] == want:
+	case err == nil && existing.Labels[spec.LabelSpecHash] == want:
 		if c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey) {
 			return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: containerKindStatus(existing.SnapshotKey, e.Hash, digest)})}, nil
 		}
@@ -69,7 +61,7 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	if err != nil {
 		return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "InvalidSpec", message: err.Error(), owns: id})}, nil
 	}
-	labels := map[string]string{LabelOwner: "Container/" + id, LabelSpecHash: want}
+	labels := map[string]string{spec.LabelOwner: "Container/" + id, spec.LabelSpecHash: want}
 	ctr, err := c.opts.Node.CreateContainer(ctx, ns, id, imgName, is.Snapshotter, settings, labels)
 	if err != nil {
 		c.record(ctx, e, observation{degraded: true, reason: "CreateFailed", message: err.Error(), owns: id})
@@ -87,12 +79,6 @@ func containerKindStatus(snapshotKey, specHash, digest string) func(*spec.Status
 	return func(st *spec.Status) {
 		st.ContainerStatus = &spec.ContainerStatus{SnapshotKey: snapshotKey, SpecHash: specHash, ImageDigest: digest}
 	}
-}
-
-// containerHash ties a container to its spec and its image's digest.
-func containerHash(specHash, digest string) string {
-	h := sha256.Sum256([]byte(specHash + "\x00" + digest))
-	return hex.EncodeToString(h[:])
 }
 
 func (c *Controller) snapshotPresent(ctx context.Context, snapshotter, key string) bool {

@@ -89,13 +89,13 @@ func TestContainerSettings(t *testing.T) {
 }
 
 func TestContainerHash_ChangesWithSpecOrDigest(t *testing.T) {
-	a := containerHash("spec1", "sha256:a")
-	for _, other := range []string{containerHash("spec2", "sha256:a"), containerHash("spec1", "sha256:b")} {
+	a := spec.ContainerInstanceHash("spec1", "sha256:a")
+	for _, other := range []string{spec.ContainerInstanceHash("spec2", "sha256:a"), spec.ContainerInstanceHash("spec1", "sha256:b")} {
 		if other == a {
 			t.Errorf("hash did not change: %s", a)
 		}
 	}
-	if containerHash("spec1", "sha256:a") != a {
+	if spec.ContainerInstanceHash("spec1", "sha256:a") != a {
 		t.Error("hash is not stable")
 	}
 }

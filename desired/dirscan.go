@@ -18,19 +18,8 @@ import (
 )
 
 // Manifest reports whether a directory entry name is a manifest berth
-// reads: .yaml, .yml or .json, and not a dotfile or an editor's swap,
-// backup or lock file.
-func Manifest(name string) bool {
-	switch {
-	case name == "" || name[0] == '.' || name[0] == '#' || name == "4913":
-		return false // dotfiles, emacs .#lock and #autosave#, vim's 4913 probe
-	case strings.HasSuffix(name, "~"), strings.HasSuffix(name, ".swp"),
-		strings.HasSuffix(name, ".swx"), strings.HasSuffix(name, ".bak"):
-		return false
-	}
-	ext := filepath.Ext(name)
-	return ext == ".yaml" || ext == ".yml" || ext == ".json"
-}
+// reads (spec.IsManifestFile).
+func Manifest(name string) bool { return spec.IsManifestFile(name) }
 
 // fileState is what the directory source remembers of one file.
 type fileState struct {

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -16,16 +14,6 @@ import (
 	"github.com/containerd/errdefs"
 	"sigs.k8s.io/yaml"
 )
-
-// labelSpecHash is the label the container controller puts on a
-// container: containerHash of the object's spec hash and its image's
-// digest (controller.LabelSpecHash; api/server may not import controller).
-const labelSpecHash = "berth.dev/spec-hash"
-
-func containerHash(specHash, digest string) string {
-	h := sha256.Sum256([]byte(specHash + "\x00" + digest))
-	return hex.EncodeToString(h[:])
-}
 
 // Diff compares each given object with the one in force and with what is
 // on the node, and says what berth would do. It changes nothing.
@@ -156,7 +144,7 @@ func (p *diffPlan) container(ctx context.Context, o spec.Object, old *spec.Objec
 		add("recreate", "its Image "+cs.Image+" will be pulled again", "image")
 		return nil
 	}
-	if ctr.Labels[labelSpecHash] == containerHash(spec.Hash(o), ctr.ImageDigest) {
+	if ctr.Labels[spec.LabelSpecHash] == spec.ContainerInstanceHash(spec.Hash(o), ctr.ImageDigest) {
 		return nil // made from exactly this spec and its current image
 	}
 	fields := []string{"spec"}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
@@ -28,21 +27,6 @@ func (g *globals) manifestsClient(ctx context.Context) (manifestsapi.ManifestsSe
 		return nil, nil, err
 	}
 	return manifestsapi.NewManifestsClient(c), func() { c.Close() }, nil
-}
-
-// isManifest is the watched directory's rule (desired.Manifest, which the
-// CLI may not import: it would pull bbolt in): .yaml, .yml and .json, no
-// dotfiles nor editor swap, backup or lock files.
-func isManifest(name string) bool {
-	switch {
-	case name == "" || name[0] == '.' || name[0] == '#' || name == "4913":
-		return false
-	case strings.HasSuffix(name, "~"), strings.HasSuffix(name, ".swp"),
-		strings.HasSuffix(name, ".swx"), strings.HasSuffix(name, ".bak"):
-		return false
-	}
-	ext := filepath.Ext(name)
-	return ext == ".yaml" || ext == ".yml" || ext == ".json"
 }
 
 // readManifests reads -f: a file, every manifest of a directory (not
@@ -68,7 +52,7 @@ func readManifests(path string, stdin io.Reader) ([]*manifestsapi.File, error) {
 			return nil, err
 		}
 		for _, e := range ents {
-			if !isManifest(e.Name()) {
+			if !spec.IsManifestFile(e.Name()) {
 				continue
 			}
 			p := filepath.Join(path, e.Name())
