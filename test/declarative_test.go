@@ -550,3 +550,43 @@ func TestDeclarative_SourcesRevision(t *testing.T) {
 		return r != first && strings.Contains(r, "git:"+commit), "revision after a new file in a git checkout: " + r
 	})
 }
+
+// TestDeclarative_Reboot: after a power cut the state directory (a tmpfs)
+// is empty, shims and containers are gone and there is no network; the
+// tasks whose desired state is Running start again from the local image.
+func TestDeclarative_Reboot(t *testing.T) {
+	d := startDecl(t, "")
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	waitImage(t, d)
+	writeAtomic(t, filepath.Join(d.Manifests, "web.yaml"), taskManifest("web", "hello", "Always"))
+	first := waitTask(t, d, "web", 0)
+
+	// The power cut: berthd, its shims and their containers die at once,
+	// and /run is empty when the machine is back.
+	d.Kill9()
+	shimPids, _ := filepath.Glob(filepath.Join(d.State, "*", "*", "shim.pid"))
+	for _, p := range shimPids {
+		if b, err := os.ReadFile(p); err == nil {
+			var pid int
+			fmt.Sscan(string(b), &pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	syscall.Kill(first.task().Pid, syscall.SIGKILL)
+	for _, m := range harness.MountsUnder(d.State) {
+		syscall.Unmount(m, syscall.MNT_DETACH)
+	}
+	entries, _ := os.ReadDir(d.State)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(d.State, e.Name()))
+	}
+
+	d.Restart()
+	again := waitTask(t, d, "web", first.task().Pid)
+	if again.task().Pid == first.task().Pid || again.task().State != "running" {
+		t.Fatalf("after the reboot: %+v", again.task())
+	}
+	if d.MustCLI(t, "image", "ls") == "" {
+		t.Error("the image record is gone after the reboot")
+	}
+}
