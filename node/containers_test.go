@@ -103,7 +103,7 @@ func TestNode_RecoverTasks_ScratchMounts(t *testing.T) {
 	if err := n.RecoverTasks(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if mps, err := mountsUnder(tmp); err != nil || len(mps) > 0 {
+	if mps, err := snapshot.MountsUnder(tmp); err != nil || len(mps) > 0 {
 		t.Errorf("mounts left under %s: %v, %v", tmp, mps, err)
 	}
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
@@ -118,19 +118,6 @@ func TestNode_RecoverTasks_ScratchMounts(t *testing.T) {
 	for _, f := range []string{"marker", "bin/sh", "etc/passwd"} {
 		if _, err := os.Lstat(filepath.Join(check, f)); err != nil {
 			t.Errorf("snapshot lost %s: %v", f, err)
-		}
-	}
-}
-
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/run/berth/.tmp/rootfs-1`: "/run/berth/.tmp/rootfs-1",
-		`/a\040b/c`:                "/a b/c",
-		`/tab\011x\134y`:           "/tab\tx\\y",
-		`/trailing\04`:             `/trailing\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 
 	shimapi "berth.dev/berth/api/shim/v1"
@@ -155,7 +153,7 @@ func (n *Node) cleanTmp(tmp string) {
 			n.log.Warn("unmount leftover scratch rootfs", "path", filepath.Join(tmp, e.Name()), "err", err)
 		}
 	}
-	mps, err := mountsUnder(tmp)
+	mps, err := snapshot.MountsUnder(tmp)
 	if err != nil {
 		n.log.Warn("clean scratch directory: read mounts", "err", err)
 		return
@@ -165,53 +163,11 @@ func (n *Node) cleanTmp(tmp string) {
 			n.log.Warn("unmount leftover scratch mount", "path", mp, "err", err)
 		}
 	}
-	if mps, err := mountsUnder(tmp); err != nil || len(mps) > 0 {
+	if mps, err := snapshot.MountsUnder(tmp); err != nil || len(mps) > 0 {
 		n.log.Warn("scratch directory still has mounts: not removed", "path", tmp, "mounts", mps, "err", err)
 		return
 	}
 	if err := os.RemoveAll(tmp); err != nil {
 		n.log.Warn("remove scratch directory", "path", tmp, "err", err)
 	}
-}
-
-// mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	dir = filepath.Clean(dir)
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(f[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space, …) of a
-// path in /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -134,16 +134,11 @@ func startTask(t *testing.T, n *Node, id string) {
 // mounted reports whether path is a mount point in this mount namespace.
 func mounted(t *testing.T, path string) bool {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mps, err := snapshot.MountPoints()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && unescapeMountinfo(f[4]) == path {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(mps, path)
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -1,7 +1,7 @@
 package harness
 
 import (
-	"bufio"
+	"berth.dev/berth/snapshot"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -187,42 +187,10 @@ func killShims(dirs []string) []error {
 	return errs
 }
 
-// mountPoints lists the mount points of /proc/self/mountinfo in order.
+// mountPoints lists the mount points in mount order (snapshot.MountPoints).
 func mountPoints() []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 {
-			out = append(out, unescapeMount(fields[4]))
-		}
-	}
-	return out
-}
-
-// unescapeMount undoes the octal escapes (\040 for space, …) of mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	mps, _ := snapshot.MountPoints()
+	return mps
 }
 
 // MountsUnder lists the mount points at or below any of dirs, topmost

@@ -291,20 +291,6 @@ func TestEventually(t *testing.T) {
 	}
 }
 
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{
-		`/a/b`:          "/a/b",
-		`/a\040b`:       "/a b",
-		`/x\134y\011z`:  "/x\\y\tz",
-		`/trailing\04`:  `/trailing\04`,
-		`/not\999octal`: `/not\999octal`,
-	} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q): got %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestDaemon_Real runs the harness against bin/berthd when it is built.
 func TestDaemon_Real(t *testing.T) {
 	bin := os.Getenv("BERTH_BIN")
