@@ -84,3 +84,20 @@ func (s *Store) Subscribe(ctx context.Context) <-chan spec.Key {
 	}()
 	return out
 }
+
+// SourcesChanged returns a channel that is signalled, coalesced, whenever
+// any source is updated (its set, revision or error), so a reader of
+// Sources need not poll. The channel stays open; stop reading when ctx ends.
+func (s *Store) SourcesChanged(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.sourceSubs[ch] = struct{}{}
+	s.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		s.mu.Lock()
+		delete(s.sourceSubs, ch)
+		s.mu.Unlock()
+	}()
+	return ch
+}

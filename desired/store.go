@@ -98,18 +98,21 @@ type Store struct {
 	conflicts map[spec.Key][]Conflict
 	pending   map[string]bool // sources expected to report before Synced
 	subs      map[*subscriber]struct{}
+	// sourceSubs are told (coalesced) when a source's status changes.
+	sourceSubs map[chan struct{}]struct{}
 }
 
 // NewStore returns an empty store.
 func NewStore() *Store {
 	return &Store{
-		now:       time.Now,
-		entries:   map[spec.Key]*Entry{},
-		gens:      map[spec.Key]int64{},
-		sources:   map[string]*sourceState{},
-		conflicts: map[spec.Key][]Conflict{},
-		pending:   map[string]bool{},
-		subs:      map[*subscriber]struct{}{},
+		now:        time.Now,
+		entries:    map[spec.Key]*Entry{},
+		gens:       map[spec.Key]int64{},
+		sources:    map[string]*sourceState{},
+		conflicts:  map[spec.Key][]Conflict{},
+		pending:    map[string]bool{},
+		subs:       map[*subscriber]struct{}{},
+		sourceSubs: map[chan struct{}]struct{}{},
 	}
 }
 

@@ -135,3 +135,22 @@ func TestStore_Synced(t *testing.T) {
 		t.Fatal("not synced after the source read")
 	}
 }
+
+func TestStore_SourcesChanged(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := NewStore()
+	ch := s.SourcesChanged(ctx)
+	s.ReplaceSource("a.yaml", nil, errors.New("document 1: broken"))
+	s.ReplaceSource("b.yaml", []spec.Object{task("web", "c")}, nil)
+	select {
+	case <-ch:
+	default:
+		t.Fatal("no signal after two source updates")
+	}
+	select {
+	case <-ch:
+		t.Fatal("two updates before a read should signal once")
+	default:
+	}
+}

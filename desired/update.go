@@ -66,6 +66,14 @@ func (s *Store) Update(updates ...SourceUpdate) {
 	for sub := range s.subs {
 		sub.push(changed)
 	}
+	if len(updates) > 0 {
+		for ch := range s.sourceSubs {
+			select {
+			case ch <- struct{}{}:
+			default: // one pending signal covers this change too
+			}
+		}
+	}
 	s.mu.Unlock()
 }
 

@@ -81,15 +81,12 @@ func (d *Daemon) runDeclarative(ctx context.Context) (wait func()) {
 // manifest source (a file that fails to parse or validate).
 func (d *Daemon) reportSourceErrors(ctx context.Context) {
 	seen := map[string]time.Time{}
-	changes := d.decl.store.Subscribe(ctx)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	changed := d.decl.store.SourcesChanged(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changes:
-		case <-tick.C:
+		case <-changed:
 		}
 		for _, s := range d.decl.store.Sources() {
 			if s.Err == nil || seen[s.Name].Equal(s.ErrTime) {
