@@ -69,8 +69,10 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 		InsecureRegistries: n.opts.InsecureRegistries,
 		ProgressTimeout:    n.opts.ProgressTimeout,
 	}
-	// Resolve once and pull by digest: a tag that moves meanwhile cannot
-	// mix two images, and the unpacker knows the root from the start.
+	// Resolve once and fetch everything else by digest under that root: a
+	// tag that moves meanwhile cannot mix two images, one repository (and
+	// its auth token) serves the whole pull, and the unpacker knows the
+	// root from the start.
 	repo, err := remote.NewRepository(ctx, r, regOpts)
 	if err != nil {
 		return observed.Image{}, fmt.Errorf("pull %s: %w", r, err)
@@ -110,7 +112,7 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 			unpackc <- unpacked{chain, sn, err}
 		}()
 	}
-	_, err = remote.Pull(ctx, n.opts.Content, r.Context().Digest(root.Digest.String()).String(), pullOpts)
+	err = remote.PullResolved(ctx, n.opts.Content, repo, root, pullOpts)
 	close(sig.done)
 	if err != nil {
 		cancelUnpack()

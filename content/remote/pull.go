@@ -58,11 +58,24 @@ func Pull(ctx context.Context, store Store, ref string, opts PullOptions) (ocisp
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("pull: %w", err)
 	}
-	p := &puller{store: store, fetcher: repo, opts: opts}
-	if err := p.pull(ctx, root); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", r, err)
+	if err := PullResolved(ctx, store, repo, root, opts); err != nil {
+		return ocispec.Descriptor{}, err
 	}
 	return root, nil
+}
+
+// PullResolved is Pull for a root the caller already resolved through f
+// (a Repository): it fetches root and what the platform needs under it,
+// without resolving the reference again.
+func PullResolved(ctx context.Context, store Store, f Fetcher, root ocispec.Descriptor, opts PullOptions) error {
+	p := &puller{store: store, fetcher: f, opts: opts}
+	if err := p.pull(ctx, root); err != nil {
+		if r, ok := f.(*Repository); ok {
+			return fmt.Errorf("pull %s: %w", r.Reference(), err)
+		}
+		return fmt.Errorf("pull %s: %w", root.Digest, err)
+	}
+	return nil
 }
 
 type puller struct {
