@@ -4,7 +4,7 @@ BIN       := bin
 PKG       := berth.dev/berth
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X $(PKG)/version.Version=$(VERSION)
-# Test images built by ../shared/testimages/build.sh land here (outside git).
+# Test images built by hack/mkimage (make testimages) land here (outside git).
 TESTIMAGES ?= $(CURDIR)/.cache/testimages
 RUN_ROOT  ?= $(CURDIR)/.berth
 

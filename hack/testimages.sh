@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
-# Builds the shared OCI test image layouts once into DIR (cached between runs).
+# Builds the test image layouts into DIR with the project's own builder
+# (hack/mkimage). The small images are rebuilt each time (under a second);
+# the debian rootfs is debootstrapped once and cached in DIR/.cache.
+# Without root the debian image is left out and the tests that need it say so.
 set -euo pipefail
 dir=${1:?usage: testimages.sh DIR}
-script=$(cd "$(dirname "$0")/.." && pwd)/../shared/testimages/build.sh
-if [ -f "$dir/images.txt" ] && [ -d "$dir/busybox" ]; then exit 0; fi
-if [ ! -x "$script" ] && [ ! -f "$script" ]; then
-  echo "testimages: $script not found; end-to-end tests that need images will skip" >&2
-  exit 0
-fi
+cd "$(dirname "$0")/.."
+args=(-layouts "$dir")
 if [ "$(id -u)" != 0 ]; then
-  echo "testimages: not root; end-to-end tests that need images will skip" >&2
-  exit 0
+  echo "testimages: not root; building without the debian image (debootstrap needs root)" >&2
+  args+=(-skip-debian)
 fi
-mkdir -p "$dir"
-bash "$script" "$dir"
+go run ./hack/mkimage "${args[@]}"

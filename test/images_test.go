@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"berth.dev/berth/internal/testimage"
 	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/test/harness"
 )
@@ -135,9 +136,8 @@ func TestImages_ImportExportRoundTrip(t *testing.T) {
 		t.Fatalf("mount %q: %v %s", mount, err, out)
 	}
 	defer exec.Command("umount", view).Run()
-	verify := filepath.Join(testutil.RepoRoot(t), "..", "shared", "testimages", "verify-layered.sh")
-	if out, err := exec.Command("bash", verify, view).CombinedOutput(); err != nil {
-		t.Errorf("verify-layered.sh: %v\n%s", err, out)
+	for _, msg := range testimage.CheckLayered(view) {
+		t.Error(msg)
 	}
 }
 

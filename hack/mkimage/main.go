@@ -1,141 +1,158 @@
-// Command mkimage builds a one-layer OCI image archive from the host's
-// static busybox, so the examples and `make run` work with no network.
+// Command mkimage builds berth's images from what is on the host, with no
+// registry and nothing outside the repository.
+//
+// With -o it writes a one-layer busybox OCI archive, so the examples and
+// `make run` work with no network:
 //
 //	go run ./hack/mkimage -busybox /bin/busybox -name busybox:latest -o images/busybox.tar
+//
+// With -layouts it writes the test image layouts the tests use (make
+// testimages), each an OCI layout tagged "latest":
+//
+//	go run ./hack/mkimage -layouts .cache/testimages
+//
+//	busybox    one layer: the host's static busybox, applets, /etc/passwd
+//	layered    busybox + three layers of whiteouts, links, modes, owners, an
+//	           xattr (internal/testimage says what, and checks the result)
+//	multiarch  an index of linux/amd64 and linux/arm64/v8 over the busybox layer
+//	debian     debootstrap --variant=minbase bookworm, one large layer (root;
+//	           cached in DIR/.cache; -skip-debian leaves it out)
+//
+// The same inputs give the same digests: entries sorted, mtimes
+// SOURCE_DATE_EPOCH, numeric owners, gzip without name or time.
 package main
 
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strings"
+	"strconv"
 	"time"
+
+	"berth.dev/berth/internal/testimage"
 )
 
-var epoch = time.Unix(0, 0).UTC()
+type options struct {
+	busybox    string
+	epoch      time.Time
+	suite      string
+	mirror     string
+	skipDebian bool
+}
 
 func main() {
-	bb := flag.String("busybox", "/bin/busybox", "static busybox binary")
-	name := flag.String("name", "busybox:latest", "image name (org.opencontainers.image.ref.name)")
-	out := flag.String("o", "busybox.tar", "output OCI archive")
+	o := options{}
+	flag.StringVar(&o.busybox, "busybox", "/bin/busybox", "static busybox binary")
+	name := flag.String("name", "busybox:latest", "image name of the -o archive (org.opencontainers.image.ref.name)")
+	out := flag.String("o", "", "write a busybox OCI archive here")
+	dir := flag.String("layouts", "", "write the test image layouts (busybox, layered, multiarch, debian) under this directory")
+	flag.StringVar(&o.suite, "suite", "bookworm", "Debian suite of the debian image")
+	flag.StringVar(&o.mirror, "mirror", os.Getenv("DEBIAN_MIRROR"), "Debian mirror for debootstrap (default $DEBIAN_MIRROR, else the one apt's sources name)")
+	flag.BoolVar(&o.skipDebian, "skip-debian", os.Getenv("SKIP_DEBIAN") == "1", "leave out the debian image (default $SKIP_DEBIAN=1)")
 	flag.Parse()
-	if err := build(*bb, *name, *out); err != nil {
+	o.epoch = time.Unix(1704067200, 0).UTC()
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "mkimage: SOURCE_DATE_EPOCH=%q: %v\n", s, err)
+			os.Exit(2)
+		}
+		o.epoch = time.Unix(n, 0).UTC()
+	}
+	var err error
+	switch {
+	case *dir != "":
+		err = layouts(*dir, o)
+	case *out != "":
+		err = archive(*out, *name, o)
+	default:
+		err = fmt.Errorf("give -o ARCHIVE or -layouts DIR")
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "mkimage:", err)
 		os.Exit(1)
 	}
 }
 
-type blob struct {
-	mediaType string
-	data      []byte
-}
-
-func (b blob) desc() map[string]any {
-	return map[string]any{"mediaType": b.mediaType, "digest": digest(b.data), "size": len(b.data)}
-}
-
-func digest(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }
-
-func build(bbPath, name, out string) error {
-	bin, err := os.ReadFile(bbPath)
+// archive writes the busybox image, with a page for the examples' web
+// server, as one OCI archive (an OCI layout in a tar).
+func archive(out, name string, o options) error {
+	es, err := busyboxEntries(o.busybox)
 	if err != nil {
 		return err
 	}
-	applets, err := exec.Command(bbPath, "--list").Output()
-	if err != nil {
-		return fmt.Errorf("%s --list: %w", bbPath, err)
-	}
-	layerTar, err := rootfs(bin, strings.Fields(string(applets)))
+	es = append(es, testimage.Entry{Path: "var/www", Type: tar.TypeDir, Mode: 0o755},
+		testimage.Entry{Path: "var/www/index.html", Type: tar.TypeReg, Mode: 0o644, Data: "hello from berth\n"})
+	raw, err := tarEntries(es, o.epoch)
 	if err != nil {
 		return err
 	}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-	zw.Write(layerTar)
-	zw.Close()
-	layer := blob{"application/vnd.oci.image.layer.v1.tar+gzip", gz.Bytes()}
-	cfg, _ := json.Marshal(map[string]any{
-		"architecture": runtime.GOARCH, "os": "linux", "created": epoch,
-		"config": map[string]any{"Cmd": []string{"sh"}, "Env": []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{digest(layerTar)}},
-	})
-	config := blob{"application/vnd.oci.image.config.v1+json", cfg}
-	man, _ := json.Marshal(map[string]any{
-		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-		"config": config.desc(), "layers": []any{layer.desc()},
-	})
-	manifest := blob{"application/vnd.oci.image.manifest.v1+json", man}
-	md := manifest.desc()
-	md["annotations"] = map[string]string{"org.opencontainers.image.ref.name": name}
-	index, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []any{md}})
-
+	ly, err := gzipLayer(raw)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "mkimage-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	l, err := newLayout(filepath.Join(tmp, "image"))
+	if err != nil {
+		return err
+	}
+	d, err := l.image(map[string]string{"architecture": runtime.GOARCH},
+		map[string]any{"Cmd": []string{"sh"}, "Env": []string{pathEnv}}, []string{"busybox"}, []layer{ly}, o.epoch)
+	if err != nil {
+		return err
+	}
+	if err := l.finish(d); err != nil {
+		return err
+	}
+	// The archive's index names the image by its full name; the blobs are
+	// the layout's.
+	d["annotations"] = map[string]string{"org.opencontainers.image.ref.name": name}
+	index, err := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": mtIndex, "manifests": []any{d}})
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(path string, data []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: path, Mode: 0o644, Size: int64(len(data)), ModTime: o.epoch, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	if err := add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	if err := add("index.json", index); err != nil {
+		return err
+	}
+	blobs, err := os.ReadDir(filepath.Join(l.dir, "blobs", "sha256"))
+	if err != nil {
+		return err
+	}
+	for _, b := range blobs { // ReadDir sorts by name
+		data, err := os.ReadFile(filepath.Join(l.dir, "blobs", "sha256", b.Name()))
+		if err != nil {
+			return err
+		}
+		if err := add("blobs/sha256/"+b.Name(), data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(path string, data []byte) {
-		tw.WriteHeader(&tar.Header{Name: path, Mode: 0o644, Size: int64(len(data)), ModTime: epoch, Typeflag: tar.TypeReg})
-		tw.Write(data)
-	}
-	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
-	add("index.json", index)
-	for _, b := range []blob{layer, config, manifest} {
-		add("blobs/sha256/"+digest(b.data)[len("sha256:"):], b.data)
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	tmp := out + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, out)
-}
-
-// rootfs is a minimal root: busybox, its applets as symlinks, /etc/passwd.
-func rootfs(bin []byte, applets []string) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dir := func(p string, mode int64) {
-		tw.WriteHeader(&tar.Header{Name: p + "/", Mode: mode, ModTime: epoch, Typeflag: tar.TypeDir})
-	}
-	file := func(p string, mode int64, data []byte) {
-		tw.WriteHeader(&tar.Header{Name: p, Mode: mode, Size: int64(len(data)), ModTime: epoch, Typeflag: tar.TypeReg})
-		tw.Write(data)
-	}
-	for _, d := range []string{"bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr", "usr/bin", "var", "var/www"} {
-		mode := int64(0o755)
-		switch d {
-		case "tmp":
-			mode = 0o1777
-		case "root":
-			mode = 0o700
-		}
-		dir(d, mode)
-	}
-	file("bin/busybox", 0o755, bin)
-	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
-	file("etc/group", 0o644, []byte("root:x:0:\nnobody:x:65534:\n"))
-	file("var/www/index.html", 0o644, []byte("hello from berth\n"))
-	sort.Strings(applets)
-	for _, a := range applets {
-		if a == "busybox" {
-			continue
-		}
-		tw.WriteHeader(&tar.Header{Name: "bin/" + a, Linkname: "busybox", ModTime: epoch, Typeflag: tar.TypeSymlink, Mode: 0o777})
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return writeFileAtomic(out, buf.Bytes())
 }

@@ -1,6 +1,6 @@
 // Package testutil holds the prerequisites checks shared by berth's tests.
 //
-// A test that needs root, a binary or the shared test images calls one of
+// A test that needs root, a binary or the test images calls one of
 // these first. On a developer machine a missing prerequisite skips the test
 // with the reason; under CI (CI=true) it fails it, so CI never passes by
 // skipping what it was meant to run.
@@ -58,9 +58,9 @@ func RepoRoot(t testing.TB) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// TestImages returns the directory of OCI layouts built by
-// ../shared/testimages/build.sh (make testimages), from $BERTH_TESTIMAGES or
-// .cache/testimages, and checks that the named layouts exist.
+// TestImages returns the directory of OCI layouts built by hack/mkimage
+// (make testimages), from $BERTH_TESTIMAGES or .cache/testimages, and checks
+// that the named layouts exist.
 func TestImages(t testing.TB, names ...string) string {
 	t.Helper()
 	dir := os.Getenv("BERTH_TESTIMAGES")
