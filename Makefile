@@ -11,7 +11,7 @@ RUN_ROOT  ?= $(CURDIR)/.berth
 export BERTH_TESTIMAGES := $(TESTIMAGES)
 export BERTH_BIN := $(CURDIR)/$(BIN)
 
-.PHONY: all build test bench run run-down generate deps lint testimages clean
+.PHONY: all build test bench run run-down generate deps lint testimages fuzz-short clean
 
 all: build
 
@@ -27,10 +27,16 @@ testimages:
 
 # The one test command: unit tests, then end-to-end tests against real
 # binaries, registries and runc. Root-only tests skip without root, and fail
-# instead of skipping when CI=true.
+# instead of skipping when CI=true. It ends with a count of what passed,
+# failed and was skipped, and why each skip happened (hack/testsum).
 test: build testimages
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) run ./hack/testsum -count=1 -timeout 15m ./...
+
+# Runs every Fuzz* target in the tree for a few seconds (FUZZ_BUDGET=45 s
+# in all); CI runs it after make test.
+fuzz-short:
+	hack/fuzz-short.sh
 
 bench: build testimages
 	hack/bench.sh
@@ -49,6 +55,7 @@ generate:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	hack/check-generated.sh
 
 clean:
 	rm -rf $(BIN)

@@ -293,13 +293,7 @@ func TestEventually(t *testing.T) {
 
 // TestDaemon_Real runs the harness against bin/berthd when it is built.
 func TestDaemon_Real(t *testing.T) {
-	bin := os.Getenv("BERTH_BIN")
-	if bin == "" {
-		bin = filepath.Join(testutil.RepoRoot(t), "bin")
-	}
-	if _, err := os.Stat(filepath.Join(bin, "berthd")); err != nil {
-		t.Skip("bin/berthd not built; the stub tests cover the harness")
-	}
+	testutil.Bin(t, "berthd")
 	testutil.RequireRoot(t)
 	d := StartDaemon(t, DaemonOptions{})
 	pid := d.PID()
