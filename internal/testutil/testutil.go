@@ -7,6 +7,8 @@
 package testutil
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,4 +90,37 @@ func Bin(t testing.TB, name string) string {
 		Missing(t, "%s not built (run make build)", p)
 	}
 	return p
+}
+
+// ExtractSingleLayer untars the one layer of the OCI layout at layout into
+// dst with plain tar, for tests that need a rootfs but are not about layer
+// apply (that is the snapshotter's business).
+func ExtractSingleLayer(layout, dst string) error {
+	var idx, man struct {
+		Manifests []struct{ Digest string } `json:"manifests"`
+		Layers    []struct{ Digest string } `json:"layers"`
+	}
+	blob := func(d string) string {
+		return filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+	}
+	b, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) == 0 {
+		return fmt.Errorf("index of %s: %v", layout, err)
+	}
+	if b, err = os.ReadFile(blob(idx.Manifests[0].Digest)); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &man); err != nil || len(man.Layers) != 1 {
+		return fmt.Errorf("manifest of %s: %v (%d layers, want 1)", layout, err, len(man.Layers))
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	if out, err := exec.Command("tar", "-xzf", blob(man.Layers[0].Digest), "-C", dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("extract %s: %v: %s", layout, err, out)
+	}
+	return nil
 }

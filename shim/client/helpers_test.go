@@ -77,7 +77,7 @@ func setup(t *testing.T) env {
 		}
 		shared.rootfs = filepath.Join(envDir, "rootfs")
 		shared.runcRoot = filepath.Join(envDir, "runc")
-		envErr = extractBusybox(filepath.Join(images, "busybox"), shared.rootfs)
+		envErr = testutil.ExtractSingleLayer(filepath.Join(images, "busybox"), shared.rootfs)
 	})
 	if envErr != nil {
 		t.Fatal(envErr)
@@ -95,38 +95,6 @@ func syncFile(p string) error {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-// extractBusybox untars the image's single layer with plain tar: the real
-// unpacker is the snapshotter's business, not the shim's.
-func extractBusybox(layout, dst string) error {
-	var idx, man struct {
-		Manifests []struct{ Digest string } `json:"manifests"`
-		Layers    []struct{ Digest string } `json:"layers"`
-	}
-	blob := func(d string) string {
-		return filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
-	}
-	b, err := os.ReadFile(filepath.Join(layout, "index.json"))
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) == 0 {
-		return fmt.Errorf("busybox index: %v", err)
-	}
-	if b, err = os.ReadFile(blob(idx.Manifests[0].Digest)); err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &man); err != nil || len(man.Layers) != 1 {
-		return fmt.Errorf("busybox manifest: %v (%d layers)", err, len(man.Layers))
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	if out, err := exec.Command("tar", "-xzf", blob(man.Layers[0].Digest), "-C", dst).CombinedOutput(); err != nil {
-		return fmt.Errorf("extract busybox: %v: %s", err, out)
-	}
-	return nil
-}
 
 type specOpt func(*specs.Spec)
 
