@@ -64,6 +64,7 @@ func image(t *testing.T, s *local.Store, mt, tag string, n int) (ocispec.Descrip
 }
 
 func TestChildren(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
 	oci, ociBlobs := image(t, s, ocispec.MediaTypeImageManifest, "oci", 2)
@@ -115,6 +116,7 @@ func TestChildren(t *testing.T) {
 }
 
 func TestGC(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
 	keep, keepBlobs := image(t, s, ocispec.MediaTypeImageManifest, "keep", 2)
@@ -161,6 +163,7 @@ func TestGC(t *testing.T) {
 }
 
 func TestPlatform(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    ocispec.Platform
@@ -210,6 +213,7 @@ func TestPlatform(t *testing.T) {
 }
 
 func TestParseDigest(t *testing.T) {
+	t.Parallel()
 	good := digest.SHA256.FromString("x").String()
 	for s, ok := range map[string]bool{
 		good: true, strings.ToUpper(good): false, "sha256:" + strings.Repeat("a", 63): false,

@@ -9,6 +9,7 @@ import (
 )
 
 func TestContainerSettings(t *testing.T) {
+	t.Parallel()
 	obj := spec.Object{Origin: spec.Origin{Dir: "/etc/berth/manifests"}}
 	tests := []struct {
 		name    string
@@ -89,6 +90,7 @@ func TestContainerSettings(t *testing.T) {
 }
 
 func TestContainerHash_ChangesWithSpecOrDigest(t *testing.T) {
+	t.Parallel()
 	a := spec.ContainerInstanceHash("spec1", "sha256:a")
 	for _, other := range []string{spec.ContainerInstanceHash("spec2", "sha256:a"), spec.ContainerInstanceHash("spec1", "sha256:b")} {
 		if other == a {

@@ -7,6 +7,7 @@ import (
 )
 
 func TestQueue_CollapsesRepeatedAdds(t *testing.T) {
+	t.Parallel()
 	q := NewQueue[string](time.Millisecond, time.Second)
 	for i := 0; i < 5; i++ {
 		q.Add("a")
@@ -22,6 +23,7 @@ func TestQueue_CollapsesRepeatedAdds(t *testing.T) {
 }
 
 func TestQueue_AddWhileProcessingRequeuesAfterDone(t *testing.T) {
+	t.Parallel()
 	q := NewQueue[string](time.Millisecond, time.Second)
 	q.Add("a")
 	k, _ := q.Get()
@@ -36,6 +38,7 @@ func TestQueue_AddWhileProcessingRequeuesAfterDone(t *testing.T) {
 }
 
 func TestQueue_RetryBacksOffAndForgetResets(t *testing.T) {
+	t.Parallel()
 	q := NewQueue[string](10*time.Millisecond, 80*time.Millisecond)
 	var delays []time.Duration
 	for i := 0; i < 6; i++ {
@@ -65,6 +68,7 @@ func TestQueue_RetryBacksOffAndForgetResets(t *testing.T) {
 }
 
 func TestQueue_ShutDownWakesGetters(t *testing.T) {
+	t.Parallel()
 	q := NewQueue[int](time.Millisecond, time.Second)
 	var wg sync.WaitGroup
 	for i := 0; i < 3; i++ {

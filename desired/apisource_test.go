@@ -31,6 +31,7 @@ func actions(rs []Result) map[string]Action {
 }
 
 func TestAPISource_ApplyDeletePersist(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
 	db := openDB(t, path)
@@ -90,6 +91,7 @@ func TestAPISource_ApplyDeletePersist(t *testing.T) {
 }
 
 func TestAPISource_PruneStaysInTheNamespacesNamed(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	a, err := OpenAPISource(openDB(t, filepath.Join(t.TempDir(), "meta.db")), NewStore())
 	if err != nil {

@@ -77,6 +77,7 @@ func sourceErr(s *Store, source string) error {
 }
 
 func TestDirSource_Lifecycle(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s, _ := startDir(t, dir, DirOptions{})
 	f := filepath.Join(dir, "web.yaml")
@@ -119,6 +120,7 @@ func TestDirSource_Lifecycle(t *testing.T) {
 }
 
 func TestDirSource_Droppings(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, n := range []string{".web.yaml.swp", "web.yaml~", "#web.yaml#", "4913", "web.yaml.bak", ".hidden.yaml", "web.txt", "web.yaml.swp"} {
 		write(t, filepath.Join(dir, n), taskYAML("dropping"))
@@ -134,6 +136,7 @@ func TestDirSource_Droppings(t *testing.T) {
 }
 
 func TestDirSource_SymlinkOutside(t *testing.T) {
+	t.Parallel()
 	outside := filepath.Join(t.TempDir(), "secret.yaml")
 	write(t, outside, "SECRET-CONTENT: do-not-echo\n")
 	dir := t.TempDir()
@@ -162,6 +165,7 @@ func TestDirSource_SymlinkOutside(t *testing.T) {
 }
 
 func TestDirSource_Duplicate(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "a.yaml"), taskYAML("web"))
 	write(t, filepath.Join(dir, "b.yaml"), strings.Replace(taskYAML("web"), "container: web", "container: other", 1))
@@ -192,6 +196,7 @@ func TestDirSource_Duplicate(t *testing.T) {
 }
 
 func TestDirSource_SymlinkSwap(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	shaA, shaB := strings.Repeat("a", 40), strings.Repeat("b", 40)
 	for sha, objs := range map[string][]string{shaA: {"one", "two"}, shaB: {"two", "three"}} {
@@ -238,6 +243,7 @@ func TestDirSource_SymlinkSwap(t *testing.T) {
 }
 
 func TestDirSource_Large(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var many []string
 	for i := range spec.MaxDocuments {
@@ -275,6 +281,7 @@ func prevAnchor(i int) string {
 }
 
 func TestDirSource_GitCheckout(t *testing.T) {
+	t.Parallel()
 	repo := t.TempDir()
 	sha := strings.Repeat("c", 40)
 	os.MkdirAll(filepath.Join(repo, ".git", "refs", "heads"), 0o755)
@@ -300,6 +307,7 @@ func TestDirSource_GitCheckout(t *testing.T) {
 // An editor or scp writing in place: a valid prefix ("memory: 1" of
 // "memory: 1024Mi") must never be applied.
 func TestDirSource_SlowInPlaceWrite(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s, _ := startDir(t, dir, DirOptions{})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -20,6 +20,7 @@ func key(name string) spec.Key {
 }
 
 func TestStore_ReplaceSource(t *testing.T) {
+	t.Parallel()
 	s := NewStore()
 	s.ReplaceSource("a.yaml", []spec.Object{task("web", "c1")}, nil)
 	e, ok := s.Get(key("web"))
@@ -53,6 +54,7 @@ func TestStore_ReplaceSource(t *testing.T) {
 }
 
 func TestStore_Conflict(t *testing.T) {
+	t.Parallel()
 	s := NewStore()
 	s.ReplaceSource("a.yaml", []spec.Object{task("web", "c1")}, nil)
 	s.ReplaceSource("b.yaml", []spec.Object{task("web", "c2")}, nil)
@@ -79,6 +81,7 @@ func TestStore_Conflict(t *testing.T) {
 }
 
 func TestStore_MoveBetweenSources(t *testing.T) {
+	t.Parallel()
 	s := NewStore()
 	s.ReplaceSource("a.yaml", []spec.Object{task("web", "c1")}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -95,6 +98,7 @@ func TestStore_MoveBetweenSources(t *testing.T) {
 }
 
 func TestStore_SubscribeCoalesces(t *testing.T) {
+	t.Parallel()
 	s := NewStore()
 	ctx, cancel := context.WithCancel(context.Background())
 	keys := s.Subscribe(ctx)
@@ -125,6 +129,7 @@ func TestStore_SubscribeCoalesces(t *testing.T) {
 }
 
 func TestStore_Synced(t *testing.T) {
+	t.Parallel()
 	s := NewStore()
 	s.Expect("dir")
 	if s.Synced() {
@@ -137,6 +142,7 @@ func TestStore_Synced(t *testing.T) {
 }
 
 func TestStore_SourcesChanged(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := NewStore()

@@ -11,6 +11,7 @@ import (
 )
 
 func TestDB_Containers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d := openDB(t)
 	c := Container{ID: "web", Image: "busybox", Snapshotter: "overlayfs", SnapshotKey: "default/web",

@@ -30,6 +30,7 @@ func openDB(t *testing.T) *DB {
 }
 
 func TestDB_Namespaces(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d := openDB(t)
 	if _, err := d.GetNamespace(ctx, "default"); err != nil {
@@ -70,6 +71,7 @@ func TestDB_Namespaces(t *testing.T) {
 }
 
 func TestDB_PutImage_KeepsCreatedAndUnpacked(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d := openDB(t)
 	img := Image{Name: "a", Target: ocispec.Descriptor{Digest: digest.FromString("1")}}
@@ -92,6 +94,7 @@ func TestDB_PutImage_KeepsCreatedAndUnpacked(t *testing.T) {
 }
 
 func TestFilter_Match(t *testing.T) {
+	t.Parallel()
 	ev := Event{Topic: "/tasks/exit", Namespace: "edge", Payload: []byte(`{"id":"web","exitStatus":137}`)}
 	tests := []struct {
 		filters []string
@@ -126,6 +129,7 @@ func TestFilter_Match(t *testing.T) {
 }
 
 func TestBus_SlowSubscriberNeverBlocks(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	b := NewBus()
@@ -159,6 +163,7 @@ func TestBus_SlowSubscriberNeverBlocks(t *testing.T) {
 }
 
 func TestDB_Statuses(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d := openDB(t)
 	k := spec.Key{Namespace: "edge", Kind: spec.KindTask, Name: "web"}
@@ -186,6 +191,7 @@ func TestDB_Statuses(t *testing.T) {
 }
 
 func TestRecent_KeepsLastN(t *testing.T) {
+	t.Parallel()
 	r := NewRecent(3)
 	for i := 0; i < 5; i++ {
 		r.Add(Event{Topic: fmt.Sprint(i)})

@@ -22,6 +22,7 @@ func mustOne(t testing.TB, name, data string) Object {
 }
 
 func TestHash_Stable(t *testing.T) {
+	t.Parallel()
 	base := mustOne(t, "a.yaml", "apiVersion: berth.dev/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: busybox, resources: {cpu: \"0.5\", memory: 64Mi}, command: [a, b]}\n")
 	same := map[string]struct{ name, data string }{
 		"key order":      {"b.yaml", "spec: {command: [a, b], resources: {memory: 64Mi, cpu: \"0.5\"}, image: busybox}\nmetadata: {name: web}\nkind: Container\napiVersion: berth.dev/v1\n"},
@@ -41,6 +42,7 @@ func TestHash_Stable(t *testing.T) {
 }
 
 func TestDefault_DoesNotChangeInput(t *testing.T) {
+	t.Parallel()
 	o := mustOne(t, "a.yaml", "apiVersion: berth.dev/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: busybox, mounts: [{target: /tmp}]}\n")
 	d := Default(o)
 	if o.Metadata.Namespace != "" || o.Spec.(ContainerSpec).Mounts[0].Type != "" {
@@ -83,6 +85,7 @@ func roundTrip(t *testing.T, objs []Object) {
 }
 
 func TestParse_RoundTrip(t *testing.T) {
+	t.Parallel()
 	objs, err := Parse("demo.yaml", []byte(example))
 	if err != nil {
 		t.Fatal(err)

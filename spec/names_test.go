@@ -3,6 +3,7 @@ package spec
 import "testing"
 
 func TestIsManifestFile(t *testing.T) {
+	t.Parallel()
 	tests := map[string]bool{
 		"web.yaml": true, "web.yml": true, "web.json": true,
 		".web.yaml": false, "web.yaml~": false, ".web.yaml.swp": false, "web.yaml.swp": false,

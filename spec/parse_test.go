@@ -44,6 +44,7 @@ spec:
 `
 
 func TestParse_Example(t *testing.T) {
+	t.Parallel()
 	objs, err := Load("/etc/berth/manifests/demo.yaml", []byte(example))
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +83,7 @@ func TestParse_Example(t *testing.T) {
 func (r Resources) MilliValue() (int64, error) { return r.CPU.MilliValue() }
 
 func TestParse_Errors(t *testing.T) {
+	t.Parallel()
 	container := func(spec string) string {
 		return "apiVersion: berth.dev/v1\nkind: Image\nmetadata: {name: busybox}\nspec: {ref: busybox:1}\n---\n" +
 			"apiVersion: berth.dev/v1\nkind: Container\nmetadata: {name: web}\nspec:\n" + spec
@@ -146,6 +148,7 @@ func TestParse_Errors(t *testing.T) {
 }
 
 func TestParse_Shapes(t *testing.T) {
+	t.Parallel()
 	task := `{"apiVersion":"berth.dev/v1","kind":"Task","metadata":{"name":"%s"},"spec":{"container":"c"}}`
 	tests := []struct {
 		name string
@@ -177,6 +180,7 @@ func TestParse_Shapes(t *testing.T) {
 }
 
 func TestParse_Bounds(t *testing.T) {
+	t.Parallel()
 	t.Run("size", func(t *testing.T) {
 		_, err := Parse("big.yaml", make([]byte, MaxFileSize+1))
 		if err == nil || !strings.Contains(err.Error(), "more than the limit") {

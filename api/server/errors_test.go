@@ -14,6 +14,7 @@ import (
 )
 
 func TestUnaryInterceptor_Namespace(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		req     proto.Message

@@ -6,6 +6,7 @@ import (
 )
 
 func TestLineDiff(t *testing.T) {
+	t.Parallel()
 	long := func(changed string) string {
 		var b strings.Builder
 		for i := 1; i <= 20; i++ {

@@ -53,6 +53,7 @@ func actionsOf(rs []*manifestsapi.ObjectResult) map[string]string {
 }
 
 func TestManifests_ApplyGetDelete(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newManifests(t)
 	resp, err := s.Apply(ctx, &manifestsapi.ApplyRequest{Data: []byte(imageYAML), File: "busybox.yaml", Dir: "/srv/m"})
@@ -110,6 +111,7 @@ func TestManifests_ApplyGetDelete(t *testing.T) {
 }
 
 func TestManifests_ApplyErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newManifests(t)
 	bad := imageYAML + "---\napiVersion: berth.dev/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: busybox, resources: {memory: 64Q}}\n"
@@ -133,6 +135,7 @@ func TestManifests_ApplyErrors(t *testing.T) {
 }
 
 func TestManifests_DiffSpec(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newManifests(t)
 	// Against nothing in force: the whole manifest is added and, with no
@@ -168,6 +171,7 @@ func TestManifests_DiffSpec(t *testing.T) {
 }
 
 func TestParseKind(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]spec.Kind{"TASKS": spec.KindTask, "image": spec.KindImage, "Containers": spec.KindContainer, "all": ""} {
 		if got, err := ParseKind(in); err != nil || got != want {
 			t.Errorf("ParseKind(%q): got %q, %v, want %q", in, got, err, want)

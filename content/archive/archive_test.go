@@ -59,6 +59,7 @@ func layoutDigests(t *testing.T, dir string) []digest.Digest {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, name := range []string{"busybox", "layered", "multiarch"} {
 		t.Run(name, func(t *testing.T) {
@@ -101,6 +102,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestImportArchive_Gzipped(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := filepath.Join(testutil.TestImages(t, "busybox"), "busybox")
 	a := newStore(t)
@@ -184,6 +186,7 @@ func dockerSave(t *testing.T) ([]byte, ocispec.Manifest) {
 }
 
 func TestImportArchive_DockerSave(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tarball, orig := dockerSave(t)
 	s := newStore(t)
@@ -227,6 +230,7 @@ func TestImportArchive_DockerSave(t *testing.T) {
 }
 
 func TestImportArchive_Refused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	layout := []byte(`{"imageLayoutVersion":"1.0.0"}`)
 	badDigest := digest.SHA256.FromString("x")

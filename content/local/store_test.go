@@ -66,6 +66,7 @@ func readAll(t testing.TB, s *Store, desc ocispec.Descriptor) []byte {
 }
 
 func TestStore_Commit_Errors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	data := []byte("hello, berth")
 	good := descOf(data)
@@ -116,6 +117,7 @@ func TestStore_Commit_Errors(t *testing.T) {
 }
 
 func TestStore_Writer_Errors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, _ := newStore(t)
 	existing := ingest(t, s, "existing", []byte("there"))
@@ -177,6 +179,7 @@ func TestStore_Writer_Errors(t *testing.T) {
 }
 
 func TestStore_Resume_AfterCrash(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	root := t.TempDir()
 	data := make([]byte, 1<<20)
@@ -236,6 +239,7 @@ func TestStore_Resume_AfterCrash(t *testing.T) {
 }
 
 func TestStore_Writer_Concurrent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, _ := newStore(t)
 	data := []byte("one download")
@@ -276,6 +280,7 @@ func TestStore_Writer_Concurrent(t *testing.T) {
 }
 
 func TestStore_Lock_AcrossProcesses(t *testing.T) {
+	t.Parallel()
 	// A second process cannot open the store (bbolt's lock), so the ingest
 	// lock file is what guards a ref against another opener of the
 	// directory; take it directly as another process would.
@@ -297,6 +302,7 @@ func TestStore_Lock_AcrossProcesses(t *testing.T) {
 }
 
 func TestStore_Metadata(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, root := newStore(t)
 	a := ingest(t, s, "a", []byte("a"))
@@ -350,6 +356,7 @@ func TestStore_Metadata(t *testing.T) {
 }
 
 func TestStore_Verify(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, root := newStore(t)
 	good := ingest(t, s, "good", []byte("good"))

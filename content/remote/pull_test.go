@@ -129,6 +129,7 @@ func manifestOf(t *testing.T, s *local.Store, root ocispec.Descriptor, p ocispec
 }
 
 func TestPull_TagAndDigest(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	reg := newRegistry(t)
 	want := reg.push(t, "busybox", "library/busybox")
@@ -175,6 +176,7 @@ func TestPull_TagAndDigest(t *testing.T) {
 }
 
 func TestPull_Multiarch(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	reg := newRegistry(t)
 	reg.push(t, "multiarch", "multi")
@@ -248,6 +250,7 @@ func isBlobGet(r *http.Request, d digest.Digest) bool {
 }
 
 func TestPull_Faults(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	reg := newRegistry(t)
 	reg.push(t, "busybox", "library/busybox")
@@ -445,6 +448,7 @@ func TestPull_Faults(t *testing.T) {
 }
 
 func TestParseRef(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in, want string
 		ok       bool
@@ -478,6 +482,7 @@ func TestParseRef(t *testing.T) {
 }
 
 func TestPolicy(t *testing.T) {
+	t.Parallel()
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	inner := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		rec := httptest.NewRecorder()

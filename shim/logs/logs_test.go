@@ -26,6 +26,7 @@ func readAll(t *testing.T, path string, opts ReadOptions) []string {
 }
 
 func TestWriter_Rotation(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "log")
 	const maxSize, maxFiles = 1024, 3
 	w, err := NewWriter(path, maxSize, maxFiles)
@@ -71,6 +72,7 @@ func TestWriter_Rotation(t *testing.T) {
 }
 
 func TestCopy_LongLinesAndCR(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "log")
 	w, err := NewWriter(path, 0, 0)
 	if err != nil {
@@ -107,6 +109,7 @@ func TestCopy_LongLinesAndCR(t *testing.T) {
 }
 
 func TestRead_FollowAcrossRotation(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "log")
 	w, err := NewWriter(path, 200, 10)
 	if err != nil {

@@ -104,6 +104,7 @@ func (s *sandbox) checkOutside(t *testing.T) {
 }
 
 func TestApply_Hostile(t *testing.T) {
+	t.Parallel()
 	testutil.RequireRoot(t)
 	escape := "berth-escape-" + fmt.Sprint(time.Now().UnixNano())
 	shadowBefore := statNlink(t, "/etc/shadow")
@@ -162,6 +163,7 @@ func statNlink(t *testing.T, p string) uint64 {
 }
 
 func TestApply_AbsolutePathsAreCleaned(t *testing.T) {
+	t.Parallel()
 	testutil.RequireRoot(t)
 	s := newSandbox(t)
 	layer := buildTar(t, []*tar.Header{reg("/abs.txt"), reg("./dot.txt"), hardlink("/hl", "/abs.txt")},
@@ -178,6 +180,7 @@ func TestApply_AbsolutePathsAreCleaned(t *testing.T) {
 }
 
 func TestApply_Limits(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		hdrs   []*tar.Header
@@ -199,6 +202,7 @@ func TestApply_Limits(t *testing.T) {
 }
 
 func TestApply_TypesAndCompression(t *testing.T) {
+	t.Parallel()
 	testutil.RequireRoot(t)
 	mtime := time.Unix(1_500_000_000, 0)
 	hdrs := []*tar.Header{
@@ -266,6 +270,7 @@ func TestApply_TypesAndCompression(t *testing.T) {
 }
 
 func TestApply_Whiteouts(t *testing.T) {
+	t.Parallel()
 	testutil.RequireRoot(t)
 	base := buildTar(t, []*tar.Header{dir("w/"), reg("w/gone"), dir("w/gonedir/"), reg("w/gonedir/x"), dir("o/"), reg("o/old"), reg("keep")}, nil)
 	upper := buildTar(t, []*tar.Header{reg("w/.wh.gone"), reg("w/.wh.gonedir"), reg("o/.wh..wh..opq"), reg("o/new"), reg("x/.wh.never-there")}, nil)
