@@ -33,7 +33,7 @@ test: build testimages
 	$(GO) vet ./...
 	$(GO) run ./hack/testsum -count=1 -timeout 15m ./...
 
-# Runs every Fuzz* target in the tree for a few seconds (FUZZ_BUDGET=45 s
+# Runs every Fuzz* target in the tree for a few seconds (FUZZ_BUDGET=30 s
 # in all); CI runs it after make test.
 fuzz-short:
 	hack/fuzz-short.sh
