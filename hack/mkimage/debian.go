@@ -86,7 +86,8 @@ func debootstrap(cache string, o options) ([]byte, error) {
 			return nil, err
 		}
 	}
-	for _, pattern := range []string{"var/cache/apt/*.bin", "etc/machine-id", "var/log/*.log", "var/log/apt/*", "var/log/journal/*"} {
+	for _, pattern := range []string{"var/cache/apt/*.bin", "etc/machine-id", "var/log/*.log", "var/log/apt/*", "var/log/journal/*",
+		"var/cache/ldconfig/aux-cache"} { // ldconfig's aux-cache records inodes and ctimes
 		matches, _ := filepath.Glob(filepath.Join(root, pattern))
 		for _, m := range matches {
 			if err := os.RemoveAll(m); err != nil {
@@ -97,7 +98,30 @@ func debootstrap(cache string, o options) ([]byte, error) {
 	if err := os.WriteFile(filepath.Join(root, "etc/hostname"), nil, 0o644); err != nil {
 		return nil, err
 	}
+	if err := fixShadowDates(filepath.Join(root, "etc/shadow"), o.epoch); err != nil {
+		return nil, err
+	}
 	return tarDir(root, o.epoch)
+}
+
+// fixShadowDates sets the "last password change" field of every account,
+// which pwconv fills with the day debootstrap ran, to the epoch's day: the
+// rootfs then depends on the packages alone, not on the date.
+func fixShadowDates(path string, epoch time.Time) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("normalize %s: %w", path, err)
+	}
+	day := strconv.FormatInt(epoch.Unix()/86400, 10)
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		f := strings.Split(l, ":")
+		if len(f) > 2 && f[2] != "" {
+			f[2] = day
+			lines[i] = strings.Join(f, ":")
+		}
+	}
+	return os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o640)
 }
 
 // emptyDir removes what dir holds but keeps dir itself (and its mode).
