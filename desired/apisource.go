@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -55,6 +56,54 @@ type ApplyOptions struct {
 	DryRun bool
 	// Manager names who applies ("berth-cli", a user); it scopes Prune.
 	Manager string
+	// ApplySet, when set, is recorded on every applied object as the label
+	// spec.LabelApplySet, and Prune deletes only the set's members (in any
+	// namespace). An object of another set is not taken over: Conflicted.
+	ApplySet string
+	// Selector, when not empty, scopes Prune to the objects whose labels
+	// match it, within the namespaces the request names.
+	Selector spec.Selector
+}
+
+// WithApplySet is o as Apply stores it: labelled with the apply set set,
+// or, applied without one, keeping the set the object in force (old) was
+// applied with, so an apply without --applyset does not drop it from its
+// set unnoticed.
+func WithApplySet(o spec.Object, set string, old *spec.Object) spec.Object {
+	if set == "" && old != nil {
+		set = old.Metadata.Labels[spec.LabelApplySet]
+	}
+	if set == "" {
+		return o
+	}
+	o.Metadata.Labels = maps.Clone(o.Metadata.Labels)
+	if o.Metadata.Labels == nil {
+		o.Metadata.Labels = map[string]string{}
+	}
+	o.Metadata.Labels[spec.LabelApplySet] = set
+	return o
+}
+
+// ErrPruneUnscoped is returned for Prune with neither ApplySet nor
+// Selector: pruning "everything applied through the API" deletes other
+// people's work.
+var ErrPruneUnscoped = fmt.Errorf("--prune needs a scope: an apply set (--applyset NAME) or a label selector (-l): %w", errdefs.ErrInvalidArgument)
+
+// prunable says whether r, which the apply does not name, is in its scope.
+func (opts ApplyOptions) prunable(k spec.Key, r record, namespaces map[string]bool) bool {
+	if r.Manager != opts.Manager {
+		return false
+	}
+	if opts.ApplySet != "" {
+		if r.Object.Metadata.Labels[spec.LabelApplySet] != opts.ApplySet {
+			return false
+		}
+	} else if !namespaces[k.Namespace] {
+		// Prune within the namespaces the request names, as kubectl does:
+		// one team's apply never prunes another namespace.
+		return false
+	}
+	return opts.Selector.Matches(r.Object.Metadata.Labels)
 }
 
 // record is what the objects bucket holds per object.
@@ -133,12 +182,20 @@ func (a *APISource) Apply(ctx context.Context, objs []spec.Object, opts ApplyOpt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if opts.Prune && opts.ApplySet == "" && len(opts.Selector) == 0 {
+		return nil, ErrPruneUnscoped
+	}
 	var errs spec.ErrorList
 	prepared := make([]spec.Object, 0, len(objs))
 	names := map[spec.Key]bool{}
 	for _, o := range objs {
 		o = spec.Default(o)
 		o.Status = spec.Status{}
+		if r, ok := a.objs[o.Key()]; ok {
+			o = WithApplySet(o, opts.ApplySet, &r.Object)
+		} else {
+			o = WithApplySet(o, opts.ApplySet, nil)
+		}
 		if err := spec.Validate(o); err != nil {
 			errs = append(errs, err.(spec.ErrorList)...)
 			continue
@@ -167,6 +224,13 @@ func (a *APISource) Apply(ctx context.Context, objs []spec.Object, opts ApplyOpt
 				Message: fmt.Sprintf("%s is owned by %s", k, e.Source)})
 			continue
 		}
+		if old, ok := a.objs[k]; ok && opts.ApplySet != "" {
+			if set := old.Object.Metadata.Labels[spec.LabelApplySet]; set != "" && set != opts.ApplySet {
+				results = append(results, Result{Key: k, Action: Conflicted, Hash: h,
+					Message: fmt.Sprintf("%s belongs to apply set %q", k, set)})
+				continue
+			}
+		}
 		act := Created
 		if old, ok := a.objs[k]; ok {
 			act = Configured
@@ -179,14 +243,12 @@ func (a *APISource) Apply(ctx context.Context, objs []spec.Object, opts ApplyOpt
 		results = append(results, Result{Key: k, Action: act, Hash: h})
 	}
 	if opts.Prune {
-		// Prune within the namespaces the request names, as kubectl does:
-		// one team's apply never prunes another namespace.
 		namespaces := map[string]bool{}
 		for k := range names {
 			namespaces[k.Namespace] = true
 		}
 		for k, r := range a.objs {
-			if !names[k] && r.Manager == opts.Manager && namespaces[k.Namespace] {
+			if !names[k] && opts.prunable(k, r, namespaces) {
 				delete(next, k)
 				results = append(results, Result{Key: k, Action: Pruned})
 			}

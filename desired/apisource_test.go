@@ -30,6 +30,9 @@ func actions(rs []Result) map[string]Action {
 	return m
 }
 
+// everything is a selector every test object matches.
+var everything = spec.Selector{{Key: "unused.example/none", Op: "!exists"}}
+
 func TestAPISource_ApplyDeletePersist(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -52,7 +55,7 @@ func TestAPISource_ApplyDeletePersist(t *testing.T) {
 		t.Errorf("second apply (-want +got):\n%s", diff)
 	}
 	// Dry run with prune: reports, stores nothing.
-	rs, _ = a.Apply(ctx, []spec.Object{task("a", "c")}, ApplyOptions{Manager: "cli", Prune: true, DryRun: true})
+	rs, _ = a.Apply(ctx, []spec.Object{task("a", "c")}, ApplyOptions{Manager: "cli", Prune: true, DryRun: true, Selector: everything})
 	if diff := cmp.Diff(map[string]Action{"a": Unchanged, "b": Pruned}, actions(rs)); diff != "" {
 		t.Errorf("dry run (-want +got):\n%s", diff)
 	}
@@ -105,11 +108,68 @@ func TestAPISource_PruneStaysInTheNamespacesNamed(t *testing.T) {
 	if _, err := a.Apply(ctx, []spec.Object{inNS("team-a", "a1"), inNS("team-a", "a2"), inNS("team-b", "b1")}, ApplyOptions{Manager: "cli"}); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := a.Apply(ctx, []spec.Object{inNS("team-a", "a1")}, ApplyOptions{Manager: "cli", Prune: true})
+	rs, err := a.Apply(ctx, []spec.Object{inNS("team-a", "a1")}, ApplyOptions{Manager: "cli", Prune: true, Selector: everything})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(map[string]Action{"a1": Unchanged, "a2": Pruned}, actions(rs)); diff != "" {
 		t.Errorf("prune (-want +got):\n%s", diff)
 	}
+}
+
+func TestAPISource_ApplySets(t *testing.T) {
+	ctx := context.Background()
+	s := NewStore()
+	a, err := OpenAPISource(openDB(t, filepath.Join(t.TempDir(), "meta.db")), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labelled := func(name, app string) spec.Object {
+		o := task(name, "c")
+		o.Metadata.Labels = map[string]string{"app": app}
+		return o
+	}
+	one := ApplyOptions{Manager: "cli", ApplySet: "one"}
+	two := ApplyOptions{Manager: "cli", ApplySet: "two"}
+	if _, err := a.Apply(ctx, []spec.Object{labelled("a1", "x"), labelled("a2", "x")}, one); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Apply(ctx, []spec.Object{labelled("b1", "y")}, two); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := s.Get(key("a1")); e.Object.Metadata.Labels[spec.LabelApplySet] != "one" || e.Object.Metadata.Labels["app"] != "x" {
+		t.Errorf("a1 labels %v: want the apply set recorded beside its own", e.Object.Metadata.Labels)
+	}
+	for _, tc := range []struct {
+		name string
+		objs []spec.Object
+		opts ApplyOptions
+		want map[string]Action
+	}{
+		{"prune of one leaves two", []spec.Object{labelled("a1", "x")}, with(one, true, ""), map[string]Action{"a1": Unchanged, "a2": Pruned}},
+		{"prune of two leaves one", []spec.Object{labelled("b2", "y")}, with(two, true, ""), map[string]Action{"b1": Pruned, "b2": Created}},
+		{"another set's object is not taken over", []spec.Object{labelled("a1", "x")}, with(two, false, ""), map[string]Action{"a1": Conflicted}},
+		{"selector scope", []spec.Object{labelled("c1", "z")}, with(ApplyOptions{Manager: "cli"}, true, "app=x"), map[string]Action{"c1": Created, "a1": Pruned, "a2": Pruned}},
+		{"selector within a set", []spec.Object{labelled("c1", "z")}, with(one, true, "app=z"), map[string]Action{"c1": Created}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.DryRun = true
+			rs, err := a.Apply(ctx, tc.objs, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, actions(rs)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, err := a.Apply(ctx, []spec.Object{labelled("a1", "x")}, ApplyOptions{Manager: "cli", Prune: true}); !errors.Is(err, ErrPruneUnscoped) {
+		t.Errorf("prune without a scope: %v, want ErrPruneUnscoped", err)
+	}
+}
+
+func with(o ApplyOptions, prune bool, selector string) ApplyOptions {
+	o.Prune = prune
+	o.Selector, _ = spec.ParseSelector(selector)
+	return o
 }

@@ -39,7 +39,17 @@ type stdioFiles struct {
 // process for create and exec) and reports runc's own error from its log.
 func (r *runc) runIO(fds stdioFiles, args ...string) error {
 	cmd := exec.Command(r.bin, r.args(args...)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = fds.in, fds.out, fds.err
+	// A nil *os.File in the io.Reader interface is not a nil reader: exec
+	// would hand the process a bad descriptor instead of /dev/null.
+	if fds.in != nil {
+		cmd.Stdin = fds.in
+	}
+	if fds.out != nil {
+		cmd.Stdout = fds.out
+	}
+	if fds.err != nil {
+		cmd.Stderr = fds.err
+	}
 	off := r.logSize()
 	ch, err := r.reaper.start(cmd)
 	if err != nil {

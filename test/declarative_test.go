@@ -81,6 +81,7 @@ type declObject struct {
 	Kind     string `json:"kind"`
 	Metadata struct {
 		Name, Namespace string
+		Labels          map[string]string
 	} `json:"metadata"`
 	Source     string      `json:"source"`
 	Generation int64       `json:"generation"`
@@ -309,7 +310,7 @@ spec: {ref: example.local/relative:1, source: {layout: layout}}
 `)
 	write(".hidden.yaml", "not: [a manifest") // ignored like in the watched directory
 	write("y.yaml~", "not: [a manifest")
-	r := d.CLI("apply", "-f", app, "--wait", "--timeout", "30s")
+	r := d.CLI("apply", "-f", app, "--applyset", "app", "--wait", "--timeout", "30s")
 	if r.ExitCode != 0 {
 		t.Fatalf("%s", r)
 	}
@@ -357,7 +358,7 @@ spec: {ref: example.local/relative:1, source: {layout: layout}}
 	// --prune: yy is no longer in the set and goes; x (unchanged here) stays.
 	write("x.yaml", taskManifest("x", "x1", "Always"))
 	os.Remove(filepath.Join(app, "yy.yaml"))
-	r = d.CLI("apply", "-f", app, "--prune")
+	r = d.CLI("apply", "-f", app, "--applyset", "app", "--prune")
 	if r.ExitCode != 0 || !strings.Contains(r.Stdout, "Task default/yy pruned") || !strings.Contains(r.Stdout, "Task default/x unchanged") {
 		t.Fatalf("apply --prune: %s", r)
 	}

@@ -22,8 +22,18 @@ func (s *Manifests) Diff(ctx context.Context, r *manifestsapi.DiffRequest) (*man
 	if err != nil {
 		return nil, err
 	}
+	objs, opts, err := applyScope(objs, r.Prune, true, r.Applyset, r.Selector)
+	if err != nil {
+		return nil, err
+	}
 	seen := map[spec.Key]bool{}
-	for _, o := range objs {
+	for i, o := range objs {
+		// Compared as apply would store it, with its apply set label.
+		var inForce *spec.Object
+		if e, ok := s.Desired.Get(o.Key()); ok && e.Source == desired.SourceAPI {
+			inForce = &e.Object
+		}
+		objs[i] = desired.WithApplySet(o, opts.ApplySet, inForce)
 		if seen[o.Key()] {
 			return nil, fmt.Errorf("%s is given twice: %w", o.Key(), errdefs.ErrInvalidArgument)
 		}
@@ -46,7 +56,40 @@ func (s *Manifests) Diff(ctx context.Context, r *manifestsapi.DiffRequest) (*man
 		}
 		resp.Diffs = append(resp.Diffs, d)
 	}
+	if r.Prune {
+		pruned, err := s.pruneDiffs(ctx, objs, opts)
+		if err != nil {
+			return nil, err
+		}
+		resp.Diffs = append(resp.Diffs, pruned...)
+	}
 	return resp, nil
+}
+
+// pruneDiffs lists what apply --prune would delete: the dry run of the
+// same apply, so diff and apply cannot disagree on the scope.
+func (s *Manifests) pruneDiffs(ctx context.Context, objs []spec.Object, opts desired.ApplyOptions) ([]*manifestsapi.ObjectDiff, error) {
+	results, err := s.API.Apply(ctx, objs, opts)
+	if err != nil {
+		return nil, err
+	}
+	why := "not in the given set"
+	if opts.ApplySet != "" {
+		why = fmt.Sprintf("in apply set %q, not in the given set", opts.ApplySet)
+	}
+	var diffs []*manifestsapi.ObjectDiff
+	for _, res := range results {
+		if res.Action != desired.Pruned {
+			continue
+		}
+		d := &manifestsapi.ObjectDiff{Ref: refToAPI(res.Key)}
+		if e, ok := s.Desired.Get(res.Key); ok {
+			d.Diff = LineDiff("in force: "+res.Key.String(), "given: (none)", manifestYAML(e.Object), "")
+		}
+		d.Actions = []*manifestsapi.Action{{Ref: d.Ref, Verb: "delete", Reason: "pruned: " + why}}
+		diffs = append(diffs, d)
+	}
+	return diffs, nil
 }
 
 // diffPlan is the state of one Diff: the objects given and the actions

@@ -122,18 +122,51 @@ func absolutePaths(o spec.Object) spec.Object {
 	return o
 }
 
+// applyScope checks an apply's set name and selector and returns the
+// options they make, with the objects the selector keeps.
+func applyScope(objs []spec.Object, prune, dryRun bool, applySet, selector string) ([]spec.Object, desired.ApplyOptions, error) {
+	opts := desired.ApplyOptions{Prune: prune, DryRun: dryRun, Manager: ApplyManager, ApplySet: applySet}
+	if applySet != "" {
+		if err := spec.ValidateName(applySet); err != nil {
+			return nil, opts, fmt.Errorf("apply set %q: %v: %w", applySet, err, errdefs.ErrInvalidArgument)
+		}
+	}
+	sel, err := spec.ParseSelector(selector)
+	if err != nil {
+		return nil, opts, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	opts.Selector = sel
+	if prune && applySet == "" && len(sel) == 0 {
+		return nil, opts, desired.ErrPruneUnscoped
+	}
+	var kept []spec.Object
+	for _, o := range objs {
+		if sel.Matches(o.Metadata.Labels) {
+			kept = append(kept, o)
+		}
+	}
+	if len(kept) == 0 {
+		// An empty set with prune would delete everything applied before:
+		// too easy to do by accident (an empty directory, a wrong path).
+		if len(objs) > 0 {
+			return nil, opts, fmt.Errorf("no objects to apply: none of the %d matches the selector %q: %w", len(objs), selector, errdefs.ErrInvalidArgument)
+		}
+		return nil, opts, fmt.Errorf("no objects to apply: %w", errdefs.ErrInvalidArgument)
+	}
+	return kept, opts, nil
+}
+
 // Apply parses the request's files and applies their objects as one set.
 func (s *Manifests) Apply(ctx context.Context, r *manifestsapi.ApplyRequest) (*manifestsapi.ApplyResponse, error) {
 	objs, err := parseFiles(requestFiles(r.Data, r.File, r.Dir, r.Files), r.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	if len(objs) == 0 {
-		// An empty set with prune would delete everything applied before:
-		// too easy to do by accident (an empty directory, a wrong path).
-		return nil, fmt.Errorf("no objects to apply: %w", errdefs.ErrInvalidArgument)
+	objs, opts, err := applyScope(objs, r.Prune, r.DryRun, r.Applyset, r.Selector)
+	if err != nil {
+		return nil, err
 	}
-	results, err := s.API.Apply(ctx, objs, desired.ApplyOptions{Prune: r.Prune, DryRun: r.DryRun, Manager: ApplyManager})
+	results, err := s.API.Apply(ctx, objs, opts)
 	if err != nil {
 		return nil, err
 	}

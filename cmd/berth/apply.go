@@ -99,6 +99,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 		file                string
 		prune, dryRun, wait bool
 		timeout             time.Duration
+		scope               applyScope
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR|-",
@@ -106,11 +107,17 @@ func newApplyCmd(g *globals) *cobra.Command {
 		Long: `Apply sends the objects of a file, of every manifest in a directory, or of stdin to berthd
 as one set. Objects that a manifest file in the watched directory declares are not
 changed (reported as conflict). --prune deletes objects applied earlier with berth apply
-that the set no longer declares. --wait waits until every applied object is Ready.`,
+that the set no longer declares, within a scope it must be given: --applyset NAME
+(recorded on every object as the label berth.dev/applyset, as kubectl's ApplySet)
+prunes the set's members only, -l SELECTOR those matching it (and applies only
+the objects that match). --wait waits until every applied object is Ready.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return fmt.Errorf("-f FILE|DIR|- is required")
+			}
+			if err := scope.check(prune); err != nil {
+				return err
 			}
 			files, err := readManifests(file, cmd.InOrStdin())
 			if err != nil {
@@ -122,7 +129,8 @@ that the set no longer declares. --wait waits until every applied object is Read
 				return err
 			}
 			defer done()
-			resp, err := svc.Apply(ctx, &manifestsapi.ApplyRequest{Files: files, Prune: prune, DryRun: dryRun, Namespace: g.namespace})
+			resp, err := svc.Apply(ctx, &manifestsapi.ApplyRequest{Files: files, Prune: prune, DryRun: dryRun, Namespace: g.namespace,
+				Applyset: scope.applySet, Selector: scope.selector})
 			if err != nil {
 				return err
 			}
@@ -157,11 +165,32 @@ that the set no longer declares. --wait waits until every applied object is Read
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&file, "filename", "f", "", "manifest file, directory of manifests, or - for stdin")
-	fl.BoolVar(&prune, "prune", false, "delete objects applied with berth apply that this set no longer declares")
+	fl.BoolVar(&prune, "prune", false, "delete objects applied with berth apply that this set no longer declares (needs --applyset or -l)")
+	scope.add(cmd)
 	fl.BoolVar(&dryRun, "dry-run", false, "show what would be applied, change nothing")
 	fl.BoolVar(&wait, "wait", false, "wait until every applied object is Ready")
 	fl.DurationVar(&timeout, "timeout", 60*time.Second, "with --wait: how long to wait")
 	return cmd
+}
+
+// applyScope is what --prune may delete: an apply set's members, the
+// objects a selector matches, or both.
+type applyScope struct {
+	applySet, selector string
+}
+
+func (s *applyScope) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&s.applySet, "applyset", "", "apply set NAME the objects belong to (recorded as the label "+spec.LabelApplySet+"); scopes --prune")
+	cmd.Flags().StringVarP(&s.selector, "selector", "l", "", "label selector (app=web,tier!=db): only matching objects; scopes --prune")
+}
+
+// check refuses --prune without a scope: unscoped, it would delete what
+// anyone else applied in the namespace.
+func (s *applyScope) check(prune bool) error {
+	if prune && s.applySet == "" && s.selector == "" {
+		return fmt.Errorf("--prune needs a scope: --applyset NAME or -l SELECTOR (without one it would delete what others applied)")
+	}
+	return nil
 }
 
 // objectView is the part of an object's JSON the CLI reads.

@@ -10,17 +10,24 @@ import (
 
 func newDiffCmd(g *globals) *cobra.Command {
 	var file string
+	var prune bool
+	var scope applyScope
 	cmd := &cobra.Command{
 		Use:   "diff -f FILE|DIR|-",
 		Short: "Show how manifests differ from what is in force and what berth would do",
 		Long: `Diff compares each object with the one in force and with the node, and prints a
 unified diff of the manifests and the actions berth would take (pull, create,
 recreate with the fields that changed, start, stop, pause, resume, restart).
-It changes nothing. Exit status: 0 no difference, 1 a difference, 2 or more an error.`,
+With --prune (and --applyset or -l, as for apply) it also lists the objects apply
+--prune would delete. It changes nothing. Exit status: 0 no difference, 1 a
+difference (or something to prune), 2 or more an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return &exitError{code: 2, err: fmt.Errorf("-f FILE|DIR|- is required")}
+			}
+			if err := scope.check(prune); err != nil {
+				return &exitError{code: 2, err: err}
 			}
 			files, err := readManifests(file, cmd.InOrStdin())
 			if err != nil {
@@ -32,7 +39,8 @@ It changes nothing. Exit status: 0 no difference, 1 a difference, 2 or more an e
 				return &exitError{code: 2, err: err}
 			}
 			defer done()
-			resp, err := svc.Diff(ctx, &manifestsapi.DiffRequest{Files: files, Namespace: g.namespace})
+			resp, err := svc.Diff(ctx, &manifestsapi.DiffRequest{Files: files, Namespace: g.namespace,
+				Prune: prune, Applyset: scope.applySet, Selector: scope.selector})
 			if err != nil {
 				return err // main exits 2
 			}
@@ -43,6 +51,8 @@ It changes nothing. Exit status: 0 no difference, 1 a difference, 2 or more an e
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "manifest file, directory of manifests, or - for stdin")
+	cmd.Flags().BoolVar(&prune, "prune", false, "also show what apply --prune would delete (needs --applyset or -l)")
+	scope.add(cmd)
 	return cmd
 }
 

@@ -83,6 +83,7 @@ func newRootCmd() *cobra.Command {
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
 	}
+	registerCompletions(root, g)
 	return root
 }
 

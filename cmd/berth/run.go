@@ -30,13 +30,17 @@ type fifos struct {
 	copies                sync.WaitGroup
 }
 
-func newFIFOs(terminal bool) (*fifos, error) {
+// newFIFOs makes the FIFOs of a process's stdio. Without withStdin the
+// process gets no stdin at all (EOF), as `exec` without -i.
+func newFIFOs(terminal, withStdin bool) (*fifos, error) {
 	dir, err := os.MkdirTemp("", "berth-io-")
 	if err != nil {
 		return nil, err
 	}
-	f := &fifos{dir: dir, terminal: terminal,
-		stdin: filepath.Join(dir, "stdin"), stdout: filepath.Join(dir, "stdout")}
+	f := &fifos{dir: dir, terminal: terminal, stdout: filepath.Join(dir, "stdout")}
+	if withStdin {
+		f.stdin = filepath.Join(dir, "stdin")
+	}
 	if !terminal {
 		f.stderr = filepath.Join(dir, "stderr")
 	}
@@ -75,6 +79,9 @@ func (f *fifos) attach(stdin io.Reader, stdout, stderr io.Writer) {
 	out(f.stdout, stdout)
 	if f.stderr != "" {
 		out(f.stderr, stderr)
+	}
+	if f.stdin == "" {
+		return
 	}
 	go func() {
 		w, err := os.OpenFile(f.stdin, os.O_WRONLY, 0)
@@ -191,11 +198,11 @@ func newRunCmd(g *globals) *cobra.Command {
 	var cf containerFlags
 	var rm, detach bool
 	cmd := &cobra.Command{
-		Use:   "run [flags] IMAGE ID [CMD...]",
+		Use:   "run [flags] IMAGE ID [--] [CMD...]",
 		Short: "Create a container, run its task attached to this terminal, and exit with its exit code",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := cf.request(g.namespace, args[0], args[1], args[2:])
+			req, err := cf.request(g.namespace, args[0], args[1], commandArgs(args[2:]))
 			if err != nil {
 				return err
 			}
@@ -225,7 +232,7 @@ func newRunCmd(g *globals) *cobra.Command {
 				_, err := tasks.Start(ctx, &tasksapi.StartTaskRequest{Namespace: ns, ContainerId: id})
 				return err
 			}
-			f, err := newFIFOs(cf.tty)
+			f, err := newFIFOs(cf.tty, true)
 			if err != nil {
 				return errors.Join(err, cleanup())
 			}
@@ -260,4 +267,16 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "start the task and return (output goes to its log)")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
+}
+
+// commandArgs is the container command after the positional arguments.
+// Commands that stop parsing flags at their first argument (so that the
+// container's own flags reach it) see a "--" written after that argument
+// literally; it ends berth's flags as it does everywhere, it is not the
+// program to run.
+func commandArgs(rest []string) []string {
+	if len(rest) > 0 && rest[0] == "--" {
+		return rest[1:]
+	}
+	return rest
 }

@@ -13,7 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() { extraCommands = append(extraCommands, newTaskCmd) }
+func init() {
+	extraCommands = append(extraCommands, newTaskCmd, func(g *globals) *cobra.Command { return newExecCmd(g, true) })
+}
 
 type taskView struct {
 	ID         string     `json:"id"`
@@ -75,7 +77,7 @@ func newTaskCmd(g *globals) *cobra.Command {
 					_, err := tasks.Start(ctx, &tasksapi.StartTaskRequest{Namespace: ns, ContainerId: id})
 					return err
 				}
-				f, err := newFIFOs(false)
+				f, err := newFIFOs(false, true)
 				if err != nil {
 					return err
 				}
@@ -223,17 +225,27 @@ func newTaskCmd(g *globals) *cobra.Command {
 		},
 	}
 	addOutputFlag(ps, &psOut)
-	cmd.AddCommand(start, ls, kill, pause, resume, rm, metrics, ps, newExecCmd(g))
+	cmd.AddCommand(start, ls, kill, pause, resume, rm, metrics, ps, newExecCmd(g, false))
 	return cmd
 }
 
-func newExecCmd(g *globals) *cobra.Command {
+// newExecCmd is `task exec` (topLevel false: stdin always attached, --cwd)
+// and `berth exec` (the nerdctl/podman shape: -i attaches stdin, -w, -e).
+func newExecCmd(g *globals, topLevel bool) *cobra.Command {
 	var execID, user, cwd string
 	var env []string
-	var tty, detach bool
+	var tty, detach, interactive bool
+	use, short := "exec [--exec-id X] [-t] ID [--] CMD...", "Run a process inside a task's container, attached"
+	if topLevel {
+		use, short = "exec [-i] [-t] [-u USER] [-w DIR] [-e K=V] ID [--] CMD...", "Run a process inside a running task's container"
+	}
 	cmd := &cobra.Command{
-		Use: "exec [--exec-id X] [-t] ID CMD...", Short: "Run a process inside a task's container, attached", Args: cobra.MinimumNArgs(2),
+		Use: use, Short: short, Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, id, argv := g.namespace, args[0], commandArgs(args[1:])
+			if len(argv) == 0 {
+				return fmt.Errorf("exec %s: no command given after --", id)
+			}
 			ctx := context.WithoutCancel(cmd.Context())
 			c, err := g.dial(ctx)
 			if err != nil {
@@ -241,11 +253,10 @@ func newExecCmd(g *globals) *cobra.Command {
 			}
 			defer c.Close()
 			tasks := tasksapi.NewTasksClient(c)
-			ns, id := g.namespace, args[0]
 			if execID == "" {
 				execID = fmt.Sprintf("exec-%d-%d", time.Now().UnixNano()%1e9, unix.Getpid())
 			}
-			req := &tasksapi.ExecProcessRequest{Namespace: ns, ContainerId: id, ExecId: execID, Args: args[1:], Env: env, Cwd: cwd, User: user}
+			req := &tasksapi.ExecProcessRequest{Namespace: ns, ContainerId: id, ExecId: execID, Args: argv, Env: env, Cwd: cwd, User: user}
 			if detach {
 				if _, err := tasks.Exec(ctx, req); err != nil {
 					return err
@@ -253,7 +264,7 @@ func newExecCmd(g *globals) *cobra.Command {
 				_, err := tasks.StartExec(ctx, &tasksapi.StartExecRequest{Namespace: ns, ContainerId: id, ExecId: execID})
 				return err
 			}
-			f, err := newFIFOs(tty)
+			f, err := newFIFOs(tty, interactive || !topLevel)
 			if err != nil {
 				return err
 			}
@@ -280,9 +291,15 @@ func newExecCmd(g *globals) *cobra.Command {
 	fl.StringVar(&execID, "exec-id", "", "id of the exec process (default: generated)")
 	fl.BoolVarP(&tty, "tty", "t", false, "allocate a terminal")
 	fl.BoolVarP(&detach, "detach", "d", false, "start it and return")
-	fl.StringVarP(&user, "user", "u", "", "uid[:gid] to run as")
-	fl.StringVar(&cwd, "cwd", "", "working directory")
-	fl.StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE (repeatable)")
+	fl.StringVarP(&user, "user", "u", "", "user[:group] to run as (name or id, resolved in the container's /etc/passwd)")
+	if topLevel {
+		fl.BoolVarP(&interactive, "interactive", "i", false, "attach stdin")
+		fl.StringVarP(&cwd, "workdir", "w", "", "working directory inside the container")
+		fl.StringArrayVarP(&env, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
+	} else {
+		fl.StringVar(&cwd, "cwd", "", "working directory")
+		fl.StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE (repeatable)")
+	}
 	fl.SetInterspersed(false)
 	return cmd
 }

@@ -99,7 +99,15 @@ type ApplyRequest struct {
 	// and directory in errors and paths.
 	Files []*File `protobuf:"bytes,6,rep,name=files,proto3" json:"files,omitempty"`
 	// The namespace of objects that name none (berth -n); empty is default.
-	Namespace     string `protobuf:"bytes,7,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Namespace string `protobuf:"bytes,7,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Applyset names the apply set the objects belong to: recorded on each
+	// as the label berth.dev/applyset, it scopes prune to the set's members
+	// (in any namespace). An object of another set is a conflict.
+	Applyset string `protobuf:"bytes,8,opt,name=applyset,proto3" json:"applyset,omitempty"`
+	// Selector (kubectl -l syntax) applies only the objects that match it
+	// and scopes prune to the API objects that match it. Prune with neither
+	// applyset nor selector is refused.
+	Selector      string `protobuf:"bytes,9,opt,name=selector,proto3" json:"selector,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -179,6 +187,20 @@ func (x *ApplyRequest) GetFiles() []*File {
 func (x *ApplyRequest) GetNamespace() string {
 	if x != nil {
 		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ApplyRequest) GetApplyset() string {
+	if x != nil {
+		return x.Applyset
+	}
+	return ""
+}
+
+func (x *ApplyRequest) GetSelector() string {
+	if x != nil {
+		return x.Selector
 	}
 	return ""
 }
@@ -357,7 +379,12 @@ type DiffRequest struct {
 	Dir   string                 `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"`
 	Files []*File                `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
 	// The namespace of objects that name none (berth -n); empty is default.
-	Namespace     string `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Namespace string `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Prune, applyset and selector as in ApplyRequest: the objects apply
+	// would prune are listed with a "delete" action.
+	Prune         bool   `protobuf:"varint,6,opt,name=prune,proto3" json:"prune,omitempty"`
+	Applyset      string `protobuf:"bytes,7,opt,name=applyset,proto3" json:"applyset,omitempty"`
+	Selector      string `protobuf:"bytes,8,opt,name=selector,proto3" json:"selector,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -423,6 +450,27 @@ func (x *DiffRequest) GetFiles() []*File {
 func (x *DiffRequest) GetNamespace() string {
 	if x != nil {
 		return x.Namespace
+	}
+	return ""
+}
+
+func (x *DiffRequest) GetPrune() bool {
+	if x != nil {
+		return x.Prune
+	}
+	return false
+}
+
+func (x *DiffRequest) GetApplyset() string {
+	if x != nil {
+		return x.Applyset
+	}
+	return ""
+}
+
+func (x *DiffRequest) GetSelector() string {
+	if x != nil {
+		return x.Selector
 	}
 	return ""
 }
@@ -607,8 +655,10 @@ type GetRequest struct {
 	Namespace     string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	AllNamespaces bool   `protobuf:"varint,2,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	// Image | Container | Task, or empty for all kinds.
-	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	Name          string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// Selector (kubectl -l syntax) keeps the objects whose labels match.
+	Selector      string `protobuf:"bytes,5,opt,name=selector,proto3" json:"selector,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -667,6 +717,13 @@ func (x *GetRequest) GetKind() string {
 func (x *GetRequest) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *GetRequest) GetSelector() string {
+	if x != nil {
+		return x.Selector
 	}
 	return ""
 }
@@ -1213,7 +1270,7 @@ const file_manifests_v1_manifests_proto_rawDesc = "" +
 	"\x03Ref\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xc5\x01\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xfd\x01\n" +
 	"\fApplyRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\tR\x04file\x12\x14\n" +
@@ -1221,7 +1278,9 @@ const file_manifests_v1_manifests_proto_rawDesc = "" +
 	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x12\x10\n" +
 	"\x03dir\x18\x05 \x01(\tR\x03dir\x12.\n" +
 	"\x05files\x18\x06 \x03(\v2\x18.berth.manifests.v1.FileR\x05files\x12\x1c\n" +
-	"\tnamespace\x18\a \x01(\tR\tnamespace\"@\n" +
+	"\tnamespace\x18\a \x01(\tR\tnamespace\x12\x1a\n" +
+	"\bapplyset\x18\b \x01(\tR\bapplyset\x12\x1a\n" +
+	"\bselector\x18\t \x01(\tR\bselector\"@\n" +
 	"\x04File\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\tR\x04file\x12\x10\n" +
@@ -1231,13 +1290,16 @@ const file_manifests_v1_manifests_proto_rawDesc = "" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"K\n" +
 	"\rApplyResponse\x12:\n" +
-	"\aresults\x18\x01 \x03(\v2 .berth.manifests.v1.ObjectResultR\aresults\"\x95\x01\n" +
+	"\aresults\x18\x01 \x03(\v2 .berth.manifests.v1.ObjectResultR\aresults\"\xe3\x01\n" +
 	"\vDiffRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\tR\x04file\x12\x10\n" +
 	"\x03dir\x18\x03 \x01(\tR\x03dir\x12.\n" +
 	"\x05files\x18\x04 \x03(\v2\x18.berth.manifests.v1.FileR\x05files\x12\x1c\n" +
-	"\tnamespace\x18\x05 \x01(\tR\tnamespace\"w\n" +
+	"\tnamespace\x18\x05 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05prune\x18\x06 \x01(\bR\x05prune\x12\x1a\n" +
+	"\bapplyset\x18\a \x01(\tR\bapplyset\x12\x1a\n" +
+	"\bselector\x18\b \x01(\tR\bselector\"w\n" +
 	"\x06Action\x12)\n" +
 	"\x03ref\x18\x01 \x01(\v2\x17.berth.manifests.v1.RefR\x03ref\x12\x12\n" +
 	"\x04verb\x18\x02 \x01(\tR\x04verb\x12\x16\n" +
@@ -1249,13 +1311,14 @@ const file_manifests_v1_manifests_proto_rawDesc = "" +
 	"\x04diff\x18\x02 \x01(\tR\x04diff\x124\n" +
 	"\aactions\x18\x03 \x03(\v2\x1a.berth.manifests.v1.ActionR\aactions\"D\n" +
 	"\fDiffResponse\x124\n" +
-	"\x05diffs\x18\x01 \x03(\v2\x1e.berth.manifests.v1.ObjectDiffR\x05diffs\"y\n" +
+	"\x05diffs\x18\x01 \x03(\v2\x1e.berth.manifests.v1.ObjectDiffR\x05diffs\"\x95\x01\n" +
 	"\n" +
 	"GetRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12%\n" +
 	"\x0eall_namespaces\x18\x02 \x01(\bR\rallNamespaces\x12\x12\n" +
 	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"T\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x1a\n" +
+	"\bselector\x18\x05 \x01(\tR\bselector\"T\n" +
 	"\x06Object\x12\x12\n" +
 	"\x04json\x18\x01 \x01(\fR\x04json\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1e\n" +
