@@ -36,7 +36,10 @@ func (n *Node) Import(ctx context.Context, ns, path string, opts ImportOptions) 
 	if err != nil {
 		return nil, err
 	}
-	release := n.leases.acquire()
+	if err := n.checkLease(ctx, ns); err != nil {
+		return nil, err
+	}
+	release := n.begin(ctx, ns, "import")
 	defer release()
 	found, err := archive.Import(ctx, n.opts.Content, path)
 	if err != nil {
@@ -65,6 +68,9 @@ func (n *Node) Import(ctx context.Context, ns, path string, opts ImportOptions) 
 			if img, err = n.opts.DB.GetImage(ctx, ns, name); err != nil {
 				return out, err
 			}
+		}
+		if err := n.leaseImage(ctx, ns, img); err != nil {
+			return out, err
 		}
 		out = append(out, img)
 	}

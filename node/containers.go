@@ -60,7 +60,10 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	if err != nil {
 		return observed.Container{}, err
 	}
-	release := n.leases.acquire()
+	if err := n.checkLease(ctx, ns); err != nil {
+		return observed.Container{}, err
+	}
+	release := n.begin(ctx, ns, "container-create")
 	defer release()
 	chainID := img.Unpacked[snName]
 	if chainID != "" {
@@ -121,6 +124,15 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 		return c, err
 	}
 	ok = true
+	if LeaseFrom(ctx) != "" {
+		rs, err := n.imageResources(ctx, img)
+		if err == nil {
+			err = n.addToLease(ctx, ns, append(rs, observed.LeaseResource{Type: observed.ResourceSnapshot + "/" + snName, ID: key})...)
+		}
+		if err != nil {
+			n.log.Warn("add container to lease", "container", id, "lease", LeaseFrom(ctx), "err", err)
+		}
+	}
 	n.publish(ctx, ns, "/containers/create", map[string]any{"id": id, "image": image, "runtime": settings.Runtime})
 	return c, nil
 }

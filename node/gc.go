@@ -21,11 +21,16 @@ type GCResult struct {
 
 // GC removes every blob no image in any namespace references, and every
 // committed snapshot that no image's unpacked chain and no active snapshot
-// (a container's rw layer, an unpack in flight) needs. What operations in
-// flight are writing is leased and kept.
+// (a container's rw layer, an unpack in flight) needs. What a lease holds,
+// and what operations in flight are writing, is kept; expired leases are
+// dropped first.
 func (n *Node) GC(ctx context.Context, dryRun bool) (GCResult, error) {
 	n.gcMu.Lock()
 	defer n.gcMu.Unlock()
+	leased, err := n.leasedResources(ctx)
+	if err != nil {
+		return GCResult{}, fmt.Errorf("gc: read leases: %w", err)
+	}
 	all, err := n.opts.DB.AllImages(ctx)
 	if err != nil {
 		return GCResult{}, err
@@ -51,7 +56,7 @@ func (n *Node) GC(ctx context.Context, dryRun bool) (GCResult, error) {
 			return errdefs.IsNotFound(err) == false
 		}
 		sizes[d] = info.Size
-		return n.leases.protects(d, info.CreatedAt)
+		return leased.digests[d] || n.leases.protects(d, info.CreatedAt)
 	}
 	var res GCResult
 	if dryRun {
@@ -66,6 +71,12 @@ func (n *Node) GC(ctx context.Context, dryRun bool) (GCResult, error) {
 		res.Bytes += sizes[d]
 	}
 	for name, sn := range n.opts.Snapshotters {
+		for k := range leased.snapshots[name] {
+			if chains[name] == nil {
+				chains[name] = map[string]bool{}
+			}
+			chains[name][k] = true
+		}
 		removed, err := gcSnapshots(ctx, sn, chains[name], n.leases.oldest(), dryRun)
 		for _, k := range removed {
 			res.Snapshots = append(res.Snapshots, name+"/"+k)

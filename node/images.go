@@ -58,7 +58,10 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 	if err != nil {
 		return observed.Image{}, err
 	}
-	release := n.leases.acquire()
+	if err := n.checkLease(ctx, ns); err != nil {
+		return observed.Image{}, err
+	}
+	release := n.begin(ctx, ns, "pull")
 	defer release()
 	progress := func(Progress) {}
 	if opts.Progress != nil {
@@ -127,7 +130,7 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 	}
 	n.log.Info("pulled image", "namespace", ns, "ref", img.Name, "digest", root.Digest, "seconds", time.Since(start).Seconds())
 	if unpackc == nil {
-		return img, nil
+		return img, n.leaseImage(ctx, ns, img)
 	}
 	u := <-unpackc
 	if u.err != nil {
@@ -137,7 +140,23 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 		return img, err
 	}
 	n.log.Info("unpacked image", "namespace", ns, "image", img.Name, "snapshotter", u.snapshotter, "chainID", u.chainID, "seconds", time.Since(start).Seconds())
-	return n.opts.DB.GetImage(ctx, ns, img.Name)
+	if img, err = n.opts.DB.GetImage(ctx, ns, img.Name); err != nil {
+		return img, err
+	}
+	return img, n.leaseImage(ctx, ns, img)
+}
+
+// leaseImage adds an image's blobs and unpacked snapshots to the lease ctx
+// names, if any.
+func (n *Node) leaseImage(ctx context.Context, ns string, img observed.Image) error {
+	if LeaseFrom(ctx) == "" {
+		return nil
+	}
+	rs, err := n.imageResources(ctx, img)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", img.Name, err)
+	}
+	return n.addToLease(ctx, ns, rs...)
 }
 
 // downloaded sums the bytes a pull fetched: per blob, from the first offset
@@ -261,7 +280,7 @@ func (n *Node) Unpack(ctx context.Context, ns, name, snapshotter, platform strin
 	if err != nil {
 		return "", err
 	}
-	release := n.leases.acquire()
+	release := n.begin(ctx, ns, "unpack")
 	defer release()
 	if progress == nil {
 		progress = func(Progress) {}
@@ -279,7 +298,7 @@ func (n *Node) Unpack(ctx context.Context, ns, name, snapshotter, platform strin
 		return "", err
 	}
 	n.log.Info("unpacked image", "namespace", ns, "image", name, "snapshotter", snName, "chainID", chainID, "seconds", time.Since(start).Seconds())
-	return chainID, nil
+	return chainID, n.addToLease(ctx, ns, observed.LeaseResource{Type: observed.ResourceSnapshot + "/" + snName, ID: chainID})
 }
 
 func (n *Node) opener(desc ocispec.Descriptor, progress func(Progress)) func(context.Context) (io.ReadCloser, error) {

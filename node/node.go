@@ -44,6 +44,8 @@ type Node struct {
 	// (a collection after an image removal); closing waits for it.
 	background sync.WaitGroup
 	tt         taskTable
+	// expiryWake tells the lease expiry loop that a lease was created.
+	expiryWake chan struct{}
 }
 
 // New returns a Node over the given stores.

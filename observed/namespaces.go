@@ -112,7 +112,7 @@ func (d *DB) DeleteNamespace(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		for _, child := range [][]byte{bucketImages, bucketContainers, bucketStatus} {
+		for _, child := range [][]byte{bucketImages, bucketContainers, bucketStatus, bucketLeases} {
 			if c := b.Bucket(child); c != nil && !emptyTree(c) {
 				return fmt.Errorf("namespace %q still holds %s: %w", name, child, errdefs.ErrFailedPrecondition)
 			}

@@ -16,11 +16,13 @@ import (
 type Observer func(service, method string, d time.Duration, err error)
 
 // UnaryInterceptor checks the namespace of every request (see
-// checkNamespace), maps error classes to ttrpc codes at the edge and logs
-// failures with the method that failed.
+// checkNamespace), carries the lease its metadata names into the call,
+// maps error classes to ttrpc codes at the edge and logs failures with the
+// method that failed.
 func UnaryInterceptor(log *slog.Logger, observe Observer) ttrpc.UnaryServerInterceptor {
 	return func(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
 		start := time.Now()
+		ctx = withRequestLease(ctx)
 		resp, err := m(ctx, func(v any) error {
 			if err := unmarshal(v); err != nil {
 				return err

@@ -62,6 +62,7 @@ func (s *Images) List(ctx context.Context, r *imagesapi.ListImagesRequest) (*ima
 const progressInterval = 100 * time.Millisecond
 
 func (s *Images) Pull(ctx context.Context, r *imagesapi.PullRequest, stream imagesapi.Images_PullServer) error {
+	ctx = withRequestLease(ctx)
 	start := time.Now()
 	var (
 		mu      sync.Mutex

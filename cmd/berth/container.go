@@ -23,6 +23,7 @@ type containerFlags struct {
 	pids                   int64
 	netHost, readOnly, tty bool
 	labels                 []string
+	lease                  string
 }
 
 func (f *containerFlags) add(cmd *cobra.Command) {
@@ -41,6 +42,7 @@ func (f *containerFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.snapshotter, "snapshotter", "", "snapshotter (default: berthd's)")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a terminal")
 	fl.StringArrayVar(&f.labels, "label", nil, "label KEY=VALUE (repeatable)")
+	addLeaseFlag(cmd, &f.lease)
 }
 
 // request builds the create request of container id from image with args.
@@ -166,7 +168,7 @@ func newContainerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			_, err = s.Create(cmd.Context(), req)
+			_, err = s.Create(withLease(cmd.Context(), cf.lease), req)
 			return err
 		},
 	}

@@ -141,7 +141,7 @@ func newImageCmd(g *globals) *cobra.Command {
 type imagesClientFunc func(*cobra.Command) (imagesapi.ImagesClient, func(), error)
 
 func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
-	var platform, snapshotter string
+	var platform, snapshotter, lease string
 	var plainHTTP, unpack bool
 	cmd := &cobra.Command{
 		Use: "pull REF", Short: "Pull an image from a registry (and unpack it)", Args: cobra.ExactArgs(1),
@@ -151,7 +151,7 @@ func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
 				return err
 			}
 			defer done()
-			stream, err := s.Pull(cmd.Context(), &imagesapi.PullRequest{Namespace: g.namespace, Ref: args[0], Platform: platform,
+			stream, err := s.Pull(withLease(cmd.Context(), lease), &imagesapi.PullRequest{Namespace: g.namespace, Ref: args[0], Platform: platform,
 				PlainHttp: plainHTTP, Unpack: unpack, Snapshotter: snapshotter})
 			if err != nil {
 				return err
@@ -188,6 +188,7 @@ func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
 	cmd.Flags().BoolVar(&plainHTTP, "plain-http", false, "allow plain HTTP to this registry")
 	cmd.Flags().BoolVar(&unpack, "unpack", true, "unpack the image into the snapshotter after the pull")
 	cmd.Flags().StringVar(&snapshotter, "snapshotter", "", "snapshotter to unpack into (default: berthd's, overlayfs)")
+	addLeaseFlag(cmd, &lease)
 	return cmd
 }
 
@@ -211,7 +212,7 @@ func drawProgress(w io.Writer, p *imagesapi.PullProgress, prev int) int {
 }
 
 func newImportCmd(g *globals, client imagesClientFunc) *cobra.Command {
-	var name, snapshotter, platform string
+	var name, snapshotter, platform, lease string
 	var unpack bool
 	cmd := &cobra.Command{
 		Use: "import DIR|ARCHIVE", Short: "Import an OCI layout directory, an OCI archive or a docker-save archive", Args: cobra.ExactArgs(1),
@@ -228,7 +229,7 @@ func newImportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 				return err
 			}
 			defer done()
-			resp, err := s.Import(cmd.Context(), &imagesapi.ImportRequest{Namespace: g.namespace, Path: path, Name: name,
+			resp, err := s.Import(withLease(cmd.Context(), lease), &imagesapi.ImportRequest{Namespace: g.namespace, Path: path, Name: name,
 				Unpack: unpack, Snapshotter: snapshotter, Platform: platform})
 			if err != nil {
 				return err
@@ -243,6 +244,7 @@ func newImportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 	cmd.Flags().BoolVar(&unpack, "unpack", true, "unpack after import")
 	cmd.Flags().StringVar(&snapshotter, "snapshotter", "", "snapshotter to unpack into")
 	cmd.Flags().StringVar(&platform, "platform", "", "platform to unpack (default: the host's)")
+	addLeaseFlag(cmd, &lease)
 	return cmd
 }
 

@@ -215,7 +215,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			defer conn.Close()
 			ns, id := g.namespace, args[1]
 			containers, tasks := ctrapi.NewContainersClient(conn), tasksapi.NewTasksClient(conn)
-			if _, err := containers.Create(ctx, req); err != nil {
+			if _, err := containers.Create(withLease(ctx, cf.lease), req); err != nil {
 				return err
 			}
 			cleanup := func() error {

@@ -18,6 +18,7 @@ import (
 	eventsapi "berth.dev/berth/api/events/v1"
 	imagesapi "berth.dev/berth/api/images/v1"
 	introapi "berth.dev/berth/api/introspection/v1"
+	leasesapi "berth.dev/berth/api/leases/v1"
 	manifestsapi "berth.dev/berth/api/manifests/v1"
 	nsapi "berth.dev/berth/api/namespaces/v1"
 	"berth.dev/berth/api/server"
@@ -150,6 +151,13 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		return err
 	}
 	d.closers = append(d.closers, d.node.CloseTasks)
+	// Drop what the last berthd's operations and expired leases held, then
+	// keep collecting as leases expire; cancelled before CloseTasks waits.
+	lctx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
+	d.closers = append(d.closers, func() error { stopLeases(); return nil })
+	if err := d.node.RecoverLeases(lctx); err != nil {
+		return fmt.Errorf("recover leases: %w", err)
+	}
 	d.registerNodeCollector()
 	return nil
 }
@@ -236,6 +244,7 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	contentapi.RegisterContentService(srv, &server.Content{Node: d.node})
 	imagesapi.RegisterImagesService(srv, d.observeImages(&server.Images{Node: d.node}))
 	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, Events: d.bus})
+	leasesapi.RegisterLeasesService(srv, &server.Leases{Node: d.node})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
 	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
 	eventsapi.RegisterEventsService(srv, d.eventsService())
