@@ -16,10 +16,13 @@ import (
 
 // Limits bound what one layer may hold. Zero fields take the defaults.
 type Limits struct {
-	MaxPathLen   int   // bytes in an entry or link name; default 4096
-	MaxXattrSize int   // bytes in one xattr value; default 64 KiB
-	MaxEntries   int   // tar entries; default 1,000,000
-	MaxSize      int64 // uncompressed bytes; default 64 GiB
+	MaxPathLen   int // bytes in an entry or link name; default 4096
+	MaxXattrSize int // bytes in one xattr value; default 64 KiB
+	MaxEntries   int // tar entries; default 1,000,000
+	// MaxSize bounds the uncompressed bytes: both the tar stream and the
+	// sum of the files' sizes (a sparse entry counts its full size, though
+	// its holes take no disk); default 64 GiB.
+	MaxSize int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -55,12 +58,25 @@ type Options struct {
 	// NoSync skips the final syncfs(2) of root's filesystem.
 	NoSync bool
 	Limits Limits
+	// AllowDevices creates the block and character devices a layer holds;
+	// by default they are skipped and counted in ApplyResult (fifos are
+	// always created).
+	AllowDevices bool
+	// FreeSpace is what Apply leaves free on root's filesystem: it stops
+	// with errdefs.ErrResourceExhausted before going under it.
+	FreeSpace FreeSpace
 }
 
 // ApplyResult is what Apply measured.
 type ApplyResult struct {
 	DiffID digest.Digest // sha256 of the uncompressed tar
 	Size   int64         // uncompressed bytes
+	// SkippedDevices counts the device nodes not created (see
+	// Options.AllowDevices); SkippedDeviceNames lists the first few.
+	SkippedDevices     int
+	SkippedDeviceNames []string
+	// DroppedXattrs counts the xattrs not applied (see keepXattr).
+	DroppedXattrs int
 }
 
 // Apply extracts the layer r (gzip, zstd or plain tar) onto the directory
@@ -84,6 +100,9 @@ func Apply(ctx context.Context, root string, r io.Reader, opts Options) (ApplyRe
 		cacheFD: -1,
 	}
 	defer a.close()
+	if err := a.checkSpace(); err != nil {
+		return ApplyResult{}, fmt.Errorf("apply layer: %w", err)
+	}
 	p := startPipeline(dec, opts.Limits.MaxSize)
 	if err := a.run(ctx, tar.NewReader(p)); err != nil {
 		p.stop()
@@ -93,7 +112,8 @@ func Apply(ctx context.Context, root string, r io.Reader, opts Options) (ApplyRe
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply layer: %w", err)
 	}
-	res := ApplyResult{DiffID: dgst, Size: size}
+	res := a.res
+	res.DiffID, res.Size = dgst, size
 	if opts.ExpectedDiffID != "" && opts.ExpectedDiffID != dgst {
 		return res, fmt.Errorf("apply layer: diffID mismatch: got %s, want %s: %w", dgst, opts.ExpectedDiffID, errdefs.ErrFailedPrecondition)
 	}
@@ -165,6 +185,19 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return a.whiteout(dir, base)
 	}
+	if isDevice(hdr) && !a.opts.AllowDevices {
+		a.skipDevice(name, hdr)
+		return nil
+	}
+	if err := checkIDs(hdr); err != nil {
+		return err
+	}
+	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
+		a.logical += hdr.Size
+		if hdr.Size < 0 || a.logical > a.opts.Limits.MaxSize {
+			return invalid("files total more than %d bytes (this one declares %d)", a.opts.Limits.MaxSize, hdr.Size)
+		}
+	}
 	xattrs, err := a.xattrs(hdr)
 	if err != nil {
 		return err
@@ -203,6 +236,10 @@ func (a *applier) xattrs(hdr *tar.Header) (map[string]string, error) {
 		}
 		if name == "" || len(v) > a.opts.Limits.MaxXattrSize {
 			return nil, invalid("xattr %q: empty name or value over %d bytes", name, a.opts.Limits.MaxXattrSize)
+		}
+		if !keepXattr(name) {
+			a.res.DroppedXattrs++
+			continue
 		}
 		if out == nil {
 			out = map[string]string{}

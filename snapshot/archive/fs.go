@@ -26,6 +26,12 @@ type applier struct {
 	cachePath string
 	cacheFD   int
 	lowerFDs  []int
+	res       ApplyResult
+	// logical sums the files' declared sizes (Limits.MaxSize).
+	logical int64
+	// sinceCheck counts bytes written since the last free-space check.
+	sinceCheck int64
+	checkEvery int64 // 0: no reserve to keep
 }
 
 type dirTime struct {
@@ -188,6 +194,20 @@ func (w fdWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// spaceWriter writes file data and checks the free-space reserve as it goes.
+type spaceWriter struct {
+	fd int
+	a  *applier
+}
+
+func (w spaceWriter) Write(b []byte) (int, error) {
+	n, err := fdWriter(w.fd).Write(b)
+	if err != nil {
+		return n, noSpace(err)
+	}
+	return n, w.a.wrote(n)
+}
+
 func (a *applier) file(e *node, r io.Reader) error {
 	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(e.pfd, e.base, flags, 0o600)
@@ -201,8 +221,13 @@ func (a *applier) file(e *node, r io.Reader) error {
 		return fmt.Errorf("create: %w", err)
 	}
 	defer unix.Close(fd)
-	if e.hdr.Size > 0 {
-		if _, err := io.CopyBuffer(fdWriter(fd), r, a.buf); err != nil {
+	switch {
+	case isSparse(e.hdr):
+		if err := a.writeSparse(fd, r, e.hdr.Size); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	case e.hdr.Size > 0:
+		if _, err := io.CopyBuffer(spaceWriter{fd, a}, r, a.buf); err != nil {
 			return fmt.Errorf("write: %w", err)
 		}
 	}
