@@ -162,7 +162,9 @@ func key(ns, id string) string { return ns + "." + id }
 func (m *Manager) NetNSPath(ns, id string) string { return filepath.Join(m.netnsDir(), key(ns, id)) }
 
 // FilesDir holds a container's hosts, resolv.conf and hostname files.
-func (m *Manager) FilesDir(ns, id string) string { return filepath.Join(m.containersDir(), key(ns, id)) }
+func (m *Manager) FilesDir(ns, id string) string {
+	return filepath.Join(m.containersDir(), key(ns, id))
+}
 
 func (m *Manager) recordPath(ns, id string) string {
 	return filepath.Join(m.FilesDir(ns, id), "record.json")
