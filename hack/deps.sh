@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages berth's build, tests and examples need.
 set -euo pipefail
-pkgs=(runc crun busybox-static docker-registry protobuf-compiler libprotobuf-dev attr debootstrap ca-certificates btrfs-progs)
+pkgs=(runc crun busybox-static docker-registry protobuf-compiler libprotobuf-dev attr debootstrap ca-certificates btrfs-progs containernetworking-plugins iptables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -123,6 +123,8 @@ func specType(k Kind) reflect.Type {
 		return reflect.TypeFor[ContainerSpec]()
 	case KindTask:
 		return reflect.TypeFor[TaskSpec]()
+	case KindNetwork:
+		return reflect.TypeFor[NetworkSpec]()
 	}
 	return nil
 }

@@ -41,6 +41,14 @@ func Default(o Object) Object {
 		if s.Runtime == "" {
 			s.Runtime = DefaultRuntime
 		}
+		for i := range s.Ports {
+			if s.Ports[i].Protocol == "" {
+				s.Ports[i].Protocol = ProtocolTCP
+			}
+			if s.Ports[i].HostPort == 0 {
+				s.Ports[i].HostPort = s.Ports[i].ContainerPort
+			}
+		}
 		for i := range s.Mounts {
 			if s.Mounts[i].Type == "" {
 				s.Mounts[i].Type = MountTmpfs
@@ -48,6 +56,11 @@ func Default(o Object) Object {
 					s.Mounts[i].Type = MountBind
 				}
 			}
+		}
+		o.Spec = s
+	case NetworkSpec:
+		if s.Driver == "" {
+			s.Driver = "bridge"
 		}
 		o.Spec = s
 	case TaskSpec:
@@ -99,6 +112,15 @@ func (o Object) DeepCopy() Object {
 		s.Mounts = slices.Clone(s.Mounts)
 		for i := range s.Mounts {
 			s.Mounts[i].Options = slices.Clone(s.Mounts[i].Options)
+		}
+		s.Ports = slices.Clone(s.Ports)
+		if s.DNS != nil {
+			d := DNSConfig{Servers: slices.Clone(s.DNS.Servers), Searches: slices.Clone(s.DNS.Searches), Options: slices.Clone(s.DNS.Options)}
+			s.DNS = &d
+		}
+		s.Hosts = slices.Clone(s.Hosts)
+		for i := range s.Hosts {
+			s.Hosts[i].Hostnames = slices.Clone(s.Hosts[i].Hostnames)
 		}
 		o.Spec = s
 	}

@@ -37,11 +37,18 @@ func (ImageSpec) isSpec()    {}
 // NetworkMode is a container's network.
 type NetworkMode string
 
-// The network modes.
+// The network modes; any other value names a Network of the container's
+// namespace (or a conflist in berthd's CNI configuration directory).
 const (
 	NetworkHost NetworkMode = "host"
 	NetworkNone NetworkMode = "none"
+	// NetworkBridge is the built-in network every namespace has.
+	NetworkBridge NetworkMode = "bridge"
 )
+
+// Bridged reports whether the mode puts the container on a network of its
+// own namespace (the built-in bridge or a named one).
+func (m NetworkMode) Bridged() bool { return m != NetworkHost && m != NetworkNone && m != "" }
 
 // MountType is the type of a mount.
 type MountType string
@@ -69,7 +76,57 @@ type ContainerSpec struct {
 	ReadOnlyRootfs bool        `json:"readOnlyRootfs,omitempty"`
 	Hostname       string      `json:"hostname,omitempty"`
 	Terminal       bool        `json:"terminal,omitempty"`
+	// Ports are published on the host (bridged networks only).
+	Ports []Port `json:"ports,omitempty"`
+	// DNS overrides parts of the container's /etc/resolv.conf.
+	DNS *DNSConfig `json:"dns,omitempty"`
+	// Hosts are extra /etc/hosts entries.
+	Hosts []HostAlias `json:"hosts,omitempty"`
 }
+
+// Protocols of a published port.
+const (
+	ProtocolTCP = "tcp"
+	ProtocolUDP = "udp"
+)
+
+// Port publishes a container port on the host.
+type Port struct {
+	ContainerPort int    `json:"containerPort"`
+	HostPort      int    `json:"hostPort,omitempty"`
+	Protocol      string `json:"protocol,omitempty"`
+	HostIP        string `json:"hostIP,omitempty"`
+}
+
+// DNSConfig is what a container's resolv.conf says instead of the host's.
+type DNSConfig struct {
+	Servers  []string `json:"servers,omitempty"`
+	Searches []string `json:"searches,omitempty"`
+	Options  []string `json:"options,omitempty"`
+}
+
+// HostAlias is one /etc/hosts line.
+type HostAlias struct {
+	IP        string   `json:"ip"`
+	Hostnames []string `json:"hostnames"`
+}
+
+// NetworkSpec is the desired state of a Network: a bridge (or macvlan,
+// ipvlan) network containers of its namespace join by name.
+type NetworkSpec struct {
+	Subnet  string `json:"subnet"`
+	Gateway string `json:"gateway,omitempty"`
+	IPRange string `json:"ipRange,omitempty"`
+	IPMasq  bool   `json:"ipMasq,omitempty"`
+	Isolate bool   `json:"isolate,omitempty"`
+	MTU     int    `json:"mtu,omitempty"`
+	Driver  string `json:"driver,omitempty"`
+	Master  string `json:"master,omitempty"`
+}
+
+// Kind implements Spec.
+func (NetworkSpec) Kind() Kind { return KindNetwork }
+func (NetworkSpec) isSpec()    {}
 
 // EnvVar is one environment variable.
 type EnvVar struct {

@@ -20,11 +20,12 @@ const (
 	KindImage     Kind = "Image"
 	KindContainer Kind = "Container"
 	KindTask      Kind = "Task"
+	KindNetwork   Kind = "Network"
 )
 
 // Kinds lists every kind, in dependency order (an Image before the
 // Containers that use it, a Container before its Task).
-var Kinds = []Kind{KindImage, KindContainer, KindTask}
+var Kinds = []Kind{KindNetwork, KindImage, KindContainer, KindTask}
 
 // Key identifies an object: (namespace, kind, name).
 type Key struct {
@@ -98,6 +99,9 @@ func (o Object) ImageSpec() (ImageSpec, bool) { s, ok := o.Spec.(ImageSpec); ret
 // ContainerSpec returns the spec of a Container.
 func (o Object) ContainerSpec() (ContainerSpec, bool) { s, ok := o.Spec.(ContainerSpec); return s, ok }
 
+// NetworkSpec returns the spec of a Network.
+func (o Object) NetworkSpec() (NetworkSpec, bool) { s, ok := o.Spec.(NetworkSpec); return s, ok }
+
 // TaskSpec returns the spec of a Task.
 func (o Object) TaskSpec() (TaskSpec, bool) { s, ok := o.Spec.(TaskSpec); return s, ok }
 
@@ -163,6 +167,10 @@ func decodeSpec(kind Kind, raw json.RawMessage, unmarshal func([]byte, any) erro
 		var s TaskSpec
 		err := unmarshal(raw, &s)
 		return s, err
+	case KindNetwork:
+		var s NetworkSpec
+		err := unmarshal(raw, &s)
+		return s, err
 	}
-	return nil, fmt.Errorf("kind: %q is not one of Image, Container, Task", kind)
+	return nil, fmt.Errorf("kind: %q is not one of Network, Image, Container, Task", kind)
 }

@@ -67,7 +67,7 @@ func Validate(o Object) error {
 	}
 	v.metadata(o.Metadata)
 	if o.Spec == nil || o.Spec.Kind() != o.Kind {
-		v.add("kind", "%q is not one of Image, Container, Task", string(o.Kind))
+		v.add("kind", "%q is not one of Network, Image, Container, Task", string(o.Kind))
 		return v.errs.orNil()
 	}
 	switch s := o.Spec.(type) {
@@ -77,6 +77,8 @@ func Validate(o Object) error {
 		v.container(s)
 	case TaskSpec:
 		v.task(s)
+	case NetworkSpec:
+		v.network(s)
 	}
 	return v.errs.orNil()
 }

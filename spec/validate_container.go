@@ -56,10 +56,13 @@ func (v *validator) container(s ContainerSpec) {
 	v.mounts(s.Mounts)
 	v.resources(s.Resources)
 	switch s.Network {
-	case NetworkHost, NetworkNone:
+	case NetworkHost, NetworkNone, NetworkBridge:
 	default:
-		v.add("spec.network", "%q is not one of host, none", s.Network)
+		if len(s.Network) > 63 || !dnsLabelRE.MatchString(string(s.Network)) {
+			v.add("spec.network", "%q is not one of bridge, host, none or a Network's name", truncate(string(s.Network), 80))
+		}
 	}
+	v.networkOptions(s)
 	if len(s.Runtime) > 63 || !runtimeRE.MatchString(s.Runtime) {
 		v.add("spec.runtime", "%q is not a runtime name", truncate(s.Runtime, 80))
 	}

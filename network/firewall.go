@@ -1,0 +1,182 @@
+package network
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// iptables runs iptables, waiting for the xtables lock as the plugins do.
+func iptables(args ...string) ([]byte, error) {
+	out, err := exec.Command("iptables", append([]string{"-w", "5"}, args...)...).CombinedOutput()
+	if err != nil {
+		return out, &cmdError{"iptables " + strings.Join(args, " "), out, err}
+	}
+	return out, nil
+}
+
+// cniChains are the chains the portmap and firewall plugins create once
+// and never remove; berth removes them when they are empty (no CNI user
+// on the host has a rule in them), with the jumps to them.
+var cniChains = []struct{ table, chain string }{
+	{"nat", "CNI-HOSTPORT-DNAT"},
+	{"nat", "CNI-HOSTPORT-SETMARK"},
+	{"nat", "CNI-HOSTPORT-MASQ"},
+	{"filter", "CNI-FORWARD"},
+	{"filter", "CNI-ADMIN"},
+}
+
+// cleanupFirewall removes the empty CNI chains once no container of this
+// berth is attached. A chain holding any rule but a jump to another
+// listed chain is someone's and stays.
+func (m *Manager) cleanupFirewall() {
+	if all, _ := m.List(); len(all) > 0 {
+		return
+	}
+	listed := map[string]bool{}
+	for _, c := range cniChains {
+		listed[c.chain] = true
+	}
+	for _, c := range cniChains {
+		out, err := iptables("-t", c.table, "-S", c.chain)
+		if err != nil {
+			continue // no such chain
+		}
+		empty := true
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) == 0 || f[0] == "-N" {
+				continue
+			}
+			// The plugins' fixed rules (the masquerade mark, the jump to
+			// CNI-ADMIN) are part of the set; a per-container chain's
+			// jump or any other target is a user's.
+			if t := target(f); listed[t] || t == "MASQUERADE" || t == "MARK" {
+				continue
+			}
+			empty = false
+		}
+		if !empty {
+			return // in use: leave the whole set, jumps included
+		}
+	}
+	for _, c := range cniChains {
+		if _, err := iptables("-t", c.table, "-S", c.chain); err != nil {
+			continue
+		}
+		removeJumps(c.table, c.chain)
+		_, _ = iptables("-t", c.table, "-F", c.chain)
+	}
+	for _, c := range cniChains {
+		if _, err := iptables("-t", c.table, "-X", c.chain); err != nil {
+			if _, serr := iptables("-t", c.table, "-S", c.chain); serr == nil {
+				m.log.Warn("remove empty CNI chain", "table", c.table, "chain", c.chain, "err", err)
+			}
+		}
+	}
+}
+
+// target is the -j of a rule split into fields.
+func target(f []string) string {
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "-j" {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+// removeJumps deletes every rule of a table that jumps to chain.
+func removeJumps(table, chain string) {
+	out, err := iptables("-t", table, "-S")
+	if err != nil {
+		return
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		f := splitRule(line)
+		if len(f) < 2 || f[0] != "-A" || f[1] == chain || target(f) != chain {
+			continue
+		}
+		args := append([]string{"-t", table, "-D"}, f[1:]...)
+		_, _ = iptables(args...)
+	}
+}
+
+// splitRule splits an iptables -S rule into arguments, honouring the
+// double quotes iptables puts around comments.
+func splitRule(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inq := false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inq = !inq
+		case r == ' ' && !inq:
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// isolateChain holds the rules of isolated networks, in the mangle
+// table's FORWARD chain, which no plugin touches, so the plugins' own
+// ACCEPT rules in filter cannot come before it.
+const isolateChain = "BERTH-ISOLATE"
+
+// setIsolation adds (on) or removes the rules that keep a bridge's
+// traffic from other berth bridges, in both directions. Idempotent.
+func setIsolation(bridge string, on bool) error {
+	rules := [][]string{
+		{"-i", bridge, "-o", bridge, "-j", "RETURN"},
+		{"-i", bridge, "-o", "berth+", "-j", "DROP"},
+		{"-i", "berth+", "-o", bridge, "-j", "DROP"},
+	}
+	if on {
+		if _, err := iptables("-t", "mangle", "-S", isolateChain); err != nil {
+			if _, err := iptables("-t", "mangle", "-N", isolateChain); err != nil {
+				return err
+			}
+		}
+		if _, err := iptables("-t", "mangle", "-C", "FORWARD", "-j", isolateChain); err != nil {
+			if _, err := iptables("-t", "mangle", "-I", "FORWARD", "1", "-j", isolateChain); err != nil {
+				return err
+			}
+		}
+		for _, r := range rules {
+			if _, err := iptables(append([]string{"-t", "mangle", "-C", isolateChain}, r...)...); err == nil {
+				continue
+			}
+			if _, err := iptables(append([]string{"-t", "mangle", "-A", isolateChain}, r...)...); err != nil {
+				return fmt.Errorf("isolate %s: %w", bridge, err)
+			}
+		}
+		return nil
+	}
+	for _, r := range rules {
+		for {
+			if _, err := iptables(append([]string{"-t", "mangle", "-D", isolateChain}, r...)...); err != nil {
+				break
+			}
+		}
+	}
+	out, err := iptables("-t", "mangle", "-S", isolateChain)
+	if err == nil && strings.Count(string(out), "\n") <= 1 {
+		_, _ = iptables("-t", "mangle", "-D", "FORWARD", "-j", isolateChain)
+		_, _ = iptables("-t", "mangle", "-X", isolateChain)
+	}
+	return nil
+}

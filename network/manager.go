@@ -1,0 +1,281 @@
+package network
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/containerd/errdefs"
+	"github.com/containernetworking/cni/libcni"
+)
+
+// BuiltinNetwork is the network every namespace has without declaring it.
+const BuiltinNetwork = "bridge"
+
+// Defaults of the built-in network. 10.88.0.0/16 is podman's default and
+// 10.4.0.0/24 nerdctl's: berth takes a /16 neither uses, so the three can
+// run on one host.
+const (
+	DefaultBridge  = "berth0"
+	DefaultSubnet  = "10.87.0.0/16"
+	builtinCNIName = "berth"
+	ifName         = "eth0"
+)
+
+// Options configure a Manager.
+type Options struct {
+	// BinDirs are searched for plugins (default /usr/lib/cni).
+	BinDirs []string
+	// ConfDir holds conflists: the ones berth writes and a user's own.
+	ConfDir string
+	// Root is berth's root: cni/cache and cni/networks (the IPAM leases)
+	// live under it.
+	Root string
+	// State is berth's state directory: network/ holds the namespaces and
+	// the attachment records.
+	State string
+	// Bridge and Subnet are the built-in network's (DefaultBridge,
+	// DefaultSubnet when empty).
+	Bridge, Subnet string
+	// ResolvConf is the host's resolver file (default /etc/resolv.conf).
+	ResolvConf string
+	Log        *slog.Logger
+}
+
+// PortMapping publishes a container port on the host.
+type PortMapping struct {
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"`
+	HostIP        string `json:"hostIP,omitempty"`
+}
+
+// Request asks for a container's attachment.
+type Request struct {
+	Namespace, ID string
+	// Network is the name the container gave: BuiltinNetwork, a declared
+	// Network of its namespace, or the name of a conflist in ConfDir.
+	Network  string        `json:"network"`
+	Hostname string        `json:"hostname,omitempty"`
+	Ports    []PortMapping `json:"ports,omitempty"`
+	DNS      DNS           `json:"dns,omitzero"`
+	Hosts    []Host        `json:"hosts,omitempty"`
+}
+
+// Phases of an attachment record.
+const (
+	phaseAttaching = "attaching"
+	phaseAttached  = "attached"
+	phaseDetaching = "detaching"
+)
+
+// Attachment is a container's place on a network.
+type Attachment struct {
+	Namespace string        `json:"namespace"`
+	ID        string        `json:"id"`
+	Network   string        `json:"network"`
+	CNIName   string        `json:"cniName"`
+	Phase     string        `json:"phase"`
+	Request   Request       `json:"request"`
+	NetNS     string        `json:"netns"`
+	IPs       []string      `json:"ips,omitempty"`
+	Gateway   string        `json:"gateway,omitempty"`
+	MAC       string        `json:"mac,omitempty"`
+	HostVeth  string        `json:"hostVeth,omitempty"`
+	Ports     []PortMapping `json:"ports,omitempty"`
+	// Conflist is the configuration ADD ran with, so DEL runs with the
+	// same one even after the network's file is gone.
+	Conflist json.RawMessage `json:"conflist"`
+}
+
+// IP is the attachment's first address without its prefix length.
+func (a Attachment) IP() string {
+	if len(a.IPs) == 0 {
+		return ""
+	}
+	ip, _, _ := strings.Cut(a.IPs[0], "/")
+	return ip
+}
+
+// Manager attaches containers to networks. It is safe for concurrent use.
+type Manager struct {
+	opts Options
+	log  *slog.Logger
+	cni  *libcni.CNIConfig
+	// mu serialises attaches and detaches: they read every record (port
+	// clashes, peers' hosts files), and each is milliseconds of plugins.
+	mu sync.Mutex
+}
+
+// New returns a Manager; it creates the directories it owns.
+func New(opts Options) (*Manager, error) {
+	if len(opts.BinDirs) == 0 {
+		opts.BinDirs = []string{"/usr/lib/cni"}
+	}
+	if opts.Bridge == "" {
+		opts.Bridge = DefaultBridge
+	}
+	if opts.Subnet == "" {
+		opts.Subnet = DefaultSubnet
+	}
+	if opts.ResolvConf == "" {
+		opts.ResolvConf = "/etc/resolv.conf"
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Root == "" || opts.State == "" || opts.ConfDir == "" {
+		return nil, fmt.Errorf("network: root, state and conf dir are required: %w", errdefs.ErrInvalidArgument)
+	}
+	m := &Manager{opts: opts, log: opts.Log}
+	for _, d := range []string{m.cacheDir(), m.IPAMDir(), m.netnsDir(), m.containersDir(), opts.ConfDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("network: create %s: %w", d, err)
+		}
+	}
+	m.cni = libcni.NewCNIConfigWithCacheDir(opts.BinDirs, m.cacheDir(), nil)
+	if err := m.writeBuiltin(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) cacheDir() string      { return filepath.Join(m.opts.Root, "cni", "cache") }
+func (m *Manager) netnsDir() string      { return filepath.Join(m.opts.State, "network", "netns") }
+func (m *Manager) containersDir() string { return filepath.Join(m.opts.State, "network", "containers") }
+
+// IPAMDir is where host-local keeps the leases of berth's networks.
+func (m *Manager) IPAMDir() string { return filepath.Join(m.opts.Root, "cni", "networks") }
+
+// NetNSDir is the directory of the namespace files.
+func (m *Manager) NetNSDir() string { return m.netnsDir() }
+
+func key(ns, id string) string { return ns + "." + id }
+
+// NetNSPath is the namespace file of a container: stable, so the OCI spec
+// can name it before the namespace exists.
+func (m *Manager) NetNSPath(ns, id string) string { return filepath.Join(m.netnsDir(), key(ns, id)) }
+
+// FilesDir holds a container's hosts, resolv.conf and hostname files.
+func (m *Manager) FilesDir(ns, id string) string {
+	return filepath.Join(m.containersDir(), key(ns, id))
+}
+
+func (m *Manager) recordPath(ns, id string) string {
+	return filepath.Join(m.FilesDir(ns, id), "record.json")
+}
+
+// writeBuiltin writes the built-in network's conflist, so a user (or a
+// CNI tool) sees it beside the others.
+func (m *Manager) writeBuiltin() error {
+	b, err := conflist(builtinCNIName, m.opts.Bridge, m.IPAMDir(), Spec{Subnet: m.opts.Subnet, IPMasq: true})
+	if err != nil {
+		return fmt.Errorf("network: built-in network %s: %w", m.opts.Subnet, err)
+	}
+	return writeFile(filepath.Join(m.opts.ConfDir, builtinCNIName+".conflist"), b)
+}
+
+// CNIName is the CNI network a container's network name stands for in
+// namespace ns.
+func CNIName(ns, name string) string {
+	if name == BuiltinNetwork {
+		return builtinCNIName
+	}
+	return "berth_" + ns + "_" + name
+}
+
+// loadConflist finds the conflist of a container's network: berth's own,
+// else a user's conflist of that very name.
+func (m *Manager) loadConflist(ns, name string) (*libcni.NetworkConfigList, error) {
+	for _, n := range []string{CNIName(ns, name), name} {
+		l, err := libcni.LoadNetworkConf(m.opts.ConfDir, n)
+		if err == nil {
+			return l, nil
+		}
+		var nf libcni.NotFoundError
+		var none libcni.NoConfigsFoundError
+		if !errors.As(err, &nf) && !errors.As(err, &none) {
+			return nil, fmt.Errorf("network %s: %w", name, err)
+		}
+	}
+	return nil, fmt.Errorf("network %q: no Network of that name in namespace %s and no conflist in %s: %w", name, ns, m.opts.ConfDir, errdefs.ErrNotFound)
+}
+
+func (m *Manager) readRecord(ns, id string) (Attachment, error) {
+	b, err := os.ReadFile(m.recordPath(ns, id))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return Attachment{}, fmt.Errorf("attachment of %s/%s: %w", ns, id, errdefs.ErrNotFound)
+		}
+		return Attachment{}, err
+	}
+	var a Attachment
+	if err := json.Unmarshal(b, &a); err != nil {
+		return Attachment{}, fmt.Errorf("attachment record of %s/%s: %w", ns, id, err)
+	}
+	return a, nil
+}
+
+func (m *Manager) writeRecord(a Attachment) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return writeFile(m.recordPath(a.Namespace, a.ID), b)
+}
+
+// writeFile writes data through a temporary file and a rename, fsynced, so
+// a crash leaves the old file or the new one.
+func writeFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// List returns every attachment record, in any phase.
+func (m *Manager) List() ([]Attachment, error) {
+	ents, err := os.ReadDir(m.containersDir())
+	if err != nil {
+		return nil, err
+	}
+	var out []Attachment
+	for _, e := range ents {
+		ns, id, ok := strings.Cut(e.Name(), ".")
+		if !ok {
+			continue
+		}
+		a, err := m.readRecord(ns, id)
+		if err != nil {
+			if !errdefs.IsNotFound(err) {
+				m.log.Warn("unreadable attachment record", "container", e.Name(), "err", err)
+			}
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Get returns a container's attachment.
+func (m *Manager) Get(ns, id string) (Attachment, error) { return m.readRecord(ns, id) }
