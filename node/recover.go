@@ -9,7 +9,7 @@ import (
 
 	shimapi "berth.dev/berth/api/shim/v1"
 	"berth.dev/berth/observed"
-	"berth.dev/berth/shim"
+	shimbundle "berth.dev/berth/shim/bundle"
 	"berth.dev/berth/shim/client"
 	"berth.dev/berth/snapshot"
 	"github.com/containerd/errdefs"
@@ -132,7 +132,7 @@ func (n *Node) bundleRuntime(bundle, ns, id string) string {
 // isBundle reports whether dir holds a bundle berthd wrote: a rootfs
 // mount point with config.json or the shim's files beside it.
 func isBundle(dir string) bool {
-	for _, name := range []string{"config.json", shim.PidName, shim.ExitName} {
+	for _, name := range []string{shimbundle.ConfigName, shimbundle.PidName, shimbundle.ExitName} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			return true
 		}

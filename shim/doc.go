@@ -9,7 +9,9 @@
 // container's processes to it and it reaps them, matching exits to the
 // init and exec pids.
 //
-// Files in the bundle directory:
+// The contract with berthd (file names, the exit record, the launcher, the
+// error wire codes) is package shim/bundle, which both sides import, so
+// berthd never links this server. Files in the bundle directory:
 //
 //	<bundle>/
 //	├── config.json   OCI runtime spec (berthd)

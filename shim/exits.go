@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"berth.dev/berth/shim/bundle"
 	"sync"
 	"time"
 
@@ -103,7 +104,7 @@ func (s *Service) recordExit(p *process, status int, at time.Time) {
 	p.status, p.exitStatus, p.exitedAt = shimapi.Status_STOPPED, status, at
 	if p == s.init {
 		p.oom = s.cg != nil && s.cg.oomKills() > s.oomBase
-		err := writeExit(s.bundle, Exit{Pid: uint32(p.pid), ExitStatus: uint32(status), ExitedAt: at, OOMKilled: p.oom})
+		err := bundle.WriteExit(s.bundle, bundle.Exit{Pid: uint32(p.pid), ExitStatus: uint32(status), ExitedAt: at, OOMKilled: p.oom})
 		if err != nil {
 			s.log.Error("exit record not written", "err", err)
 		}

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"berth.dev/berth/shim/bundle"
 	"context"
 	"fmt"
 	"log/slog"
@@ -53,13 +54,13 @@ const DefaultRuntimeRoot = "/run/berth/runc"
 
 // NewService serves the container of bundle. It starts the reaper, so a
 // process has one Service.
-func NewService(log *slog.Logger, namespace, bundle, runtime string) *Service {
+func NewService(log *slog.Logger, namespace, dir, runtime string) *Service {
 	s := &Service{
-		log: log, namespace: namespace, bundle: bundle, runtime: runtime,
+		log: log, namespace: namespace, bundle: dir, runtime: runtime,
 		execs: map[string]*process{}, pending: map[int]reaped{}, done: make(chan struct{}),
 	}
 	s.exitq.init(s.handleExit)
-	s.rt = &runc{reaper: newReaper(s.exitq.push), logPath: filepath.Join(bundle, RuncLog)}
+	s.rt = &runc{reaper: newReaper(s.exitq.push), logPath: filepath.Join(dir, bundle.RuncLog)}
 	return s
 }
 
@@ -108,7 +109,7 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		return nil, fmt.Errorf("create %s: runtime root: %w", req.Id, err)
 	}
 	s.rt.bin, s.rt.root = bin, root
-	if err := os.Remove(filepath.Join(s.bundle, ExitName)); err != nil && !os.IsNotExist(err) {
+	if err := os.Remove(filepath.Join(s.bundle, bundle.ExitName)); err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("create %s: stale exit record: %w", req.Id, err)
 	}
 	l := req.GetLog()

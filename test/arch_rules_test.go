@@ -7,7 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func TestMatch(t *testing.T) {
+func TestArchMatch(t *testing.T) {
 	for _, tc := range []struct {
 		pattern, rel string
 		want         bool
@@ -31,7 +31,7 @@ func TestMatch(t *testing.T) {
 
 // TestCheck feeds the checks made-up import graphs, so each rule is seen to
 // fire and to name the offending edge.
-func TestCheck(t *testing.T) {
+func TestArchCheck(t *testing.T) {
 	m := func(s string) string { return module + "/" + s }
 	for _, tc := range []struct {
 		name    string
@@ -79,7 +79,7 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-func TestCheckDeps(t *testing.T) {
+func TestArchCheckDeps(t *testing.T) {
 	m := func(s string) string { return module + "/" + s }
 	imports := map[string][]string{
 		m("cmd/berth-shim"):       {m("shim")},
@@ -89,8 +89,11 @@ func TestCheckDeps(t *testing.T) {
 		m("content/proxy"):        {"go.etcd.io/bbolt/errors"},
 		m("spec"):                 {"sigs.k8s.io/yaml"},
 		"go.etcd.io/bbolt/errors": nil,
+		m("cmd/berthd"):           {m("shim/client")},
+		m("shim/client"):          {m("shim/bundle"), m("shim")},
 	}
 	checkMessages(t, checkDeps(imports), []string{
+		"cmd/berthd depends on berth.dev/berth/shim (berthd starts shims and reads their bundles through shim/bundle and shim/client; the shim's server runs only in berth-shim) via cmd/berthd → shim/client → shim",
 		"cmd/berth-shim depends on github.com/spf13/cobra (one shim runs per container: its imports are its memory) via cmd/berth-shim → shim → github.com/spf13/cobra",
 		"cmd/berth depends on go.etcd.io/bbolt (the CLI talks to berthd over the API and never opens a store) via cmd/berth → content/proxy → go.etcd.io/bbolt/errors",
 	})

@@ -27,7 +27,7 @@ import (
 	"strings"
 
 	shimapi "berth.dev/berth/api/shim/v1"
-	"berth.dev/berth/shim"
+	shimbundle "berth.dev/berth/shim/bundle"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
 )
@@ -89,12 +89,12 @@ func Start(ctx context.Context, opts Opts) (*Client, error) {
 	// fewer per container) in its own session, so a signal to berthd's
 	// process group never reaches it. berthd reaps it when it exits; after
 	// a berthd restart init does.
-	cmd, addr, err := shim.StartDaemon(bin, bundle, args)
+	cmd, addr, err := shimbundle.StartDaemon(bin, bundle, args)
 	if err != nil {
 		return nil, fmt.Errorf("start shim for %s: %w", opts.ID, err)
 	}
 	go func() { _ = cmd.Wait() }()
-	if addr != filepath.Join(bundle, shim.SocketName) {
+	if addr != filepath.Join(bundle, shimbundle.SocketName) {
 		return nil, fmt.Errorf("start shim for %s: unexpected address %q", opts.ID, addr)
 	}
 	return Connect(ctx, bundle)
@@ -138,7 +138,7 @@ func Connect(ctx context.Context, bundle string) (*Client, error) {
 // socket addresses is reached through /proc/self/fd of the directory.
 func dial(ctx context.Context, bundle string) (net.Conn, error) {
 	var d net.Dialer
-	sock := filepath.Join(bundle, shim.SocketName)
+	sock := filepath.Join(bundle, shimbundle.SocketName)
 	if len(sock) < 100 {
 		return d.DialContext(ctx, "unix", sock)
 	}
@@ -147,13 +147,13 @@ func dial(ctx context.Context, bundle string) (net.Conn, error) {
 		return nil, err
 	}
 	defer dir.Close()
-	return d.DialContext(ctx, "unix", fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), shim.SocketName))
+	return d.DialContext(ctx, "unix", fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), shimbundle.SocketName))
 }
 
 func readPid(bundle string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, shim.PidName))
+	b, err := os.ReadFile(filepath.Join(bundle, shimbundle.PidName))
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, fmt.Errorf("no shim for %s (no %s): %w", bundle, shim.PidName, errdefs.ErrNotFound)
+		return 0, fmt.Errorf("no shim for %s (no %s): %w", bundle, shimbundle.PidName, errdefs.ErrNotFound)
 	}
 	if err != nil {
 		return 0, err
@@ -179,7 +179,7 @@ func processAlive(pid int) bool {
 
 // ReadExit returns the durable exit record of the task in bundle, for use
 // when its shim is gone. errdefs.ErrNotFound means no exit was recorded.
-func ReadExit(bundle string) (*shim.Exit, error) { return shim.ReadExit(bundle) }
+func ReadExit(bundle string) (*shimbundle.Exit, error) { return shimbundle.ReadExit(bundle) }
 
 // Pid is the shim's pid.
 func (c *Client) Pid() int { return c.pid }

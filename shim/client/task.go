@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	shimapi "berth.dev/berth/api/shim/v1"
-	"berth.dev/berth/shim"
+	shimbundle "berth.dev/berth/shim/bundle"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -21,7 +21,7 @@ func call[T any](c *Client, v T, err error) (T, error) {
 	if errors.Is(err, ttrpc.ErrClosed) {
 		return v, fmt.Errorf("shim of %s (pid %d): %w: %w", c.bundle, c.pid, err, errdefs.ErrUnavailable)
 	}
-	return v, shim.FromWire(err)
+	return v, shimbundle.FromWire(err)
 }
 
 func (c *Client) Create(ctx context.Context, r *shimapi.CreateRequest) (*shimapi.CreateResponse, error) {

@@ -1,4 +1,4 @@
-package shim
+package bundle
 
 import (
 	"encoding/json"
@@ -11,16 +11,9 @@ import (
 	"github.com/containerd/errdefs"
 )
 
-// Files the shim keeps in the bundle directory.
-const (
-	SocketName = "shim.sock" // the ttrpc socket, 0600
-	PidName    = "shim.pid"  // the shim's pid, written once it serves
-	LogName    = "shim.log"  // the shim's own log (its stderr)
-	ExitName   = "exit.json" // the init process's exit, written before it is reported
-	RuncLog    = "runc.log"  // the runtime's error log
-)
-
-// Exit is the durable record of the init process's exit.
+// Exit is the durable record of the init process's exit. The shim writes it
+// before it answers Wait, so a berthd that was down when the task died
+// still learns how it died.
 type Exit struct {
 	Pid        uint32    `json:"pid"`
 	ExitStatus uint32    `json:"exit_status"`
@@ -45,17 +38,20 @@ func ReadExit(bundle string) (*Exit, error) {
 	return &e, nil
 }
 
-// writeExit stores e as <bundle>/exit.json: temp file, fsync, rename,
+// WriteExit stores e as <bundle>/exit.json: temp file, fsync, rename,
 // directory fsync, so after a power cut the record is whole or absent.
-func writeExit(bundle string, e Exit) error {
+func WriteExit(bundle string, e Exit) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	return writeFileSync(filepath.Join(bundle, ExitName), b, 0o600)
+	return WriteFileSync(filepath.Join(bundle, ExitName), b, 0o600)
 }
 
-func writeFileSync(path string, b []byte, mode os.FileMode) error {
+// WriteFileSync replaces path with b durably (temp file, fsync, rename,
+// directory fsync): a reader after a crash sees the old file or the new
+// one, never a torn one.
+func WriteFileSync(path string, b []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
