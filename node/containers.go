@@ -12,6 +12,7 @@ import (
 	"berth.dev/berth/observed"
 	"berth.dev/berth/oci"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -31,7 +32,7 @@ type ContainerSettings struct {
 // parent the image's chain ID), generates the OCI spec against that rootfs
 // and records the container. A create that fails leaves nothing behind.
 func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter string, settings ContainerSettings, labels map[string]string) (observed.Container, error) {
-	if err := observed.ValidateName("container id", id); err != nil {
+	if err := spec.ValidateName("container id", id); err != nil {
 		return observed.Container{}, err
 	}
 	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {

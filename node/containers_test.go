@@ -6,16 +6,16 @@ import (
 	"path/filepath"
 	"testing"
 
-	"berth.dev/berth/observed"
 	"berth.dev/berth/oci"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/spec"
 	"golang.org/x/sys/unix"
 )
 
 // busyboxChain unpacks the test image and returns its chain ID.
 func busyboxChain(t *testing.T, n *Node) string {
 	t.Helper()
-	chain, err := n.Unpack(context.Background(), observed.DefaultNamespace, "busybox:latest", "overlayfs", "", nil)
+	chain, err := n.Unpack(context.Background(), spec.DefaultNamespace, "busybox:latest", "overlayfs", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func busyboxChain(t *testing.T, n *Node) string {
 func TestNode_CreateContainer_StaleSnapshot(t *testing.T) {
 	n, _ := testNode(t)
 	ctx := context.Background()
-	ns, id := observed.DefaultNamespace, "crashed"
+	ns, id := spec.DefaultNamespace, "crashed"
 	sn, _, err := n.Snapshotter("")
 	if err != nil {
 		t.Fatal(err)

@@ -8,10 +8,10 @@ import (
 	"strings"
 
 	shimapi "berth.dev/berth/api/shim/v1"
-	"berth.dev/berth/observed"
 	shimbundle "berth.dev/berth/shim/bundle"
 	"berth.dev/berth/shim/client"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
 
@@ -35,7 +35,7 @@ func (n *Node) RecoverTasks(ctx context.Context) error {
 	adopted, cleaned := 0, 0
 	for _, nsEnt := range nss {
 		ns := nsEnt.Name()
-		if !nsEnt.IsDir() || strings.HasPrefix(ns, ".") || observed.ValidateName("namespace", ns) != nil {
+		if !nsEnt.IsDir() || strings.HasPrefix(ns, ".") || spec.ValidateName("namespace", ns) != nil {
 			continue
 		}
 		ids, err := os.ReadDir(filepath.Join(state, ns))

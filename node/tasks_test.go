@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
 
@@ -20,7 +20,7 @@ import (
 func TestNode_DeleteTask_Concurrent(t *testing.T) {
 	n, rec := testNode(t)
 	ctx := context.Background()
-	ns, id := observed.DefaultNamespace, "racer"
+	ns, id := spec.DefaultNamespace, "racer"
 	runSleeper(t, n, id)
 	totalDeletes := 0
 	for i := range 3 {

@@ -10,6 +10,7 @@ import (
 	"berth.dev/berth/observed"
 	"berth.dev/berth/oci"
 	"berth.dev/berth/shim/client"
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
 
@@ -157,10 +158,10 @@ func (n *Node) LogPath(ns, id string) (string, error) {
 }
 
 func validatePathNames(ns, id string) error {
-	if err := observed.ValidateName("namespace", ns); err != nil {
+	if err := spec.ValidateName("namespace", ns); err != nil {
 		return err
 	}
-	return observed.ValidateName("container id", id)
+	return spec.ValidateName("container id", id)
 }
 
 // runtimeBinary resolves a runtime name to its binary's path.

@@ -17,6 +17,7 @@ import (
 	"berth.dev/berth/oci"
 	"berth.dev/berth/snapshot"
 	"berth.dev/berth/snapshot/overlay"
+	"berth.dev/berth/spec"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -103,7 +104,7 @@ func testNode(t *testing.T) (*Node, *recorder) {
 		cs.Close()
 		bdb.Close()
 	})
-	if _, err := n.Import(context.Background(), observed.DefaultNamespace, filepath.Join(images, "busybox"), ImportOptions{Name: "busybox:latest"}); err != nil {
+	if _, err := n.Import(context.Background(), spec.DefaultNamespace, filepath.Join(images, "busybox"), ImportOptions{Name: "busybox:latest"}); err != nil {
 		t.Fatal(err)
 	}
 	return n, rec
@@ -114,7 +115,7 @@ func runSleeper(t *testing.T, n *Node, id string) {
 	t.Helper()
 	ctx := context.Background()
 	s := ContainerSettings{Settings: oci.Settings{Args: []string{"sleep", "1000"}}}
-	if _, err := n.CreateContainer(ctx, observed.DefaultNamespace, id, "busybox:latest", "", s, nil); err != nil {
+	if _, err := n.CreateContainer(ctx, spec.DefaultNamespace, id, "busybox:latest", "", s, nil); err != nil {
 		t.Fatal(err)
 	}
 	startTask(t, n, id)
@@ -123,10 +124,10 @@ func runSleeper(t *testing.T, n *Node, id string) {
 func startTask(t *testing.T, n *Node, id string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := n.CreateTask(ctx, observed.DefaultNamespace, id, Stdio{}); err != nil {
+	if _, err := n.CreateTask(ctx, spec.DefaultNamespace, id, Stdio{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.StartTask(ctx, observed.DefaultNamespace, id, ""); err != nil {
+	if _, err := n.StartTask(ctx, spec.DefaultNamespace, id, ""); err != nil {
 		t.Fatal(err)
 	}
 }

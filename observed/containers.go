@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	bolt "go.etcd.io/bbolt"
 )
@@ -82,7 +83,7 @@ func (d *DB) ListContainers(ctx context.Context, ns string) ([]Container, error)
 // CreateContainer records a new container; ErrAlreadyExists if the id is
 // taken.
 func (d *DB) CreateContainer(ctx context.Context, ns string, c Container) (Container, error) {
-	if err := ValidateName("container id", c.ID); err != nil {
+	if err := spec.ValidateName("container id", c.ID); err != nil {
 		return c, err
 	}
 	err := d.db.Update(func(tx *bolt.Tx) error {

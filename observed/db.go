@@ -3,8 +3,8 @@ package observed
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	bolt "go.etcd.io/bbolt"
 )
@@ -17,20 +17,6 @@ var (
 	bucketStatus     = []byte("status")
 	keyMeta          = []byte("meta")
 )
-
-// DefaultNamespace always exists.
-const DefaultNamespace = "default"
-
-var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-
-// ValidateName checks that s is a DNS-1123 label, as namespace names and
-// object names must be.
-func ValidateName(what, s string) error {
-	if !dns1123Label.MatchString(s) {
-		return fmt.Errorf("%s %q is not a DNS-1123 label (lower case letters, digits and '-', at most 63): %w", what, s, errdefs.ErrInvalidArgument)
-	}
-	return nil
-}
 
 // DB is the observed-state database.
 type DB struct {
@@ -50,8 +36,8 @@ func New(db *bolt.DB) (*DB, error) {
 		if err != nil {
 			return err
 		}
-		if nss.Bucket([]byte(DefaultNamespace)) == nil {
-			return createNamespace(nss, Namespace{Name: DefaultNamespace, CreatedAt: now()})
+		if nss.Bucket([]byte(spec.DefaultNamespace)) == nil {
+			return createNamespace(nss, Namespace{Name: spec.DefaultNamespace, CreatedAt: now()})
 		}
 		return nil
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	bolt "go.etcd.io/bbolt"
 )
@@ -28,7 +29,7 @@ func createNamespace(nss *bolt.Bucket, n Namespace) error {
 
 // CreateNamespace creates a namespace; ErrAlreadyExists if it exists.
 func (d *DB) CreateNamespace(ctx context.Context, n Namespace) (Namespace, error) {
-	if err := ValidateName("namespace", n.Name); err != nil {
+	if err := spec.ValidateName("namespace", n.Name); err != nil {
 		return Namespace{}, err
 	}
 	n.CreatedAt = now()
@@ -45,7 +46,7 @@ func (d *DB) CreateNamespace(ctx context.Context, n Namespace) (Namespace, error
 // EnsureNamespace creates a namespace if it does not exist (used by the
 // controllers: a manifest that names a namespace declares it).
 func (d *DB) EnsureNamespace(ctx context.Context, name string) (created bool, err error) {
-	if err := ValidateName("namespace", name); err != nil {
+	if err := spec.ValidateName("namespace", name); err != nil {
 		return false, err
 	}
 	// Most calls find it: look first, so they cost no write (and no fsync).
@@ -104,7 +105,7 @@ func (d *DB) ListNamespaces(ctx context.Context) ([]Namespace, error) {
 // ErrFailedPrecondition naming what is left; the default namespace cannot
 // be removed.
 func (d *DB) DeleteNamespace(ctx context.Context, name string) error {
-	if name == DefaultNamespace {
+	if name == spec.DefaultNamespace {
 		return fmt.Errorf("namespace %q cannot be removed: %w", name, errdefs.ErrFailedPrecondition)
 	}
 	return d.db.Update(func(tx *bolt.Tx) error {

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
 
@@ -107,7 +108,7 @@ const (
 // "/berth/<namespace>/<id>", relative to each controller's hierarchy.
 func DefaultCgroupsPath(namespace, id string) string {
 	if namespace == "" {
-		namespace = "default"
+		namespace = spec.DefaultNamespace
 	}
 	return "/berth/" + namespace + "/" + id
 }

@@ -1,6 +1,11 @@
 package spec
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+)
 
 func TestIsManifestFile(t *testing.T) {
 	t.Parallel()
@@ -13,6 +18,25 @@ func TestIsManifestFile(t *testing.T) {
 	for name, want := range tests {
 		if got := IsManifestFile(name); got != want {
 			t.Errorf("IsManifestFile(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	for _, tc := range []struct {
+		s  string
+		ok bool
+	}{
+		{"default", true}, {"a", true}, {"a-1", true}, {strings.Repeat("a", 63), true},
+		{"", false}, {"..", false}, {"a/b", false}, {"-a", false}, {"a-", false}, {"A", false},
+		{strings.Repeat("a", 64), false},
+	} {
+		err := ValidateName("namespace", tc.s)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateName(%q): %v, want ok=%v", tc.s, err, tc.ok)
+		}
+		if err != nil && !errdefs.IsInvalidArgument(err) {
+			t.Errorf("ValidateName(%q): %v is not InvalidArgument", tc.s, err)
 		}
 	}
 }

@@ -9,9 +9,6 @@ import (
 // APIVersion is the only apiVersion berth understands.
 const APIVersion = "berth.dev/v1"
 
-// DefaultNamespace is the namespace of an object that names none.
-const DefaultNamespace = "default"
-
 // Kind names a type of object.
 type Kind string
 

@@ -87,7 +87,7 @@ func (v *validator) dnsLabel(field, s string) {
 	switch {
 	case s == "":
 		v.add(field, "missing")
-	case len(s) > 63 || !dnsLabelRE.MatchString(s):
+	case !IsDNSLabel(s):
 		v.add(field, "%q is not a DNS-1123 label (lower case letters, digits and '-', at most 63)", truncate(s, 80))
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/ttrpc"
 	"google.golang.org/protobuf/proto"
@@ -56,7 +56,7 @@ func checkNamespace(v any) error {
 		return nil
 	}
 	if ns := m.Get(fd).String(); ns != "" {
-		return observed.ValidateName("namespace", ns)
+		return spec.ValidateName("namespace", ns)
 	}
 	return nil
 }
