@@ -3,7 +3,9 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -94,7 +96,14 @@ func New(opts Options) *Controller {
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	changes := c.opts.Desired.Subscribe(ctx)
+	// Changes go straight into the one coalescing queue: the store calls
+	// back, so no second queue sits between a change and its reconcile.
+	c.opts.Desired.Watch(ctx, func(keys []spec.Key) {
+		for _, k := range keys {
+			c.enqueueWithDependents(k)
+		}
+		c.reportQueue()
+	})
 	exits := c.opts.Bus.Subscribe(ctx, mustFilter("topic==/tasks/exit", "topic==/tasks/delete"))
 	var wg sync.WaitGroup
 	for i := 0; i < c.opts.Workers; i++ {
@@ -107,32 +116,19 @@ func (c *Controller) Run(ctx context.Context) {
 	c.resync(ctx)
 	ticker := time.NewTicker(c.opts.Resync)
 	defer ticker.Stop()
-	synced := c.opts.Desired.Synced()
-	// Until every source has been read, look often: an empty directory
-	// sends no change, yet its first read is what readiness waits for.
-	syncPoll := time.NewTicker(20 * time.Millisecond)
-	defer syncPoll.Stop()
+	// Every source's first read is signalled: then orphans may be torn
+	// down, and readiness can be judged (an empty directory sends no
+	// change, yet its first read is what readiness waits for).
+	synced := c.opts.Desired.WhenSynced()
 	for {
 		select {
-		case <-syncPoll.C:
-			if !synced && c.opts.Desired.Synced() {
-				synced = true
-				c.resync(ctx)
-			}
-			if synced {
-				syncPoll.Stop()
-			}
-			continue
+		case <-synced:
+			synced = nil // once
+			c.resync(ctx)
 		case <-ctx.Done():
 			c.queue.ShutDown()
 			wg.Wait()
 			return
-		case key := <-changes:
-			c.enqueueWithDependents(key)
-			if !synced && c.opts.Desired.Synced() {
-				synced = true
-				c.resync(ctx) // now orphans may be torn down
-			}
 		case ev := <-exits:
 			c.onTaskEvent(ev)
 		case <-ticker.C:
@@ -229,7 +225,7 @@ func (c *Controller) dependents(key spec.Key) []spec.Key {
 // process reconciles one key and schedules what follows.
 func (c *Controller) process(ctx context.Context, key spec.Key) {
 	start := time.Now()
-	res, err := c.reconcile(ctx, key)
+	res, err := c.safeReconcile(ctx, key)
 	result := "success"
 	switch {
 	case err != nil:
@@ -279,6 +275,19 @@ type Result struct {
 	// Changed says the object's readiness changed, so its dependents are
 	// reconciled too.
 	Changed bool
+}
+
+// safeReconcile is reconcile with a panic turned into an error: one bad
+// object is logged with its key and retried with backoff, and the other
+// objects (and berthd) go on.
+func (c *Controller) safeReconcile(ctx context.Context, key spec.Key) (res Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("reconcile panicked", "object", key.String(), "panic", r, "stack", string(debug.Stack()))
+			res, err = Result{}, fmt.Errorf("reconcile %s panicked: %v", key, r)
+		}
+	}()
+	return c.reconcile(ctx, key)
 }
 
 // reconcile dispatches by kind; a key with no desired entry is torn down.

@@ -101,3 +101,26 @@ func (s *Store) SourcesChanged(ctx context.Context) <-chan struct{} {
 	}()
 	return ch
 }
+
+// watcher is told the changed keys of each Update, synchronously.
+type watcher struct{ fn func([]spec.Key) }
+
+// Watch calls fn with the keys of every change (as Subscribe would deliver
+// them) until ctx is done. fn runs on the updating source's goroutine, after
+// the store's lock is released, so it may read the store; it must not
+// block: a reader with its own coalescing queue (the controller's) adds the
+// keys to it, so there is one queue between a change and its reconcile, not
+// two in series. Calls for concurrent updates may run concurrently. Watch
+// before reading the initial state with List so no change is missed.
+func (s *Store) Watch(ctx context.Context, fn func([]spec.Key)) {
+	w := &watcher{fn: fn}
+	s.mu.Lock()
+	s.watchers[w] = struct{}{}
+	s.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		s.mu.Lock()
+		delete(s.watchers, w)
+		s.mu.Unlock()
+	}()
+}

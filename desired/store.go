@@ -98,6 +98,11 @@ type Store struct {
 	conflicts map[spec.Key][]Conflict
 	pending   map[string]bool // sources expected to report before Synced
 	subs      map[*subscriber]struct{}
+	watchers  map[*watcher]struct{}
+	// synced is closed once every expected source has read once; Expect
+	// after that opens a new one.
+	synced       chan struct{}
+	syncedClosed bool
 	// sourceSubs are told (coalesced) when a source's status changes.
 	sourceSubs map[chan struct{}]struct{}
 }
@@ -105,15 +110,24 @@ type Store struct {
 // NewStore returns an empty store.
 func NewStore() *Store {
 	return &Store{
-		now:        time.Now,
-		entries:    map[spec.Key]*Entry{},
-		gens:       map[spec.Key]int64{},
-		sources:    map[string]*sourceState{},
-		conflicts:  map[spec.Key][]Conflict{},
-		pending:    map[string]bool{},
-		subs:       map[*subscriber]struct{}{},
-		sourceSubs: map[chan struct{}]struct{}{},
+		now:          time.Now,
+		entries:      map[spec.Key]*Entry{},
+		gens:         map[spec.Key]int64{},
+		sources:      map[string]*sourceState{},
+		conflicts:    map[spec.Key][]Conflict{},
+		pending:      map[string]bool{},
+		subs:         map[*subscriber]struct{}{},
+		watchers:     map[*watcher]struct{}{},
+		sourceSubs:   map[chan struct{}]struct{}{},
+		synced:       closedChan(),
+		syncedClosed: true,
 	}
+}
+
+func closedChan() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
 }
 
 // Get returns the entry in force for key.
@@ -200,6 +214,9 @@ func (s *Store) Expect(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending[name] = true
+	if s.syncedClosed {
+		s.synced, s.syncedClosed = make(chan struct{}), false
+	}
 }
 
 // MarkSynced says the source registered with Expect has read everything
@@ -207,7 +224,19 @@ func (s *Store) Expect(name string) {
 func (s *Store) MarkSynced(name string) {
 	s.mu.Lock()
 	delete(s.pending, name)
+	if len(s.pending) == 0 && !s.syncedClosed {
+		close(s.synced)
+		s.syncedClosed = true
+	}
 	s.mu.Unlock()
+}
+
+// WhenSynced returns a channel closed once every expected source has read
+// once, so a waiter is told rather than polling Synced.
+func (s *Store) WhenSynced() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.synced
 }
 
 // Synced reports whether every expected source has read once.

@@ -160,3 +160,45 @@ func TestStore_SourcesChanged(t *testing.T) {
 	default:
 	}
 }
+
+func TestStore_WhenSynced(t *testing.T) {
+	s := NewStore()
+	select {
+	case <-s.WhenSynced():
+	default:
+		t.Fatal("a store with no sources is not signalled as synced")
+	}
+	s.Expect("dir")
+	s.Expect("api")
+	ch := s.WhenSynced()
+	s.MarkSynced("dir")
+	select {
+	case <-ch:
+		t.Fatal("signalled synced while a source has not read")
+	default:
+	}
+	s.MarkSynced("api")
+	select {
+	case <-ch:
+	default:
+		t.Fatal("not signalled once every source read")
+	}
+}
+
+func TestStore_Watch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := NewStore()
+	var got []spec.Key
+	s.Watch(ctx, func(keys []spec.Key) {
+		got = append(got, keys...) // the updates below are sequential
+		s.List(Filter{})           // the store's lock is not held
+	})
+	s.ReplaceSource("a.yaml", []spec.Object{task("web", "c")}, nil)
+	s.ReplaceSource("a.yaml", []spec.Object{task("web", "c")}, nil) // no change: no call
+	s.RemoveSource("a.yaml")
+	want := spec.Key{Namespace: spec.DefaultNamespace, Kind: spec.KindTask, Name: "web"}
+	if len(got) != 2 || got[0] != want || got[1] != want {
+		t.Fatalf("watch got %v, want %v twice (created, deleted)", got, want)
+	}
+	cancel()
+}

@@ -66,6 +66,12 @@ func (s *Store) Update(updates ...SourceUpdate) {
 	for sub := range s.subs {
 		sub.push(changed)
 	}
+	var watchers []*watcher
+	if len(changed) > 0 {
+		for w := range s.watchers {
+			watchers = append(watchers, w)
+		}
+	}
 	if len(updates) > 0 {
 		for ch := range s.sourceSubs {
 			select {
@@ -75,6 +81,9 @@ func (s *Store) Update(updates ...SourceUpdate) {
 		}
 	}
 	s.mu.Unlock()
+	for _, w := range watchers {
+		w.fn(changed)
+	}
 }
 
 // prepare defaults, validates and hashes a source's new set, keeping the
