@@ -93,9 +93,6 @@ func (c *Controller) snapshotPresent(ctx context.Context, snapshotter, key strin
 // removeContainer stops the container's task and removes the container and
 // its snapshot. Absent parts are fine.
 func (c *Controller) removeContainer(ctx context.Context, ns, id string, stopTimeout time.Duration) error {
-	c.mu.Lock()
-	c.replaced[ns+"/"+id] = true
-	c.mu.Unlock()
 	if err := c.stopTask(ctx, ns, id, stopTimeout); err != nil {
 		return err
 	}
@@ -115,8 +112,8 @@ func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.D
 	if err != nil {
 		return err
 	}
-	if info.Status == "running" || info.Status == "paused" || info.Status == "created" {
-		if info.Status == "paused" {
+	if info.Status.Live() {
+		if info.Status == spec.TaskPhasePaused {
 			_ = c.opts.Node.ResumeTask(ctx, ns, id)
 		}
 		_ = c.opts.Node.KillTask(ctx, ns, id, "", syscall.SIGTERM, false)

@@ -58,10 +58,7 @@ type Controller struct {
 
 	mu       sync.Mutex
 	restarts map[spec.Key]*restartState // task restart bookkeeping
-	// replaced are containers ("ns/id") the controller itself removed to
-	// recreate them: their task's absence is neither drift nor a restart.
-	replaced map[string]bool
-	pending  map[spec.Key]bool // keys to reconcile before ready
+	pending  map[spec.Key]bool          // keys to reconcile before ready
 	ready    bool
 	lastPull map[spec.Key]lastPull // of Images, for pullPolicy Always
 }
@@ -89,7 +86,6 @@ func New(opts Options) *Controller {
 		opts: opts, log: opts.Log,
 		queue:    NewQueue[spec.Key](500*time.Millisecond, opts.MaxBackoff),
 		restarts: map[spec.Key]*restartState{},
-		replaced: map[string]bool{},
 		lastPull: map[spec.Key]lastPull{},
 	}
 }

@@ -67,44 +67,47 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 			}
 			prevTask.FinishedAt = time.Now().UTC()
 		}
-		prevTask.State, prevTask.Pid = "stopped", 0
+		prevTask.State, prevTask.Pid = spec.TaskPhaseStopped, 0
 		return Result{Changed: c.record(ctx, e, observation{ready: true, reason: "Stopped", owns: id, kind: taskKind(prevTask)})}, nil
 	case spec.TaskPaused:
-		if !exists || info.Status == "stopped" {
+		if !exists || info.Status == spec.TaskPhaseStopped {
 			return c.startTask(ctx, e, id, prevTask, exists)
 		}
-		if info.Status == "running" {
+		if info.Status == spec.TaskPhaseRunning {
 			if err := c.opts.Node.PauseTask(ctx, ns, id); err != nil {
 				return Result{}, err
 			}
 		}
-		prevTask.State, prevTask.Pid = "paused", int(info.Pid)
+		prevTask.State, prevTask.Pid = spec.TaskPhasePaused, int(info.Pid)
 		return Result{Changed: c.record(ctx, e, observation{ready: true, reason: "Paused", owns: id, kind: taskKind(prevTask)})}, nil
 	}
 	// Running.
 	if !exists {
-		if c.takeReplaced(ns, id) {
+		if c.containerReplaced(ctx, ns, id, prevTask) {
 			// Its container was recreated on purpose: a fresh start.
 			prevTask.State = ""
-		} else if prevTask.State == "running" && prev.SpecHash == e.Hash {
+		} else if prevTask.State == spec.TaskPhaseRunning && prev.SpecHash == e.Hash {
 			c.repaired(ctx, e.Key, "task of container "+id+" was gone; starting it again")
 		}
 		return c.startTask(ctx, e, id, prevTask, false)
 	}
 	switch info.Status {
-	case "created":
+	case spec.TaskPhaseCreated:
 		if _, err := c.opts.Node.StartTask(ctx, ns, id, ""); err != nil {
 			return Result{}, err
 		}
 		return c.reconcileTask(ctx, e)
-	case "paused":
+	case spec.TaskPhasePaused:
 		if err := c.opts.Node.ResumeTask(ctx, ns, id); err != nil {
 			return Result{}, err
 		}
 		fallthrough
-	case "running":
+	case spec.TaskPhaseRunning:
 		rs := c.restartsOf(e.Key)
-		prevTask.State, prevTask.Pid = "running", int(info.Pid)
+		prevTask.State, prevTask.Pid = spec.TaskPhaseRunning, int(info.Pid)
+		if prevTask.ContainerCreatedAt.IsZero() { // a status kept by an older berthd
+			prevTask.ContainerCreatedAt = c.containerCreatedAt(ctx, ns, id)
+		}
 		res := Result{}
 		if rs.failures > 0 {
 			if !prevTask.StartedAt.IsZero() && time.Since(prevTask.StartedAt) >= stableAfter {
@@ -115,7 +118,7 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 		}
 		res.Changed = c.record(ctx, e, observation{ready: true, reason: "Running", owns: id, kind: taskKind(prevTask)})
 		return res, nil
-	case "stopped":
+	case spec.TaskPhaseStopped:
 		return c.exited(ctx, e, ts, id, info, prevTask)
 	default:
 		// The shim did not answer. If it died, its monitor reports the exit
@@ -128,7 +131,7 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 
 // exited handles a task that ended while it should run.
 func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSpec, id string, info node.TaskInfo, prev spec.TaskStatus) (Result, error) {
-	prev.State, prev.Pid, prev.ExitCode, prev.FinishedAt = "exited", 0, int(info.ExitStatus), info.ExitedAt
+	prev.State, prev.Pid, prev.ExitCode, prev.FinishedAt = spec.TaskPhaseExited, 0, int(info.ExitStatus), info.ExitedAt
 	restart := ts.RestartPolicy == spec.RestartAlways || (ts.RestartPolicy == spec.RestartOnFailure && info.ExitStatus != 0)
 	if !restart {
 		o := observation{reason: "Completed", owns: id, kind: taskKind(prev), ready: info.ExitStatus == 0,
@@ -180,26 +183,38 @@ func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, 
 	if prev.State != "" {
 		prev.RestartCount++
 	}
-	prev.State, prev.Pid, prev.StartedAt, prev.LastError = "running", int(pid), time.Now().UTC(), ""
+	prev.State, prev.Pid, prev.StartedAt, prev.LastError = spec.TaskPhaseRunning, int(pid), time.Now().UTC(), ""
+	prev.ContainerCreatedAt = c.containerCreatedAt(ctx, ns, id)
 	ts, _ := e.Object.TaskSpec()
 	if ts.State == spec.TaskPaused {
 		if err := c.opts.Node.PauseTask(ctx, ns, id); err != nil {
 			return Result{}, err
 		}
-		prev.State = "paused"
+		prev.State = spec.TaskPhasePaused
 	}
 	return Result{Changed: c.record(ctx, e, observation{ready: true, reason: "Running", owns: id, kind: taskKind(prev)})}, nil
 }
 
-// takeReplaced reports (once) that the controller itself removed the
-// container's task to recreate the container.
-func (c *Controller) takeReplaced(ns, id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := ns + "/" + id
-	was := c.replaced[k]
-	delete(c.replaced, k)
-	return was
+// containerReplaced reports whether the container is not the one the task
+// last ran in, as observed (the container record's creation time against
+// the one the task's status kept), so no memory a restart loses is needed.
+// A status from before that time was kept says no.
+func (c *Controller) containerReplaced(ctx context.Context, ns, id string, prev spec.TaskStatus) bool {
+	if prev.ContainerCreatedAt.IsZero() {
+		return false
+	}
+	ctr, err := c.opts.DB.GetContainer(ctx, ns, id)
+	return err == nil && !ctr.CreatedAt.Equal(prev.ContainerCreatedAt)
+}
+
+// containerCreatedAt is when the container's record was made (zero if it
+// has none).
+func (c *Controller) containerCreatedAt(ctx context.Context, ns, id string) time.Time {
+	ctr, err := c.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
+		return time.Time{}
+	}
+	return ctr.CreatedAt
 }
 
 func taskKind(ts spec.TaskStatus) func(*spec.Status) {

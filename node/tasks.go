@@ -17,6 +17,7 @@ import (
 	"berth.dev/berth/oci"
 	"berth.dev/berth/shim/client"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -32,7 +33,7 @@ type Stdio struct {
 type TaskInfo struct {
 	ID         string
 	Pid        uint32
-	Status     string // created | running | paused | stopped | unknown
+	Status     spec.TaskPhase
 	ExitStatus uint32
 	ExitedAt   time.Time
 	OOMKilled  bool
@@ -65,7 +66,7 @@ func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (Task
 	tt.wg.Add(1)
 	go n.monitor(tk)
 	n.publish(ctx, ns, "/tasks/create", map[string]any{"id": id, "pid": tk.pid, "bundle": tk.bundle})
-	return TaskInfo{ID: id, Pid: tk.pid, Status: "created"}, nil
+	return TaskInfo{ID: id, Pid: tk.pid, Status: spec.TaskPhaseCreated}, nil
 }
 
 func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, stdio Stdio) (_ *task, err error) {
@@ -310,10 +311,10 @@ func (n *Node) ListTasks(ctx context.Context, ns string) ([]TaskInfo, error) {
 }
 
 func (n *Node) taskInfo(ctx context.Context, tk *task) TaskInfo {
-	info := TaskInfo{ID: tk.id, Pid: tk.pid, Status: "unknown"}
+	info := TaskInfo{ID: tk.id, Pid: tk.pid, Status: spec.TaskPhaseUnknown}
 	select {
 	case <-tk.done:
-		info.Status, info.ExitStatus, info.ExitedAt, info.OOMKilled = "stopped", tk.exit.ExitStatus, tk.exit.ExitedAt, tk.exit.OOMKilled
+		info.Status, info.ExitStatus, info.ExitedAt, info.OOMKilled = spec.TaskPhaseStopped, tk.exit.ExitStatus, tk.exit.ExitedAt, tk.exit.OOMKilled
 		return info
 	default:
 	}
@@ -321,7 +322,7 @@ func (n *Node) taskInfo(ctx context.Context, tk *task) TaskInfo {
 	if err != nil {
 		return info
 	}
-	info.Status = strings.ToLower(st.Status.String())
+	info.Status = spec.TaskPhase(strings.ToLower(st.Status.String()))
 	info.ExitStatus, info.OOMKilled = st.ExitStatus, st.OomKilled
 	if st.ExitedAt != nil && st.Status == shimapi.Status_STOPPED {
 		info.ExitedAt = st.ExitedAt.AsTime()
@@ -410,16 +411,16 @@ func (n *Node) DeleteTask(ctx context.Context, ns, id string, force bool) (obser
 		return observed.Exit{}, err
 	}
 	info := n.taskInfo(ctx, tk)
-	if info.Status == "running" || info.Status == "paused" {
+	if info.Status == spec.TaskPhaseRunning || info.Status == spec.TaskPhasePaused {
 		if !force {
 			return observed.Exit{}, fmt.Errorf("task %s is %s (stop it first, or delete with --force): %w", id, info.Status, errdefs.ErrFailedPrecondition)
 		}
 		_, _ = tk.c.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: uint32(syscall.SIGKILL), All: true})
-		if info.Status == "paused" {
+		if info.Status == spec.TaskPhasePaused {
 			_, _ = tk.c.Resume(ctx, &shimapi.ResumeRequest{Id: id})
 		}
 	}
-	if info.Status != "created" {
+	if info.Status != spec.TaskPhaseCreated {
 		select {
 		case <-tk.done:
 		case <-time.After(10 * time.Second):

@@ -85,10 +85,15 @@ type ContainerStatus struct {
 // TaskStatus is what was observed of a Task.
 type TaskStatus struct {
 	Pid          int       `json:"pid,omitempty"`
-	State        string    `json:"state,omitempty"`
+	State        TaskPhase `json:"state,omitempty"`
 	ExitCode     int       `json:"exitCode,omitempty"`
 	RestartCount int       `json:"restartCount,omitempty"`
 	StartedAt    time.Time `json:"startedAt,omitzero"`
 	FinishedAt   time.Time `json:"finishedAt,omitzero"`
 	LastError    string    `json:"lastError,omitempty"`
+	// ContainerCreatedAt is when the container this task last ran in was
+	// created: a task found gone whose container is newer was stopped by
+	// the container's recreation, not by a crash (a fresh start, no
+	// restart counted), and a restarted berthd can still tell.
+	ContainerCreatedAt time.Time `json:"containerCreatedAt,omitzero"`
 }

@@ -205,7 +205,7 @@ func (p *diffPlan) task(ctx context.Context, o spec.Object, old *spec.Object, ad
 	k := o.Key()
 	ts, _ := o.TaskSpec()
 	ckey := spec.Key{Namespace: k.Namespace, Kind: spec.KindContainer, Name: ts.Container}
-	status := "absent"
+	status := spec.TaskPhase("absent")
 	info, err := p.s.Node.GetTask(ctx, k.Namespace, ts.Container)
 	switch {
 	case err == nil:
@@ -213,7 +213,7 @@ func (p *diffPlan) task(ctx context.Context, o spec.Object, old *spec.Object, ad
 	case !errdefs.IsNotFound(err):
 		return err
 	}
-	live := status == "running" || status == "paused" || status == "created"
+	live := status.Live()
 	recreated := hasVerb(p.acts[ckey], "recreate") || hasVerb(p.acts[ckey], "create")
 	var fields []string
 	if old != nil {
@@ -230,7 +230,7 @@ func (p *diffPlan) task(ctx context.Context, o spec.Object, old *spec.Object, ad
 		case live && recreated:
 			add("restart", "its Container "+ts.Container+" will be recreated", "container")
 			add("pause", "state is Paused")
-		case status == "running":
+		case status == spec.TaskPhaseRunning:
 			add("pause", "state is Paused", fields...)
 		case !live:
 			add("start", "no running task", fields...)
@@ -244,8 +244,8 @@ func (p *diffPlan) task(ctx context.Context, o spec.Object, old *spec.Object, ad
 	case old != nil && old.Spec.(spec.TaskSpec).Container != ts.Container && live:
 		add("restart", "spec.container changed", "spec.container")
 	case !live:
-		add("start", "task is "+status, fields...)
-	case status == "paused":
+		add("start", "task is "+string(status), fields...)
+	case status == spec.TaskPhasePaused:
 		add("resume", "state is Running", fields...)
 	case len(fields) > 0:
 		add("update", "takes effect at the next stop or restart", fields...)

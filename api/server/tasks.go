@@ -21,7 +21,7 @@ func stdioFromAPI(s *tasksapi.Stdio) node.Stdio {
 }
 
 func taskToAPI(t node.TaskInfo) *tasksapi.Task {
-	a := &tasksapi.Task{Id: t.ID, Pid: t.Pid, Status: t.Status, ExitStatus: t.ExitStatus, OomKilled: t.OOMKilled}
+	a := &tasksapi.Task{Id: t.ID, Pid: t.Pid, Status: string(t.Status), ExitStatus: t.ExitStatus, OomKilled: t.OOMKilled}
 	if !t.ExitedAt.IsZero() {
 		a.ExitedAt = timestamppb.New(t.ExitedAt)
 	}

@@ -254,7 +254,7 @@ func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS bool) e
 			if !ts.StartedAt.IsZero() {
 				started = ts.StartedAt
 			}
-			row = append(row, orDash(ts.State), pid, strconv.Itoa(ts.RestartCount), exit, age(started))
+			row = append(row, orDash(string(ts.State)), pid, strconv.Itoa(ts.RestartCount), exit, age(started))
 		}
 		row = append(row, sourceColumn(o.source))
 		if withNS {

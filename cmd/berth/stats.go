@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tasksapi "berth.dev/berth/api/tasks/v1"
+	"berth.dev/berth/spec"
 	"github.com/spf13/cobra"
 )
 
@@ -100,7 +101,7 @@ func readStats(ctx context.Context, tc tasksapi.TasksClient, ns string, names []
 	}
 	var rows []statView
 	for _, tk := range list.Tasks {
-		if tk.Status != "running" && tk.Status != "paused" {
+		if p := spec.TaskPhase(tk.Status); p != spec.TaskPhaseRunning && p != spec.TaskPhasePaused {
 			continue
 		}
 		if len(names) > 0 && !slices.Contains(names, tk.Id) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tasksapi "berth.dev/berth/api/tasks/v1"
+	"berth.dev/berth/spec"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -115,7 +116,7 @@ func newTaskCmd(g *globals) *cobra.Command {
 				}
 				return printList(cmd.OutOrStdout(), output, views, []string{"TASK", "PID", "STATUS", "EXIT"}, func(v taskView) []string {
 					exit := "-"
-					if v.Status == "stopped" {
+					if v.Status == string(spec.TaskPhaseStopped) {
 						exit = strconv.Itoa(int(v.ExitStatus))
 						if v.OOMKilled {
 							exit += " (oom)"

@@ -11,6 +11,7 @@ import (
 	"berth.dev/berth/content"
 	"berth.dev/berth/metrics"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/status"
@@ -152,7 +153,7 @@ func (t taskStats) Stats(ctx context.Context) ([]metrics.ContainerStats, error) 
 			continue // deleted meanwhile
 		}
 		for _, tk := range tasks {
-			if tk.Status != "running" && tk.Status != "paused" {
+			if tk.Status != spec.TaskPhaseRunning && tk.Status != spec.TaskPhasePaused {
 				continue
 			}
 			m, err := t.d.node.TaskMetrics(ctx, ns.Name, tk.ID)
