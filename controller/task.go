@@ -55,10 +55,7 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 	if err != nil && !errdefs.IsNotFound(err) {
 		return Result{}, err
 	}
-	stopTimeout, _ := ts.StopTimeout.Value()
-	if stopTimeout <= 0 {
-		stopTimeout = 10 * time.Second
-	}
+	stopTimeout := stopTimeout(string(ts.StopTimeout))
 	switch ts.State {
 	case spec.TaskStopped:
 		if exists {

@@ -85,8 +85,9 @@ func (c *Controller) sourceBroken(name string) error {
 	return nil
 }
 
-// defaultStopTimeout applies when no Task says otherwise.
-const defaultStopTimeout = 10 * time.Second
+// defaultStopTimeout applies when no Task says otherwise (or says 0): the
+// one default, spec's, that Default writes into every Task.
+var defaultStopTimeout, _ = spec.DefaultStopTimeout.Value()
 
 func stopTimeout(s string) time.Duration {
 	if d, err := spec.Duration(s).Value(); err == nil && d > 0 {

@@ -101,6 +101,7 @@ type Store struct {
 	watchers  map[*watcher]struct{}
 	// synced is closed once every expected source has read once; Expect
 	// after that opens a new one.
+	defaults     spec.NodeDefaults
 	synced       chan struct{}
 	syncedClosed bool
 	// sourceSubs are told (coalesced) when a source's status changes.
@@ -229,6 +230,25 @@ func (s *Store) MarkSynced(name string) {
 		s.syncedClosed = true
 	}
 	s.mu.Unlock()
+}
+
+// SetDefaults sets the node's defaults that Resolve fills in. Call it
+// before any source runs: objects already in the store keep what they were
+// resolved with.
+func (s *Store) SetDefaults(d spec.NodeDefaults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.defaults = d
+}
+
+// Resolve is o defaulted as the store defaults what a source gives it (the
+// node's defaults included), so a caller comparing with an entry in force
+// (berth diff) sees what the store would hold.
+func (s *Store) Resolve(o spec.Object) spec.Object {
+	s.mu.Lock()
+	d := s.defaults
+	s.mu.Unlock()
+	return d.Resolve(o)
 }
 
 // WhenSynced returns a channel closed once every expected source has read

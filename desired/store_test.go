@@ -202,3 +202,41 @@ func TestStore_Watch(t *testing.T) {
 	}
 	cancel()
 }
+
+// The store resolves the node's configured defaults into what it holds,
+// once, and keeps the hash a node configured as before always had.
+func TestStore_NodeDefaults(t *testing.T) {
+	ctr := spec.Object{APIVersion: spec.APIVersion, Kind: spec.KindContainer, Metadata: spec.Metadata{Name: "web"},
+		Spec: spec.ContainerSpec{Image: "busybox"}}
+	key := spec.Key{Namespace: spec.DefaultNamespace, Kind: spec.KindContainer, Name: "web"}
+	explicit := ctr.DeepCopy()
+	cs := explicit.Spec.(spec.ContainerSpec)
+	cs.Runtime = "runc"
+	explicit.Spec = cs
+	for _, tc := range []struct {
+		d        spec.NodeDefaults
+		runtime  string
+		sameHash bool
+	}{
+		{spec.NodeDefaults{}, "runc", true},
+		{spec.NodeDefaults{Snapshotter: "overlayfs", Runtime: "runc"}, "runc", true},
+		{spec.NodeDefaults{Runtime: "crun"}, "crun", false},
+	} {
+		s := NewStore()
+		s.SetDefaults(tc.d)
+		s.ReplaceSource("c.yaml", []spec.Object{ctr}, nil)
+		e, ok := s.Get(key)
+		if !ok {
+			t.Fatalf("%+v: %s not stored: %v", tc.d, key, s.Sources())
+		}
+		if got := e.Object.Spec.(spec.ContainerSpec).Runtime; got != tc.runtime {
+			t.Errorf("%+v: runtime %q, want %q", tc.d, got, tc.runtime)
+		}
+		if same := e.Hash == spec.Hash(explicit); same != tc.sameHash {
+			t.Errorf("%+v: hash equal to the runc-explicit one: %v, want %v", tc.d, same, tc.sameHash)
+		}
+		if r := s.Resolve(ctr); spec.Hash(r) != e.Hash {
+			t.Errorf("%+v: Resolve hashes %s, the entry %s (diff would disagree)", tc.d, spec.Hash(r), e.Hash)
+		}
+	}
+}

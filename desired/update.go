@@ -92,7 +92,7 @@ func (s *Store) prepare(objs []spec.Object, old map[spec.Key]declaration) (map[s
 	decl := make(map[spec.Key]declaration, len(objs))
 	var errs []error
 	for _, o := range objs {
-		o = spec.Default(o)
+		o = s.defaults.Resolve(o) // under s.mu: Update holds it
 		o.Status = spec.Status{}
 		if err := spec.Validate(o); err != nil {
 			errs = append(errs, err)

@@ -10,6 +10,7 @@ import (
 	"berth.dev/berth/content"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 )
@@ -54,7 +55,7 @@ func New(opts Options) *Node {
 		opts.Log = slog.Default()
 	}
 	if opts.DefaultSnapshotter == "" {
-		opts.DefaultSnapshotter = "overlayfs"
+		opts.DefaultSnapshotter = spec.DefaultSnapshotter
 	}
 	return &Node{opts: opts, log: opts.Log, leases: leases{started: map[int64]time.Time{}, digests: map[digest.Digest]int{}}}
 }

@@ -170,7 +170,7 @@ func (n *Node) runtimeBinary(name string) (string, error) {
 		name = n.opts.Tasks.DefaultRuntime
 	}
 	if name == "" {
-		name = oci.DefaultRuntime
+		name = spec.DefaultRuntime
 	}
 	if bin, ok := n.opts.Tasks.Runtimes[name]; ok && bin != "" {
 		if filepath.IsAbs(bin) {

@@ -5,11 +5,9 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
-
-// DefaultRuntime is the OCI runtime berth uses when a container names none.
-const DefaultRuntime = "runc"
 
 // knownRuntimes are the runtimes berth may be asked for by name. crun is
 // accepted, but crun 1.8 (Debian bookworm's) refuses this machine's cgroup
@@ -18,7 +16,7 @@ const DefaultRuntime = "runc"
 // crun's own error as the task's failure.
 var knownRuntimes = map[string]bool{"runc": true, "crun": true}
 
-// Runtime resolves a runtime name ("" meaning DefaultRuntime) to the path
+// Runtime resolves a runtime name ("" meaning spec.DefaultRuntime) to the path
 // of its binary with lookPath (exec.LookPath when nil). A name is "runc",
 // "crun" or an absolute path to an executable (a wrapper, say); anything
 // else is errdefs.ErrInvalidArgument, and a runtime that is not installed
@@ -28,7 +26,7 @@ func Runtime(name string, lookPath func(string) (string, error)) (string, error)
 		lookPath = exec.LookPath
 	}
 	if name == "" {
-		name = DefaultRuntime
+		name = spec.DefaultRuntime
 	}
 	if !knownRuntimes[name] && !(filepath.IsAbs(name) && filepath.Clean(name) == name) {
 		return "", fmt.Errorf("runtime %q: want runc, crun or an absolute path: %w", name, errdefs.ErrInvalidArgument)

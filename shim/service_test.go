@@ -1,10 +1,10 @@
 package shim
 
 import (
+	shimbundle "berth.dev/berth/shim/bundle"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,9 +41,9 @@ func TestHandleExit_InitWritesRecordFirst(t *testing.T) {
 	s.handleExit(42, 137, at)
 	// The record is on disk when the exit is recorded, before any waiter
 	// learns of it: a berthd that dies now finds it after a restart.
-	e, err := ReadExit(s.bundle)
+	e, err := shimbundle.ReadExit(s.bundle)
 	if err != nil {
-		t.Fatalf("ReadExit: %v", err)
+		t.Fatalf("shimbundle.ReadExit: %v", err)
 	}
 	if e.Pid != 42 || e.ExitStatus != 137 || !e.ExitedAt.Equal(at) || e.OOMKilled {
 		t.Errorf("exit record = %+v, want pid 42 status 137 at %v, not oom", e, at)
@@ -59,7 +59,7 @@ func TestHandleExit_InitWritesRecordFirst(t *testing.T) {
 	}
 	// A second exit of the same pid (reused by the kernel) is not ours.
 	s.handleExit(42, 0, at.Add(time.Second))
-	if e, _ := ReadExit(s.bundle); e.ExitStatus != 137 {
+	if e, _ := shimbundle.ReadExit(s.bundle); e.ExitStatus != 137 {
 		t.Errorf("a later exit of a reused pid rewrote the record: %+v", e)
 	}
 }
@@ -81,7 +81,7 @@ func TestHandleExit_ExecBeforeItsPidIsKnown(t *testing.T) {
 	if p.status != shimapi.Status_STOPPED || p.exitStatus != 3 || len(s.pending) != 0 {
 		t.Errorf("after claim: status %v exit %d pending %v; want STOPPED 3 and none pending", p.status, p.exitStatus, s.pending)
 	}
-	if _, err := ReadExit(s.bundle); !errdefs.IsNotFound(err) {
+	if _, err := shimbundle.ReadExit(s.bundle); !errdefs.IsNotFound(err) {
 		t.Errorf("an exec's exit wrote the init exit record: %v", err)
 	}
 	// Orphans of the container are never claimed: what is kept stays bounded.
@@ -90,47 +90,6 @@ func TestHandleExit_ExecBeforeItsPidIsKnown(t *testing.T) {
 	}
 	if len(s.pending) > maxPending {
 		t.Errorf("%d pending exits kept, want at most %d", len(s.pending), maxPending)
-	}
-}
-
-func TestReadExit(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if _, err := ReadExit(dir); !errdefs.IsNotFound(err) {
-		t.Errorf("no record: got %v, want not found", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, ExitName), []byte("{torn"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ReadExit(dir); err == nil || errdefs.IsNotFound(err) || !strings.Contains(err.Error(), dir) {
-		t.Errorf("torn record: got %v, want an error naming the bundle", err)
-	}
-	want := Exit{Pid: 7, ExitStatus: 1, ExitedAt: time.Unix(1, 0).UTC(), OOMKilled: true}
-	if err := writeExit(dir, want); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadExit(dir)
-	if err != nil || *got != want {
-		t.Errorf("round trip: got %+v, %v; want %+v", got, err, want)
-	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
-		t.Errorf("temp files left beside the record: %v", ents)
-	}
-}
-
-func TestWireClasses(t *testing.T) {
-	t.Parallel()
-	for _, c := range classes {
-		err := FromWire(ToWire(fmt.Errorf("task x: %w", c.err)))
-		if !errors.Is(err, c.err) || err.Error() != "task x: "+c.err.Error() {
-			t.Errorf("%v through the wire: got %q (class kept: %v)", c.err, err, errors.Is(err, c.err))
-		}
-	}
-	if err := FromWire(ToWire(errors.New("plain"))); err == nil || err.Error() != "plain" {
-		t.Errorf("unclassed error through the wire: %v", err)
-	}
-	if ToWire(nil) != nil || FromWire(nil) != nil {
-		t.Error("nil does not stay nil")
 	}
 }
 
@@ -245,7 +204,7 @@ func TestService_Lifecycle(t *testing.T) {
 	created, err := s.Create(ctx, &shimapi.CreateRequest{Id: id, Bundle: bundle, RuntimeRoot: runcRoot,
 		Log: &shimapi.Log{MaxSize: 1 << 20, MaxFiles: 2}})
 	if err != nil {
-		t.Fatalf("Create: %v\nrunc.log: %s", err, readFile(filepath.Join(bundle, RuncLog)))
+		t.Fatalf("Create: %v\nrunc.log: %s", err, readFile(filepath.Join(bundle, shimbundle.RuncLog)))
 	}
 	if _, err := s.Create(ctx, &shimapi.CreateRequest{Id: id}); !errdefs.IsAlreadyExists(err) {
 		t.Errorf("second Create: %v, want already exists", err)
@@ -275,7 +234,7 @@ func TestService_Lifecycle(t *testing.T) {
 		t.Fatalf("Exec: %v", err)
 	}
 	if _, err := s.Start(ctx, &shimapi.StartRequest{Id: id, ExecId: "e1"}); err != nil {
-		t.Fatalf("Start exec: %v\nrunc.log: %s", err, readFile(filepath.Join(bundle, RuncLog)))
+		t.Fatalf("Start exec: %v\nrunc.log: %s", err, readFile(filepath.Join(bundle, shimbundle.RuncLog)))
 	}
 	if w, err := s.Wait(ctx, &shimapi.WaitRequest{Id: id, ExecId: "e1"}); err != nil || w.ExitStatus != 4 {
 		t.Errorf("Wait exec: %v %v, want exit 4", w, err)
@@ -283,7 +242,7 @@ func TestService_Lifecycle(t *testing.T) {
 	if _, err := s.Delete(ctx, &shimapi.DeleteRequest{Id: id, ExecId: "e1"}); err != nil {
 		t.Errorf("Delete exec: %v", err)
 	}
-	if _, err := ReadExit(bundle); !errdefs.IsNotFound(err) {
+	if _, err := shimbundle.ReadExit(bundle); !errdefs.IsNotFound(err) {
 		t.Errorf("exit record while init runs: %v", err)
 	}
 	if _, err := s.Delete(ctx, &shimapi.DeleteRequest{Id: id}); !errdefs.IsFailedPrecondition(err) {
@@ -297,7 +256,7 @@ func TestService_Lifecycle(t *testing.T) {
 	if err != nil || w.ExitStatus != 7 {
 		t.Fatalf("Wait: %v %v, want exit 7 (the TERM trap)", w, err)
 	}
-	e, err := ReadExit(bundle)
+	e, err := shimbundle.ReadExit(bundle)
 	if err != nil || e.ExitStatus != 7 || e.Pid != created.Pid || !e.ExitedAt.Equal(w.ExitedAt.AsTime()) {
 		t.Errorf("exit record: %+v %v, want pid %d status 7 at %v", e, err, created.Pid, w.ExitedAt.AsTime())
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Defaults that Default fills in.
+// Defaults that Default fills in, and the built-in NodeDefaults.
 const (
 	DefaultSnapshotter = "overlayfs"
 	DefaultRuntime     = "runc"
@@ -14,9 +14,56 @@ const (
 	DefaultStopTimeout = Duration("10s")
 )
 
+// NodeDefaults are the defaults a node's configuration chooses: berthd's
+// snapshotter and runtime. An object that names none is the node's to
+// decide, so Default leaves these fields empty and the node's store
+// resolves them, once, with Resolve: the same value then reaches the
+// controllers, the hash and berth diff, and `berth run` gets the same
+// defaults from the node.
+type NodeDefaults struct {
+	Snapshotter string
+	Runtime     string
+}
+
+// BuiltinDefaults are the NodeDefaults of a node configured with none.
+var BuiltinDefaults = NodeDefaults{Snapshotter: DefaultSnapshotter, Runtime: DefaultRuntime}
+
+// Resolve returns Default(o) with d (its empty fields the built-in ones)
+// filled into what o leaves to the node.
+//
+// Why the hash of a manifest in force does not change: before NodeDefaults
+// existed, Default wrote overlayfs and runc into every object, so every
+// stored hash covers those values. A node configured as before resolves
+// to the same values, so the same hash, and nothing is recreated. A node
+// configured otherwise now resolves to its configured values: that is a
+// change of desired state, and the containers that relied on the default
+// are recreated with it, as if their manifest had named it.
+func (d NodeDefaults) Resolve(o Object) Object {
+	o = Default(o)
+	d.Snapshotter = cmpOr(d.Snapshotter, DefaultSnapshotter)
+	d.Runtime = cmpOr(d.Runtime, DefaultRuntime)
+	switch s := o.Spec.(type) {
+	case ImageSpec:
+		s.Snapshotter = cmpOr(s.Snapshotter, d.Snapshotter)
+		o.Spec = s
+	case ContainerSpec:
+		s.Runtime = cmpOr(s.Runtime, d.Runtime)
+		o.Spec = s
+	}
+	return o
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
 // Default returns a copy of o with every unset field that has a default
-// set to it (see the package documentation for the list). o is not
-// changed, and the copy shares no slices or maps with it.
+// set to it (see the package documentation for the list), but for those
+// NodeDefaults resolves. o is not changed, and the copy shares no slices
+// or maps with it.
 func Default(o Object) Object {
 	o = o.DeepCopy()
 	if o.APIVersion == "" {
@@ -30,16 +77,10 @@ func Default(o Object) Object {
 		if s.PullPolicy == "" {
 			s.PullPolicy = defaultPullPolicy(s.Ref)
 		}
-		if s.Snapshotter == "" {
-			s.Snapshotter = DefaultSnapshotter
-		}
 		o.Spec = s
 	case ContainerSpec:
 		if s.Network == "" {
 			s.Network = DefaultNetwork
-		}
-		if s.Runtime == "" {
-			s.Runtime = DefaultRuntime
 		}
 		for i := range s.Ports {
 			if s.Ports[i].Protocol == "" {

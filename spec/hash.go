@@ -11,9 +11,11 @@ import (
 // covers the kind and the spec only: metadata, status and origin do not
 // change it, nor do key order, YAML against JSON, or how a quantity is
 // written ("0.5" and "500m" of cpu, "1Ki" and "1024" of memory, when
-// valid). A change of Hash is a change of desired state.
+// valid). A change of Hash is a change of desired state. Fields o leaves
+// to the node count as the built-in NodeDefaults: hash what the node's
+// store resolved (desired.Store.Resolve) to compare with what runs.
 func Hash(o Object) string {
-	d := Default(o)
+	d := BuiltinDefaults.Resolve(o)
 	var sp any = d.Spec
 	if c, ok := d.Spec.(ContainerSpec); ok {
 		c.Resources = canonicalResources(c.Resources)

@@ -48,7 +48,7 @@ func TestDefault_DoesNotChangeInput(t *testing.T) {
 	if o.Metadata.Namespace != "" || o.Spec.(ContainerSpec).Mounts[0].Type != "" {
 		t.Error("Default changed its input")
 	}
-	if got := d.Spec.(ContainerSpec); got.Mounts[0].Type != MountTmpfs || got.Network != NetworkNone || got.Runtime != "runc" {
+	if got := d.Spec.(ContainerSpec); got.Mounts[0].Type != MountTmpfs || got.Network != NetworkNone || got.Runtime != "" {
 		t.Errorf("defaults not applied: %+v", got)
 	}
 	pulls := map[string]PullPolicy{"busybox": PullAlways, "busybox:latest": PullAlways, "host:5000/busybox": PullAlways,
@@ -112,4 +112,51 @@ func FuzzParse(f *testing.F) {
 		}
 		roundTrip(t, objs)
 	})
+}
+
+// The node's defaults are resolved once, by the store; the hash of an
+// object that leaves them to a node configured as before is the hash it
+// had when Default wrote overlayfs and runc into every object, so an
+// upgrade recreates nothing; a node configured otherwise hashes (and runs)
+// its own defaults.
+func TestNodeDefaults_Resolve(t *testing.T) {
+	img := mustOne(t, "i.yaml", "apiVersion: berth.dev/v1\nkind: Image\nmetadata: {name: b}\nspec: {ref: \"busybox:1\"}\n")
+	ctr := mustOne(t, "c.yaml", "apiVersion: berth.dev/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: b}\n")
+	explicitImg := mustOne(t, "i.yaml", "apiVersion: berth.dev/v1\nkind: Image\nmetadata: {name: b}\nspec: {ref: \"busybox:1\", snapshotter: overlayfs}\n")
+	explicitCtr := mustOne(t, "c.yaml", "apiVersion: berth.dev/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: b, runtime: runc}\n")
+	for _, tc := range []struct {
+		name     string
+		d        NodeDefaults
+		o, same  Object
+		wantSnap string
+		wantRt   string
+	}{
+		{"built-in, image", NodeDefaults{}, img, explicitImg, "overlayfs", ""},
+		{"configured as before, image", NodeDefaults{Snapshotter: "overlayfs", Runtime: "runc"}, img, explicitImg, "overlayfs", ""},
+		{"built-in, container", NodeDefaults{}, ctr, explicitCtr, "", "runc"},
+		{"configured crun, container", NodeDefaults{Runtime: "crun"}, ctr, Object{}, "", "crun"},
+		{"configured native, image", NodeDefaults{Snapshotter: "native"}, img, Object{}, "native", ""},
+		{"explicit beats configured", NodeDefaults{Runtime: "crun"}, explicitCtr, explicitCtr, "", "runc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.d.Resolve(tc.o)
+			switch s := r.Spec.(type) {
+			case ImageSpec:
+				if s.Snapshotter != tc.wantSnap {
+					t.Errorf("snapshotter %q, want %q", s.Snapshotter, tc.wantSnap)
+				}
+			case ContainerSpec:
+				if s.Runtime != tc.wantRt {
+					t.Errorf("runtime %q, want %q", s.Runtime, tc.wantRt)
+				}
+			}
+			if tc.same.Spec != nil {
+				if Hash(r) != Hash(tc.same) || Hash(r) != Hash(tc.o) {
+					t.Errorf("hash changed: resolved %s, explicit %s, unresolved %s", Hash(r), Hash(tc.same), Hash(tc.o))
+				}
+			} else if Hash(r) == Hash(tc.o) {
+				t.Errorf("a node default other than the built-in one hashes as the built-in one")
+			}
+		})
+	}
 }

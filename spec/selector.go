@@ -148,12 +148,3 @@ func (s Selector) String() string {
 	}
 	return strings.Join(terms, ",")
 }
-
-// ValidateName checks a name berth takes outside a manifest (an apply
-// set's): a DNS-1123 label, as object names are.
-func ValidateName(s string) error {
-	if s == "" || len(s) > 63 || !dnsLabelRE.MatchString(s) {
-		return fmt.Errorf("%q is not a DNS-1123 label (lower case letters, digits and '-', at most 63)", truncate(s, 80))
-	}
-	return nil
-}

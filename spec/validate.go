@@ -161,7 +161,7 @@ func (v *validator) image(s ImageSpec) {
 		}
 	}
 	switch s.Snapshotter {
-	case "overlayfs", "native":
+	case "", "overlayfs", "native": // "": the node's default
 	default:
 		v.add("spec.snapshotter", "%q is not one of overlayfs, native", s.Snapshotter)
 	}

@@ -63,7 +63,7 @@ func (v *validator) container(s ContainerSpec) {
 		}
 	}
 	v.networkOptions(s)
-	if len(s.Runtime) > 63 || !runtimeRE.MatchString(s.Runtime) {
+	if s.Runtime != "" && (len(s.Runtime) > 63 || !runtimeRE.MatchString(s.Runtime)) { // "": the node's default
 		v.add("spec.runtime", "%q is not a runtime name", truncate(s.Runtime, 80))
 	}
 	if s.Hostname != "" && (len(s.Hostname) > 63 || !dnsSubdomainRE.MatchString(s.Hostname)) {

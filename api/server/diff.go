@@ -28,12 +28,15 @@ func (s *Manifests) Diff(ctx context.Context, r *manifestsapi.DiffRequest) (*man
 	}
 	seen := map[spec.Key]bool{}
 	for i, o := range objs {
-		// Compared as apply would store it, with its apply set label.
+		// Compared as apply would store it, with its apply set label and
+		// the node's defaults, so diff and the next reconcile compare the
+		// same values.
 		var inForce *spec.Object
 		if e, ok := s.Desired.Get(o.Key()); ok && e.Source == desired.SourceAPI {
 			inForce = &e.Object
 		}
-		objs[i] = desired.WithApplySet(o, opts.ApplySet, inForce)
+		objs[i] = s.Desired.Resolve(desired.WithApplySet(o, opts.ApplySet, inForce))
+		o = objs[i]
 		if seen[o.Key()] {
 			return nil, fmt.Errorf("%s is given twice: %w", o.Key(), errdefs.ErrInvalidArgument)
 		}

@@ -8,6 +8,7 @@ import (
 	leasesapi "berth.dev/berth/api/leases/v1"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -40,7 +41,7 @@ func toLease(l observed.Lease) *leasesapi.Lease {
 
 func defaultNS(ns string) string {
 	if ns == "" {
-		return observed.DefaultNamespace
+		return spec.DefaultNamespace
 	}
 	return ns
 }

@@ -127,8 +127,8 @@ func absolutePaths(o spec.Object) spec.Object {
 func applyScope(objs []spec.Object, prune, dryRun bool, applySet, selector string) ([]spec.Object, desired.ApplyOptions, error) {
 	opts := desired.ApplyOptions{Prune: prune, DryRun: dryRun, Manager: ApplyManager, ApplySet: applySet}
 	if applySet != "" {
-		if err := spec.ValidateName(applySet); err != nil {
-			return nil, opts, fmt.Errorf("apply set %q: %v: %w", applySet, err, errdefs.ErrInvalidArgument)
+		if err := spec.ValidateName("apply set", applySet); err != nil {
+			return nil, opts, err
 		}
 	}
 	sel, err := spec.ParseSelector(selector)

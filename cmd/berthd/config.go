@@ -5,6 +5,8 @@ import (
 	"os"
 	"time"
 
+	"berth.dev/berth/spec"
+
 	"sigs.k8s.io/yaml"
 )
 
@@ -70,6 +72,13 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// NodeDefaults are the configured defaults, resolved once: the desired
+// store fills them into manifests that name none, and the node into API
+// requests (`berth run`) that name none.
+func (c Config) NodeDefaults() spec.NodeDefaults {
+	return spec.NodeDefaults{Snapshotter: c.Snapshotter, Runtime: c.Runtime.Default}
+}
+
 // DefaultConfig is what berthd uses when no config file exists.
 func DefaultConfig() Config {
 	return Config{
@@ -79,10 +88,10 @@ func DefaultConfig() Config {
 		Manifests:      "/etc/berth/manifests",
 		MetricsAddress: "127.0.0.1:1338",
 		LogLevel:       "info",
-		Snapshotter:    "overlayfs",
+		Snapshotter:    spec.DefaultSnapshotter,
 		Pull:           PullConfig{Concurrency: 3, ProgressTimeout: Duration{5 * time.Minute}},
 		Runtime: RuntimeConfig{
-			Default:     "runc",
+			Default:     spec.DefaultRuntime,
 			Runtimes:    map[string]string{"runc": "runc", "crun": "crun"},
 			Shim:        "berth-shim",
 			LogMaxSize:  10 << 20,

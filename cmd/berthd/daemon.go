@@ -131,7 +131,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	d.node = node.New(node.Options{
 		Content:            cs,
 		Snapshotters:       sns,
-		DefaultSnapshotter: d.cfg.Snapshotter,
+		DefaultSnapshotter: d.cfg.NodeDefaults().Snapshotter,
 		DB:                 d.obs,
 		Events:             d.bus,
 		Log:                d.log,
@@ -141,7 +141,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		OnPull:             d.metrics.ObservePull,
 		Tasks: node.TaskOptions{
 			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim),
-			DefaultRuntime: d.cfg.Runtime.Default, Runtimes: d.cfg.Runtime.Runtimes,
+			DefaultRuntime: d.cfg.NodeDefaults().Runtime, Runtimes: d.cfg.Runtime.Runtimes,
 			LogMaxSize: d.cfg.Runtime.LogMaxSize, LogMaxFiles: d.cfg.Runtime.LogMaxFiles,
 		},
 	})

@@ -28,6 +28,10 @@ const recentEvents = 2000
 // source is read synchronously from bbolt; the directory is read by Run.
 func (d *Daemon) openDeclarative() error {
 	decl := &declarative{store: desired.NewStore(), recent: observed.NewRecent(recentEvents)}
+	// Before any source loads: the API source's stored objects too are
+	// resolved with the configured defaults, the same the node applies to
+	// `berth run`.
+	decl.store.SetDefaults(d.cfg.NodeDefaults())
 	prev := d.bus.OnPublish
 	d.bus.OnPublish = func(ev observed.Event) {
 		decl.recent.Add(ev)
