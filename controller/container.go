@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"strings"
 	"syscall"
 	"time"
 
@@ -133,58 +132,9 @@ func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.D
 	return nil
 }
 
-// containerSettings translates a Container spec into the node's settings.
+// containerSettings translates a Container spec into the node's settings
+// (oci.FromSpec, the translator the API's mounts share).
 func containerSettings(o spec.Object, cs spec.ContainerSpec) (node.ContainerSettings, error) {
-	s := node.ContainerSettings{Runtime: cs.Runtime}
-	if cs.Command != nil {
-		s.Entrypoint = append([]string{}, cs.Command...)
-	}
-	s.Args = cs.Args
-	for _, ev := range cs.Env {
-		s.Env = append(s.Env, ev.Name+"="+ev.Value)
-	}
-	s.WorkingDir, s.User, s.Hostname = cs.WorkingDir, cs.User, cs.Hostname
-	s.NetworkHost = cs.Network == spec.NetworkHost
-	s.ReadonlyRootfs, s.Terminal = cs.ReadOnlyRootfs, cs.Terminal
-	if cs.Resources.CPU != "" {
-		m, err := cs.Resources.CPU.MilliValue()
-		if err != nil {
-			return s, fmt.Errorf("spec.resources.cpu: %w", err)
-		}
-		s.Resources.CPU = float64(m) / 1000
-	}
-	if cs.Resources.Memory != "" {
-		v, err := cs.Resources.Memory.Value()
-		if err != nil {
-			return s, fmt.Errorf("spec.resources.memory: %w", err)
-		}
-		s.Resources.MemoryBytes = v
-	}
-	s.Resources.Pids = cs.Resources.Pids
-	for i, m := range cs.Mounts {
-		om := oci.Mount{Type: string(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
-		if om.Type == "" {
-			om.Type = oci.MountBind
-		}
-		if om.Type == oci.MountBind {
-			om.Source = o.ResolvePath(m.Source)
-		}
-		for _, opt := range m.Options {
-			switch {
-			case opt == "ro":
-				om.ReadOnly = true
-			case opt == "rw":
-			case strings.HasPrefix(opt, "size="):
-				v, err := spec.Quantity(strings.TrimPrefix(opt, "size=")).Value()
-				if err != nil {
-					return s, fmt.Errorf("spec.mounts[%d].options: %q: %w", i, opt, err)
-				}
-				om.SizeBytes = v
-			default:
-				return s, fmt.Errorf("spec.mounts[%d].options: %q is not supported (ro, rw, size=)", i, opt)
-			}
-		}
-		s.Mounts = append(s.Mounts, om)
-	}
-	return s, nil
+	st, err := oci.FromSpec(o, cs)
+	return node.ContainerSettings{Runtime: cs.Runtime, Settings: st}, err
 }

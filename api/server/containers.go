@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"slices"
+	"fmt"
 
 	ctrapi "berth.dev/berth/api/containers/v1"
 	"berth.dev/berth/node"
@@ -20,7 +20,11 @@ type Containers struct {
 var _ ctrapi.ContainersService = (*Containers)(nil)
 
 func (s *Containers) Create(ctx context.Context, r *ctrapi.CreateContainerRequest) (*ctrapi.CreateContainerResponse, error) {
-	c, err := s.Node.CreateContainer(ctx, r.Namespace, r.Id, r.Image, r.Snapshotter, settingsFromAPI(r.Settings), r.Labels)
+	settings, err := settingsFromAPI(r.Settings)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.Node.CreateContainer(ctx, r.Namespace, r.Id, r.Image, r.Snapshotter, settings, r.Labels)
 	if err != nil {
 		return nil, err
 	}
@@ -54,9 +58,12 @@ func (s *Containers) Delete(ctx context.Context, r *ctrapi.DeleteContainerReques
 	return &ctrapi.DeleteContainerResponse{}, s.Node.DeleteContainer(ctx, r.Namespace, r.Id)
 }
 
-func settingsFromAPI(a *ctrapi.Settings) node.ContainerSettings {
+// settingsFromAPI reads a request's settings; its mounts go through
+// oci.ParseMount, the rule a manifest's mounts follow, so `berth run
+// --mount` and a file mean the same by an option (and neither drops one).
+func settingsFromAPI(a *ctrapi.Settings) (node.ContainerSettings, error) {
 	if a == nil {
-		return node.ContainerSettings{}
+		return node.ContainerSettings{}, nil
 	}
 	s := node.ContainerSettings{Runtime: a.Runtime, Settings: oci.Settings{
 		Args: a.Args, Env: a.Env, WorkingDir: a.WorkingDir, User: a.User,
@@ -67,10 +74,14 @@ func settingsFromAPI(a *ctrapi.Settings) node.ContainerSettings {
 	if len(a.Entrypoint) > 0 {
 		s.Entrypoint = a.Entrypoint
 	}
-	for _, m := range a.Mounts {
-		s.Mounts = append(s.Mounts, oci.Mount{Type: m.Type, Source: m.Source, Target: m.Target, ReadOnly: slices.Contains(m.Options, "ro")})
+	for i, m := range a.Mounts {
+		om, err := oci.ParseMount(m.Type, m.Source, m.Target, false, m.Options)
+		if err != nil {
+			return s, fmt.Errorf("settings.mounts[%d] (%s): %w", i, m.Target, err)
+		}
+		s.Mounts = append(s.Mounts, om)
 	}
-	return s
+	return s, nil
 }
 
 func settingsToAPI(raw json.RawMessage) *ctrapi.Settings {
@@ -82,10 +93,7 @@ func settingsToAPI(raw json.RawMessage) *ctrapi.Settings {
 		Cpus: s.Resources.CPU, MemoryBytes: s.Resources.MemoryBytes, Pids: s.Resources.Pids, NetHost: s.NetworkHost,
 		ReadonlyRootfs: s.ReadonlyRootfs, Hostname: s.Hostname, Terminal: s.Terminal, Runtime: s.Runtime, Annotations: s.Annotations}
 	for _, m := range s.Mounts {
-		am := &ctrapi.Mount{Type: m.Type, Source: m.Source, Target: m.Target}
-		if m.ReadOnly {
-			am.Options = []string{"ro"}
-		}
+		am := &ctrapi.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: oci.MountOptions(m)}
 		a.Mounts = append(a.Mounts, am)
 	}
 	return a
