@@ -77,14 +77,12 @@ func (d *DirSource) readFile(root *os.Root, name, source string, prev *fileState
 	if before.Size() > d.opts.MaxFileSize {
 		return nil, fmt.Errorf("%s: %d bytes, more than the limit of %d", source, before.Size(), d.opts.MaxFileSize)
 	}
-	// A file modified within the debounce window may still be written
-	// in place: a valid prefix (memory: 1 of memory: 1024Mi) must not be
-	// applied. Coarse timestamps make an old stat unreliable, hence the
-	// two-second margin before a stat match skips the read.
+	// Coarse timestamps make an old stat unreliable, hence the two-second
+	// margin before a stat match skips the read.
 	if prev != nil && sameStat(prev, before) && now.Sub(before.ModTime()) > 2*time.Second {
 		return prev, nil
 	}
-	if now.Sub(before.ModTime()) < d.opts.Debounce && !d.placed[name] {
+	if !d.whole(name, before, now) {
 		return nil, errUnsettled
 	}
 	data, err := io.ReadAll(io.LimitReader(f, d.opts.MaxFileSize+1))
@@ -112,6 +110,22 @@ func (d *DirSource) readFile(root *os.Root, name, source string, prev *fileState
 	}
 	st.good, st.objects = true, objs
 	return &st, nil
+}
+
+// whole reports whether name's writer is done: it closed the file after
+// writing, or renamed it into place; where neither can be known, once the
+// file has been quiet for the settle time. A prefix of YAML is often valid
+// YAML (memory: 1 of memory: 1024Mi), so a file still being written must
+// not be read, however long its writer pauses between writes, short of
+// the settle time.
+func (d *DirSource) whole(name string, fi fs.FileInfo, now time.Time) bool {
+	quiet := now.Sub(fi.ModTime()) >= d.opts.Settle
+	if d.writes == nil {
+		return d.placed[name] || quiet
+	}
+	// writeOpen and writeUnknown alike wait for quiet: an open writer that
+	// never closes must not hold its file back forever.
+	return d.writes.of(name) == writeDone || quiet
 }
 
 var errNotRegular = errors.New("not a regular file")

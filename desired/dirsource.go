@@ -23,6 +23,10 @@ type DirOptions struct {
 	// directory is read, and the age a file's mtime must reach before it
 	// is read. Default 100ms.
 	Debounce time.Duration
+	// Settle is how long a file must have been quiet (by its mtime) before
+	// it is read when nothing says its writer is done: no close-after-write
+	// from inotify, no rename into place. Default 2s.
+	Settle time.Duration
 	// MaxFileSize refuses larger files. Default spec.MaxFileSize.
 	MaxFileSize int64
 	Logger      *slog.Logger
@@ -47,7 +51,10 @@ type DirSource struct {
 	resolved string
 	// placed are files (base names) whose last event was their arrival —
 	// a rename into the directory — with no write since: whole already.
+	// Used only without inotify's close-after-write (writes).
 	placed map[string]bool
+	// writes says which files' writers are done, where inotify can.
+	writes *writers
 	// sentRevision is the revision last reported to the store.
 	sentRevision string
 	// firstRead is when the directory was first listed: files still being
@@ -92,6 +99,9 @@ func NewDirSource(dir string, store *Store, opts DirOptions) *DirSource {
 	if opts.Debounce <= 0 {
 		opts.Debounce = 100 * time.Millisecond
 	}
+	if opts.Settle <= 0 {
+		opts.Settle = 2 * time.Second
+	}
 	if opts.MaxFileSize <= 0 {
 		opts.MaxFileSize = spec.MaxFileSize
 	}
@@ -128,6 +138,12 @@ func (d *DirSource) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.Close()
+	d.writes = newWriters()
+	defer d.writes.close()
+	var wrote <-chan struct{} // a writer closed its file
+	if d.writes != nil {
+		wrote = d.writes.wake
+	}
 	// The parent is watched so a swap of the directory (a symlink renamed
 	// over, or the directory replaced) is seen: a watch on the old target
 	// sees nothing of it.
@@ -169,12 +185,17 @@ func (d *DirSource) Run(ctx context.Context) error {
 				delay = quiet // never cut short the wait for a file being written
 			}
 			schedule(delay)
+		case <-wrote:
+			schedule(min(quickRead, d.opts.Debounce))
 		case err, ok := <-w.Errors:
 			if !ok {
 				return errors.New("watcher closed")
 			}
 			// IN_Q_OVERFLOW and friends: events were lost, so relist.
 			d.log.Warn("watch error; relisting", "err", err)
+			if d.writes != nil {
+				d.writes.lost()
+			}
 			schedule(0)
 		case <-resync.C:
 			schedule(0)
@@ -247,6 +268,9 @@ func (d *DirSource) rewatch(w *fsnotify.Watcher) {
 	resolved, err := filepath.EvalSymlinks(d.dir)
 	if err != nil || resolved == d.resolved {
 		return
+	}
+	if err := d.writes.watch(resolved, d.resolved != ""); err != nil {
+		d.log.Warn("cannot watch for writers closing files; relying on the settle time", "err", err)
 	}
 	if d.resolved != "" {
 		_ = w.Remove(d.dir) // the old target may be gone already

@@ -49,6 +49,10 @@ func startDir(t *testing.T, dir string, opts DirOptions) (*Store, *DirSource) {
 	if opts.Resync == 0 {
 		opts.Resync = time.Hour
 	}
+	if opts.Settle == 0 {
+		// Files written before the source starts have no writer events.
+		opts.Settle = 50 * time.Millisecond
+	}
 	s := NewStore()
 	d := NewDirSource(dir, s, opts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -339,4 +343,80 @@ func TestDirSource_SlowInPlaceWrite(t *testing.T) {
 	cancel()
 	for range keys {
 	}
+}
+
+// A file rewritten in place in 16-byte chunks every 200 ms (scp, a slow
+// editor save): only the whole new content is ever in force, and it is
+// applied once, when the writer closes the file. The settle time is an
+// hour, so only the writer's close can explain the read.
+func TestDirSource_ChunkedRewriteAppliedWhenClosed(t *testing.T) {
+	dir := t.TempDir()
+	doc := func(mem string) string {
+		return "apiVersion: berth.dev/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: img\n  resources:\n    memory: " + mem + "\n"
+	}
+	path := filepath.Join(dir, "web.yaml")
+	s, _ := startDir(t, dir, DirOptions{Settle: time.Hour, Debounce: 100 * time.Millisecond})
+	write(t, path, doc("512Mi"))
+	ck := spec.Key{Namespace: "default", Kind: spec.KindContainer, Name: "web"}
+	memory := func() (string, int64) {
+		e, ok := s.Get(ck)
+		if !ok {
+			return "", 0
+		}
+		return string(e.Object.Spec.(spec.ContainerSpec).Resources.Memory), e.Generation
+	}
+	waitFor(t, "the first version", func() bool { m, _ := memory(); return m == "512Mi" })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	keys := s.Subscribe(ctx)
+	seen := make(chan []string, 1)
+	go func() {
+		var got []string
+		for range keys {
+			m, _ := memory()
+			got = append(got, m)
+		}
+		seen <- got
+	}()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(doc("1024Mi"))
+	for len(data) > 0 {
+		n := min(16, len(data))
+		if _, err := f.Write(data[:n]); err != nil {
+			t.Fatal(err)
+		}
+		data = data[n:]
+		time.Sleep(200 * time.Millisecond) // the writer's pace is the test's input
+	}
+	if m, _ := memory(); m != "512Mi" {
+		t.Errorf("memory %q while the writer still has the file open; want the old 512Mi", m)
+	}
+	f.Close()
+	waitFor(t, "the new version", func() bool { m, _ := memory(); return m == "1024Mi" })
+	if _, gen := memory(); gen != 2 {
+		t.Errorf("generation %d after one rewrite; want 2 (applied once)", gen)
+	}
+	cancel()
+	for _, m := range <-seen {
+		if m != "512Mi" && m != "1024Mi" {
+			t.Errorf("memory %q was in force: a prefix of the file was applied", m)
+		}
+	}
+}
+
+// An editor's atomic save (write a temp file, rename it over) is whole at
+// once: it applies without waiting for the settle time.
+func TestDirSource_AtomicRenameAppliesAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := startDir(t, dir, DirOptions{Settle: time.Hour})
+	tmp := filepath.Join(dir, ".web.yaml.swp")
+	write(t, tmp, taskYAML("web"))
+	if err := os.Rename(tmp, filepath.Join(dir, "web.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the renamed file", func() bool { return names(s) == "web" })
 }

@@ -18,6 +18,18 @@ func (p *parser) object(o Origin, v any) {
 		p.fail(o, "", "", "want an object, got %s", jsonKind(v))
 		return
 	}
+	_, hasAPI := m["apiVersion"]
+	_, hasKind := m["kind"]
+	if !hasAPI && !hasKind {
+		// Not a manifest at all (a config file, /etc/shadow): one error,
+		// not one per key, and no more of it than where it begins.
+		if o.Item == 0 {
+			p.fail(o, "", "", "not a berth manifest (no apiVersion, no kind); it begins %s", excerpt(firstLine(p.text)))
+		} else {
+			p.fail(o, "", "", "not a berth manifest (no apiVersion, no kind)")
+		}
+		return
+	}
 	name := objectName(m)
 	kind, _ := m["kind"].(string)
 	before := len(p.errs)
@@ -36,14 +48,14 @@ func (p *parser) object(o Origin, v any) {
 				p.checkKeys(o, name, k, m[k], t)
 			}
 		default:
-			p.fail(o, name, k, "unknown field")
+			p.fail(o, name, keyName(k), "unknown field")
 		}
 	}
 	if specType(Kind(kind)) == nil {
 		if kind == "" {
 			p.fail(o, name, "kind", "missing")
 		} else {
-			p.fail(o, name, "kind", "%q is not one of Image, Container, Task", kind)
+			p.fail(o, name, "kind", "%s is not one of Image, Container, Task", excerpt(kind))
 		}
 	}
 	if len(p.errs) > before {
@@ -112,7 +124,9 @@ func objectName(m map[string]any) string {
 	if ns == "" {
 		ns = DefaultNamespace
 	}
-	return Key{Namespace: ns, Kind: Kind(kind), Name: name}.String()
+	// Validation refuses a bad name later; until then it is quoted, not
+	// printed as it is.
+	return Key{Namespace: keyName(ns), Kind: Kind(keyName(kind)), Name: keyName(name)}.String()
 }
 
 func specType(k Kind) reflect.Type {
@@ -152,7 +166,7 @@ func (p *parser) checkKeys(o Origin, name, path string, v any, t reflect.Type) {
 		for _, k := range sortedKeys(m) {
 			ft, ok := fields[k]
 			if !ok {
-				p.fail(o, name, path+"."+k, "unknown field")
+				p.fail(o, name, path+"."+keyName(k), "unknown field")
 				continue
 			}
 			p.checkKeys(o, name, path+"."+k, m[k], ft)
@@ -165,7 +179,7 @@ func (p *parser) checkKeys(o Origin, name, path string, v any, t reflect.Type) {
 	case reflect.Map:
 		m, _ := v.(map[string]any)
 		for _, k := range sortedKeys(m) {
-			p.checkKeys(o, name, path+"."+k, m[k], t.Elem())
+			p.checkKeys(o, name, path+"."+keyName(k), m[k], t.Elem())
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
 )
@@ -105,6 +107,13 @@ func FuzzParse(f *testing.F) {
 		defer slow.Stop()
 		objs, err := Parse("fuzz.yaml", data)
 		if err != nil {
+			// Errors are printed on terminals: whatever the input, they
+			// are escaped text (no control characters but newlines).
+			for _, r := range err.Error() {
+				if r != '\n' && (unicode.IsControl(r) || r == utf8.RuneError) {
+					t.Fatalf("error holds %q unescaped: %q", r, err.Error())
+				}
+			}
 			return
 		}
 		for _, o := range objs {

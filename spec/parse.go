@@ -39,13 +39,10 @@ func Parse(filename string, data []byte) ([]Object, error) {
 	if filename == "" {
 		base.Dir = ""
 	}
-	if len(data) > MaxFileSize {
-		return nil, ErrorList{{Origin: base, Detail: fmt.Sprintf("file is %d bytes, more than the limit of %d", len(data), MaxFileSize)}}
+	if err := CheckText(data); err != nil {
+		return nil, ErrorList{{Origin: base, Detail: err.Error()}}
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	if !utf8.Valid(data) {
-		return nil, ErrorList{{Origin: base, Detail: "not valid UTF-8"}}
-	}
 	p := parser{base: base}
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
@@ -57,6 +54,22 @@ func Parse(filename string, data []byte) ([]Object, error) {
 		return nil, p.errs
 	}
 	return p.objs, nil
+}
+
+// CheckText refuses what cannot be a manifest file before it is parsed:
+// more than MaxFileSize bytes, not UTF-8, or holding NUL bytes (binary).
+// The watched directory and the CLI's -f apply the same rule.
+func CheckText(data []byte) error {
+	if len(data) > MaxFileSize {
+		return fmt.Errorf("file is more than the limit of %d bytes", MaxFileSize)
+	}
+	if !utf8.Valid(data) {
+		return errors.New("not UTF-8 text")
+	}
+	if bytes.IndexByte(data, 0) >= 0 {
+		return errors.New("not text: holds NUL bytes")
+	}
+	return nil
 }
 
 // Load parses, defaults and validates: what a source does with a file.
@@ -80,6 +93,9 @@ func Load(filename string, data []byte) ([]Object, error) {
 
 type parser struct {
 	base Origin
+	// text is the document being read, for the excerpt that says where a
+	// file that is not a manifest begins.
+	text []byte
 	docs int
 	objs []Object
 	errs ErrorList
@@ -113,9 +129,10 @@ func (p *parser) parseJSONStream(data []byte) {
 		}
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
+		p.text = data
 		v, err := decodeValue(dec, 0)
 		if err != nil {
-			p.fail(o, "", "", "%v", err)
+			p.fail(o, "", "", "%s", scrub(err.Error()))
 			return // the rest of the stream cannot be trusted
 		}
 		p.document(o, v)
@@ -131,8 +148,9 @@ func (p *parser) parseYAML(data []byte) {
 		if !ok {
 			return
 		}
+		p.text = d.text
 		if err := guardAliases(d.text); err != nil {
-			p.fail(o, "", "", "%v", err)
+			p.fail(o, "", "", "%s", scrub(err.Error()))
 			continue
 		}
 		j, err := yaml.YAMLToJSONStrict(d.text)
@@ -142,14 +160,14 @@ func (p *parser) parseYAML(data []byte) {
 				n, _ := strconv.Atoi(s[len("line "):])
 				return "line " + strconv.Itoa(n+d.line-1)
 			})
-			p.fail(o, "", "", "%s", msg)
+			p.fail(o, "", "", "%s", scrub(msg))
 			continue
 		}
 		dec := json.NewDecoder(bytes.NewReader(j))
 		dec.UseNumber()
 		v, err := decodeValue(dec, 0)
 		if err != nil {
-			p.fail(o, "", "", "%v", err)
+			p.fail(o, "", "", "%s", scrub(err.Error()))
 			continue
 		}
 		if v == nil { // a document of only `~` or `null`
@@ -183,7 +201,7 @@ func (p *parser) document(o Origin, v any) {
 func (p *parser) list(o Origin, m map[string]any) {
 	for k := range m {
 		if k != "apiVersion" && k != "kind" && k != "items" && k != "metadata" {
-			p.fail(o, "", k, "unknown field in a List")
+			p.fail(o, "", keyName(k), "unknown field in a List")
 		}
 	}
 	items, ok := m["items"].([]any)

@@ -123,7 +123,7 @@ func TestParse_Errors(t *testing.T) {
 				`spec.snapshotter: "zfs" is not one of overlayfs, native`}},
 		{"syntax line", "apiVersion: berth.dev/v1\nkind: Task\nmetadata: {name: x}\nspec: {container: x}\n---\n\n\nkind: [\n",
 			[]string{`web.yaml: document 2: yaml: line 8: did not find expected node content`}},
-		{"not utf8", "kind: \xff\xfe\n", []string{`web.yaml: not valid UTF-8`}},
+		{"not utf8", "kind: \xff\xfe\n", []string{`web.yaml: not UTF-8 text`}},
 		{"scalar doc", "hello\n", []string{`web.yaml: document 1: want an object, got a string`}},
 		{"json dup", `{"apiVersion":"berth.dev/v1","kind":"Task","kind":"Task"}`, []string{`web.yaml: document 1: duplicate key "kind"`}},
 		{"user", container("  image: busybox\n  user: '4294967296'\n"), []string{`spec.user: "4294967296" is not uid[:gid]`}},
@@ -242,4 +242,70 @@ func bigAnchor() string {
 	b += "y: &y [" + strings.Repeat("*x, ", 60) + "*x]\n"
 	b += "z: [" + strings.Repeat("*y, ", 60) + "*y]\n"
 	return b
+}
+
+// A path handed to berth apply -f may be anything (a symlink to
+// /etc/shadow): errors say it is not a manifest and quote no more than a
+// short, escaped prefix of a line, never the lines themselves.
+func TestParse_NotAManifestIsNotEchoed(t *testing.T) {
+	shadow := "root:$y$j9T$SaltSaltSalt$HashHashHashHashHashHash:20228:0:99999:7:::\n" +
+		"daemon:*:20228:0:99999:7:::\n" +
+		"alice:$6$pepper$0123456789abcdefSECRETSECRET:20228:0:99999:7:::\n"
+	env := "API_TOKEN=tok_live_0123456789SECRET: 1\npassword: hunter2\n"
+	tests := []struct {
+		name, data string
+		want       string
+		secrets    []string
+	}{
+		{"shadow", shadow, `web.yaml: document 1: not a berth manifest (no apiVersion, no kind); it begins "root:$y$j9T$"…`,
+			[]string{"SaltSalt", "HashHash", "daemon", "alice", "SECRET"}},
+		{"env", env, `not a berth manifest`, []string{"hunter2", "tok_live", "SECRET"}},
+		{"control bytes", `{"apiVersion":"berth.dev/v1","kind":"Task","metadata":{"name":"x"},"\u001b[2J\u001b]0;pwned\u0007":1}`,
+			`"\x1b[2J\x1b]0;pwne"…: unknown field`, []string{"\x1b"}},
+		{"key in a manifest", "apiVersion: berth.dev/v1\nkind: Task\nmetadata: {name: x}\nspec: {container: x}\nAPI_TOKEN=tok_live_0123456789SECRET: 1\n",
+			`"API_TOKEN=to"…: unknown field`, []string{"SECRET", "tok_live"}},
+		{"kind", "apiVersion: berth.dev/v1\nkind: tok_live_0123456789SECRET\n", `kind: "tok_live_012"… is not one of`, []string{"SECRET"}},
+		{"duplicate key", "{\"apiVersion\":\"berth.dev/v1\",\"tok_live_0123456789SECRET\":1,\"tok_live_0123456789SECRET\":2}",
+			`duplicate key "tok_live_012"…`, []string{"SECRET"}},
+		{"yaml duplicate", "apiVersion: berth.dev/v1\ntok_live_0123456789SECRET: 1\ntok_live_0123456789SECRET: 2\n",
+			`"tok_live_012"…`, []string{"SECRET"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("web.yaml", []byte(tt.data))
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("got error\n%s\nwant it to contain\n%s", msg, tt.want)
+			}
+			for _, s := range tt.secrets {
+				if strings.Contains(msg, s) {
+					t.Errorf("error echoes %q of the file:\n%s", s, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"text", []byte("kind: Task\n"), ""},
+		{"latin-1", []byte("name: caf\xe9\n"), "not UTF-8 text"},
+		{"binary", []byte("\x7fELF\x02\x01\x01\x00\x00"), "not text: holds NUL bytes"},
+		{"large", make([]byte, MaxFileSize+1), "more than the limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckText(tt.data)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("CheckText = %v, want %q", err, tt.want)
+			}
+		})
+	}
 }

@@ -38,6 +38,9 @@ func readManifests(path string, stdin io.Reader) ([]*manifestsapi.File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read stdin: %w", err)
 		}
+		if err := spec.CheckText(data); err != nil {
+			return nil, fmt.Errorf("<stdin>: %w; not sent", err)
+		}
 		wd, _ := os.Getwd()
 		return []*manifestsapi.File{{Data: data, File: "<stdin>", Dir: wd}}, nil
 	}
@@ -70,14 +73,7 @@ func readManifests(path string, stdin io.Reader) ([]*manifestsapi.File, error) {
 	}
 	var files []*manifestsapi.File
 	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if fi.Size() > spec.MaxFileSize {
-			return nil, fmt.Errorf("%s: %d bytes, more than the limit of %d", p, fi.Size(), spec.MaxFileSize)
-		}
-		data, err := os.ReadFile(p)
+		data, err := readManifestFile(p)
 		if err != nil {
 			return nil, err
 		}
@@ -88,6 +84,38 @@ func readManifests(path string, stdin io.Reader) ([]*manifestsapi.File, error) {
 		files = append(files, &manifestsapi.File{Data: data, File: p, Dir: filepath.Dir(abs)})
 	}
 	return files, nil
+}
+
+// readManifestFile reads one -f file under the rules the watched
+// directory applies (spec.CheckText): a regular file of at most
+// spec.MaxFileSize bytes of UTF-8 text. The path may point anywhere
+// (/dev/zero, a symlink to /etc/shadow): what is refused here is neither
+// sent nor echoed.
+func readManifestFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s); not read", p, fi.Mode().Type())
+	}
+	if fi.Size() > spec.MaxFileSize {
+		return nil, fmt.Errorf("%s: %d bytes, more than the limit of %d; not read", p, fi.Size(), spec.MaxFileSize)
+	}
+	// The file may grow after the stat: read no more than the cap.
+	data, err := io.ReadAll(io.LimitReader(f, spec.MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if err := spec.CheckText(data); err != nil {
+		return nil, fmt.Errorf("%s: %w; not sent", p, err)
+	}
+	return data, nil
 }
 
 func refString(r *manifestsapi.Ref) string {

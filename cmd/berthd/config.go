@@ -13,10 +13,14 @@ import (
 // Config is berthd's configuration file (/etc/berth/config.yaml). Every
 // path is also a flag, so a whole agent can run under a temporary directory.
 type Config struct {
-	Root           string          `json:"root"`
-	State          string          `json:"state"`
-	Address        string          `json:"address"`
-	Manifests      string          `json:"manifests"`
+	Root      string `json:"root"`
+	State     string `json:"state"`
+	Address   string `json:"address"`
+	Manifests string `json:"manifests"`
+	// ManifestSettle is how long a manifest file must be quiet before it
+	// is read when nothing says its writer is done (no close-after-write,
+	// no rename into place).
+	ManifestSettle Duration        `json:"manifestSettle"`
 	MetricsAddress string          `json:"metricsAddress"`
 	LogLevel       string          `json:"logLevel"`
 	Snapshotter    string          `json:"snapshotter"`
@@ -86,6 +90,7 @@ func DefaultConfig() Config {
 		State:          "/run/berth",
 		Address:        "/run/berth/berth.sock",
 		Manifests:      "/etc/berth/manifests",
+		ManifestSettle: Duration{2 * time.Second},
 		MetricsAddress: "127.0.0.1:1338",
 		LogLevel:       "info",
 		Snapshotter:    spec.DefaultSnapshotter,

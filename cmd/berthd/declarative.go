@@ -46,7 +46,7 @@ func (d *Daemon) openDeclarative() error {
 	decl.api = api
 	if d.cfg.Manifests != "" {
 		decl.dir = desired.NewDirSource(d.cfg.Manifests, decl.store, desired.DirOptions{
-			Resync: d.cfg.Reconcile.Relist.Duration, Logger: d.log,
+			Resync: d.cfg.Reconcile.Relist.Duration, Settle: d.cfg.ManifestSettle.Duration, Logger: d.log,
 		})
 	}
 	decl.ctrl = controller.New(controller.Options{
