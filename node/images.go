@@ -67,11 +67,7 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 	if opts.Progress != nil {
 		progress = opts.Progress
 	}
-	regOpts := remote.RegistryOptions{
-		PlainHTTP:          opts.PlainHTTP,
-		InsecureRegistries: n.opts.InsecureRegistries,
-		ProgressTimeout:    n.opts.ProgressTimeout,
-	}
+	regOpts := n.registryOptions(opts.PlainHTTP)
 	// Resolve once and fetch everything else by digest under that root: a
 	// tag that moves meanwhile cannot mix two images, one repository (and
 	// its auth token) serves the whole pull, and the unpacker knows the
@@ -186,6 +182,17 @@ func (d downloaded) total() int64 {
 		n += r[1] - r[0]
 	}
 	return n
+}
+
+// registryOptions are the node's registry settings for one operation.
+func (n *Node) registryOptions(plainHTTP bool) remote.RegistryOptions {
+	return remote.RegistryOptions{
+		HostsDir:           n.opts.RegistryConfigDir,
+		PlainHTTP:          plainHTTP,
+		InsecureRegistries: n.opts.InsecureRegistries,
+		ProgressTimeout:    n.opts.ProgressTimeout,
+		Retry:              n.opts.PullRetry,
+	}
 }
 
 func parsePlatform(s string) (ocispec.Platform, error) {
