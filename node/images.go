@@ -12,6 +12,7 @@ import (
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot/unpack"
 	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -26,6 +27,9 @@ type PullOptions struct {
 	Unpack      bool
 	Snapshotter string
 	Labels      map[string]string
+	// AuthFile is a docker config.json-format file (mode 0600) whose
+	// credentials come before berthd's docker config.
+	AuthFile string
 	// Progress sees each blob's download and each layer's unpack.
 	Progress func(Progress)
 }
@@ -68,6 +72,11 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 		progress = opts.Progress
 	}
 	regOpts := n.registryOptions(opts.PlainHTTP)
+	if opts.AuthFile != "" {
+		if regOpts.Keychain, err = remote.FileKeychain(opts.AuthFile, authn.DefaultKeychain); err != nil {
+			return observed.Image{}, fmt.Errorf("pull %s: %w", r, err)
+		}
+	}
 	// Resolve once and fetch everything else by digest under that root: a
 	// tag that moves meanwhile cannot mix two images, one repository (and
 	// its auth token) serves the whole pull, and the unpacker knows the
