@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Repository is one image repository on a registry, reached through the
@@ -21,7 +22,9 @@ type Repository struct {
 	ref  name.Reference
 	opts RegistryOptions
 	push bool
-	eps  []*endpoint
+	// mountFrom lists repositories a push may mount blobs from.
+	mountFrom []string
+	eps       []*endpoint
 }
 
 type endpoint struct {
@@ -34,16 +37,16 @@ type endpoint struct {
 // NewRepository reads the registry's hosts configuration and authenticates
 // for pulling ref's repository at the first endpoint that answers.
 func NewRepository(ctx context.Context, ref name.Reference, opts RegistryOptions) (*Repository, error) {
-	return openRepository(ctx, ref, opts, false)
+	return openRepository(ctx, ref, opts, false, nil)
 }
 
-func openRepository(ctx context.Context, ref name.Reference, opts RegistryOptions, push bool) (*Repository, error) {
+func openRepository(ctx context.Context, ref name.Reference, opts RegistryOptions, push bool, mountFrom []string) (*Repository, error) {
 	reg := ref.Context().RegistryStr()
 	eps, err := LoadEndpoints(opts.HostsDir, reg)
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository{ref: ref, opts: opts, push: push}
+	r := &Repository{ref: ref, opts: opts, push: push, mountFrom: mountFrom}
 	for _, e := range eps {
 		r.eps = append(r.eps, &endpoint{Endpoint: e})
 	}
@@ -88,7 +91,14 @@ func (r *Repository) usable(c Capability) []*endpoint {
 
 func (r *Repository) clientFor(ctx context.Context, e *endpoint) (*http.Client, error) {
 	e.once.Do(func() {
-		e.client, e.err = r.opts.newClient(ctx, r.ref.Context(), e.Endpoint, r.push)
+		scopes := []string{r.ref.Context().Scope(transport.PullScope)}
+		if r.push {
+			scopes = []string{r.ref.Context().Scope(transport.PushScope)}
+			for _, from := range r.mountFrom {
+				scopes = append(scopes, r.ref.Context().Registry.Repo(from).Scope(transport.PullScope))
+			}
+		}
+		e.client, e.err = r.opts.newClient(ctx, r.ref.Context(), e.Endpoint, scopes)
 		if e.err != nil {
 			e.err = fmt.Errorf("%s: %w", e.Endpoint, e.err)
 		}

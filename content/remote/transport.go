@@ -80,11 +80,11 @@ func (o RegistryOptions) allowHTTP(host string) bool {
 }
 
 // newClient performs the auth handshake with endpoint e of repo's
-// registry, for pull (and push when push) and returns a client whose
+// registry for scopes and returns a client whose
 // requests carry the resulting credentials. Credentials are looked up for
 // the registry when e is its server and for the mirror's own host when e is
 // a mirror: a mirror never gets the upstream's credentials.
-func (o RegistryOptions) newClient(ctx context.Context, repo name.Repository, e Endpoint, push bool) (*http.Client, error) {
+func (o RegistryOptions) newClient(ctx context.Context, repo name.Repository, e Endpoint, scopes []string) (*http.Client, error) {
 	host := e.Host
 	allowHTTP := e.Scheme == "http" || o.allowHTTP(host)
 	var nopts []name.Option
@@ -131,10 +131,6 @@ func (o RegistryOptions) newClient(ctx context.Context, repo name.Repository, e 
 	if !e.OverridePath {
 		// ggcr pings /v2/ and runs the token dance; a path given as-is
 		// has no /v2/ to ping, so it is reached without authentication.
-		scopes := []string{repo.Scope(transport.PullScope)}
-		if push {
-			scopes = []string{repo.Scope(transport.PushScope)}
-		}
 		hctx, cancel := context.WithTimeout(ctx, o.progressTimeout()+o.Retry.maxTotal())
 		defer cancel()
 		rt, err = transport.NewWithContext(hctx, reg, auth, rt, scopes)
