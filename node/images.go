@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"berth.dev/berth/content"
@@ -38,8 +39,10 @@ type PullOptions struct {
 type Progress struct {
 	Desc   ocispec.Descriptor
 	Offset int64
-	// Status: downloading | done | unpacking | unpacked
+	// Status: downloading | done | unpacking | unpacked | retrying
 	Status string
+	// Message says why a retrying pull waits and for how long.
+	Message string
 }
 
 // Pull fetches ref into the content store, records it as an image of
@@ -72,6 +75,19 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 		progress = opts.Progress
 	}
 	regOpts := n.registryOptions(opts.PlainHTTP)
+	regOpts.Retry.OnRetry = func(e remote.RetryEvent) {
+		why := "the registry answered HTTP " + fmt.Sprint(e.Status)
+		if e.RetryAfter {
+			why += " with Retry-After"
+		}
+		p := Progress{Status: "retrying", Message: fmt.Sprintf("%s to %s %s; retry %d in %s", why, e.Method, e.Path, e.Attempt, e.Wait.Round(time.Millisecond))}
+		if i := strings.LastIndex(e.Path, "/"); i >= 0 {
+			if d, err := digest.Parse(e.Path[i+1:]); err == nil {
+				p.Desc = ocispec.Descriptor{Digest: d}
+			}
+		}
+		progress(p)
+	}
 	if opts.AuthFile != "" {
 		if regOpts.Keychain, err = remote.FileKeychain(opts.AuthFile, authn.DefaultKeychain); err != nil {
 			return observed.Image{}, fmt.Errorf("pull %s: %w", r, err)
@@ -361,4 +377,75 @@ func (n *Node) RemoveImage(ctx context.Context, ns, name string, sync bool) erro
 		}
 	}()
 	return nil
+}
+
+// PushOptions configure a push.
+type PushOptions struct {
+	// Platform of an index to push alone; "" is the host's.
+	Platform string
+	// AllPlatforms pushes the whole index instead.
+	AllPlatforms bool
+	PlainHTTP    bool
+}
+
+// Push uploads image name of namespace ns to target (a reference; "" is
+// the image's name) and returns what target names and how each blob went.
+// Blobs are mounted from the image's own repository when it is on the
+// same registry.
+func (n *Node) Push(ctx context.Context, ns, name, target string, opts PushOptions) (ocispec.Descriptor, map[string]string, error) {
+	img, err := n.opts.DB.GetImage(ctx, ns, name)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	if target == "" {
+		target = img.Name
+	}
+	tr, err := remote.ParseRef(target)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	po := remote.PushOptions{RegistryOptions: n.registryOptions(opts.PlainHTTP)}
+	if !opts.AllPlatforms {
+		p, err := parsePlatform(opts.Platform)
+		if err != nil {
+			return ocispec.Descriptor{}, nil, err
+		}
+		po.Platform = &p
+	}
+	if sr, err := remote.ParseRef(img.Name); err == nil && sr.Context().RegistryStr() == tr.Context().RegistryStr() {
+		po.MountFrom = []string{sr.Context().RepositoryStr()}
+	}
+	blobs := map[string]string{}
+	po.Progress = func(d ocispec.Descriptor, how string) { blobs[d.Digest.String()] = how }
+	release := n.leases.acquire()
+	defer release()
+	desc, err := remote.Push(ctx, n.opts.Content, img.Target, tr.String(), po)
+	if err != nil {
+		return ocispec.Descriptor{}, blobs, err
+	}
+	n.log.Info("pushed image", "namespace", ns, "image", name, "target", tr.String(), "digest", desc.Digest)
+	return desc, blobs, nil
+}
+
+// Tag records target (a reference, normalized like a pull's name) as
+// another name for image src's target.
+func (n *Node) Tag(ctx context.Context, ns, src, target string) (observed.Image, error) {
+	img, err := n.opts.DB.GetImage(ctx, ns, src)
+	if err != nil {
+		return observed.Image{}, err
+	}
+	tr, err := remote.ParseRef(target)
+	if err != nil {
+		return observed.Image{}, err
+	}
+	out, created, err := n.opts.DB.PutImage(ctx, ns, observed.Image{Name: tr.Name(), Target: img.Target, Labels: img.Labels, Size: img.Size})
+	if err != nil {
+		return out, err
+	}
+	topic := "/images/update"
+	if created {
+		topic = "/images/create"
+	}
+	n.opts.Events.Publish(ctx, ns, topic, map[string]any{"name": out.Name, "digest": out.Target.Digest.String()})
+	return out, nil
 }
