@@ -110,7 +110,11 @@ func (c *Controller) fetchImage(ctx context.Context, e desired.Entry, is spec.Im
 	if is.PullPolicy == spec.PullNever {
 		return observed.Image{}, fmt.Errorf("image %s is not on the node and pullPolicy is Never: %w", is.Ref, errdefs.ErrNotFound)
 	}
-	return c.opts.Node.Pull(ctx, ns, is.Ref, node.PullOptions{Platform: is.Platform})
+	po := node.PullOptions{Platform: is.Platform}
+	if is.Auth != nil {
+		po.AuthFile = is.Auth.File
+	}
+	return c.opts.Node.Pull(ctx, ns, is.Ref, po)
 }
 
 func imageKindStatus(img observed.Image, present bool) func(*spec.Status) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"berth.dev/berth/content"
@@ -12,6 +13,7 @@ import (
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot/unpack"
 	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -26,6 +28,9 @@ type PullOptions struct {
 	Unpack      bool
 	Snapshotter string
 	Labels      map[string]string
+	// AuthFile is a docker config.json-format file (mode 0600) whose
+	// credentials come before berthd's docker config.
+	AuthFile string
 	// Progress sees each blob's download and each layer's unpack.
 	Progress func(Progress)
 }
@@ -34,8 +39,10 @@ type PullOptions struct {
 type Progress struct {
 	Desc   ocispec.Descriptor
 	Offset int64
-	// Status: downloading | done | unpacking | unpacked
+	// Status: downloading | done | unpacking | unpacked | retrying
 	Status string
+	// Message says why a retrying pull waits and for how long.
+	Message string
 }
 
 // Pull fetches ref into the content store, records it as an image of
@@ -67,10 +74,24 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 	if opts.Progress != nil {
 		progress = opts.Progress
 	}
-	regOpts := remote.RegistryOptions{
-		PlainHTTP:          opts.PlainHTTP,
-		InsecureRegistries: n.opts.InsecureRegistries,
-		ProgressTimeout:    n.opts.ProgressTimeout,
+	regOpts := n.registryOptions(opts.PlainHTTP)
+	regOpts.Retry.OnRetry = func(e remote.RetryEvent) {
+		why := "the registry answered HTTP " + fmt.Sprint(e.Status)
+		if e.RetryAfter {
+			why += " with Retry-After"
+		}
+		p := Progress{Status: "retrying", Message: fmt.Sprintf("%s to %s %s; retry %d in %s", why, e.Method, e.Path, e.Attempt, e.Wait.Round(time.Millisecond))}
+		if i := strings.LastIndex(e.Path, "/"); i >= 0 {
+			if d, err := digest.Parse(e.Path[i+1:]); err == nil {
+				p.Desc = ocispec.Descriptor{Digest: d}
+			}
+		}
+		progress(p)
+	}
+	if opts.AuthFile != "" {
+		if regOpts.Keychain, err = remote.FileKeychain(opts.AuthFile, authn.DefaultKeychain); err != nil {
+			return observed.Image{}, fmt.Errorf("pull %s: %w", r, err)
+		}
 	}
 	// Resolve once and fetch everything else by digest under that root: a
 	// tag that moves meanwhile cannot mix two images, one repository (and
@@ -186,6 +207,17 @@ func (d downloaded) total() int64 {
 		n += r[1] - r[0]
 	}
 	return n
+}
+
+// registryOptions are the node's registry settings for one operation.
+func (n *Node) registryOptions(plainHTTP bool) remote.RegistryOptions {
+	return remote.RegistryOptions{
+		HostsDir:           n.opts.RegistryConfigDir,
+		PlainHTTP:          plainHTTP,
+		InsecureRegistries: n.opts.InsecureRegistries,
+		ProgressTimeout:    n.opts.ProgressTimeout,
+		Retry:              n.opts.PullRetry,
+	}
 }
 
 func parsePlatform(s string) (ocispec.Platform, error) {
@@ -345,4 +377,75 @@ func (n *Node) RemoveImage(ctx context.Context, ns, name string, sync bool) erro
 		}
 	}()
 	return nil
+}
+
+// PushOptions configure a push.
+type PushOptions struct {
+	// Platform of an index to push alone; "" is the host's.
+	Platform string
+	// AllPlatforms pushes the whole index instead.
+	AllPlatforms bool
+	PlainHTTP    bool
+}
+
+// Push uploads image name of namespace ns to target (a reference; "" is
+// the image's name) and returns what target names and how each blob went.
+// Blobs are mounted from the image's own repository when it is on the
+// same registry.
+func (n *Node) Push(ctx context.Context, ns, name, target string, opts PushOptions) (ocispec.Descriptor, map[string]string, error) {
+	img, err := n.opts.DB.GetImage(ctx, ns, name)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	if target == "" {
+		target = img.Name
+	}
+	tr, err := remote.ParseRef(target)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	po := remote.PushOptions{RegistryOptions: n.registryOptions(opts.PlainHTTP)}
+	if !opts.AllPlatforms {
+		p, err := parsePlatform(opts.Platform)
+		if err != nil {
+			return ocispec.Descriptor{}, nil, err
+		}
+		po.Platform = &p
+	}
+	if sr, err := remote.ParseRef(img.Name); err == nil && sr.Context().RegistryStr() == tr.Context().RegistryStr() {
+		po.MountFrom = []string{sr.Context().RepositoryStr()}
+	}
+	blobs := map[string]string{}
+	po.Progress = func(d ocispec.Descriptor, how string) { blobs[d.Digest.String()] = how }
+	release := n.leases.acquire()
+	defer release()
+	desc, err := remote.Push(ctx, n.opts.Content, img.Target, tr.String(), po)
+	if err != nil {
+		return ocispec.Descriptor{}, blobs, err
+	}
+	n.log.Info("pushed image", "namespace", ns, "image", name, "target", tr.String(), "digest", desc.Digest)
+	return desc, blobs, nil
+}
+
+// Tag records target (a reference, normalized like a pull's name) as
+// another name for image src's target.
+func (n *Node) Tag(ctx context.Context, ns, src, target string) (observed.Image, error) {
+	img, err := n.opts.DB.GetImage(ctx, ns, src)
+	if err != nil {
+		return observed.Image{}, err
+	}
+	tr, err := remote.ParseRef(target)
+	if err != nil {
+		return observed.Image{}, err
+	}
+	out, created, err := n.opts.DB.PutImage(ctx, ns, observed.Image{Name: tr.Name(), Target: img.Target, Labels: img.Labels, Size: img.Size})
+	if err != nil {
+		return out, err
+	}
+	topic := "/images/update"
+	if created {
+		topic = "/images/create"
+	}
+	n.opts.Events.Publish(ctx, ns, topic, map[string]any{"name": out.Name, "digest": out.Target.Digest.String()})
+	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"berth.dev/berth/content"
+	"berth.dev/berth/content/remote"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
 	"berth.dev/berth/spec"
@@ -25,9 +26,12 @@ type Options struct {
 	Log                *slog.Logger
 	// Registry settings for pulls.
 	InsecureRegistries []string
-	PullConcurrency    int
-	ProgressTimeout    time.Duration
-	Tasks              TaskOptions
+	// RegistryConfigDir is the certs.d directory of registry hosts.
+	RegistryConfigDir string
+	PullRetry         remote.RetryPolicy
+	PullConcurrency   int
+	ProgressTimeout   time.Duration
+	Tasks             TaskOptions
 	// OnPull, when set, is told of every Pull when it returns: how long it
 	// took, the bytes it downloaded from the registry (blobs already in the
 	// store count nothing) and its error (metrics).

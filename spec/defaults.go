@@ -145,6 +145,10 @@ func (o Object) DeepCopy() Object {
 			src := *s.Source
 			s.Source = &src
 		}
+		if s.Auth != nil {
+			a := *s.Auth
+			s.Auth = &a
+		}
 		o.Spec = s
 	case ContainerSpec:
 		s.Command = slices.Clone(s.Command)

@@ -20,6 +20,15 @@ type ImageSpec struct {
 	// Source is an optional offline source, used before any registry.
 	Source      *ImageSource `json:"source,omitempty"`
 	Snapshotter string       `json:"snapshotter,omitempty"`
+	// Auth points at registry credentials kept outside the manifest.
+	Auth *ImageAuth `json:"auth,omitempty"`
+}
+
+// ImageAuth names a file on the node in docker's config.json format
+// (mode 0600), whose credentials are used for this image's registry before
+// berthd's own docker config.
+type ImageAuth struct {
+	File string `json:"file"`
 }
 
 // ImageSource names an OCI image archive (tar) or an OCI layout directory.

@@ -160,6 +160,9 @@ func (v *validator) image(s ImageSpec) {
 			v.sourcePath("spec.source.layout", src.Layout)
 		}
 	}
+	if s.Auth != nil {
+		v.absPath("spec.auth.file", s.Auth.File)
+	}
 	switch s.Snapshotter {
 	case "", "overlayfs", "native": // "": the node's default
 	default:

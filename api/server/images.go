@@ -70,19 +70,34 @@ func (s *Images) Pull(ctx context.Context, r *imagesapi.PullRequest, stream imag
 		layers  = map[string]*imagesapi.LayerProgress{}
 		fetched int64
 		last    time.Time
+		waiting string
+		// where each blob's download started, for its rate
+		began = map[string]struct {
+			at  time.Time
+			off int64
+		}{}
 	)
 	snapshot := func() *imagesapi.PullProgress {
-		p := &imagesapi.PullProgress{BytesFetched: fetched, Seconds: time.Since(start).Seconds()}
+		p := &imagesapi.PullProgress{BytesFetched: fetched, Seconds: time.Since(start).Seconds(), Waiting: waiting}
 		for _, d := range order {
 			lp := layers[d]
 			p.Layers = append(p.Layers, &imagesapi.LayerProgress{Digest: lp.Digest, MediaType: lp.MediaType,
-				Offset: lp.Offset, Total: lp.Total, Status: lp.Status})
+				Offset: lp.Offset, Total: lp.Total, Status: lp.Status, Rate: lp.Rate, Message: lp.Message})
 		}
 		return p
 	}
 	progress := func(p node.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
+		if p.Status == "retrying" {
+			waiting = p.Message
+			if lp, ok := layers[p.Desc.Digest.String()]; ok {
+				lp.Status, lp.Message = p.Status, p.Message
+			}
+			_ = stream.Send(snapshot())
+			return
+		}
+		waiting = ""
 		d := p.Desc.Digest.String()
 		lp, ok := layers[d]
 		if !ok {
@@ -94,9 +109,17 @@ func (s *Images) Pull(ctx context.Context, r *imagesapi.PullRequest, stream imag
 			fetched += p.Offset - lp.Offset
 		}
 		if p.Status == "downloading" || p.Status == "done" {
+			b, ok := began[d]
+			if !ok && p.Status == "downloading" {
+				b.at, b.off = time.Now(), p.Offset
+				began[d] = b
+			}
+			if secs := time.Since(b.at).Seconds(); ok && secs > 0 {
+				lp.Rate = float64(p.Offset-b.off) / secs
+			}
 			lp.Offset = p.Offset
 		}
-		lp.Status = p.Status
+		lp.Status, lp.Message = p.Status, ""
 		if time.Since(last) >= progressInterval {
 			last = time.Now()
 			_ = stream.Send(snapshot())
@@ -114,6 +137,24 @@ func (s *Images) Pull(ctx context.Context, r *imagesapi.PullRequest, stream imag
 	mu.Unlock()
 	final.Image = toImage(img)
 	return stream.Send(final)
+}
+
+func (s *Images) Push(ctx context.Context, r *imagesapi.PushRequest) (*imagesapi.PushResponse, error) {
+	desc, blobs, err := s.Node.Push(ctx, r.Namespace, r.Name, r.Target, node.PushOptions{
+		Platform: r.Platform, AllPlatforms: r.AllPlatforms, PlainHTTP: r.PlainHttp,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &imagesapi.PushResponse{Target: ToDescriptor(desc), Blobs: blobs}, nil
+}
+
+func (s *Images) Tag(ctx context.Context, r *imagesapi.TagRequest) (*imagesapi.TagResponse, error) {
+	img, err := s.Node.Tag(ctx, r.Namespace, r.Source, r.Target)
+	if err != nil {
+		return nil, err
+	}
+	return &imagesapi.TagResponse{Image: toImage(img)}, nil
 }
 
 func (s *Images) Delete(ctx context.Context, r *imagesapi.DeleteImageRequest) (*imagesapi.DeleteImageResponse, error) {

@@ -134,7 +134,8 @@ func newImageCmd(g *globals) *cobra.Command {
 	}
 	unpackCmd.Flags().StringVar(&unpackSnapshotter, "snapshotter", "", "snapshotter (default: berthd's, overlayfs)")
 	unpackCmd.Flags().StringVar(&unpackPlatform, "platform", "", "platform of an index to unpack (default: the host's)")
-	cmd.AddCommand(ls, inspect, rm, unpackCmd, newPullCmd(g, client), newImportCmd(g, client), newExportCmd(g, client))
+	cmd.AddCommand(ls, inspect, rm, unpackCmd, newPullCmd(g, client), newImportCmd(g, client), newExportCmd(g, client),
+		newPushCmd(g, client), newTagCmd(g, client))
 	return cmd
 }
 
@@ -159,6 +160,7 @@ func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
 			tty := isTerminal(os.Stdout)
 			var lines int
 			var final *imagesapi.PullProgress
+			var lastWait string
 			for {
 				p, err := stream.Recv()
 				if errors.Is(err, io.EOF) {
@@ -170,7 +172,10 @@ func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
 				final = p
 				if tty {
 					lines = drawProgress(cmd.OutOrStdout(), p, lines)
+				} else if p.Waiting != "" && p.Waiting != lastWait {
+					fmt.Fprintln(cmd.ErrOrStderr(), "waiting:", p.Waiting)
 				}
+				lastWait = p.Waiting
 			}
 			if final == nil || final.Image == nil {
 				return fmt.Errorf("pull %s: berthd ended the stream without a result", args[0])
@@ -206,9 +211,14 @@ func drawProgress(w io.Writer, p *imagesapi.PullProgress, prev int) int {
 		if l.Total > 0 {
 			pct = float64(l.Offset) * 100 / float64(l.Total)
 		}
-		fmt.Fprintf(w, "\x1b[2K%s  %-11s %5.1f%%  %s / %s\n", short, l.Status, pct, humanSize(l.Offset), humanSize(l.Total))
+		rate := ""
+		if l.Rate > 0 && l.Status == "downloading" {
+			rate = "  " + humanSize(int64(l.Rate)) + "/s"
+		}
+		fmt.Fprintf(w, "\x1b[2K%s  %-11s %5.1f%%  %s / %s%s\n", short, l.Status, pct, humanSize(l.Offset), humanSize(l.Total), rate)
 	}
-	return len(p.Layers)
+	fmt.Fprintf(w, "\x1b[2K%s\n", waitLine(p.Waiting))
+	return len(p.Layers) + 1
 }
 
 func newImportCmd(g *globals, client imagesClientFunc) *cobra.Command {
@@ -290,6 +300,74 @@ func newExportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 				}
 				return os.Rename(f.Name(), args[0])
 			}
+			return nil
+		},
+	}
+}
+
+func waitLine(w string) string {
+	if w == "" {
+		return ""
+	}
+	return "waiting: " + w
+}
+
+func newPushCmd(g *globals, client imagesClientFunc) *cobra.Command {
+	var platform string
+	var all, plainHTTP bool
+	cmd := &cobra.Command{
+		Use: "push [--platform P|--all-platforms] REF [TARGET]", Short: "Push an image from the content store to a registry",
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all && platform != "" {
+				return fmt.Errorf("--platform and --all-platforms exclude each other")
+			}
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			req := &imagesapi.PushRequest{Namespace: g.namespace, Name: args[0], Platform: platform, AllPlatforms: all, PlainHttp: plainHTTP}
+			if len(args) == 2 {
+				req.Target = args[1]
+			}
+			resp, err := s.Push(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			counts := map[string]int{}
+			for _, how := range resp.Blobs {
+				counts[how]++
+			}
+			target := req.Target
+			if target == "" {
+				target = args[0]
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %d pushed, %d mounted, %d already there\n", target, resp.Target.GetDigest(),
+				counts["pushed"], counts["mounted"], counts["exists"])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&platform, "platform", "", "push only this platform's manifest of an index (default: the host's)")
+	cmd.Flags().BoolVar(&all, "all-platforms", false, "push the whole index (every platform's blobs must be in the content store)")
+	cmd.Flags().BoolVar(&plainHTTP, "plain-http", false, "allow plain HTTP to this registry")
+	return cmd
+}
+
+func newTagCmd(g *globals, client imagesClientFunc) *cobra.Command {
+	return &cobra.Command{
+		Use: "tag SRC DST", Short: "Give an image another name", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, done, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := s.Tag(cmd.Context(), &imagesapi.TagRequest{Namespace: g.namespace, Source: args[0], Target: args[1]})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", resp.Image.Name, resp.Image.Target.GetDigest())
 			return nil
 		},
 	}

@@ -30,16 +30,28 @@ type Config struct {
 	Reconcile      ReconcileConfig `json:"reconcile"`
 }
 
-// RegistryConfig says which registries may be reached over plain HTTP.
-// Registries on loopback fall back to plain HTTP without being listed.
+// RegistryConfig says how registries are reached.
 type RegistryConfig struct {
+	// ConfigDir is a containerd-style certs.d directory:
+	// <host[:port]>/hosts.toml, _default/hosts.toml, *.crt, *.cert/*.key.
+	ConfigDir string `json:"configDir"`
+	// Insecure lists hosts allowed plain HTTP when HTTPS fails (as a
+	// hosts.toml server of http://host would). Registries on loopback
+	// fall back to plain HTTP without being listed.
 	Insecure []string `json:"insecure"`
 }
 
 // PullConfig bounds pulls.
 type PullConfig struct {
-	Concurrency     int      `json:"concurrency"`
+	// Concurrency is how many layers of one pull download at once.
+	Concurrency int `json:"concurrency"`
+	// ProgressTimeout is the idle timeout of each stage (resolve, each
+	// manifest, each blob): a transfer with no byte for this long fails.
 	ProgressTimeout Duration `json:"progressTimeout"`
+	// Retries is how often a 429 or 5xx answer is retried (0: 5).
+	Retries int `json:"retries"`
+	// MaxRetryWait caps one wait between retries, Retry-After included.
+	MaxRetryWait Duration `json:"maxRetryWait"`
 }
 
 // RuntimeConfig names the OCI runtimes and the shim.
@@ -94,7 +106,8 @@ func DefaultConfig() Config {
 		MetricsAddress: "127.0.0.1:1338",
 		LogLevel:       "info",
 		Snapshotter:    spec.DefaultSnapshotter,
-		Pull:           PullConfig{Concurrency: 3, ProgressTimeout: Duration{5 * time.Minute}},
+		Registries:     RegistryConfig{ConfigDir: "/etc/berth/certs.d"},
+		Pull:           PullConfig{Concurrency: 3, ProgressTimeout: Duration{5 * time.Minute}, Retries: 5, MaxRetryWait: Duration{30 * time.Second}},
 		Runtime: RuntimeConfig{
 			Default:     spec.DefaultRuntime,
 			Runtimes:    map[string]string{"runc": "runc", "crun": "crun"},

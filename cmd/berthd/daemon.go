@@ -25,6 +25,7 @@ import (
 	snapi "berth.dev/berth/api/snapshots/v1"
 	tasksapi "berth.dev/berth/api/tasks/v1"
 	"berth.dev/berth/content/local"
+	"berth.dev/berth/content/remote"
 	"berth.dev/berth/metrics"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
@@ -136,6 +137,8 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		Events:             d.bus,
 		Log:                d.log,
 		InsecureRegistries: d.cfg.Registries.Insecure,
+		RegistryConfigDir:  d.cfg.Registries.ConfigDir,
+		PullRetry:          remote.RetryPolicy{Attempts: d.cfg.Pull.Retries, Max: d.cfg.Pull.MaxRetryWait.Duration},
 		PullConcurrency:    d.cfg.Pull.Concurrency,
 		ProgressTimeout:    d.cfg.Pull.ProgressTimeout.Duration,
 		OnPull:             d.metrics.ObservePull,

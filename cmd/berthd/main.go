@@ -38,6 +38,7 @@ func run(args []string) error {
 	manifests := fs.String("manifests", "", "watched manifest directory (default /etc/berth/manifests; \"\" in config turns it off)")
 	metrics := fs.String("metrics-address", "", "metrics listen address (default 127.0.0.1:1338; \"off\" turns it off)")
 	logLevel := fs.String("log-level", "", "debug|info|warn|error")
+	registryDir := fs.String("registry-config-dir", "", "registry hosts directory in containerd's certs.d format (default /etc/berth/certs.d)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: berthd [flags]\n       berthd config default")
 		fs.PrintDefaults()
@@ -59,7 +60,7 @@ func run(args []string) error {
 	overrides := map[string]struct{ from, to *string }{
 		"root": {root, &cfg.Root}, "state": {state, &cfg.State}, "address": {address, &cfg.Address},
 		"manifests": {manifests, &cfg.Manifests}, "metrics-address": {metrics, &cfg.MetricsAddress},
-		"log-level": {logLevel, &cfg.LogLevel},
+		"log-level": {logLevel, &cfg.LogLevel}, "registry-config-dir": {registryDir, &cfg.Registries.ConfigDir},
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if o, ok := overrides[f.Name]; ok {

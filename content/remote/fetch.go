@@ -33,33 +33,7 @@ type Fetcher interface {
 // ErrRangeIgnored says the server would not resume at the offset asked.
 var ErrRangeIgnored = errors.New("server ignored the range request")
 
-// Repository is one image repository on a registry, authenticated for pull.
-type Repository struct {
-	ref     name.Reference
-	client  *http.Client
-	timeout time.Duration
-}
-
 var _ Fetcher = (*Repository)(nil)
-
-// NewRepository contacts ref's registry (HTTPS, or plain HTTP where
-// allowed) and authenticates for pulling ref's repository.
-func NewRepository(ctx context.Context, ref name.Reference, opts RegistryOptions) (*Repository, error) {
-	client, err := opts.newClient(ctx, ref.Context())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref, err)
-	}
-	return &Repository{ref: ref, client: client, timeout: opts.progressTimeout()}, nil
-}
-
-// Reference is the reference the repository was opened with.
-func (r *Repository) Reference() name.Reference { return r.ref }
-
-func (r *Repository) url(kind, id string) string {
-	repo := r.ref.Context()
-	// The scheme is rewritten by ggcr's transport to the one the ping found.
-	return fmt.Sprintf("https://%s/v2/%s/%s/%s", repo.RegistryStr(), repo.RepositoryStr(), kind, id)
-}
 
 // Resolve turns the reference into the descriptor of its manifest or index:
 // HEAD first, GET when the registry does not say the digest. A digest
@@ -87,21 +61,24 @@ func (r *Repository) Resolve(ctx context.Context) (ocispec.Descriptor, error) {
 }
 
 func (r *Repository) resolve(ctx context.Context, method, id string) (ocispec.Descriptor, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, r.url("manifests", id), nil)
+	a, err := r.send(ctx, CapResolve, func(ctx context.Context, e *endpoint) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, method, r.url(e, "manifests", id), nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", strings.Join(content.ManifestMediaTypes, ", "))
+		return req, nil
+	})
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	req.Header.Set("Accept", strings.Join(content.ManifestMediaTypes, ", "))
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
+	resp := a.resp
+	defer a.wd.stop()
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return ocispec.Descriptor{}, fmt.Errorf("%s manifest: HTTP %d: %w", method, resp.StatusCode, statusClass(resp.StatusCode))
 	}
+	body := io.Reader(&kickReader{r: resp.Body, wd: a.wd})
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if method == http.MethodHead {
 		d, err := content.ParseDigest(resp.Header.Get("Docker-Content-Digest"))
@@ -113,9 +90,9 @@ func (r *Repository) resolve(ctx context.Context, method, id string) (ocispec.De
 		}
 		return ocispec.Descriptor{MediaType: mt, Digest: d, Size: resp.ContentLength}, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, content.MaxManifestSize+1))
+	b, err := io.ReadAll(io.LimitReader(body, content.MaxManifestSize+1))
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return ocispec.Descriptor{}, a.wd.explain(err)
 	}
 	if len(b) > content.MaxManifestSize {
 		return ocispec.Descriptor{}, fmt.Errorf("manifest exceeds %d bytes: %w", content.MaxManifestSize, errdefs.ErrFailedPrecondition)
@@ -142,26 +119,25 @@ func (r *Repository) Fetch(ctx context.Context, desc ocispec.Descriptor, offset 
 	if content.IsManifest(desc.MediaType) || content.IsIndex(desc.MediaType) {
 		kind = "manifests"
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	wd := newWatchdog(r.timeout, cancel)
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, r.url(kind, desc.Digest.String()), nil)
+	a, err := r.send(ctx, CapPull, func(ctx context.Context, e *endpoint) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url(e, kind, desc.Digest.String()), nil)
+		if err != nil {
+			return nil, err
+		}
+		if kind == "manifests" {
+			req.Header.Set("Accept", strings.Join(content.ManifestMediaTypes, ", "))
+		}
+		if offset > 0 {
+			// An explicit end: some registries (ggcr's among them) only parse
+			// the closed form.
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, desc.Size-1))
+		}
+		return req, nil
+	})
 	if err != nil {
-		wd.stop()
-		return nil, err
+		return nil, fmt.Errorf("fetch %s: %w", desc.Digest, err)
 	}
-	if kind == "manifests" {
-		req.Header.Set("Accept", strings.Join(content.ManifestMediaTypes, ", "))
-	}
-	if offset > 0 {
-		// An explicit end: some registries (ggcr's among them) only parse
-		// the closed form.
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, desc.Size-1))
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		wd.stop()
-		return nil, wd.explain(fmt.Errorf("fetch %s: %w", desc.Digest, err))
-	}
+	resp, wd := a.resp, a.wd
 	fail := func(err error) (io.ReadCloser, error) {
 		resp.Body.Close()
 		wd.stop()
@@ -249,6 +225,23 @@ func newWatchdog(d time.Duration, cancel context.CancelFunc) *watchdog {
 }
 
 func (w *watchdog) kick() { w.t.Reset(w.d) }
+
+// pause stops the clock while the client itself waits (a retry backoff).
+func (w *watchdog) pause() { w.t.Stop() }
+
+// kickReader feeds a watchdog as bytes arrive.
+type kickReader struct {
+	r  io.Reader
+	wd *watchdog
+}
+
+func (k *kickReader) Read(p []byte) (int, error) {
+	n, err := k.r.Read(p)
+	if n > 0 {
+		k.wd.kick()
+	}
+	return n, err
+}
 
 func (w *watchdog) stop() {
 	w.t.Stop()

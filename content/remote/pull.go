@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -170,6 +171,7 @@ func FetchBlob(ctx context.Context, store Store, f Fetcher, desc ocispec.Descrip
 	if progress == nil {
 		progress = func(ocispec.Descriptor, int64, bool) {}
 	}
+	breaks := 0
 	for attempt := 0; ; attempt++ {
 		if ra, err := store.ReaderAt(ctx, desc); err == nil {
 			ra.Close()
@@ -190,7 +192,18 @@ func FetchBlob(ctx context.Context, store Store, f Fetcher, desc ocispec.Descrip
 		case err != nil:
 			return err
 		}
+		before := ingestOffset(w)
 		resumed, err := copyInto(ctx, w, f, desc, progress)
+		if err != nil && breaks < maxBreaks && resumable(ctx, err) && ingestOffset(w) > before {
+			// The transfer broke after making progress: resume from what
+			// the ingest holds, with a Range request.
+			breaks++
+			slog.Info("content: blob download broke, resuming", "digest", desc.Digest, "offset", ingestOffset(w), "of", desc.Size, "err", err)
+			if err := sleep(ctx, breaks); err != nil {
+				return err
+			}
+			continue
+		}
 		if err == nil {
 			progress(desc, desc.Size, true)
 			return nil
@@ -212,6 +225,33 @@ func FetchBlob(ctx context.Context, store Store, f Fetcher, desc ocispec.Descrip
 		}
 		return err
 	}
+}
+
+// maxBreaks bounds how often one blob's download may break and resume
+// within a pull.
+const maxBreaks = 8
+
+// resumable says whether a failed transfer may be resumed: the network
+// broke, not the data, the caller or the server's refusal.
+func resumable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	for _, class := range []func(error) bool{errdefs.IsFailedPrecondition, errdefs.IsNotFound, errdefs.IsPermissionDenied,
+		errdefs.IsUnauthorized, errdefs.IsInvalidArgument, errdefs.IsAlreadyExists, errdefs.IsNotImplemented} {
+		if class(err) {
+			return false
+		}
+	}
+	return true
+}
+
+func ingestOffset(w content.Writer) int64 {
+	st, err := w.Status()
+	if err != nil {
+		return 0
+	}
+	return st.Offset
 }
 
 // copyInto streams desc from the writer's offset and commits. resumed says

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,17 +32,27 @@ import (
 type fault func(w http.ResponseWriter, r *http.Request, next http.Handler) bool
 
 type testRegistry struct {
-	srv   *httptest.Server
-	host  string
-	mu    sync.Mutex
-	fault fault
+	srv  *httptest.Server
+	host string
+	// pushOpts reach a TLS registry (its CA, a client certificate).
+	pushOpts []ggcr.Option
+	mu       sync.Mutex
+	fault    fault
 }
 
 func newRegistry(t *testing.T) *testRegistry {
 	t.Helper()
 	tr := &testRegistry{}
+	tr.srv = httptest.NewServer(tr.handler())
+	t.Cleanup(tr.srv.Close)
+	tr.host = strings.TrimPrefix(tr.srv.URL, "http://")
+	return tr
+}
+
+// handler is ggcr's in-process registry behind the test's fault.
+func (tr *testRegistry) handler() http.Handler {
 	h := registry.New(registry.Logger(nullLogger()))
-	tr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tr.mu.Lock()
 		f := tr.fault
 		tr.mu.Unlock()
@@ -51,10 +60,7 @@ func newRegistry(t *testing.T) *testRegistry {
 			return
 		}
 		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(tr.srv.Close)
-	tr.host = strings.TrimPrefix(tr.srv.URL, "http://")
-	return tr
+	})
 }
 
 func (tr *testRegistry) setFault(f fault) {
@@ -90,13 +96,13 @@ func (tr *testRegistry) push(t *testing.T, image, repo string) v1.Descriptor {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = ggcr.WriteIndex(ref, idx)
+		err = ggcr.WriteIndex(ref, idx, tr.pushOpts...)
 	} else {
 		img, err2 := top.Image(root.Digest)
 		if err2 != nil {
 			t.Fatal(err2)
 		}
-		err = ggcr.Write(ref, img)
+		err = ggcr.Write(ref, img, tr.pushOpts...)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +324,7 @@ func TestPull_Faults(t *testing.T) {
 		})
 	}
 
-	t.Run("connection dies, then resumes", func(t *testing.T) {
+	t.Run("connection cut at 50% resumes with Range", func(t *testing.T) {
 		var ranges []string
 		var mu sync.Mutex
 		reg.setFault(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
@@ -346,17 +352,9 @@ func TestPull_Faults(t *testing.T) {
 		})
 		defer reg.setFault(nil)
 		s := newStore(t)
-		_, err := Pull(ctx, s, ref, PullOptions{})
-		if err == nil || !strings.Contains(err.Error(), layer.Digest.String()) {
-			t.Fatalf("got %v, want an error naming %s", err, layer.Digest)
-		}
-		sts, _ := s.ListStatuses(ctx)
-		sts = slices.DeleteFunc(sts, func(st content.Status) bool { return st.Ref != IngestRef(layer) })
-		if len(sts) != 1 || sts[0].Offset != layer.Size/2 {
-			t.Fatalf("ingests after the failure: %+v, want one at %d", sts, layer.Size/2)
-		}
+		// The same pull resumes from the half the ingest holds.
 		if _, err := Pull(ctx, s, ref, PullOptions{}); err != nil {
-			t.Fatalf("retry: %v", err)
+			t.Fatalf("pull with a cut connection: %v", err)
 		}
 		want := fmt.Sprintf("bytes=%d-%d", layer.Size/2, layer.Size-1)
 		if len(ranges) != 2 || ranges[1] != want {

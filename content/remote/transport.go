@@ -19,6 +19,9 @@ import (
 
 // RegistryOptions says how to reach a registry.
 type RegistryOptions struct {
+	// HostsDir is a containerd-style certs.d directory (see LoadEndpoints);
+	// "" uses none: the registry's server over HTTPS.
+	HostsDir string
 	// PlainHTTP allows plain HTTP to any registry when HTTPS fails.
 	PlainHTTP bool
 	// InsecureRegistries lists hosts ("host" or "host:port") allowed plain
@@ -31,10 +34,16 @@ type RegistryOptions struct {
 	// may receive the registry's credentials. Nil is DefaultAuthHosts.
 	AuthHosts map[string][]string
 	// ProgressTimeout fails a request whose response makes no progress for
-	// this long; 0 is 5 minutes (containerd's image_pull_progress_timeout).
+	// this long (an idle timeout, per stage and per blob, never a total
+	// deadline); 0 is 5 minutes (containerd's image_pull_progress_timeout).
 	ProgressTimeout time.Duration
+	// Retry says how 429 and 5xx answers are retried.
+	Retry RetryPolicy
+	// MaxRedirects bounds the redirects one request follows; 0 is 5.
+	MaxRedirects int
 	// Transport is the base HTTP transport; nil is a clone of
-	// http.DefaultTransport.
+	// http.DefaultTransport. An *http.Transport gets each endpoint's TLS
+	// configuration.
 	Transport http.RoundTripper
 }
 
@@ -70,35 +79,42 @@ func (o RegistryOptions) allowHTTP(host string) bool {
 	return o.PlainHTTP || isLoopback(host) || slices.Contains(o.InsecureRegistries, host)
 }
 
-// registry names reg so that ggcr tries HTTPS and then plain HTTP only
-// when our policy allows it (ggcr alone would also fall back for RFC 1918
-// addresses, which our policy transport then refuses).
-func (o RegistryOptions) registry(repo name.Repository) (name.Registry, error) {
-	host := repo.RegistryStr()
-	if o.allowHTTP(host) {
-		return name.NewRegistry(host, name.Insecure)
+// newClient performs the auth handshake with endpoint e of repo's
+// registry for scopes and returns a client whose
+// requests carry the resulting credentials. Credentials are looked up for
+// the registry when e is its server and for the mirror's own host when e is
+// a mirror: a mirror never gets the upstream's credentials.
+func (o RegistryOptions) newClient(ctx context.Context, repo name.Repository, e Endpoint, scopes []string) (*http.Client, error) {
+	host := e.Host
+	allowHTTP := e.Scheme == "http" || o.allowHTTP(host)
+	var nopts []name.Option
+	if allowHTTP {
+		nopts = append(nopts, name.Insecure)
 	}
-	return repo.Registry, nil
-}
-
-// newClient performs the auth handshake with repo's registry for pull and
-// returns a client whose requests carry the resulting credentials.
-func (o RegistryOptions) newClient(ctx context.Context, repo name.Repository) (*http.Client, error) {
-	reg, err := o.registry(repo)
+	reg, err := name.NewRegistry(host, nopts...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("endpoint %s: %v: %w", e, err, errdefs.ErrInvalidArgument)
+	}
+	credsFor := reg
+	if !e.Mirror {
+		credsFor = repo.Registry
 	}
 	kc := o.Keychain
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	auth, err := authn.Resolve(ctx, kc, reg)
+	auth, err := authn.Resolve(ctx, kc, credsFor)
 	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: %w", reg.RegistryStr(), err)
+		return nil, fmt.Errorf("credentials for %s: %w", credsFor.RegistryStr(), err)
 	}
 	base := o.Transport
 	if base == nil {
 		base = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	if t, ok := base.(*http.Transport); ok && e.TLS != nil {
+		t = t.Clone()
+		t.TLSClientConfig = e.TLS.Clone()
+		base = t
 	}
 	authHosts := o.AuthHosts
 	if authHosts == nil {
@@ -106,19 +122,39 @@ func (o RegistryOptions) newClient(ctx context.Context, repo name.Repository) (*
 	}
 	pol := &policy{
 		inner:     base,
-		registry:  reg.RegistryStr(),
-		allowHTTP: o.allowHTTP(reg.RegistryStr()),
-		authHosts: authHosts[reg.RegistryStr()],
+		registry:  host,
+		allowHTTP: allowHTTP,
+		authHosts: authHosts[credsFor.RegistryStr()],
 		hasCreds:  auth != authn.Anonymous,
 	}
-	scopes := []string{repo.Scope(transport.PullScope)}
-	hctx, cancel := context.WithTimeout(ctx, o.progressTimeout())
-	defer cancel()
-	rt, err := transport.NewWithContext(hctx, reg, auth, pol, scopes)
-	if err != nil {
-		return nil, fmt.Errorf("registry %s: %w", reg.RegistryStr(), classify(err))
+	rt := http.RoundTripper(&retrier{inner: pol, policy: o.Retry, host: host})
+	if !e.OverridePath {
+		// ggcr pings /v2/ and runs the token dance; a path given as-is
+		// has no /v2/ to ping, so it is reached without authentication.
+		hctx, cancel := context.WithTimeout(ctx, o.progressTimeout()+o.Retry.maxTotal())
+		defer cancel()
+		rt, err = transport.NewWithContext(hctx, reg, auth, rt, scopes)
+		if err != nil {
+			return nil, fmt.Errorf("registry %s: %w", host, classify(err))
+		}
 	}
-	return &http.Client{Transport: rt}, nil
+	return &http.Client{Transport: rt, CheckRedirect: o.checkRedirect}, nil
+}
+
+// checkRedirect bounds redirects and drops credentials when a redirect
+// leaves the host (Go keeps them for subdomains; a blob store gets none).
+func (o RegistryOptions) checkRedirect(req *http.Request, via []*http.Request) error {
+	max := o.MaxRedirects
+	if max <= 0 {
+		max = 5
+	}
+	if len(via) > max {
+		return fmt.Errorf("stopped after %d redirects (from %s to %s): %w", max, via[0].URL.Host, req.URL.Host, errdefs.ErrUnknown)
+	}
+	if req.URL.Host != via[0].URL.Host {
+		req.Header.Del("Authorization")
+	}
+	return nil
 }
 
 // policy is the base transport under ggcr's auth transports: it refuses

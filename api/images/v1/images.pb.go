@@ -400,8 +400,12 @@ type LayerProgress struct {
 	MediaType string                 `protobuf:"bytes,2,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
 	Offset    int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	Total     int64                  `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
-	// waiting | downloading | done | exists | unpacking | unpacked
-	Status        string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	// waiting | downloading | done | exists | unpacking | unpacked | retrying
+	Status string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	// Download rate of this blob in bytes per second.
+	Rate float64 `protobuf:"fixed64,6,opt,name=rate,proto3" json:"rate,omitempty"`
+	// Why the blob waits (a retry after 429/5xx, for how long), when it does.
+	Message       string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -471,13 +475,29 @@ func (x *LayerProgress) GetStatus() string {
 	return ""
 }
 
+func (x *LayerProgress) GetRate() float64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+func (x *LayerProgress) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type PullProgress struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Layers []*LayerProgress       `protobuf:"bytes,1,rep,name=layers,proto3" json:"layers,omitempty"`
 	// Set on the final message.
-	Image         *Image  `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
-	BytesFetched  int64   `protobuf:"varint,3,opt,name=bytes_fetched,json=bytesFetched,proto3" json:"bytes_fetched,omitempty"`
-	Seconds       float64 `protobuf:"fixed64,4,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	Image        *Image  `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	BytesFetched int64   `protobuf:"varint,3,opt,name=bytes_fetched,json=bytesFetched,proto3" json:"bytes_fetched,omitempty"`
+	Seconds      float64 `protobuf:"fixed64,4,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	// Set while the pull waits to retry: the registry's answer and the wait.
+	Waiting       string `protobuf:"bytes,5,opt,name=waiting,proto3" json:"waiting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -538,6 +558,13 @@ func (x *PullProgress) GetSeconds() float64 {
 		return x.Seconds
 	}
 	return 0
+}
+
+func (x *PullProgress) GetWaiting() string {
+	if x != nil {
+		return x.Waiting
+	}
+	return ""
 }
 
 type DeleteImageRequest struct {
@@ -975,6 +1002,251 @@ func (x *UnpackResponse) GetChainId() string {
 	return ""
 }
 
+type PushRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The image to push (its name in the namespace).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Where to push it; empty is the image's own name.
+	Target string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	// Push only this platform's manifest of an index.
+	Platform string `protobuf:"bytes,4,opt,name=platform,proto3" json:"platform,omitempty"`
+	// Push the whole index (every blob must be in the content store).
+	AllPlatforms  bool `protobuf:"varint,5,opt,name=all_platforms,json=allPlatforms,proto3" json:"all_platforms,omitempty"`
+	PlainHttp     bool `protobuf:"varint,6,opt,name=plain_http,json=plainHttp,proto3" json:"plain_http,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushRequest) Reset() {
+	*x = PushRequest{}
+	mi := &file_images_v1_images_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushRequest) ProtoMessage() {}
+
+func (x *PushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_images_v1_images_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
+func (*PushRequest) Descriptor() ([]byte, []int) {
+	return file_images_v1_images_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PushRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PushRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PushRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *PushRequest) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
+}
+
+func (x *PushRequest) GetAllPlatforms() bool {
+	if x != nil {
+		return x.AllPlatforms
+	}
+	return false
+}
+
+func (x *PushRequest) GetPlainHttp() bool {
+	if x != nil {
+		return x.PlainHttp
+	}
+	return false
+}
+
+type PushResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target *v1.Descriptor         `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// How each blob went: pushed | mounted | exists.
+	Blobs         map[string]string `protobuf:"bytes,2,rep,name=blobs,proto3" json:"blobs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushResponse) Reset() {
+	*x = PushResponse{}
+	mi := &file_images_v1_images_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushResponse) ProtoMessage() {}
+
+func (x *PushResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_images_v1_images_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
+func (*PushResponse) Descriptor() ([]byte, []int) {
+	return file_images_v1_images_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PushResponse) GetTarget() *v1.Descriptor {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *PushResponse) GetBlobs() map[string]string {
+	if x != nil {
+		return x.Blobs
+	}
+	return nil
+}
+
+type TagRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Source        string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	Target        string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TagRequest) Reset() {
+	*x = TagRequest{}
+	mi := &file_images_v1_images_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TagRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TagRequest) ProtoMessage() {}
+
+func (x *TagRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_images_v1_images_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
+func (*TagRequest) Descriptor() ([]byte, []int) {
+	return file_images_v1_images_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *TagRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TagRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *TagRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type TagResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TagResponse) Reset() {
+	*x = TagResponse{}
+	mi := &file_images_v1_images_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TagResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TagResponse) ProtoMessage() {}
+
+func (x *TagResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_images_v1_images_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TagResponse.ProtoReflect.Descriptor instead.
+func (*TagResponse) Descriptor() ([]byte, []int) {
+	return file_images_v1_images_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TagResponse) GetImage() *Image {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
 var File_images_v1_images_proto protoreflect.FileDescriptor
 
 const file_images_v1_images_proto_rawDesc = "" +
@@ -1016,19 +1288,22 @@ const file_images_v1_images_proto_rawDesc = "" +
 	"\x06labels\x18\a \x03(\v2(.berth.images.v1.PullRequest.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xba\x01\n" +
 	"\rLayerProgress\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x1d\n" +
 	"\n" +
 	"media_type\x18\x02 \x01(\tR\tmediaType\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x14\n" +
 	"\x05total\x18\x04 \x01(\x03R\x05total\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\tR\x06status\"\xb3\x01\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x12\n" +
+	"\x04rate\x18\x06 \x01(\x01R\x04rate\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\"\xcd\x01\n" +
 	"\fPullProgress\x126\n" +
 	"\x06layers\x18\x01 \x03(\v2\x1e.berth.images.v1.LayerProgressR\x06layers\x12,\n" +
 	"\x05image\x18\x02 \x01(\v2\x16.berth.images.v1.ImageR\x05image\x12#\n" +
 	"\rbytes_fetched\x18\x03 \x01(\x03R\fbytesFetched\x12\x18\n" +
-	"\aseconds\x18\x04 \x01(\x01R\aseconds\"Z\n" +
+	"\aseconds\x18\x04 \x01(\x01R\aseconds\x12\x18\n" +
+	"\awaiting\x18\x05 \x01(\tR\awaiting\"Z\n" +
 	"\x12DeleteImageRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1054,7 +1329,29 @@ const file_images_v1_images_proto_rawDesc = "" +
 	"\vsnapshotter\x18\x03 \x01(\tR\vsnapshotter\x12\x1a\n" +
 	"\bplatform\x18\x04 \x01(\tR\bplatform\"+\n" +
 	"\x0eUnpackResponse\x12\x19\n" +
-	"\bchain_id\x18\x01 \x01(\tR\achainId2\xa1\x04\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\"\xb7\x01\n" +
+	"\vPushRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x1a\n" +
+	"\bplatform\x18\x04 \x01(\tR\bplatform\x12#\n" +
+	"\rall_platforms\x18\x05 \x01(\bR\fallPlatforms\x12\x1d\n" +
+	"\n" +
+	"plain_http\x18\x06 \x01(\bR\tplainHttp\"\xbc\x01\n" +
+	"\fPushResponse\x122\n" +
+	"\x06target\x18\x01 \x01(\v2\x1a.berth.types.v1.DescriptorR\x06target\x12>\n" +
+	"\x05blobs\x18\x02 \x03(\v2(.berth.images.v1.PushResponse.BlobsEntryR\x05blobs\x1a8\n" +
+	"\n" +
+	"BlobsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Z\n" +
+	"\n" +
+	"TagRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\";\n" +
+	"\vTagResponse\x12,\n" +
+	"\x05image\x18\x01 \x01(\v2\x16.berth.images.v1.ImageR\x05image2\xa8\x05\n" +
 	"\x06Images\x12J\n" +
 	"\x03Get\x12 .berth.images.v1.GetImageRequest\x1a!.berth.images.v1.GetImageResponse\x12O\n" +
 	"\x04List\x12\".berth.images.v1.ListImagesRequest\x1a#.berth.images.v1.ListImagesResponse\x12E\n" +
@@ -1062,7 +1359,9 @@ const file_images_v1_images_proto_rawDesc = "" +
 	"\x06Delete\x12#.berth.images.v1.DeleteImageRequest\x1a$.berth.images.v1.DeleteImageResponse\x12I\n" +
 	"\x06Import\x12\x1e.berth.images.v1.ImportRequest\x1a\x1f.berth.images.v1.ImportResponse\x12H\n" +
 	"\x06Export\x12\x1e.berth.images.v1.ExportRequest\x1a\x1c.berth.images.v1.ExportChunk0\x01\x12I\n" +
-	"\x06Unpack\x12\x1e.berth.images.v1.UnpackRequest\x1a\x1f.berth.images.v1.UnpackResponseB&Z$berth.dev/berth/api/images/v1;imagesb\x06proto3"
+	"\x06Unpack\x12\x1e.berth.images.v1.UnpackRequest\x1a\x1f.berth.images.v1.UnpackResponse\x12C\n" +
+	"\x04Push\x12\x1c.berth.images.v1.PushRequest\x1a\x1d.berth.images.v1.PushResponse\x12@\n" +
+	"\x03Tag\x12\x1b.berth.images.v1.TagRequest\x1a\x1c.berth.images.v1.TagResponseB&Z$berth.dev/berth/api/images/v1;imagesb\x06proto3"
 
 var (
 	file_images_v1_images_proto_rawDescOnce sync.Once
@@ -1076,7 +1375,7 @@ func file_images_v1_images_proto_rawDescGZIP() []byte {
 	return file_images_v1_images_proto_rawDescData
 }
 
-var file_images_v1_images_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_images_v1_images_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_images_v1_images_proto_goTypes = []any{
 	(*Image)(nil),                 // 0: berth.images.v1.Image
 	(*GetImageRequest)(nil),       // 1: berth.images.v1.GetImageRequest
@@ -1094,43 +1393,55 @@ var file_images_v1_images_proto_goTypes = []any{
 	(*ExportChunk)(nil),           // 13: berth.images.v1.ExportChunk
 	(*UnpackRequest)(nil),         // 14: berth.images.v1.UnpackRequest
 	(*UnpackResponse)(nil),        // 15: berth.images.v1.UnpackResponse
-	nil,                           // 16: berth.images.v1.Image.LabelsEntry
-	nil,                           // 17: berth.images.v1.Image.UnpackedEntry
-	nil,                           // 18: berth.images.v1.PullRequest.LabelsEntry
-	(*v1.Descriptor)(nil),         // 19: berth.types.v1.Descriptor
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*PushRequest)(nil),           // 16: berth.images.v1.PushRequest
+	(*PushResponse)(nil),          // 17: berth.images.v1.PushResponse
+	(*TagRequest)(nil),            // 18: berth.images.v1.TagRequest
+	(*TagResponse)(nil),           // 19: berth.images.v1.TagResponse
+	nil,                           // 20: berth.images.v1.Image.LabelsEntry
+	nil,                           // 21: berth.images.v1.Image.UnpackedEntry
+	nil,                           // 22: berth.images.v1.PullRequest.LabelsEntry
+	nil,                           // 23: berth.images.v1.PushResponse.BlobsEntry
+	(*v1.Descriptor)(nil),         // 24: berth.types.v1.Descriptor
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_images_v1_images_proto_depIdxs = []int32{
-	19, // 0: berth.images.v1.Image.target:type_name -> berth.types.v1.Descriptor
-	16, // 1: berth.images.v1.Image.labels:type_name -> berth.images.v1.Image.LabelsEntry
-	20, // 2: berth.images.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	20, // 3: berth.images.v1.Image.updated_at:type_name -> google.protobuf.Timestamp
-	17, // 4: berth.images.v1.Image.unpacked:type_name -> berth.images.v1.Image.UnpackedEntry
+	24, // 0: berth.images.v1.Image.target:type_name -> berth.types.v1.Descriptor
+	20, // 1: berth.images.v1.Image.labels:type_name -> berth.images.v1.Image.LabelsEntry
+	25, // 2: berth.images.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	25, // 3: berth.images.v1.Image.updated_at:type_name -> google.protobuf.Timestamp
+	21, // 4: berth.images.v1.Image.unpacked:type_name -> berth.images.v1.Image.UnpackedEntry
 	0,  // 5: berth.images.v1.GetImageResponse.image:type_name -> berth.images.v1.Image
 	0,  // 6: berth.images.v1.ListImagesResponse.images:type_name -> berth.images.v1.Image
-	18, // 7: berth.images.v1.PullRequest.labels:type_name -> berth.images.v1.PullRequest.LabelsEntry
+	22, // 7: berth.images.v1.PullRequest.labels:type_name -> berth.images.v1.PullRequest.LabelsEntry
 	6,  // 8: berth.images.v1.PullProgress.layers:type_name -> berth.images.v1.LayerProgress
 	0,  // 9: berth.images.v1.PullProgress.image:type_name -> berth.images.v1.Image
 	0,  // 10: berth.images.v1.ImportResponse.images:type_name -> berth.images.v1.Image
-	1,  // 11: berth.images.v1.Images.Get:input_type -> berth.images.v1.GetImageRequest
-	3,  // 12: berth.images.v1.Images.List:input_type -> berth.images.v1.ListImagesRequest
-	5,  // 13: berth.images.v1.Images.Pull:input_type -> berth.images.v1.PullRequest
-	8,  // 14: berth.images.v1.Images.Delete:input_type -> berth.images.v1.DeleteImageRequest
-	10, // 15: berth.images.v1.Images.Import:input_type -> berth.images.v1.ImportRequest
-	12, // 16: berth.images.v1.Images.Export:input_type -> berth.images.v1.ExportRequest
-	14, // 17: berth.images.v1.Images.Unpack:input_type -> berth.images.v1.UnpackRequest
-	2,  // 18: berth.images.v1.Images.Get:output_type -> berth.images.v1.GetImageResponse
-	4,  // 19: berth.images.v1.Images.List:output_type -> berth.images.v1.ListImagesResponse
-	7,  // 20: berth.images.v1.Images.Pull:output_type -> berth.images.v1.PullProgress
-	9,  // 21: berth.images.v1.Images.Delete:output_type -> berth.images.v1.DeleteImageResponse
-	11, // 22: berth.images.v1.Images.Import:output_type -> berth.images.v1.ImportResponse
-	13, // 23: berth.images.v1.Images.Export:output_type -> berth.images.v1.ExportChunk
-	15, // 24: berth.images.v1.Images.Unpack:output_type -> berth.images.v1.UnpackResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	24, // 11: berth.images.v1.PushResponse.target:type_name -> berth.types.v1.Descriptor
+	23, // 12: berth.images.v1.PushResponse.blobs:type_name -> berth.images.v1.PushResponse.BlobsEntry
+	0,  // 13: berth.images.v1.TagResponse.image:type_name -> berth.images.v1.Image
+	1,  // 14: berth.images.v1.Images.Get:input_type -> berth.images.v1.GetImageRequest
+	3,  // 15: berth.images.v1.Images.List:input_type -> berth.images.v1.ListImagesRequest
+	5,  // 16: berth.images.v1.Images.Pull:input_type -> berth.images.v1.PullRequest
+	8,  // 17: berth.images.v1.Images.Delete:input_type -> berth.images.v1.DeleteImageRequest
+	10, // 18: berth.images.v1.Images.Import:input_type -> berth.images.v1.ImportRequest
+	12, // 19: berth.images.v1.Images.Export:input_type -> berth.images.v1.ExportRequest
+	14, // 20: berth.images.v1.Images.Unpack:input_type -> berth.images.v1.UnpackRequest
+	16, // 21: berth.images.v1.Images.Push:input_type -> berth.images.v1.PushRequest
+	18, // 22: berth.images.v1.Images.Tag:input_type -> berth.images.v1.TagRequest
+	2,  // 23: berth.images.v1.Images.Get:output_type -> berth.images.v1.GetImageResponse
+	4,  // 24: berth.images.v1.Images.List:output_type -> berth.images.v1.ListImagesResponse
+	7,  // 25: berth.images.v1.Images.Pull:output_type -> berth.images.v1.PullProgress
+	9,  // 26: berth.images.v1.Images.Delete:output_type -> berth.images.v1.DeleteImageResponse
+	11, // 27: berth.images.v1.Images.Import:output_type -> berth.images.v1.ImportResponse
+	13, // 28: berth.images.v1.Images.Export:output_type -> berth.images.v1.ExportChunk
+	15, // 29: berth.images.v1.Images.Unpack:output_type -> berth.images.v1.UnpackResponse
+	17, // 30: berth.images.v1.Images.Push:output_type -> berth.images.v1.PushResponse
+	19, // 31: berth.images.v1.Images.Tag:output_type -> berth.images.v1.TagResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_images_v1_images_proto_init() }
@@ -1144,7 +1455,7 @@ func file_images_v1_images_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_images_v1_images_proto_rawDesc), len(file_images_v1_images_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -15,6 +15,8 @@ type ImagesService interface {
 	Import(context.Context, *ImportRequest) (*ImportResponse, error)
 	Export(context.Context, *ExportRequest, Images_ExportServer) error
 	Unpack(context.Context, *UnpackRequest) (*UnpackResponse, error)
+	Push(context.Context, *PushRequest) (*PushResponse, error)
+	Tag(context.Context, *TagRequest) (*TagResponse, error)
 }
 
 type Images_PullServer interface {
@@ -81,6 +83,20 @@ func RegisterImagesService(srv *ttrpc.Server, svc ImagesService) {
 				}
 				return svc.Unpack(ctx, &req)
 			},
+			"Push": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req PushRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Push(ctx, &req)
+			},
+			"Tag": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req TagRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Tag(ctx, &req)
+			},
 		},
 		Streams: map[string]ttrpc.Stream{
 			"Pull": {
@@ -117,6 +133,8 @@ type ImagesClient interface {
 	Import(context.Context, *ImportRequest) (*ImportResponse, error)
 	Export(context.Context, *ExportRequest) (Images_ExportClient, error)
 	Unpack(context.Context, *UnpackRequest) (*UnpackResponse, error)
+	Push(context.Context, *PushRequest) (*PushResponse, error)
+	Tag(context.Context, *TagRequest) (*TagResponse, error)
 }
 
 type imagesClient struct {
@@ -222,6 +240,22 @@ func (x *imagesExportClient) Recv() (*ExportChunk, error) {
 func (c *imagesClient) Unpack(ctx context.Context, req *UnpackRequest) (*UnpackResponse, error) {
 	var resp UnpackResponse
 	if err := c.client.Call(ctx, "berth.images.v1.Images", "Unpack", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *imagesClient) Push(ctx context.Context, req *PushRequest) (*PushResponse, error) {
+	var resp PushResponse
+	if err := c.client.Call(ctx, "berth.images.v1.Images", "Push", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *imagesClient) Tag(ctx context.Context, req *TagRequest) (*TagResponse, error) {
+	var resp TagResponse
+	if err := c.client.Call(ctx, "berth.images.v1.Images", "Tag", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
