@@ -1,4 +1,4 @@
-package archive
+package ocilayout
 
 import (
 	"archive/tar"

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"berth.dev/berth/content/archive"
+	"berth.dev/berth/content/ocilayout"
 	"berth.dev/berth/observed"
 	"github.com/containerd/errdefs"
 )
@@ -41,7 +41,7 @@ func (n *Node) Import(ctx context.Context, ns, path string, opts ImportOptions) 
 	}
 	release := n.begin(ctx, ns, "import")
 	defer release()
-	found, err := archive.Import(ctx, n.opts.Content, path)
+	found, err := ocilayout.Import(ctx, n.opts.Content, path)
 	if err != nil {
 		return nil, err
 	}
@@ -96,15 +96,15 @@ func importName(path, found, asked string) string {
 
 // Export writes the named images of ns as one OCI archive to w.
 func (n *Node) Export(ctx context.Context, ns string, names []string, w io.Writer) error {
-	var imgs []archive.Image
+	var imgs []ocilayout.Image
 	for _, name := range names {
 		img, err := n.opts.DB.GetImage(ctx, ns, name)
 		if err != nil {
 			return err
 		}
-		imgs = append(imgs, archive.Image{Name: img.Name, Target: img.Target})
+		imgs = append(imgs, ocilayout.Image{Name: img.Name, Target: img.Target})
 	}
 	release := n.leases.acquire()
 	defer release()
-	return archive.Export(ctx, n.opts.Content, w, imgs)
+	return ocilayout.Export(ctx, n.opts.Content, w, imgs)
 }

@@ -1,4 +1,4 @@
-// Package archive imports images into a content store from OCI image
+// Package ocilayout imports images into a content store from OCI image
 // layouts (directories), OCI archives (a tar of a layout, optionally
 // gzipped) and docker save tarballs, and exports named images as
 // deterministic OCI archives.
@@ -8,7 +8,7 @@
 // the way in and converted to an OCI manifest and config. Reads are
 // bounded, and paths with ".." or a leading "/" inside an archive are
 // refused.
-package archive
+package ocilayout
 
 import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"

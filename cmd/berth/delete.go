@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+
+	manifestsapi "berth.dev/berth/api/manifests/v1"
+	"berth.dev/berth/spec"
+	"github.com/spf13/cobra"
+)
+
+func newDeleteCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "delete KIND NAME... | delete -f FILE|DIR|-",
+		Short: "Delete objects applied with berth apply (what a manifest file declares is removed from the file)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var refs []*manifestsapi.Ref
+			switch {
+			case file != "" && len(args) > 0:
+				return fmt.Errorf("give either -f or KIND NAME, not both")
+			case file != "":
+				files, err := readManifests(file, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				for _, f := range files {
+					objs, err := spec.Parse(f.File, f.Data)
+					if err != nil {
+						return err
+					}
+					for _, o := range objs {
+						if o.Metadata.Namespace == "" {
+							o.Metadata.Namespace = g.namespace
+						}
+						k := spec.Default(o).Key()
+						refs = append(refs, &manifestsapi.Ref{Namespace: k.Namespace, Kind: string(k.Kind), Name: k.Name})
+					}
+				}
+			case len(args) >= 2:
+				kind, err := parseKindArg(args[0])
+				if err != nil {
+					return err
+				}
+				if kind == "" {
+					return fmt.Errorf("delete needs one kind: image, container or task")
+				}
+				for _, name := range args[1:] {
+					refs = append(refs, &manifestsapi.Ref{Namespace: g.namespace, Kind: kind, Name: name})
+				}
+			default:
+				return fmt.Errorf("give KIND NAME or -f FILE")
+			}
+			ctx := cmd.Context()
+			svc, done, err := g.manifestsClient(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := svc.Delete(ctx, &manifestsapi.DeleteRequest{Refs: refs})
+			if err != nil {
+				return err
+			}
+			missing := 0
+			for _, r := range resp.Results {
+				if r.Action == "notfound" {
+					missing++
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s not found\n", refString(r.Ref))
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", refString(r.Ref), r.Action)
+			}
+			if missing > 0 {
+				return &exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "delete the objects a manifest file, directory or stdin declares")
+	return cmd
+}
