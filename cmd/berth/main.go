@@ -95,7 +95,19 @@ func (g *globals) dial(ctx context.Context) (*ttrpc.Client, error) {
 	d := net.Dialer{Timeout: g.timeout}
 	conn, err := d.DialContext(ctx, "unix", g.address)
 	if err != nil {
-		return nil, fmt.Errorf("connect to berthd at %s (is berthd running? set --address or BERTH_ADDRESS): %w", g.address, err)
+		return nil, dialError(g.address, err)
 	}
 	return ttrpc.NewClient(conn), nil
+}
+
+// dialError says what to do about a failed connect: a socket that exists
+// but is root-only needs a different user, not a running berthd.
+func dialError(address string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("connect to berthd at %s: permission denied: the API socket is root-only (mode 0600); run berth as root (sudo berth ...), or set --address or BERTH_ADDRESS to a socket you can reach: %w", address, err)
+	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("connect to berthd at %s (is berthd running? set --address or BERTH_ADDRESS): %w", address, err)
+	}
+	return fmt.Errorf("connect to berthd at %s: %w", address, err)
 }

@@ -11,18 +11,49 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// versionInfo is `berth version -o json|yaml`; Server is absent when berthd
+// could not be asked.
+type versionInfo struct {
+	Client struct {
+		Version   string `json:"version"`
+		GoVersion string `json:"goVersion"`
+	} `json:"client"`
+	Server *serverInfo `json:"server,omitempty"`
+}
+
+type serverInfo struct {
+	Version   string `json:"version"`
+	GoVersion string `json:"goVersion"`
+	Root      string `json:"root"`
+	State     string `json:"state"`
+}
+
 func newVersionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use: "version", Short: "Print the client and server versions", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "Client:\n  Version: %s\n  Go:      %s\n", version.Version, runtime.Version())
-			c, err := g.dial(cmd.Context())
-			if err != nil {
+			if output != "table" && output != "json" && output != "yaml" {
+				return fmt.Errorf("unknown output format %q (table, json, yaml)", output)
+			}
+			var info versionInfo
+			info.Client.Version, info.Client.GoVersion = version.Version, runtime.Version()
+			if output == "table" {
+				fmt.Fprintf(out, "Client:\n  Version: %s\n  Go:      %s\n", info.Client.Version, info.Client.GoVersion)
+			}
+			v, err := serverVersion(cmd, g)
+			if err == nil {
+				info.Server = &serverInfo{v.Version, v.GoVersion, v.Root, v.State}
+			}
+			if output != "table" {
+				// The client part is printed even when berthd is unreachable,
+				// as the table does; the exit status still says it failed.
+				if perr := printObject(out, output, info); perr != nil {
+					return perr
+				}
 				return err
 			}
-			defer c.Close()
-			v, err := introapi.NewIntrospectionClient(c).Version(cmd.Context(), &introapi.VersionRequest{})
 			if err != nil {
 				return err
 			}
@@ -30,6 +61,17 @@ func newVersionCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func serverVersion(cmd *cobra.Command, g *globals) (*introapi.VersionResponse, error) {
+	c, err := g.dial(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return introapi.NewIntrospectionClient(c).Version(cmd.Context(), &introapi.VersionRequest{})
 }
 
 // parseKV parses KEY=VALUE strings.

@@ -10,23 +10,71 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"strings"
 	"syscall"
 
+	"berth.dev/berth/version"
 	"sigs.k8s.io/yaml"
 )
 
 const defaultConfigPath = "/etc/berth/config.yaml"
 
+const usage = "usage: berthd [flags]\n       berthd version\n       berthd config default"
+
+// usageError is a bad command line: exit 2, as flag parsing does, so a
+// script can tell it from a daemon that failed.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// errBadFlags: flag has printed the error and the usage already.
+var errBadFlags = errors.New("bad flags")
+
 func main() {
-	if len(os.Args) >= 3 && os.Args[1] == "config" && os.Args[2] == "default" {
-		out, _ := yaml.Marshal(DefaultConfig())
-		os.Stdout.Write(out)
-		return
-	}
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "berthd: %s\n%s\n", ue.msg, usage)
+		os.Exit(2)
+	case errors.Is(err, errBadFlags):
+		os.Exit(2)
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "berthd:", err)
 		os.Exit(1)
 	}
+}
+
+// subcommand runs berthd's non-daemon commands; they touch no root or
+// state directory, whatever flags come before them. Any other word is
+// refused: a stray argument must never start a daemon on the system paths.
+func subcommand(args []string) error {
+	switch {
+	case len(args) == 1 && args[0] == "version":
+		fmt.Printf("berthd:\n  Version: %s\n  Go:      %s\n", version.Version, runtime.Version())
+		return nil
+	case len(args) == 2 && args[0] == "config" && args[1] == "default":
+		out, err := yaml.Marshal(DefaultConfig())
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(out)
+		return err
+	}
+	return usageError{fmt.Sprintf("unknown command %q", strings.Join(args, " "))}
+}
+
+// requireRoot refuses to start as another user: berthd mounts overlayfs,
+// creates cgroups and chowns image layers to their owners, so a non-root
+// daemon would come up and fail later on the first image it unpacks.
+func requireRoot() error {
+	if uid := os.Geteuid(); uid != 0 {
+		return fmt.Errorf("must run as root (running as uid %d): berthd mounts overlayfs, creates cgroups and chowns unpacked image layers", uid)
+	}
+	return nil
 }
 
 func run(args []string) error {
@@ -40,10 +88,19 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "", "debug|info|warn|error")
 	registryDir := fs.String("registry-config-dir", "", "registry hosts directory in containerd's certs.d format (default /etc/berth/certs.d)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: berthd [flags]\n       berthd config default")
+		fmt.Fprintln(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errBadFlags
+	}
+	if fs.NArg() > 0 {
+		return subcommand(fs.Args())
+	}
+	if err := requireRoot(); err != nil {
 		return err
 	}
 	explicit := false
