@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -111,6 +112,18 @@ func TestCLI_NotRoot(t *testing.T) {
 		want := "berth: connect to berthd at " + d.Socket + ": permission denied: the API socket is root-only (mode 0600); run berth as root (sudo berth ...), or set --address or BERTH_ADDRESS to a socket you can reach"
 		if r.code == 0 || !strings.HasPrefix(r.stderr, want) || strings.Contains(r.stderr, "is berthd running") {
 			t.Fatalf("exit %d, stderr:\n%s\nwant it to start with:\n%s", r.code, r.stderr, want)
+		}
+	})
+	t.Run("berth version -o json as root", func(t *testing.T) {
+		var v struct {
+			Client struct{ Version string }
+			Server struct{ Version, Root, State string }
+		}
+		if err := json.Unmarshal([]byte(d.MustCLI(t, "version", "-o", "json")), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Client.Version == "" || v.Server.Version != v.Client.Version || v.Server.Root != d.Root || v.Server.State != d.State {
+			t.Fatalf("version -o json: %+v; want both versions and root %s, state %s", v, d.Root, d.State)
 		}
 	})
 	t.Run("berth without a daemon", func(t *testing.T) {
