@@ -50,9 +50,6 @@ func ReadManifest(ctx context.Context, p Provider, desc ocispec.Descriptor) (oci
 	if err := readJSON(ctx, p, desc, &m); err != nil {
 		return m, err
 	}
-	if m.MediaType != "" && !IsManifest(m.MediaType) {
-		return m, fmt.Errorf("manifest %s: body says media type %q: %w", desc.Digest, m.MediaType, errdefs.ErrInvalidArgument)
-	}
 	if len(m.Layers) > MaxChildren {
 		return m, fmt.Errorf("manifest %s: %d layers, limit %d: %w", desc.Digest, len(m.Layers), MaxChildren, errdefs.ErrInvalidArgument)
 	}
@@ -60,6 +57,9 @@ func ReadManifest(ctx context.Context, p Provider, desc ocispec.Descriptor) (oci
 		if err := ValidateDescriptor(d); err != nil {
 			return m, fmt.Errorf("manifest %s: %w", desc.Digest, err)
 		}
+	}
+	if err := CheckImage(desc, m); err != nil {
+		return m, err
 	}
 	return m, nil
 }
@@ -72,9 +72,6 @@ func ReadIndex(ctx context.Context, p Provider, desc ocispec.Descriptor) (ocispe
 	}
 	if err := readJSON(ctx, p, desc, &idx); err != nil {
 		return idx, err
-	}
-	if idx.MediaType != "" && !IsIndex(idx.MediaType) {
-		return idx, fmt.Errorf("index %s: body says media type %q: %w", desc.Digest, idx.MediaType, errdefs.ErrInvalidArgument)
 	}
 	if len(idx.Manifests) > MaxChildren {
 		return idx, fmt.Errorf("index %s: %d manifests, limit %d: %w", desc.Digest, len(idx.Manifests), MaxChildren, errdefs.ErrInvalidArgument)
@@ -90,6 +87,9 @@ func ReadIndex(ctx context.Context, p Provider, desc ocispec.Descriptor) (ocispe
 func readJSON(ctx context.Context, p Provider, desc ocispec.Descriptor, v any) error {
 	b, err := ReadBlob(ctx, p, desc, MaxManifestSize)
 	if err != nil {
+		return err
+	}
+	if err := CheckDocument(desc, b); err != nil {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {

@@ -103,7 +103,11 @@ func (r *Repository) resolve(ctx context.Context, method, id string) (ocispec.De
 	if !(content.IsManifest(mt) || content.IsIndex(mt)) {
 		return ocispec.Descriptor{}, fmt.Errorf("manifest of unsupported media type %q: %w", mt, errdefs.ErrNotImplemented)
 	}
-	return ocispec.Descriptor{MediaType: mt, Digest: digest.SHA256.FromBytes(b), Size: int64(len(b))}, nil
+	desc := ocispec.Descriptor{MediaType: mt, Digest: digest.SHA256.FromBytes(b), Size: int64(len(b))}
+	if err := content.CheckDocument(desc, b); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return desc, nil
 }
 
 // Fetch implements Fetcher. Manifests and indexes are fetched from
@@ -154,6 +158,14 @@ func (r *Repository) Fetch(ctx context.Context, desc ocispec.Descriptor, offset 
 	case resp.StatusCode == http.StatusOK:
 	default:
 		return fail(fmt.Errorf("HTTP %d: %w", resp.StatusCode, statusClass(resp.StatusCode)))
+	}
+	if kind == "manifests" {
+		// A registry that serves a manifest as another kind than the one
+		// named (by the index or by Resolve's Content-Type) is refused:
+		// the body's own mediaType is checked against desc when read.
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); (content.IsManifest(mt) || content.IsIndex(mt)) && mt != desc.MediaType {
+			return fail(fmt.Errorf("served as %q, expected %q: %w", mt, desc.MediaType, errdefs.ErrFailedPrecondition))
+		}
 	}
 	want := desc.Size - offset
 	if resp.ContentLength > want {
