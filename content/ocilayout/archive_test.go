@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	"berth.dev/berth/content"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -255,6 +257,8 @@ func TestImportArchive_Refused(t *testing.T) {
 			{name: "index.json", data: []byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:../../x","size":1}]}`)},
 		}, errdefs.ErrInvalidArgument},
 		{"oversized json", []entry{{name: "manifest.json", data: make([]byte, maxJSONSize+1)}}, errdefs.ErrFailedPrecondition},
+		{"config text/html", hostileLayout(t, "text/html", ocispec.MediaTypeImageLayer), errdefs.ErrNotImplemented},
+		{"unknown layer", hostileLayout(t, ocispec.MediaTypeImageConfig, "application/x-hcx-unknown"), errdefs.ErrNotImplemented},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -273,12 +277,37 @@ func TestImportArchive_Refused(t *testing.T) {
 	}
 }
 
+// hostileLayout is an OCI layout of one image whose config and layer have
+// the given media types.
+func hostileLayout(t *testing.T, configType, layerType string) []entry {
+	t.Helper()
+	blob := func(b []byte) entry { return entry{name: "blobs/sha256/" + digestOf(b).Encoded(), data: b} }
+	cfg, layer := []byte(`{}`), []byte("layer")
+	m, err := json.Marshal(ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    ocispec.Descriptor{MediaType: configType, Digest: digestOf(cfg), Size: int64(len(cfg))},
+		Layers:    []ocispec.Descriptor{{MediaType: layerType, Digest: digestOf(layer), Size: int64(len(layer))}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + digestOf(m).String() + `","size":` + strconv.Itoa(len(m)) + `}]}`
+	return []entry{
+		{name: "oci-layout", data: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+		{name: "index.json", data: []byte(idx)},
+		blob(m), blob(cfg), blob(layer),
+	}
+}
+
 func isClass(err, class error) bool {
 	switch class {
 	case errdefs.ErrInvalidArgument:
 		return errdefs.IsInvalidArgument(err)
 	case errdefs.ErrFailedPrecondition:
 		return errdefs.IsFailedPrecondition(err)
+	case errdefs.ErrNotImplemented:
+		return errdefs.IsNotImplemented(err)
 	}
 	return false
 }
