@@ -1,6 +1,7 @@
 package content
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -40,10 +41,23 @@ func IsConfig(mt string) bool {
 	return mt == ocispec.MediaTypeImageConfig || mt == MediaTypeDockerConfig
 }
 
+// ReadImageManifest reads the manifest of an image that is to be run: one
+// ReadManifest accepts whose config and layers are also of media types a
+// runtime knows. Pull, unpack, image records and import use it, so all of
+// them refuse the same images before a layer is fetched or unpacked.
+// Walks over the store (GC, leases, export) use ReadManifest alone: an
+// index may hold manifests that are not images (attestations, artifacts),
+// and they must still be kept and copied, just never run.
+func ReadImageManifest(ctx context.Context, p Provider, desc ocispec.Descriptor) (ocispec.Manifest, error) {
+	m, err := ReadManifest(ctx, p, desc)
+	if err != nil {
+		return m, err
+	}
+	return m, CheckImage(desc, m)
+}
+
 // CheckImage refuses a manifest whose config or layers are not of a media
-// type a runtime knows. Every path that reads a manifest (pull, unpack,
-// import) goes through ReadManifest, which calls this, so all of them
-// refuse the same images before a layer is fetched or unpacked.
+// type a runtime knows, naming the media type and the descriptor.
 func CheckImage(mdesc ocispec.Descriptor, m ocispec.Manifest) error {
 	if !IsConfig(m.Config.MediaType) {
 		return fmt.Errorf("manifest %s: config %s: media type %q is not an image config: %w", mdesc.Digest, m.Config.Digest, m.Config.MediaType, errdefs.ErrNotImplemented)

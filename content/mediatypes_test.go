@@ -43,7 +43,10 @@ func TestMediaTypes(t *testing.T) {
 	}
 }
 
-func TestReadManifest_MediaTypes(t *testing.T) {
+// TestReadImageManifest_MediaTypes: an image to run must have known media
+// types; a walk over the store (ReadManifest: GC, leases, export) still
+// reads any manifest, so an index's attestations are kept, never run.
+func TestReadImageManifest_MediaTypes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
@@ -61,10 +64,14 @@ func TestReadManifest_MediaTypes(t *testing.T) {
 		{"config text/html", with(cfg, "text/html"), []ocispec.Descriptor{layer}, `config ` + cfg.Digest.String() + `: media type "text/html"`},
 		{"layer unknown", cfg, []ocispec.Descriptor{layer, with(layer, "application/x-hcx-unknown")}, `layer 1 (` + layer.Digest.String() + `): media type "application/x-hcx-unknown"`},
 		{"config without media type", with(cfg, ""), []ocispec.Descriptor{layer}, `media type ""`},
+		{"attestation", cfg, []ocispec.Descriptor{with(layer, "application/vnd.in-toto+json")}, `"application/vnd.in-toto+json"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := putJSON(t, s, ocispec.MediaTypeImageManifest, map[string]any{"schemaVersion": 2, "config": tc.config, "layers": tc.layers})
-			_, err := content.ReadManifest(ctx, s, m)
+			if _, err := content.ReadManifest(ctx, s, m); err != nil {
+				t.Fatalf("ReadManifest (for walks): %v", err)
+			}
+			_, err := content.ReadImageManifest(ctx, s, m)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)

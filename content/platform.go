@@ -122,7 +122,7 @@ func ResolveManifest(ctx context.Context, p Provider, root ocispec.Descriptor, m
 	for depth := 0; depth <= MaxDepth; depth++ {
 		switch {
 		case IsManifest(desc.MediaType):
-			mf, err := ReadManifest(ctx, p, desc)
+			mf, err := ReadImageManifest(ctx, p, desc)
 			return desc, mf, err
 		case IsIndex(desc.MediaType):
 			idx, err := ReadIndex(ctx, p, desc)

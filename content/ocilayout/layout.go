@@ -91,7 +91,25 @@ func ImportLayout(ctx context.Context, s Store, dir string) ([]Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layout %s: %w", dir, err)
 	}
+	if err := checkImages(ctx, s, images); err != nil {
+		return nil, fmt.Errorf("layout %s: %w", dir, err)
+	}
 	return images, nil
+}
+
+// checkImages refuses an image that is a single manifest berth could not
+// run. An index's platform manifests are checked when one is chosen (the
+// node's image record), since an index may also hold attestations.
+func checkImages(ctx context.Context, p content.Provider, images []Image) error {
+	for _, im := range images {
+		if !content.IsManifest(im.Target.MediaType) {
+			continue
+		}
+		if _, err := content.ReadImageManifest(ctx, p, im.Target); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readBounded(r io.Reader, name string) ([]byte, error) {

@@ -59,6 +59,9 @@ func ImportArchive(ctx context.Context, s Store, r io.Reader) ([]Image, error) {
 	if err := checkComplete(ctx, s, images); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
+	if err := checkImages(ctx, s, images); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
 	return images, nil
 }
 

@@ -113,7 +113,7 @@ func (p *puller) pull(ctx context.Context, root ocispec.Descriptor) error {
 		}
 		desc = next
 	}
-	m, err := content.ReadManifest(ctx, p.store, desc)
+	m, err := content.ReadImageManifest(ctx, p.store, desc)
 	if err != nil {
 		return err
 	}
