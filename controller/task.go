@@ -7,6 +7,7 @@ import (
 
 	"berth.dev/berth/desired"
 	"berth.dev/berth/node"
+	"berth.dev/berth/observed"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
@@ -83,6 +84,12 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 		if c.containerReplaced(ctx, ns, id, prevTask) {
 			// Its container was recreated on purpose: a fresh start.
 			prevTask.State = ""
+		} else if x := c.exitOfLastRun(ctx, ns, id, prevTask); x != nil && !restarts(ts, x.ExitStatus) {
+			// The task is gone because it exited (its shim died, and a
+			// restarted berthd cleaned its bundle up): not drift, an exit
+			// the restart policy judges like any other.
+			info := node.TaskInfo{ID: id, Status: spec.TaskPhaseStopped, ExitStatus: x.ExitStatus, ExitedAt: x.ExitedAt, OOMKilled: x.OOMKilled}
+			return c.exited(ctx, e, ts, id, info, prevTask)
 		} else if prevTask.State == spec.TaskPhaseRunning && prev.SpecHash == e.Hash {
 			c.repaired(ctx, e.Key, "task of container "+id+" was gone; starting it again")
 		}
@@ -129,8 +136,7 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 // exited handles a task that ended while it should run.
 func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSpec, id string, info node.TaskInfo, prev spec.TaskStatus) (Result, error) {
 	prev.State, prev.Pid, prev.ExitCode, prev.FinishedAt = spec.TaskPhaseExited, 0, int(info.ExitStatus), info.ExitedAt
-	restart := ts.RestartPolicy == spec.RestartAlways || (ts.RestartPolicy == spec.RestartOnFailure && info.ExitStatus != 0)
-	if !restart {
+	if !restarts(ts, info.ExitStatus) {
 		o := observation{reason: "Completed", owns: id, kind: taskKind(prev), ready: info.ExitStatus == 0,
 			message: fmt.Sprintf("exited with status %d; restartPolicy %s", info.ExitStatus, ts.RestartPolicy)}
 		if info.ExitStatus != 0 {
@@ -151,6 +157,34 @@ func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSp
 	msg := fmt.Sprintf("exited with status %d; restarting in %s", info.ExitStatus, delay.Round(time.Millisecond))
 	changed := c.record(ctx, e, observation{reason: "BackOff", message: msg, owns: id, kind: taskKind(prev)})
 	return Result{RequeueAfter: max(delay, time.Millisecond), Changed: changed}, nil
+}
+
+// restarts reports whether the restart policy restarts a task that exited
+// with status.
+func restarts(ts spec.TaskSpec, status uint32) bool {
+	return ts.RestartPolicy == spec.RestartAlways || (ts.RestartPolicy == spec.RestartOnFailure && status != 0)
+}
+
+// exitOfLastRun is the container's recorded exit if it is the exit of the
+// task's last run as its status kept it (nil otherwise): the exit the
+// status already shows, or the exit of the pid it shows running.
+func (c *Controller) exitOfLastRun(ctx context.Context, ns, id string, prev spec.TaskStatus) *observed.Exit {
+	ctr, err := c.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil || ctr.LastExit == nil {
+		return nil
+	}
+	x := ctr.LastExit
+	switch prev.State {
+	case spec.TaskPhaseExited:
+		if x.ExitedAt.Equal(prev.FinishedAt) {
+			return x
+		}
+	case spec.TaskPhaseRunning, spec.TaskPhasePaused:
+		if prev.Pid > 0 && x.Pid == uint32(prev.Pid) {
+			return x
+		}
+	}
+	return nil
 }
 
 // startTask creates and starts the task, honouring a pending backoff.

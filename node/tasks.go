@@ -15,6 +15,7 @@ import (
 	shimapi "berth.dev/berth/api/shim/v1"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/oci"
+	shimbundle "berth.dev/berth/shim/bundle"
 	"berth.dev/berth/shim/client"
 	"berth.dev/berth/snapshot"
 	"berth.dev/berth/spec"
@@ -242,10 +243,15 @@ func (n *Node) monitor(tk *task) {
 			continue
 		}
 		// The shim died. Its container, now nobody's, is killed so that
-		// nothing runs that berth reports as exited.
+		// nothing runs that berth reports as exited, and its rootfs is
+		// unmounted now: no shim is left to need it, and the bundle's
+		// files (the exit record) stay for DeleteTask or the next berthd.
 		e = n.exitOfDeadShim(tk.bundle, tk.pid)
 		n.log.Warn("shim died", "namespace", tk.ns, "id", tk.id, "exit", e.ExitStatus)
 		n.forceDeleteContainer(tt.ctx, tk.ns, tk.id, tk.runtime)
+		if err := snapshot.UnmountAll(filepath.Join(tk.bundle, "rootfs")); err != nil {
+			n.log.Warn("unmount rootfs of a dead shim", "namespace", tk.ns, "id", tk.id, "err", err)
+		}
 		break
 	}
 	n.reportExit(tt.ctx, tk.ns, tk.id, e)
@@ -254,12 +260,19 @@ func (n *Node) monitor(tk *task) {
 }
 
 // exitOfDeadShim is the durable exit record a dead shim left, or, when it
-// died before its task exited, an exit of 255 now.
+// died before its task exited, an exit of 255 now. That exit is written to
+// the bundle as the shim would have, so that whoever notices the death
+// next (a restarted berthd) finds the same exit, and reportExit tells it
+// was reported already.
 func (n *Node) exitOfDeadShim(bundle string, pid uint32) observed.Exit {
 	if x, err := client.ReadExit(bundle); err == nil {
 		return observed.Exit{Pid: x.Pid, ExitStatus: x.ExitStatus, ExitedAt: x.ExitedAt, OOMKilled: x.OOMKilled}
 	}
-	return observed.Exit{Pid: pid, ExitStatus: 255, ExitedAt: time.Now().UTC()}
+	e := observed.Exit{Pid: pid, ExitStatus: 255, ExitedAt: time.Now().UTC()}
+	if err := shimbundle.WriteExit(bundle, shimbundle.Exit{Pid: e.Pid, ExitStatus: e.ExitStatus, ExitedAt: e.ExitedAt}); err != nil {
+		n.log.Warn("record the exit of a dead shim's task", "bundle", bundle, "err", err)
+	}
+	return e
 }
 
 // reportExit records the exit as the container's last and publishes
