@@ -322,7 +322,7 @@ func (n *Node) Unpack(ctx context.Context, ns, name, snapshotter, platform strin
 		layers[i] = unpack.Layer{Desc: l, DiffID: cfg.RootFS.DiffIDs[i], Open: n.opener(l, progress)}
 	}
 	start := time.Now()
-	chainID, err := unpack.Unpack(ctx, sn, layers, unpack.Options{})
+	chainID, err := unpack.Unpack(ctx, sn, layers, n.unpackOptions(name))
 	if err != nil {
 		return "", fmt.Errorf("unpack image %s onto %s: %w", name, snName, err)
 	}

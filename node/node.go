@@ -11,6 +11,7 @@ import (
 	"berth.dev/berth/content/remote"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/snapshot/unpack"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
@@ -32,6 +33,9 @@ type Options struct {
 	PullConcurrency   int
 	ProgressTimeout   time.Duration
 	Tasks             TaskOptions
+	// Unpack bounds what layers may hold and cost (devices, size caps, the
+	// free-space reserve); its OnApplied is set by the node.
+	Unpack unpack.Options
 	// OnPull, when set, is told of every Pull when it returns: how long it
 	// took, the bytes it downloaded from the registry (blobs already in the
 	// store count nothing) and its error (metrics).

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"berth.dev/berth/content"
+	"berth.dev/berth/snapshot/archive"
 	"berth.dev/berth/snapshot/unpack"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
@@ -101,9 +102,24 @@ func (n *Node) unpackStreaming(ctx context.Context, root ocispec.Descriptor, pla
 			return open(ctx)
 		}}
 	}
-	chainID, err = unpack.Unpack(ctx, sn, layers, unpack.Options{})
+	chainID, err = unpack.Unpack(ctx, sn, layers, n.unpackOptions(root.Digest.String()))
 	if err != nil {
 		return "", snName, fmt.Errorf("unpack onto %s: %w", snName, err)
 	}
 	return chainID, snName, nil
+}
+
+// unpackOptions are the configured layer bounds, with a report of what a
+// layer held that was not applied as it was (device nodes skipped, xattrs
+// dropped), so an operator can see why an image behaves differently here.
+func (n *Node) unpackOptions(image string) unpack.Options {
+	opts := n.opts.Unpack
+	opts.OnApplied = func(l unpack.Layer, r archive.ApplyResult) {
+		if r.SkippedDevices == 0 && r.DroppedXattrs == 0 {
+			return
+		}
+		n.log.Warn("layer applied with entries left out", "image", image, "layer", l.Desc.Digest,
+			"skippedDevices", r.SkippedDevices, "devices", r.SkippedDeviceNames, "droppedXattrs", r.DroppedXattrs)
+	}
+	return opts
 }

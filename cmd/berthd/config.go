@@ -3,8 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
+	"berth.dev/berth/snapshot/unpack"
 	"berth.dev/berth/spec"
 
 	"sigs.k8s.io/yaml"
@@ -28,6 +31,69 @@ type Config struct {
 	Pull           PullConfig      `json:"pull"`
 	Runtime        RuntimeConfig   `json:"runtime"`
 	Reconcile      ReconcileConfig `json:"reconcile"`
+	Unpack         UnpackConfig    `json:"unpack"`
+}
+
+// UnpackConfig bounds what image layers may hold and what they may cost:
+// an image is untrusted input, and an edge node's disk is all it has.
+type UnpackConfig struct {
+	// AllowDevices creates the block and character device nodes a layer
+	// holds; by default they are skipped (and logged): runc mounts a fresh
+	// /dev, and a device node elsewhere in an image is a way into the host.
+	AllowDevices bool `json:"allowDevices"`
+	// MaxLayerSize caps one layer's uncompressed size (files' declared
+	// sizes included, so a sparse 1 TiB entry counts 1 TiB).
+	MaxLayerSize spec.Quantity `json:"maxLayerSize"`
+	// MaxImageSize caps the uncompressed size of the layers one unpack
+	// applies.
+	MaxImageSize spec.Quantity `json:"maxImageSize"`
+	// FreeSpaceReserve is left free on the snapshot filesystem: a size
+	// ("2Gi") or a percentage of it ("5%"); an unpack that would go under
+	// it stops with an error before the disk is full. "0" turns it off.
+	FreeSpaceReserve string `json:"freeSpaceReserve"`
+}
+
+// Options turns the configured bounds into unpack options, naming the key
+// of any value it cannot read.
+func (u UnpackConfig) Options() (unpack.Options, error) {
+	opts := unpack.Options{AllowDevices: u.AllowDevices}
+	var err error
+	if opts.Limits.MaxSize, err = quantityBytes(u.MaxLayerSize); err != nil {
+		return opts, fmt.Errorf("unpack.maxLayerSize: %w", err)
+	}
+	if opts.MaxImageSize, err = quantityBytes(u.MaxImageSize); err != nil {
+		return opts, fmt.Errorf("unpack.maxImageSize: %w", err)
+	}
+	r := strings.TrimSpace(u.FreeSpaceReserve)
+	if pct, ok := strings.CutSuffix(r, "%"); ok {
+		p, err := strconv.ParseFloat(pct, 64)
+		if err != nil || p < 0 || p >= 100 {
+			return opts, fmt.Errorf("unpack.freeSpaceReserve: %q is not a percentage from 0 to 100", u.FreeSpaceReserve)
+		}
+		opts.FreeSpace.Percent = p
+	} else {
+		b, err := quantityBytes(spec.Quantity(r))
+		if err != nil {
+			return opts, fmt.Errorf("unpack.freeSpaceReserve: want a size (2Gi) or a percentage (5%%): %w", err)
+		}
+		opts.FreeSpace.Bytes = uint64(b)
+	}
+	return opts, nil
+}
+
+// quantityBytes reads a size; empty is 0 (the built-in default).
+func quantityBytes(q spec.Quantity) (int64, error) {
+	if q == "" {
+		return 0, nil
+	}
+	v, err := q.Value()
+	if err != nil {
+		return 0, err
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("%q is negative", string(q))
+	}
+	return v, nil
 }
 
 // RegistryConfig says how registries are reached.
@@ -120,6 +186,7 @@ func DefaultConfig() Config {
 			Relist:     Duration{30 * time.Second},
 			MaxBackoff: Duration{5 * time.Minute},
 		},
+		Unpack: UnpackConfig{MaxLayerSize: "64Gi", MaxImageSize: "128Gi", FreeSpaceReserve: "2%"},
 	}
 }
 
@@ -135,6 +202,9 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 		return cfg, fmt.Errorf("read config: %w", err)
 	}
 	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if _, err := cfg.Unpack.Options(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil

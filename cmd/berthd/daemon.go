@@ -129,7 +129,12 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		}
 		sns[name] = sn
 	}
+	unpackOpts, err := d.cfg.Unpack.Options()
+	if err != nil {
+		return err
+	}
 	d.node = node.New(node.Options{
+		Unpack:             unpackOpts,
 		Content:            cs,
 		Snapshotters:       sns,
 		DefaultSnapshotter: d.cfg.NodeDefaults().Snapshotter,

@@ -43,6 +43,18 @@ type Options struct {
 	Labels map[string]string
 	// Limits bound each layer (see archive.Limits).
 	Limits archive.Limits
+	// MaxImageSize bounds the uncompressed bytes of the layers this call
+	// applies together (layers already unpacked count nothing): each
+	// layer's MaxSize is cut to what is left of it. 0: no image cap.
+	MaxImageSize int64
+	// AllowDevices creates the device nodes layers hold (see
+	// archive.Options.AllowDevices).
+	AllowDevices bool
+	// FreeSpace is the reserve left free on the snapshot filesystem.
+	FreeSpace archive.FreeSpace
+	// OnApplied, when set, is told what each layer applied by this call
+	// measured (devices skipped, xattrs dropped), so the caller can say so.
+	OnApplied func(Layer, archive.ApplyResult)
 }
 
 // flights makes concurrent unpacks of one layer onto one snapshotter do the
@@ -65,10 +77,26 @@ func Unpack(ctx context.Context, sn snapshot.Snapshotter, layers []Layer, opts O
 	}
 	chains := identity.ChainIDs(diffIDs)
 	parent := ""
+	var used int64
 	for i, l := range layers {
 		chain := chains[i].String()
-		if err := unpackOne(ctx, sn, l, chain, parent, opts); err != nil {
+		lopts := opts
+		if opts.MaxImageSize > 0 {
+			left := opts.MaxImageSize - used
+			if left <= 0 {
+				return "", fmt.Errorf("unpack layer %d (%s): image larger than the image size cap of %d bytes: %w", i, l.Desc.Digest, opts.MaxImageSize, errdefs.ErrResourceExhausted)
+			}
+			if lopts.Limits.MaxSize <= 0 || lopts.Limits.MaxSize > left {
+				lopts.Limits.MaxSize = left
+			}
+		}
+		res, err := unpackOne(ctx, sn, l, chain, parent, lopts)
+		if err != nil {
 			return "", fmt.Errorf("unpack layer %d (%s): %w", i, l.Desc.Digest, err)
+		}
+		used += res.Size
+		if opts.OnApplied != nil && res.DiffID != "" {
+			opts.OnApplied(l, res)
 		}
 		parent = chain
 	}
@@ -86,25 +114,32 @@ func exists(ctx context.Context, sn snapshot.Snapshotter, chain string) (bool, e
 	return false, err
 }
 
-func unpackOne(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent string, opts Options) error {
+// unpackOne returns what applying the layer measured, or a zero result
+// when it was already there (or another caller applied it).
+func unpackOne(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent string, opts Options) (archive.ApplyResult, error) {
 	if ok, err := exists(ctx, sn, chain); ok || err != nil {
-		return err
+		return archive.ApplyResult{}, err
 	}
 	key := fmt.Sprintf("%p/%s", sn, chain)
 	for {
-		_, err, _ := flights.Do(key, func() (any, error) {
+		v, err, shared := flights.Do(key, func() (any, error) {
 			// Re-check: another unpack may have finished it just now.
 			if ok, err := exists(ctx, sn, chain); ok || err != nil {
-				return nil, err
+				return archive.ApplyResult{}, err
 			}
-			return nil, apply(ctx, sn, l, chain, parent, opts)
+			return apply(ctx, sn, l, chain, parent, opts)
 		})
 		// The flight may have been another caller's that was cancelled:
 		// then try again with our own context.
 		if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && ctx.Err() == nil {
 			continue
 		}
-		return err
+		res, _ := v.(archive.ApplyResult)
+		if shared {
+			// Reported (and counted) once, by the caller whose flight it was.
+			res = archive.ApplyResult{}
+		}
+		return res, err
 	}
 }
 
@@ -114,12 +149,12 @@ func randomHex() string {
 	return hex.EncodeToString(b)
 }
 
-func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent string, opts Options) (retErr error) {
+func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent string, opts Options) (_ archive.ApplyResult, retErr error) {
 	key := KeyPrefix + randomHex() + "-" + chain
 	mounts, err := sn.Prepare(ctx, key, parent,
 		snapshot.WithLabels(map[string]string{LabelUnpacking: time.Now().UTC().Format(time.RFC3339)}))
 	if err != nil {
-		return err
+		return archive.ApplyResult{}, err
 	}
 	defer func() {
 		if retErr != nil {
@@ -130,11 +165,15 @@ func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent 
 	}()
 	rc, err := l.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("open layer: %w", err)
+		return archive.ApplyResult{}, fmt.Errorf("open layer: %w", err)
 	}
 	defer rc.Close()
-	if err := applyMounts(ctx, mounts, rc, archive.Options{ExpectedDiffID: l.DiffID, Limits: opts.Limits}); err != nil {
-		return err
+	res, err := applyMounts(ctx, mounts, rc, archive.Options{
+		ExpectedDiffID: l.DiffID, Limits: opts.Limits,
+		AllowDevices: opts.AllowDevices, FreeSpace: opts.FreeSpace,
+	})
+	if err != nil {
+		return archive.ApplyResult{}, err
 	}
 	err = sn.Commit(ctx, chain, key, func(i *snapshot.Info) error {
 		delete(i.Labels, LabelUnpacking)
@@ -145,15 +184,15 @@ func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent 
 		if err := sn.Remove(ctx, key); err != nil {
 			slog.Warn("unpack: remove extract snapshot", "key", key, "error", err)
 		}
-		return nil
+		return archive.ApplyResult{}, nil
 	}
-	return err
+	return res, err
 }
 
 // applyMounts applies r onto the tree that mounts describe: straight into
 // an overlay's upperdir (with overlay whiteouts) or a bind mount's source,
 // else through a temporary mount.
-func applyMounts(ctx context.Context, mounts []snapshot.Mount, r io.Reader, opts archive.Options) error {
+func applyMounts(ctx context.Context, mounts []snapshot.Mount, r io.Reader, opts archive.Options) (archive.ApplyResult, error) {
 	if len(mounts) == 1 {
 		m := mounts[0]
 		switch m.Type {
@@ -172,27 +211,25 @@ func applyMounts(ctx context.Context, mounts []snapshot.Mount, r io.Reader, opts
 			if upper != "" {
 				opts.OverlayWhiteouts = true
 				opts.Parents = lowers
-				_, err := archive.Apply(ctx, upper, r, opts)
-				return err
+				return archive.Apply(ctx, upper, r, opts)
 			}
 		case "bind":
-			_, err := archive.Apply(ctx, m.Source, r, opts)
-			return err
+			return archive.Apply(ctx, m.Source, r, opts)
 		}
 	}
 	dir, err := os.MkdirTemp("", "berth-unpack-")
 	if err != nil {
-		return err
+		return archive.ApplyResult{}, err
 	}
 	defer os.Remove(dir)
 	if err := snapshot.MountAll(mounts, dir); err != nil {
-		return err
+		return archive.ApplyResult{}, err
 	}
-	_, err = archive.Apply(ctx, dir, r, opts)
+	res, err := archive.Apply(ctx, dir, r, opts)
 	if uerr := snapshot.UnmountAll(dir); uerr != nil && err == nil {
 		err = uerr
 	}
-	return err
+	return res, err
 }
 
 // CleanupStale removes the extract snapshots an interrupted unpack left.

@@ -18,6 +18,7 @@ import (
 	"berth.dev/berth/internal/testimage"
 	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/snapshot/archive"
 	"berth.dev/berth/snapshot/native"
 	"berth.dev/berth/snapshot/overlay"
 )
@@ -173,6 +174,40 @@ func TestCleanupStale(t *testing.T) {
 		}
 		if _, err := sn.Stat(ctx, "container"); err != nil {
 			t.Errorf("other snapshot removed: %v", err)
+		}
+	})
+}
+
+// An image over MaxImageSize is refused part way, with nothing half made:
+// the layers that fit stay committed (they are valid layers), the one that
+// crossed the cap is gone, and OnApplied heard of each layer applied.
+func TestUnpack_MaxImageSize(t *testing.T) {
+	dir := filepath.Join(testutil.TestImages(t, "layered"), "layered")
+	forEach(t, func(t *testing.T, sn snapshot.Snapshotter) {
+		ctx := context.Background()
+		layers := layoutLayers(t, dir, nil)
+		var applied int
+		// The busybox base layer is ~2.1 MB; the three small layers above it
+		// take the image over a cap just above the base.
+		_, err := Unpack(ctx, sn, layers, Options{MaxImageSize: 2_130_000, OnApplied: func(Layer, archive.ApplyResult) { applied++ }})
+		if err == nil {
+			t.Fatal("unpack over the image cap succeeded")
+		}
+		var names []string
+		_ = sn.Walk(ctx, func(_ context.Context, i snapshot.Info) error {
+			names = append(names, i.Name)
+			if i.Kind != snapshot.KindCommitted {
+				t.Errorf("snapshot %s left %v after a refused unpack", i.Name, i.Kind)
+			}
+			return nil
+		})
+		if len(names) == 0 || len(names) >= len(layers) || applied != len(names) {
+			t.Errorf("committed %v, %d reported applied; want some but not all %d layers, each reported", names, applied, len(layers))
+		}
+
+		// With room for it, the same image unpacks whole.
+		if _, err := Unpack(ctx, sn, layers, Options{MaxImageSize: 64 << 20}); err != nil {
+			t.Fatalf("unpack under the cap: %v", err)
 		}
 	})
 }

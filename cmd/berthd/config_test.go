@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestUnpackConfig_Options(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		cfg       UnpackConfig
+		wantLayer int64
+		wantBytes uint64
+		wantPct   float64
+		wantErr   string
+	}{
+		{name: "defaults", cfg: DefaultConfig().Unpack, wantLayer: 64 << 30, wantPct: 2},
+		{name: "size reserve", cfg: UnpackConfig{MaxLayerSize: "1Gi", FreeSpaceReserve: "512Mi"}, wantLayer: 1 << 30, wantBytes: 512 << 20},
+		{name: "reserve off", cfg: UnpackConfig{FreeSpaceReserve: "0"}},
+		{name: "bad percentage", cfg: UnpackConfig{FreeSpaceReserve: "150%"}, wantErr: "unpack.freeSpaceReserve"},
+		{name: "bad size", cfg: UnpackConfig{FreeSpaceReserve: "lots"}, wantErr: "unpack.freeSpaceReserve"},
+		{name: "negative layer cap", cfg: UnpackConfig{MaxLayerSize: "-1"}, wantErr: "unpack.maxLayerSize"},
+		{name: "bad image cap", cfg: UnpackConfig{MaxImageSize: "64MB"}, wantErr: "unpack.maxImageSize"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, err := tc.cfg.Options()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opts.Limits.MaxSize != tc.wantLayer || opts.FreeSpace.Bytes != tc.wantBytes || opts.FreeSpace.Percent != tc.wantPct {
+				t.Errorf("got layer cap %d, reserve %d bytes / %v%%", opts.Limits.MaxSize, opts.FreeSpace.Bytes, opts.FreeSpace.Percent)
+			}
+		})
+	}
+}
+
+func TestLoadConfig_BadUnpackKeyNamed(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte("unpack:\n  freeSpaceReserve: lots\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadConfig(p, true)
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "unpack.freeSpaceReserve") {
+		t.Fatalf("err %v, want one naming the file and unpack.freeSpaceReserve", err)
+	}
+}
