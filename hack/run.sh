@@ -29,6 +29,8 @@ mkdir -p "$dir"
 if [ "$(id -u)" != 0 ]; then echo "run: berthd needs root (runc, mounts, cgroups)" >&2; exit 1; fi
 "$top/hack/deps.sh"
 if [ ! -f "$top/examples/manifests/images/busybox.tar" ]; then
+  # The first run compiles mkimage and packs the image: tens of quiet seconds.
+  echo "run: first run: building the example busybox image from /bin/busybox (compiling hack/mkimage; this takes a little while)..."
   (cd "$top" && go run ./hack/mkimage -busybox /bin/busybox -name example.local/busybox:latest \
     -o examples/manifests/images/busybox.tar)
 fi
@@ -39,8 +41,9 @@ In another terminal:
   bin/berth get all           # objects and their status
   bin/berth logs ticker -f     # a task that exits and restarts
   curl http://127.0.0.1:18080/ # the web task
+  curl http://127.0.0.1:11338/metrics # its metrics (not 1338, so it runs beside a real berthd)
 Ctrl-C stops the agent and leaves the containers running (as after a crash);
 make run-down tears them down.
 MSG
 exec "$top/bin/berthd" --root "$dir/root" --state "$dir/state" --address "$dir/berth.sock" \
-  --manifests "$top/examples/manifests" --metrics-address 127.0.0.1:1338
+  --manifests "$top/examples/manifests" --metrics-address 127.0.0.1:11338

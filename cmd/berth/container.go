@@ -224,12 +224,10 @@ func newContainerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			for _, id := range args {
-				if _, err := s.Delete(cmd.Context(), &ctrapi.DeleteContainerRequest{Namespace: g.namespace, Id: id}); err != nil {
-					return err
-				}
-			}
-			return nil
+			return forEach(args, func(id string) error {
+				_, err := s.Delete(cmd.Context(), &ctrapi.DeleteContainerRequest{Namespace: g.namespace, Id: id})
+				return err
+			})
 		},
 	}
 	cmd.AddCommand(create, ls, info, rm)

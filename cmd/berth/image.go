@@ -104,13 +104,13 @@ func newImageCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			for _, name := range args {
+			return forEach(args, func(name string) error {
 				if _, err := s.Delete(cmd.Context(), &imagesapi.DeleteImageRequest{Namespace: g.namespace, Name: name, Sync: syncGC}); err != nil {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), name)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	rm.Flags().BoolVar(&syncGC, "sync", false, "wait for garbage collection")

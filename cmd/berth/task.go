@@ -169,12 +169,10 @@ func newTaskCmd(g *globals) *cobra.Command {
 		Use: "rm [-f] ID...", Aliases: []string{"delete"}, Short: "Delete stopped tasks (-f kills running ones first)", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return run(cmd, func(ctx context.Context, tasks tasksapi.TasksClient) error {
-				for _, id := range args {
-					if _, err := tasks.Delete(ctx, &tasksapi.DeleteTaskRequest{Namespace: g.namespace, ContainerId: id, Force: force}); err != nil {
-						return err
-					}
-				}
-				return nil
+				return forEach(args, func(id string) error {
+					_, err := tasks.Delete(ctx, &tasksapi.DeleteTaskRequest{Namespace: g.namespace, ContainerId: id, Force: force})
+					return err
+				})
 			})
 		},
 	}
