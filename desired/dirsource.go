@@ -3,6 +3,7 @@ package desired
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -29,7 +30,13 @@ type DirOptions struct {
 	Settle time.Duration
 	// MaxFileSize refuses larger files. Default spec.MaxFileSize.
 	MaxFileSize int64
-	Logger      *slog.Logger
+	// MissingIsEmpty reads a directory that does not exist (and never
+	// did since Run started) as empty, so a default path nobody created
+	// does not hold the node back from ready. A directory given
+	// explicitly leaves it false: missing is then an error, reported on
+	// the directory's source, and the source is never read.
+	MissingIsEmpty bool
+	Logger         *slog.Logger
 }
 
 // DirSource feeds a Store from a watched directory of manifests. Each
@@ -60,6 +67,10 @@ type DirSource struct {
 	// firstRead is when the directory was first listed: files still being
 	// written stop holding back the first sync only a while after that.
 	firstRead time.Time
+	// existed is set once the directory was listed: a directory that
+	// vanishes after that is an error even with MissingIsEmpty (a mount
+	// that flickers must not delete all work).
+	existed bool
 
 	mu       sync.Mutex
 	synced   bool
@@ -288,6 +299,11 @@ func (d *DirSource) rewatch(w *fsnotify.Watcher) {
 // the start of the controllers.
 func (d *DirSource) sync(now time.Time, force bool) (retry bool) {
 	l, err := d.list(now)
+	if err != nil && d.opts.MissingIsEmpty && !d.existed && errors.Is(err, fs.ErrNotExist) {
+		l, err = &listing{files: map[string]*fileState{}, errs: map[string]error{}}, nil
+	} else if err == nil {
+		d.existed = true
+	}
 	if err != nil {
 		// The directory itself is unreadable or gone: keep everything in
 		// force (deleting all work because a mount flickered is worse than

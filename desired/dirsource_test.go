@@ -420,3 +420,30 @@ func TestDirSource_AtomicRenameAppliesAtOnce(t *testing.T) {
 	}
 	waitFor(t, "the renamed file", func() bool { return names(s) == "web" })
 }
+
+// TestDirSource_MissingIsEmpty: a default directory nobody created reads
+// as empty (the source is synced, with no error), is picked up when it
+// appears, and once seen, its removal is an error that keeps its objects.
+func TestDirSource_MissingIsEmpty(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "manifests")
+	s, _ := startDir(t, dir, DirOptions{MissingIsEmpty: true, Resync: 50 * time.Millisecond})
+	if err := sourceErr(s, dir); err != nil {
+		t.Errorf("missing default directory: source error %v, want none", err)
+	}
+	if !s.Synced() {
+		t.Error("store not synced with the missing default directory read as empty")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "web.yaml"), taskYAML("a"))
+	waitFor(t, "the objects of the directory that appeared", func() bool { return names(s) == "a" })
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the error of the vanished directory", func() bool { return sourceErr(s, dir) != nil })
+	if got := names(s); got != "a" {
+		t.Errorf("objects %q after the directory vanished, want a (kept)", got)
+	}
+}

@@ -54,7 +54,9 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 	if n.opts.OnPull != nil {
 		defer func() { n.opts.OnPull(time.Since(start), fetched.total(), err) }()
 	}
-	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
+	// A write to a namespace that does not exist yet creates it, as
+	// containerd does; reads of an unknown namespace stay NotFound.
+	if _, err := n.opts.DB.EnsureNamespace(ctx, ns); err != nil {
 		return observed.Image{}, err
 	}
 	r, err := remote.ParseRef(ref)

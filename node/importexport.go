@@ -26,7 +26,9 @@ type ImportOptions struct {
 // Import reads an OCI layout directory, an OCI archive or a docker-save
 // archive at path into the content store and records its images in ns.
 func (n *Node) Import(ctx context.Context, ns, path string, opts ImportOptions) ([]observed.Image, error) {
-	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
+	// A write to a namespace that does not exist yet creates it, as
+	// containerd does; reads of an unknown namespace stay NotFound.
+	if _, err := n.opts.DB.EnsureNamespace(ctx, ns); err != nil {
 		return nil, err
 	}
 	if !filepath.IsAbs(path) {

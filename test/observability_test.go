@@ -5,8 +5,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -593,6 +595,11 @@ func TestObservability_ReadyzWaitsForManifests(t *testing.T) {
 	})
 	if code, body := obsGet(t, d, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with the manifest directory missing: got %d %q, want 503", code, body)
+	} else if !strings.Contains(body, dir) || !strings.Contains(body, "no such file") {
+		t.Errorf("/readyz body %q does not name the missing directory %s", body, dir)
+	}
+	if out := d.MustCLI(t, "get", "sources"); !strings.Contains(out, dir) || !strings.Contains(out, "no such file") {
+		t.Errorf("berth get sources does not report the missing directory %s:\n%s", dir, out)
 	}
 
 	// The directory appears whole (built beside it and renamed into place).
@@ -640,5 +647,26 @@ func TestObservability_ReadyzWaitsForManifests(t *testing.T) {
 	waitTask(t, d, "web", 0)
 	if code, body := obsGet(t, d, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz with the task running: got %d %q, want 200", code, body)
+	}
+}
+
+// TestObservability_ReadyzDefaultManifestsMissing starts berthd with no
+// --manifests flag on a host without /etc/berth/manifests: the default
+// directory nobody created counts as empty, so the node is ready.
+func TestObservability_ReadyzDefaultManifestsMissing(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	const def = "/etc/berth/manifests"
+	if _, err := os.Stat(def); !errors.Is(err, fs.ErrNotExist) {
+		// The host's own directory cannot be hidden from berthd here.
+		testutil.Missing(t, def+" must not exist for this test (stat: %v)", err)
+	}
+	d := harness.StartDaemon(t, harness.DaemonOptions{DefaultManifests: true, Config: obsConfig, LogLevel: "info"})
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		code, body := obsGet(t, d, "/readyz")
+		return code == http.StatusOK, fmt.Sprintf("/readyz: %d %q, want 200 with the default manifest directory missing", code, body)
+	})
+	if out := d.MustCLI(t, "get", "sources"); strings.Contains(out, "no such file") {
+		t.Errorf("berth get sources reports the missing default directory as an error:\n%s", out)
 	}
 }

@@ -298,3 +298,33 @@ func TestRun_RuntimeByName(t *testing.T) {
 		t.Errorf("an unknown runtime should be a clear error naming it: %s", r)
 	}
 }
+
+// TestRun_FreshNamespace: the first write to a namespace that does not
+// exist yet (an import) creates it, as containerd does, so `run` works
+// there at once and `namespace ls` lists it; a read of an unknown
+// namespace creates nothing, and `namespace rm` still refuses a
+// namespace that holds an image.
+func TestRun_FreshNamespace(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	images := testutil.TestImages(t, "busybox")
+	d := harness.StartDaemon(t, harness.DaemonOptions{LogLevel: "info"})
+
+	if r := d.CLI("-n", "nowhere", "image", "ls"); r.ExitCode == 0 {
+		t.Errorf("image ls of an unknown namespace: %s, want NotFound", r)
+	}
+	d.MustCLI(t, "-n", "fresh", "image", "import", filepath.Join(images, "busybox"))
+	if r := d.CLI("-n", "fresh", "run", "--rm", "busybox:latest", "x", "true"); r.ExitCode != 0 {
+		t.Fatalf("run in a fresh namespace: %s, want exit 0", r)
+	}
+	out := d.MustCLI(t, "namespace", "ls")
+	if !regexp.MustCompile(`(?m)^fresh\s`).MatchString(out) {
+		t.Errorf("namespace ls does not list fresh:\n%s", out)
+	}
+	if regexp.MustCompile(`(?m)^nowhere\s`).MatchString(out) {
+		t.Errorf("a read created namespace nowhere:\n%s", out)
+	}
+	if r := d.CLI("namespace", "rm", "fresh"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "still holds") {
+		t.Errorf("namespace rm of a namespace holding an image: %s, want refused (still holds images)", r)
+	}
+}

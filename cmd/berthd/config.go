@@ -20,6 +20,11 @@ type Config struct {
 	State     string `json:"state"`
 	Address   string `json:"address"`
 	Manifests string `json:"manifests"`
+	// ManifestsGiven says the manifest directory was chosen (by flag or
+	// by a config file naming a path other than the default): a chosen
+	// directory that is missing keeps berthd unready, the default one
+	// missing reads as empty.
+	ManifestsGiven bool `json:"-"`
 	// ManifestSettle is how long a manifest file must be quiet before it
 	// is read when nothing says its writer is done (no close-after-write,
 	// no rename into place).

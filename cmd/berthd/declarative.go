@@ -47,6 +47,7 @@ func (d *Daemon) openDeclarative() error {
 	if d.cfg.Manifests != "" {
 		decl.dir = desired.NewDirSource(d.cfg.Manifests, decl.store, desired.DirOptions{
 			Resync: d.cfg.Reconcile.Relist.Duration, Settle: d.cfg.ManifestSettle.Duration, Logger: d.log,
+			MissingIsEmpty: !d.cfg.ManifestsGiven,
 		})
 	}
 	decl.ctrl = controller.New(controller.Options{

@@ -38,7 +38,18 @@ func (d *Daemon) serveHTTP() (stop func(), err error) {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !d.ready.Load() {
-			http.Error(w, "not ready: sources not yet read and reconciled once", http.StatusServiceUnavailable)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready: sources not yet read and reconciled once")
+			// Say which source holds it back, so a mistyped --manifests
+			// is seen here and not only in the log.
+			if d.decl != nil {
+				for _, s := range d.decl.store.Sources() {
+					if s.Err != nil {
+						fmt.Fprintf(w, "source %s: %v\n", s.Name, s.Err)
+					}
+				}
+			}
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -124,6 +124,10 @@ func run(args []string) error {
 			*o.to = *o.from
 		}
 	})
+	if cfg.Manifests != DefaultConfig().Manifests {
+		cfg.ManifestsGiven = true
+	}
+	fs.Visit(func(f *flag.Flag) { cfg.ManifestsGiven = cfg.ManifestsGiven || f.Name == "manifests" })
 	if cfg.MetricsAddress == "off" {
 		cfg.MetricsAddress = ""
 	}

@@ -22,6 +22,9 @@ type DaemonOptions struct {
 	// Manifests is the watched manifest directory; empty means a fresh empty
 	// one (never the host's /etc/berth/manifests).
 	Manifests string
+	// DefaultManifests passes no --manifests, so berthd watches its default
+	// (/etc/berth/manifests); Manifests is then ignored.
+	DefaultManifests bool
 	// MetricsAddress overrides the free 127.0.0.1 port picked for --metrics-address.
 	MetricsAddress string
 	// LogLevel is passed as --log-level; empty means "debug".
@@ -105,7 +108,9 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 		t:           t,
 		opts:        opts,
 	}
-	if d.Manifests == "" {
+	if opts.DefaultManifests {
+		d.Manifests = "/etc/berth/manifests"
+	} else if d.Manifests == "" {
 		d.Manifests = filepath.Join(dir, "manifests")
 		if err := os.MkdirAll(d.Manifests, 0o755); err != nil {
 			t.Fatal(err)
@@ -117,7 +122,10 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 		}
 	}
 	d.args = []string{"--root", d.Root, "--state", d.State, "--address", d.Socket,
-		"--manifests", d.Manifests, "--metrics-address", d.MetricsAddr, "--log-level", opts.LogLevel}
+		"--metrics-address", d.MetricsAddr, "--log-level", opts.LogLevel}
+	if !opts.DefaultManifests {
+		d.args = append(d.args, "--manifests", d.Manifests)
+	}
 	if opts.Config != "" {
 		d.ConfigPath = filepath.Join(dir, "config.yaml")
 		if err := os.WriteFile(d.ConfigPath, []byte(opts.Config), 0o644); err != nil {
