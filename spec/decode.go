@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -48,7 +50,7 @@ func (p *parser) object(o Origin, v any) {
 				p.checkKeys(o, name, k, m[k], t)
 			}
 		default:
-			p.fail(o, name, keyName(k), "unknown field")
+			p.fail(o, name, keyName(k), "%s", unknownField(k, []string{"apiVersion", "kind", "metadata", "spec", "status"}))
 		}
 	}
 	if specType(Kind(kind)) == nil {
@@ -166,7 +168,7 @@ func (p *parser) checkKeys(o Origin, name, path string, v any, t reflect.Type) {
 		for _, k := range sortedKeys(m) {
 			ft, ok := fields[k]
 			if !ok {
-				p.fail(o, name, path+"."+keyName(k), "unknown field")
+				p.fail(o, name, path+"."+keyName(k), "%s", unknownField(k, slices.Collect(maps.Keys(fields))))
 				continue
 			}
 			p.checkKeys(o, name, path+"."+k, m[k], ft)

@@ -97,7 +97,7 @@ func TestParse_Errors(t *testing.T) {
 		{"unknown field", container("  image: busybox\n  imagePullPolicy: Always\n"),
 			[]string{`web.yaml: document 2: Container default/web: spec.imagePullPolicy: unknown field`}},
 		{"wrong case", container("  Image: busybox\n"),
-			[]string{`web.yaml: document 2: Container default/web: spec.Image: unknown field`}},
+			[]string{`web.yaml: document 2: Container default/web: spec.Image: unknown field; did you mean image?`}},
 		{"duplicate key", container("  image: busybox\n  image: other\n"),
 			[]string{`web.yaml: document 2: yaml: unmarshal errors:`, `line 11: key "image" already set in map`}},
 		{"wrong type", container("  image: busybox\n  command: [httpd, -p, 8080]\n"),
