@@ -23,10 +23,10 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	imgEntry, declared := c.opts.Desired.Get(imgKey)
 	imgStatus, ready := c.isReady(ctx, imgKey)
 	if !declared || !ready || imgStatus.Status.ImageStatus == nil {
-		msg := fmt.Sprintf("waiting for Image %s/%s to be ready", ns, cs.Image)
 		if !declared {
-			msg = fmt.Sprintf("Image %s/%s is not declared", ns, cs.Image)
+			return c.imageNotDeclared(ctx, e, cs.Image), nil
 		}
+		msg := fmt.Sprintf("waiting for Image %s/%s to be ready", ns, cs.Image)
 		return Result{Changed: c.record(ctx, e, observation{reason: "WaitingForImage", message: msg, owns: id})}, nil
 	}
 	is, _ := imgEntry.Object.ImageSpec()
@@ -67,6 +67,36 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 		return Result{}, err
 	}
 	return Result{Changed: true, RequeueAfter: 0}, c.recordCreated(ctx, e, ctr.SnapshotKey, digest)
+}
+
+// imageNotDeclaredGrace is how long a Container may wait for its Image to
+// be declared before it is Degraded: manifests written one file at a time,
+// or an apply set that lists the Container first, declare the Image soon
+// after, and that is progress, not an error.
+var imageNotDeclaredGrace = 10 * time.Second
+
+// imageNotDeclared records a Container whose Image is not declared:
+// Progressing during the grace, then Degraded with reason ImageNotDeclared.
+// The grace is counted from the recorded Progressing condition of this
+// spec, so a restart of berthd does not start it again.
+func (c *Controller) imageNotDeclared(ctx context.Context, e desired.Entry, image string) Result {
+	ns, id := e.Key.Namespace, e.Key.Name
+	msg := fmt.Sprintf("Image %s/%s is not declared", ns, image)
+	wait := imageNotDeclaredGrace
+	if prev, err := c.opts.DB.GetStatus(ctx, e.Key); err == nil && prev.SpecHash == e.Hash && prev.Status.ObservedGeneration == e.Generation {
+		if d, ok := prev.Status.Condition(spec.ConditionDegraded); ok && d.Status == spec.ConditionTrue && d.Reason == "ImageNotDeclared" {
+			wait = 0
+		} else if p, ok := prev.Status.Condition(spec.ConditionProgressing); ok && p.Status == spec.ConditionTrue && !p.LastTransitionTime.IsZero() {
+			wait -= time.Since(p.LastTransitionTime)
+		}
+	}
+	if wait <= 0 {
+		msg += fmt.Sprintf("; spec.image names an Image object in namespace %s: declare {kind: Image, metadata: {name: %s}, spec: {ref: <image reference>}}", ns, image)
+		return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "ImageNotDeclared", message: msg, owns: id})}
+	}
+	changed := c.record(ctx, e, observation{reason: "WaitingForImage", message: msg, owns: id})
+	// Nothing else wakes this Container when the grace ends.
+	return Result{Changed: changed, RequeueAfter: wait}
 }
 
 func (c *Controller) recordCreated(ctx context.Context, e desired.Entry, snapshotKey, digest string) error {

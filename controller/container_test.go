@@ -1,7 +1,14 @@
 package controller
 
 import (
+	"context"
+	"log/slog"
+	"strings"
 	"testing"
+	"time"
+
+	"berth.dev/berth/desired"
+	"berth.dev/berth/observed"
 
 	"berth.dev/berth/oci"
 	"berth.dev/berth/spec"
@@ -99,5 +106,79 @@ func TestContainerHash_ChangesWithSpecOrDigest(t *testing.T) {
 	}
 	if spec.ContainerInstanceHash("spec1", "sha256:a") != a {
 		t.Error("hash is not stable")
+	}
+}
+
+// A Container naming an Image nobody declared is Progressing for a short
+// grace, then Degraded with reason ImageNotDeclared, counted from its
+// recorded status (so a restart does not reset it); declaring the Image
+// clears Degraded.
+func TestReconcileContainer_ImageNotDeclared(t *testing.T) {
+	ctx := context.Background()
+	ctr := spec.Object{APIVersion: spec.APIVersion, Kind: spec.KindContainer, Metadata: spec.Metadata{Name: "web"},
+		Spec: spec.ContainerSpec{Image: "busybox"}}
+	img := spec.Object{APIVersion: spec.APIVersion, Kind: spec.KindImage, Metadata: spec.Metadata{Name: "busybox"},
+		Spec: spec.ImageSpec{Ref: "127.0.0.1:5000/busybox:1", PullPolicy: spec.PullIfNotPresent}}
+	store := desired.NewStore()
+	store.ReplaceSource("web.yaml", []spec.Object{ctr}, nil)
+	db := openDB(t)
+	c := New(Options{Desired: store, DB: db, Bus: observed.NewBus(), Log: slog.New(slog.DiscardHandler)})
+	key := spec.Key{Namespace: spec.DefaultNamespace, Kind: spec.KindContainer, Name: "web"}
+	reconcile := func() (Result, spec.Status) {
+		t.Helper()
+		e, ok := store.Get(key)
+		if !ok {
+			t.Fatalf("%s not in the store", key)
+		}
+		res, err := c.reconcileContainer(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := db.GetStatus(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, st.Status
+	}
+	cond := func(st spec.Status, ct spec.ConditionType) spec.Condition {
+		cd, _ := st.Condition(ct)
+		return cd
+	}
+
+	res, st := reconcile()
+	if p := cond(st, spec.ConditionProgressing); p.Status != spec.ConditionTrue || p.Reason != "WaitingForImage" {
+		t.Fatalf("first reconcile: Progressing %+v, want True/WaitingForImage", p)
+	}
+	if res.RequeueAfter <= 0 || res.RequeueAfter > imageNotDeclaredGrace {
+		t.Errorf("first reconcile requeues after %v, want within the grace %v", res.RequeueAfter, imageNotDeclaredGrace)
+	}
+
+	// The grace has passed: as if the first reconcile ran 11 s ago.
+	prev, _ := db.GetStatus(ctx, key)
+	for i := range prev.Status.Conditions {
+		prev.Status.Conditions[i].LastTransitionTime = prev.Status.Conditions[i].LastTransitionTime.Add(-imageNotDeclaredGrace - time.Second)
+	}
+	if err := db.PutStatus(ctx, prev); err != nil {
+		t.Fatal(err)
+	}
+	_, st = reconcile()
+	d := cond(st, spec.ConditionDegraded)
+	if d.Status != spec.ConditionTrue || d.Reason != "ImageNotDeclared" || !strings.Contains(d.Message, "Image default/busybox is not declared") {
+		t.Fatalf("after the grace: Degraded %+v, want True/ImageNotDeclared naming default/busybox", d)
+	}
+	if p := cond(st, spec.ConditionProgressing); p.Status != spec.ConditionFalse {
+		t.Errorf("after the grace: Progressing %+v, want False", p)
+	}
+	if _, st = reconcile(); cond(st, spec.ConditionDegraded).Reason != "ImageNotDeclared" {
+		t.Errorf("a resync cleared Degraded: %+v", st.Conditions)
+	}
+
+	store.ReplaceSource("web.yaml", []spec.Object{ctr, img}, nil)
+	_, st = reconcile()
+	if d := cond(st, spec.ConditionDegraded); d.Status != spec.ConditionFalse {
+		t.Errorf("Image declared: Degraded %+v, want False", d)
+	}
+	if p := cond(st, spec.ConditionProgressing); p.Status != spec.ConditionTrue || p.Reason != "WaitingForImage" {
+		t.Errorf("Image declared: Progressing %+v, want True/WaitingForImage (for the pull)", p)
 	}
 }

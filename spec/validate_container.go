@@ -7,7 +7,14 @@ import (
 )
 
 func (v *validator) container(s ContainerSpec) {
-	v.dnsLabel("spec.image", s.Image)
+	if name, ok := imageNameFor(s.Image); ok {
+		// A reference here is the most common first mistake (docker and
+		// Kubernetes take one): say what the field means and what to write.
+		v.add("spec.image", "%q looks like an image reference; spec.image names an Image object in the same namespace: "+
+			"declare {kind: Image, metadata: {name: %s}, spec: {ref: %s}} and write image: %s", truncate(s.Image, 80), name, truncate(s.Image, 200), name)
+	} else {
+		v.dnsLabel("spec.image", s.Image)
+	}
 	size := 0
 	for i, a := range s.Command {
 		size += len(a) + 1
@@ -144,4 +151,35 @@ func (v *validator) resources(r Resources) {
 	if r.Pids < 0 {
 		v.add("spec.resources.pids", "%d is negative", r.Pids)
 	}
+}
+
+// imageNameFor says whether ref, written where an Image's name belongs, is an
+// image reference rather than a name, and which name to give its Image: the
+// last path element without tag or digest, made a DNS-1123 label.
+func imageNameFor(ref string) (string, bool) {
+	if IsDNSLabel(ref) || !strings.ContainsAny(ref, "/:@") ||
+		len(ref) > maxReferenceBytes || !referenceRE.MatchString(ref) {
+		return "", false
+	}
+	name := ref
+	if i := strings.IndexByte(name, '@'); i >= 0 {
+		name = name[:i]
+	}
+	name = name[strings.LastIndexByte(name, '/')+1:]
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		name = name[:i]
+	}
+	name = strings.Trim(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(name)), "-")
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	if !IsDNSLabel(name) {
+		name = "app"
+	}
+	return name, true
 }

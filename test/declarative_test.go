@@ -591,3 +591,25 @@ func TestDeclarative_Reboot(t *testing.T) {
 		t.Error("the image record is gone after the reboot")
 	}
 }
+
+// A Container naming an Image nobody declared is Degraded with reason
+// ImageNotDeclared after a short grace (not Progressing forever), and is
+// Ready once the Image is declared.
+func TestDeclarative_ImageNotDeclared(t *testing.T) {
+	d := startDecl(t, "")
+	writeAtomic(t, filepath.Join(d.Manifests, "web.yaml"), taskManifest("web", "hello", "Always"))
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		c := getObjects(t, d, "containers")["web"]
+		deg, _ := c.Status.Condition(spec.ConditionDegraded)
+		return deg.Status == spec.ConditionTrue && deg.Reason == "ImageNotDeclared" &&
+				strings.Contains(deg.Message, "Image default/busybox is not declared"),
+			fmt.Sprintf("container web: %+v", c.Status.Conditions)
+	})
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		c := getObjects(t, d, "containers")["web"]
+		deg, _ := c.Status.Condition(spec.ConditionDegraded)
+		return c.ready() && deg.Status != spec.ConditionTrue, fmt.Sprintf("container web: %+v", c.Status.Conditions)
+	})
+	waitTask(t, d, "web", 0)
+}
