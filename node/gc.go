@@ -2,11 +2,15 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"syscall"
 	"time"
 
 	"berth.dev/berth/content"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/snapshot/archive"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -17,14 +21,34 @@ type GCResult struct {
 	Blobs     []digest.Digest
 	Bytes     int64
 	Snapshots []string // "snapshotter/key"
+	// Ingests are the refs of the stale ingests removed; their bytes are
+	// in Bytes too.
+	Ingests []string
 }
 
 // GC removes every blob no image in any namespace references, and every
 // committed snapshot that no image's unpacked chain and no active snapshot
 // (a container's rw layer, an unpack in flight) needs. What a lease holds,
 // and what operations in flight are writing, is kept; expired leases are
-// dropped first.
+// dropped first. Ingests last written longer than Options.StaleIngestAge
+// ago are removed too, unless a writer has them open or a lease holds them.
 func (n *Node) GC(ctx context.Context, dryRun bool) (GCResult, error) {
+	age := n.opts.StaleIngestAge
+	if age <= 0 {
+		age = DefaultStaleIngestAge
+	}
+	return n.gc(ctx, dryRun, age)
+}
+
+// Prune is the collection a user asks for (berth content prune): GC, but
+// every ingest no writer has open, no lease holds and no operation in
+// flight wrote is stale, however recent: a user pruning wants the space a
+// failed pull left back now, not in a day.
+func (n *Node) Prune(ctx context.Context, dryRun bool) (GCResult, error) {
+	return n.gc(ctx, dryRun, 0)
+}
+
+func (n *Node) gc(ctx context.Context, dryRun bool, ingestAge time.Duration) (GCResult, error) {
 	n.gcMu.Lock()
 	defer n.gcMu.Unlock()
 	leased, err := n.leasedResources(ctx)
@@ -85,10 +109,84 @@ func (n *Node) GC(ctx context.Context, dryRun bool) (GCResult, error) {
 			return res, fmt.Errorf("gc snapshots of %s: %w", name, err)
 		}
 	}
-	if len(res.Blobs)+len(res.Snapshots) > 0 {
-		n.log.Info("garbage collected", "blobs", len(res.Blobs), "bytes", res.Bytes, "snapshots", len(res.Snapshots), "dryRun", dryRun)
+	stale, err := n.staleIngests(ctx, leased, ingestAge)
+	if err != nil {
+		return res, fmt.Errorf("gc ingests: %w", err)
+	}
+	for _, st := range stale {
+		if !dryRun {
+			if err := store.Abort(ctx, st.Ref); err != nil {
+				if errdefs.IsUnavailable(err) || errdefs.IsNotFound(err) {
+					continue // resumed or finished since it was listed
+				}
+				return res, fmt.Errorf("gc ingests: %w", err)
+			}
+		}
+		res.Ingests = append(res.Ingests, st.Ref)
+		res.Bytes += st.Offset
+	}
+	if len(res.Blobs)+len(res.Snapshots)+len(res.Ingests) > 0 {
+		n.log.Info("garbage collected", "blobs", len(res.Blobs), "bytes", res.Bytes, "snapshots", len(res.Snapshots), "ingests", len(res.Ingests), "dryRun", dryRun)
 	}
 	return res, nil
+}
+
+// staleIngests lists the ingests last written before now-age that no lease
+// holds and no operation in flight may have written. Whether a writer has
+// one open is known only on Abort, which refuses it.
+func (n *Node) staleIngests(ctx context.Context, leased leaseSet, age time.Duration) ([]content.Status, error) {
+	sts, err := n.opts.Content.ListStatuses(ctx)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // no ingest ever started
+	}
+	if err != nil {
+		return nil, err
+	}
+	cutoff := time.Now().Add(-age)
+	inFlight := n.leases.oldest()
+	var out []content.Status
+	for _, st := range sts {
+		last := st.UpdatedAt
+		if last.IsZero() {
+			last = st.StartedAt
+		}
+		if leased.ingests[st.Ref] || last.After(cutoff) ||
+			(!inFlight.IsZero() && !last.Before(inFlight.Add(-time.Second))) {
+			continue
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// StaleIngestBytes is how many bytes the ingests Prune would remove hold.
+func (n *Node) StaleIngestBytes(ctx context.Context) (int64, error) {
+	n.gcMu.Lock()
+	defer n.gcMu.Unlock()
+	leased, err := n.leasedResources(ctx)
+	if err != nil {
+		return 0, err
+	}
+	stale, err := n.staleIngests(ctx, leased, 0)
+	var total int64
+	for _, st := range stale {
+		total += st.Offset
+	}
+	return total, err
+}
+
+// explainNoSpace adds to an error of a full disk (ENOSPC, EDQUOT, or the
+// free-space reserve's errdefs.ErrResourceExhausted) how much stale
+// ingests hold and how to free it; other errors are returned as they are.
+func (n *Node) explainNoSpace(ctx context.Context, err error) error {
+	if err == nil || !(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errdefs.IsResourceExhausted(err)) {
+		return err
+	}
+	b, serr := n.StaleIngestBytes(context.WithoutCancel(ctx))
+	if serr != nil || b == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (stale ingests hold %s: berth content prune frees them)", err, archive.HumanBytes(b))
 }
 
 func unreferenced(ctx context.Context, store content.Store, roots []ocispec.Descriptor, protect func(digest.Digest) bool) ([]digest.Digest, error) {

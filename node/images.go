@@ -70,6 +70,8 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 	if err := n.checkLease(ctx, ns); err != nil {
 		return observed.Image{}, err
 	}
+	// Registered before release runs, so the pull's own ingest counts.
+	defer func() { err = n.explainNoSpace(ctx, err) }()
 	release := n.begin(ctx, ns, "pull")
 	defer release()
 	progress := func(Progress) {}
@@ -301,7 +303,7 @@ func (n *Node) readConfig(ctx context.Context, name string, m ocispec.Manifest) 
 
 // Unpack unpacks a namespace's image into a snapshotter as a chain of
 // committed snapshots named by chain ID, and records where it is unpacked.
-func (n *Node) Unpack(ctx context.Context, ns, name, snapshotter, platform string, progress func(Progress)) (string, error) {
+func (n *Node) Unpack(ctx context.Context, ns, name, snapshotter, platform string, progress func(Progress)) (_ string, err error) {
 	sn, snName, err := n.Snapshotter(snapshotter)
 	if err != nil {
 		return "", err
@@ -314,6 +316,7 @@ func (n *Node) Unpack(ctx context.Context, ns, name, snapshotter, platform strin
 	if err != nil {
 		return "", err
 	}
+	defer func() { err = n.explainNoSpace(ctx, err) }()
 	release := n.begin(ctx, ns, "unpack")
 	defer release()
 	if progress == nil {

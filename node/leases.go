@@ -193,12 +193,13 @@ func randomLeaseID() string {
 type leaseSet struct {
 	digests   map[digest.Digest]bool
 	snapshots map[string]map[string]bool // snapshotter → keys
+	ingests   map[string]bool            // ingest refs
 }
 
 // leasedResources drops expired leases and returns what the others hold.
 // Called with gcMu held.
 func (n *Node) leasedResources(ctx context.Context) (leaseSet, error) {
-	set := leaseSet{digests: map[digest.Digest]bool{}, snapshots: map[string]map[string]bool{}}
+	set := leaseSet{digests: map[digest.Digest]bool{}, snapshots: map[string]map[string]bool{}, ingests: map[string]bool{}}
 	all, err := n.opts.DB.AllLeases(ctx)
 	if err != nil {
 		return set, err
@@ -220,6 +221,8 @@ func (n *Node) leasedResources(ctx context.Context) (leaseSet, error) {
 					if d, err := digest.Parse(r.ID); err == nil {
 						set.digests[d] = true
 					}
+				case r.Type == observed.ResourceIngests:
+					set.ingests[r.ID] = true
 				case strings.HasPrefix(r.Type, observed.ResourceSnapshot+"/"):
 					sn := strings.TrimPrefix(r.Type, observed.ResourceSnapshot+"/")
 					if set.snapshots[sn] == nil {

@@ -40,7 +40,15 @@ type Options struct {
 	// took, the bytes it downloaded from the registry (blobs already in the
 	// store count nothing) and its error (metrics).
 	OnPull func(d time.Duration, bytes int64, err error)
+	// StaleIngestAge is how long an ingest may go unwritten before a
+	// collection removes it (a pull that failed, for lack of space say,
+	// would otherwise hold its partial data forever); 0 is
+	// DefaultStaleIngestAge.
+	StaleIngestAge time.Duration
 }
+
+// DefaultStaleIngestAge leaves a failed pull a day to be resumed.
+const DefaultStaleIngestAge = 24 * time.Hour
 
 // Node performs operations on the node's stores.
 type Node struct {

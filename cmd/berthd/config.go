@@ -37,6 +37,15 @@ type Config struct {
 	Runtime        RuntimeConfig   `json:"runtime"`
 	Reconcile      ReconcileConfig `json:"reconcile"`
 	Unpack         UnpackConfig    `json:"unpack"`
+	Content        ContentConfig   `json:"content"`
+}
+
+// ContentConfig tunes the content store.
+type ContentConfig struct {
+	// StaleIngestAge is how long an ingest (a download cut short) may go
+	// unwritten before garbage collection removes it; berth content prune
+	// removes every ingest not in use at once.
+	StaleIngestAge Duration `json:"staleIngestAge"`
 }
 
 // UnpackConfig bounds what image layers may hold and what they may cost:
@@ -191,7 +200,8 @@ func DefaultConfig() Config {
 			Relist:     Duration{30 * time.Second},
 			MaxBackoff: Duration{5 * time.Minute},
 		},
-		Unpack: UnpackConfig{MaxLayerSize: "64Gi", MaxImageSize: "128Gi", FreeSpaceReserve: "2%"},
+		Unpack:  UnpackConfig{MaxLayerSize: "64Gi", MaxImageSize: "128Gi", FreeSpaceReserve: "2%"},
+		Content: ContentConfig{StaleIngestAge: Duration{24 * time.Hour}},
 	}
 }
 
@@ -208,6 +218,9 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 	}
 	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if cfg.Content.StaleIngestAge.Duration < 0 {
+		return cfg, fmt.Errorf("config %s: content.staleIngestAge: %s is negative", path, cfg.Content.StaleIngestAge.Duration)
 	}
 	if _, err := cfg.Unpack.Options(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)

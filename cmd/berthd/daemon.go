@@ -146,6 +146,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		PullRetry:          remote.RetryPolicy{Attempts: d.cfg.Pull.Retries, Max: d.cfg.Pull.MaxRetryWait.Duration},
 		PullConcurrency:    d.cfg.Pull.Concurrency,
 		ProgressTimeout:    d.cfg.Pull.ProgressTimeout.Duration,
+		StaleIngestAge:     d.cfg.Content.StaleIngestAge.Duration,
 		OnPull:             d.metrics.ObservePull,
 		Tasks: node.TaskOptions{
 			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim),
