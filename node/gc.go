@@ -33,11 +33,7 @@ type GCResult struct {
 // dropped first. Ingests last written longer than Options.StaleIngestAge
 // ago are removed too, unless a writer has them open or a lease holds them.
 func (n *Node) GC(ctx context.Context, dryRun bool) (GCResult, error) {
-	age := n.opts.StaleIngestAge
-	if age <= 0 {
-		age = DefaultStaleIngestAge
-	}
-	return n.gc(ctx, dryRun, age)
+	return n.gc(ctx, dryRun, n.staleIngestAge())
 }
 
 // Prune is the collection a user asks for (berth content prune): GC, but
@@ -157,6 +153,27 @@ func (n *Node) staleIngests(ctx context.Context, leased leaseSet, age time.Durat
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+func (n *Node) staleIngestAge() time.Duration {
+	if n.opts.StaleIngestAge <= 0 {
+		return DefaultStaleIngestAge
+	}
+	return n.opts.StaleIngestAge
+}
+
+// staleIngestsDue says whether a collection would find a stale ingest to
+// remove.
+func (n *Node) staleIngestsDue(ctx context.Context) bool {
+	age := n.staleIngestAge()
+	n.gcMu.Lock()
+	defer n.gcMu.Unlock()
+	leased, err := n.leasedResources(ctx)
+	if err != nil {
+		return false
+	}
+	stale, err := n.staleIngests(ctx, leased, age)
+	return err == nil && len(stale) > 0
 }
 
 // StaleIngestBytes is how many bytes the ingests Prune would remove hold.

@@ -132,6 +132,23 @@ func TestGC_StaleIngests(t *testing.T) {
 	}
 }
 
+// A node left running collects an ingest once it goes stale, with no
+// prune asked for.
+func TestRecoverLeases_CollectsStaleIngests(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n, cs := storeNode(t, Options{StaleIngestAge: time.Hour})
+	partialIngest(t, cs, "old", 2*time.Hour).Close()
+	partialIngest(t, cs, "fresh", time.Minute).Close()
+	if err := n.RecoverLeases(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); n.background.Wait() })
+	waitFor(t, 10*time.Second, func() (bool, string) {
+		got := ingestRefs(t, cs)
+		return slices.Equal(got, []string{"fresh"}), fmt.Sprintf("ingests %v, want only fresh", got)
+	})
+}
+
 // A pull that ran out of space says what a prune would give back.
 func TestExplainNoSpace(t *testing.T) {
 	ctx := context.Background()

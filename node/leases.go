@@ -281,7 +281,8 @@ func (n *Node) wakeExpiry() {
 	}
 }
 
-// expireLoop collects at each lease's expiry (at least every expirySweep).
+// expireLoop collects at each lease's expiry (at least every expirySweep),
+// and when an ingest has gone stale.
 func (n *Node) expireLoop(ctx context.Context) {
 	for {
 		wait := expirySweep
@@ -309,6 +310,11 @@ func (n *Node) expireLoop(ctx context.Context) {
 				n.log.Warn("garbage collection of expired leases", "err", err)
 			}
 			wait = expirySweep
+		} else if n.staleIngestsDue(ctx) {
+			// Once, not again at once: an ingest open for a day stays.
+			if _, err := n.GC(ctx, false); err != nil && ctx.Err() == nil {
+				n.log.Warn("garbage collection of stale ingests", "err", err)
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
