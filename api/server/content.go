@@ -103,7 +103,7 @@ func (s *Content) ListStatuses(ctx context.Context, _ *contentapi.ListStatusesRe
 
 func (s *Content) Prune(ctx context.Context, r *contentapi.PruneRequest) (*contentapi.PruneResponse, error) {
 	res, err := s.Node.Prune(ctx, r.DryRun)
-	resp := &contentapi.PruneResponse{Bytes: res.Bytes, RemovedSnapshots: res.Snapshots}
+	resp := &contentapi.PruneResponse{Bytes: res.Bytes, RemovedSnapshots: res.Snapshots, RemovedIngests: res.Ingests}
 	for _, d := range res.Blobs {
 		resp.Removed = append(resp.Removed, d.String())
 	}

@@ -61,11 +61,18 @@ func newContentCmd(g *globals) *cobra.Command {
 			for _, s := range resp.RemovedSnapshots {
 				fmt.Fprintln(cmd.OutOrStdout(), "snapshot", s)
 			}
+			for _, r := range resp.RemovedIngests {
+				fmt.Fprintln(cmd.OutOrStdout(), "ingest", r)
+			}
 			verb := "removed"
 			if dryRun {
 				verb = "would remove"
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s %d blobs (%s) and %d snapshots\n", verb, len(resp.Removed), humanSize(resp.Bytes), len(resp.RemovedSnapshots))
+			ingests := ""
+			if len(resp.RemovedIngests) > 0 {
+				ingests = fmt.Sprintf(" and %d stale ingests", len(resp.RemovedIngests))
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s %d blobs (%s) and %d snapshots%s\n", verb, len(resp.Removed), humanSize(resp.Bytes), len(resp.RemovedSnapshots), ingests)
 			return nil
 		},
 	}

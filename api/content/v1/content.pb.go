@@ -671,8 +671,10 @@ type PruneResponse struct {
 	Removed          []string               `protobuf:"bytes,1,rep,name=removed,proto3" json:"removed,omitempty"`
 	Bytes            int64                  `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	RemovedSnapshots []string               `protobuf:"bytes,3,rep,name=removed_snapshots,json=removedSnapshots,proto3" json:"removed_snapshots,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Refs of the stale ingests removed; their bytes are in bytes.
+	RemovedIngests []string `protobuf:"bytes,4,rep,name=removed_ingests,json=removedIngests,proto3" json:"removed_ingests,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PruneResponse) Reset() {
@@ -726,6 +728,13 @@ func (x *PruneResponse) GetRemovedSnapshots() []string {
 	return nil
 }
 
+func (x *PruneResponse) GetRemovedIngests() []string {
+	if x != nil {
+		return x.RemovedIngests
+	}
+	return nil
+}
+
 var File_content_v1_content_proto protoreflect.FileDescriptor
 
 const file_content_v1_content_proto_rawDesc = "" +
@@ -772,11 +781,12 @@ const file_content_v1_content_proto_rawDesc = "" +
 	"\x14ListStatusesResponse\x124\n" +
 	"\bstatuses\x18\x01 \x03(\v2\x18.berth.content.v1.StatusR\bstatuses\"'\n" +
 	"\fPruneRequest\x12\x17\n" +
-	"\adry_run\x18\x01 \x01(\bR\x06dryRun\"l\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\"\x95\x01\n" +
 	"\rPruneResponse\x12\x18\n" +
 	"\aremoved\x18\x01 \x03(\tR\aremoved\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12+\n" +
-	"\x11removed_snapshots\x18\x03 \x03(\tR\x10removedSnapshots2\xfe\x03\n" +
+	"\x11removed_snapshots\x18\x03 \x03(\tR\x10removedSnapshots\x12'\n" +
+	"\x0fremoved_ingests\x18\x04 \x03(\tR\x0eremovedIngests2\xfe\x03\n" +
 	"\aContent\x12E\n" +
 	"\x04Info\x12\x1d.berth.content.v1.InfoRequest\x1a\x1e.berth.content.v1.InfoResponse\x12S\n" +
 	"\x04List\x12$.berth.content.v1.ListContentRequest\x1a%.berth.content.v1.ListContentResponse\x12S\n" +
