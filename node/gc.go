@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"berth.dev/berth/content"
+	"berth.dev/berth/internal/units"
 	"berth.dev/berth/snapshot"
-	"berth.dev/berth/snapshot/archive"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -203,7 +203,7 @@ func (n *Node) explainNoSpace(ctx context.Context, err error) error {
 	if serr != nil || b == 0 {
 		return err
 	}
-	return fmt.Errorf("%w (stale ingests hold %s: berth content prune frees them)", err, archive.HumanBytes(b))
+	return fmt.Errorf("%w (stale ingests hold %s: berth content prune frees them)", err, units.Bytes(b))
 }
 
 func unreferenced(ctx context.Context, store content.Store, roots []ocispec.Descriptor, protect func(digest.Digest) bool) ([]digest.Digest, error) {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	contentapi "berth.dev/berth/api/content/v1"
+	"berth.dev/berth/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -37,7 +38,7 @@ func newContentCmd(g *globals) *cobra.Command {
 				views = append(views, blobView{Digest: i.Digest, Size: i.Size, CreatedAt: i.CreatedAt.AsTime(), Labels: i.Labels})
 			}
 			return printList(cmd.OutOrStdout(), output, views, []string{"DIGEST", "SIZE", "AGE", "LABELS"}, func(v blobView) []string {
-				return []string{v.Digest, humanSize(v.Size), ago(v.CreatedAt), labelString(v.Labels)}
+				return []string{v.Digest, units.Bytes(v.Size), ago(v.CreatedAt), labelString(v.Labels)}
 			})
 		},
 	}
@@ -72,7 +73,7 @@ func newContentCmd(g *globals) *cobra.Command {
 			if len(resp.RemovedIngests) > 0 {
 				ingests = fmt.Sprintf(" and %d stale ingests", len(resp.RemovedIngests))
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s %d blobs (%s) and %d snapshots%s\n", verb, len(resp.Removed), humanSize(resp.Bytes), len(resp.RemovedSnapshots), ingests)
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s %d blobs (%s) and %d snapshots%s\n", verb, len(resp.Removed), units.Bytes(resp.Bytes), len(resp.RemovedSnapshots), ingests)
 			return nil
 		},
 	}

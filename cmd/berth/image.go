@@ -11,6 +11,7 @@ import (
 	"time"
 
 	imagesapi "berth.dev/berth/api/images/v1"
+	"berth.dev/berth/internal/units"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -70,7 +71,7 @@ func newImageCmd(g *globals) *cobra.Command {
 					sns = append(sns, sn)
 				}
 				sort.Strings(sns)
-				return []string{v.Name, v.Digest, humanSize(v.Size), orDash(strings.Join(sns, ",")), ago(v.CreatedAt)}
+				return []string{v.Name, v.Digest, units.Bytes(v.Size), orDash(strings.Join(sns, ",")), ago(v.CreatedAt)}
 			})
 		},
 	}
@@ -185,7 +186,7 @@ func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
 				mbps = float64(final.BytesFetched) / final.Seconds / 1e6
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %d blobs, %s fetched in %.2fs (%.1f MB/s)\n", final.Image.Name,
-				final.Image.Target.GetDigest(), len(final.Layers), humanSize(final.BytesFetched), final.Seconds, mbps)
+				final.Image.Target.GetDigest(), len(final.Layers), units.Bytes(final.BytesFetched), final.Seconds, mbps)
 			return nil
 		},
 	}
@@ -213,9 +214,9 @@ func drawProgress(w io.Writer, p *imagesapi.PullProgress, prev int) int {
 		}
 		rate := ""
 		if l.Rate > 0 && l.Status == "downloading" {
-			rate = "  " + humanSize(int64(l.Rate)) + "/s"
+			rate = "  " + units.Bytes(int64(l.Rate)) + "/s"
 		}
-		fmt.Fprintf(w, "\x1b[2K%s  %-11s %5.1f%%  %s / %s%s\n", short, l.Status, pct, humanSize(l.Offset), humanSize(l.Total), rate)
+		fmt.Fprintf(w, "\x1b[2K%s  %-11s %5.1f%%  %s / %s%s\n", short, l.Status, pct, units.Bytes(l.Offset), units.Bytes(l.Total), rate)
 	}
 	fmt.Fprintf(w, "\x1b[2K%s\n", waitLine(p.Waiting))
 	return len(p.Layers) + 1

@@ -64,20 +64,6 @@ func printObject(w io.Writer, format string, v any) error {
 	return err
 }
 
-// humanSize prints bytes as 1.5 MiB.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // ago prints a time as "5 minutes ago".
 func ago(t time.Time) string {
 	if t.IsZero() {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	snapi "berth.dev/berth/api/snapshots/v1"
+	"berth.dev/berth/internal/units"
 	"berth.dev/berth/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -98,7 +99,7 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return printList(cmd.OutOrStdout(), output, resp.Usage, []string{"KEY", "SIZE", "INODES"}, func(u *snapi.Usage) []string {
-				return []string{u.Key, humanSize(u.Size), fmt.Sprint(u.Inodes)}
+				return []string{u.Key, units.Bytes(u.Size), fmt.Sprint(u.Inodes)}
 			})
 		},
 	}

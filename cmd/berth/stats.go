@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tasksapi "berth.dev/berth/api/tasks/v1"
+	"berth.dev/berth/internal/units"
 	"berth.dev/berth/spec"
 	"github.com/spf13/cobra"
 )
@@ -135,10 +136,10 @@ func printStats(w io.Writer, format string, rows []statView) error {
 	return printList(w, format, rows, []string{"NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"}, func(v statView) []string {
 		limit := "-"
 		if v.MemoryLimit > 0 {
-			limit = humanSize(int64(v.MemoryLimit))
+			limit = units.Bytes(int64(v.MemoryLimit))
 		}
 		return []string{v.Name, fmt.Sprintf("%.2f%%", v.CPUPercent),
-			humanSize(int64(v.MemoryUsage)) + " / " + limit,
+			units.Bytes(int64(v.MemoryUsage)) + " / " + limit,
 			fmt.Sprintf("%.2f%%", v.MemoryPercent), fmt.Sprint(v.Pids)}
 	})
 }

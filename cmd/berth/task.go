@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tasksapi "berth.dev/berth/api/tasks/v1"
+	"berth.dev/berth/internal/units"
 	"berth.dev/berth/spec"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -189,8 +190,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 				if mOut == "table" {
 					return printList(cmd.OutOrStdout(), mOut, []*tasksapi.MetricsResponse{m},
 						[]string{"CPU", "MEMORY", "LIMIT", "MAX", "OOM KILLS", "PIDS", "PIDS LIMIT"}, func(m *tasksapi.MetricsResponse) []string {
-							return []string{time.Duration(m.CpuUsageNs).String(), humanSize(int64(m.MemoryUsage)), humanSize(int64(m.MemoryLimit)),
-								humanSize(int64(m.MemoryMaxUsage)), strconv.FormatUint(m.OomKills, 10), strconv.FormatUint(m.PidsCurrent, 10), strconv.FormatUint(m.PidsLimit, 10)}
+							return []string{time.Duration(m.CpuUsageNs).String(), units.Bytes(int64(m.MemoryUsage)), units.Bytes(int64(m.MemoryLimit)),
+								units.Bytes(int64(m.MemoryMaxUsage)), strconv.FormatUint(m.OomKills, 10), strconv.FormatUint(m.PidsCurrent, 10), strconv.FormatUint(m.PidsLimit, 10)}
 						})
 				}
 				return printObject(cmd.OutOrStdout(), mOut, map[string]any{"cpuUsageNs": m.CpuUsageNs, "memoryUsage": m.MemoryUsage,

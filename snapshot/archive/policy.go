@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"berth.dev/berth/internal/units"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -94,7 +95,7 @@ func (a *applier) checkSpace() error {
 	reserve := max(r.Bytes, uint64(r.Percent/100*float64(st.Blocks*bsize)))
 	if free < reserve {
 		return fmt.Errorf("snapshot filesystem has %s free, less than the reserve of %s: %w",
-			HumanBytes(int64(free)), HumanBytes(int64(reserve)), errdefs.ErrResourceExhausted)
+			units.Bytes(int64(free)), units.Bytes(int64(reserve)), errdefs.ErrResourceExhausted)
 	}
 	a.checkEvery = min(maxCheckEvery, max(minCheckEvery, int64(free-reserve)/2))
 	return nil
@@ -107,20 +108,6 @@ func (a *applier) wrote(n int) error {
 		return a.checkSpace()
 	}
 	return nil
-}
-
-// HumanBytes formats n as "1.5 GiB".
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // noSpace classes a full disk or quota as ResourceExhausted, so callers can
