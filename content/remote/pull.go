@@ -302,15 +302,7 @@ func discard(ctx context.Context, store Store, desc ocispec.Descriptor) {
 }
 
 func sleep(ctx context.Context, attempt int) error {
-	d := time.Duration(50<<min(attempt, 4)) * time.Millisecond // 50ms … 800ms
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return sleepCtx(ctx, time.Duration(50<<min(attempt, 4))*time.Millisecond) // 50ms … 800ms
 }
 
 // progressWriter reports progress every progressStep bytes.

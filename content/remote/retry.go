@@ -146,6 +146,11 @@ func waitPaused(ctx context.Context, d time.Duration) error {
 		wd.pause()
 		defer wd.kick()
 	}
+	return sleepCtx(ctx, d)
+}
+
+// sleepCtx waits d, or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
