@@ -142,7 +142,7 @@ func namespaces(s Settings) []specs.LinuxNamespace {
 		{Type: specs.MountNamespace},
 	}
 	if !s.NetworkHost {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNSPath})
 	}
 	return ns
 }

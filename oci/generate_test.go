@@ -214,6 +214,33 @@ func TestGenerate_HostNetwork(t *testing.T) {
 	}
 }
 
+// A container on a CNI network joins the namespace the network package
+// attached instead of a new empty one.
+func TestGenerate_NetNSPath(t *testing.T) {
+	const p = "/run/berth/network/netns/default.web"
+	for _, tc := range []struct {
+		name string
+		s    Settings
+		want string
+	}{
+		{name: "new namespace", s: Settings{ID: "c"}, want: ""},
+		{name: "joined namespace", s: Settings{ID: "c", NetNSPath: p}, want: p},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := generate(t, tc.s)
+			for _, ns := range spec.Linux.Namespaces {
+				if ns.Type == specs.NetworkNamespace {
+					if ns.Path != tc.want {
+						t.Errorf("network namespace path %q, want %q", ns.Path, tc.want)
+					}
+					return
+				}
+			}
+			t.Error("no network namespace")
+		})
+	}
+}
+
 func TestGenerate_Resources(t *testing.T) {
 	spec := generate(t, Settings{ID: "c", Resources: Resources{CPU: 0.5, MemoryBytes: 64 << 20, Pids: 128}})
 	r := spec.Linux.Resources
@@ -311,6 +338,7 @@ func TestGenerate_Invalid(t *testing.T) {
 		{name: "long hostname", s: Settings{ID: "c", Hostname: strings.Repeat("h", 64)}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "systemd cgroups path", s: Settings{ID: "c", CgroupsPath: "system.slice:berth:c"}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "relative cgroups path", s: Settings{ID: "c", CgroupsPath: "berth/c"}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "relative netns path", s: Settings{ID: "c", NetNSPath: "netns/c"}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "dotdot cgroups path", s: Settings{ID: "c", CgroupsPath: "/berth/../c"}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "negative cpu", s: Settings{ID: "c", Resources: Resources{CPU: -1}}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "tiny cpu", s: Settings{ID: "c", Resources: Resources{CPU: 0.001}}, wantErr: errdefs.ErrInvalidArgument},

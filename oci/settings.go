@@ -45,6 +45,11 @@ type Settings struct {
 	// NetworkHost shares the host's network namespace and bind-mounts the
 	// host's /etc/hosts and /etc/resolv.conf read-only.
 	NetworkHost bool
+	// NetNSPath, when set, is a network namespace the container joins
+	// instead of getting a new empty one (a bind-mounted netns file that
+	// the network package attached to a CNI network). Ignored with
+	// NetworkHost.
+	NetNSPath string
 	// ReadonlyRootfs mounts the rootfs read-only.
 	ReadonlyRootfs bool
 	// Terminal gives the process a pseudo-terminal.
@@ -129,6 +134,9 @@ func (s *Settings) validate() error {
 		if err := checkHostname(s.Hostname); err != nil {
 			return err
 		}
+	}
+	if s.NetNSPath != "" && (!path.IsAbs(s.NetNSPath) || strings.ContainsRune(s.NetNSPath, 0)) {
+		return fmt.Errorf("netns path %q: want an absolute path: %w", s.NetNSPath, errdefs.ErrInvalidArgument)
 	}
 	if s.CgroupsPath != "" {
 		p := s.CgroupsPath
