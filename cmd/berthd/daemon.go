@@ -224,6 +224,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer stopHTTP()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
+	sdNotify("READY=1")
 	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid())
 	if !d.controllerReadiness {
 		d.setReady()
@@ -237,6 +238,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("serve api: %w", err)
 	}
+	sdNotify("STOPPING=1")
 	d.log.Info("berthd shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
