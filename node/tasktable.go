@@ -158,7 +158,7 @@ func (n *Node) LogPath(ns, id string) (string, error) {
 }
 
 func validatePathNames(ns, id string) error {
-	if err := spec.ValidateName("namespace", ns); err != nil {
+	if err := spec.ValidateNamespace(ns); err != nil {
 		return err
 	}
 	return spec.ValidateName("container id", id)

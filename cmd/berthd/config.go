@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,33 @@ type Config struct {
 	Reconcile      ReconcileConfig `json:"reconcile"`
 	Unpack         UnpackConfig    `json:"unpack"`
 	Content        ContentConfig   `json:"content"`
+	CNI            CNIConfig       `json:"cni"`
+}
+
+// CNIConfig says where the CNI plugins and network configurations are, so
+// berth can use the ones a Kubernetes node already has.
+type CNIConfig struct {
+	// BinDir is where the plugins are; a colon-separated list is searched
+	// in order.
+	BinDir string `json:"binDir"`
+	// ConfDir holds the conflists: those berth writes (the built-in
+	// network's, declared Networks') and a user's own.
+	ConfDir string `json:"confDir"`
+	// Bridge and Subnet are the built-in network's (berth0 on
+	// 10.87.0.0/16 when empty): two berthds on one host need their own.
+	Bridge string `json:"bridge,omitempty"`
+	Subnet string `json:"subnet,omitempty"`
+}
+
+// BinDirs splits BinDir into the directories searched.
+func (c CNIConfig) BinDirs() []string {
+	var out []string
+	for _, d := range filepath.SplitList(c.BinDir) {
+		if d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // ContentConfig tunes the content store.
@@ -202,6 +230,7 @@ func DefaultConfig() Config {
 		},
 		Unpack:  UnpackConfig{MaxLayerSize: "64Gi", MaxImageSize: "128Gi", FreeSpaceReserve: "2%"},
 		Content: ContentConfig{StaleIngestAge: Duration{24 * time.Hour}},
+		CNI:     CNIConfig{BinDir: "/usr/lib/cni", ConfDir: "/etc/berth/cni/net.d"},
 	}
 }
 
