@@ -105,6 +105,13 @@ type ContainerSpec struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Terminal gives the task a pseudo-terminal instead of pipes.
 	Terminal bool `json:"terminal,omitempty"`
+	// Init runs berth's small init as PID 1, with the program as its
+	// child: it forwards signals and reaps orphans, so a program that
+	// ignores SIGTERM as PID 1 (busybox httpd) still stops at once.
+	Init bool `json:"init,omitempty"`
+	// StopSignal is the signal a stop sends first (SIGTERM, TERM or 15);
+	// SIGKILL follows after the Task's stopTimeout.
+	StopSignal string `json:"stopSignal,omitempty"`
 	// Ports are published on the host (bridged networks only).
 	Ports []Port `json:"ports,omitempty"`
 	// DNS overrides parts of the container's /etc/resolv.conf.

@@ -53,6 +53,8 @@ var defaultNotes = map[string]string{
 	"Container.spec.ports.hostIP":     "every host address",
 	"Container.spec.mounts.readOnly":  "false",
 	"Container.spec.readOnlyRootfs":   "false",
+	"Container.spec.init":             "false",
+	"Container.spec.stopSignal":       "the image's STOPSIGNAL, else SIGTERM",
 	"Container.spec.terminal":         "false",
 	"Network.spec.ipMasq":             "false",
 	"Network.spec.isolate":            "false",

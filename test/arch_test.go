@@ -66,6 +66,7 @@ var layers = []struct {
 	// The binaries.
 	{"cmd/berthd/...", [][]string{{"..."}}},
 	{"cmd/berth-shim/...", [][]string{{"shim/...", "api/..."}, base}},
+	{"cmd/berth-init/...", [][]string{base}}, // PID 1 in containers: no berth package
 	{"cmd/berth/...", [][]string{{"api/...", "spec/...", "content", "snapshot", "*/proxy/..."}, base}},
 	// Tooling and tests.
 	{"hack/...", [][]string{base}},

@@ -188,3 +188,17 @@ func TestCLI_LogsWindow(t *testing.T) {
 		t.Fatalf("want exit 2 naming --since\n%s", r)
 	}
 }
+
+// TestCLI_RunInit: run --init makes berth-init PID 1 with the program as
+// its child (its parent is PID 1), and the program's exit code is still run's.
+func TestCLI_RunInit(t *testing.T) {
+	d := runDaemon(t)
+	r := d.CLI("run", "--rm", "--init", "busybox:latest", "ri", "--", "sh", "-c", `tr '\0' ' ' </proc/1/cmdline; echo; echo $PPID; exit 3`)
+	if r.ExitCode != 3 || r.Stdout != "/.berth-init -- sh -c tr '\\0' ' ' </proc/1/cmdline; echo; echo $PPID; exit 3 \n1\n" {
+		t.Fatalf("want PID 1 berth-init, the program its child, exit 3\n%s", r)
+	}
+	r = d.CLI("run", "--rm", "--stop-signal", "SIGNOPE", "busybox:latest", "rs", "--", "true")
+	if r.ExitCode != 2 || !strings.Contains(r.Stderr, `--stop-signal: "SIGNOPE" is not a signal`) {
+		t.Fatalf("want exit 2 naming --stop-signal\n%s", r)
+	}
+}

@@ -34,7 +34,7 @@ func TestInstall(t *testing.T) {
 		path string
 		mode os.FileMode
 	}{
-		{"usr/bin/berthd", 0o755}, {"usr/bin/berth", 0o755}, {"usr/bin/berth-shim", 0o755},
+		{"usr/bin/berthd", 0o755}, {"usr/bin/berth", 0o755}, {"usr/bin/berth-shim", 0o755}, {"usr/bin/berth-init", 0o755},
 		{"usr/lib/systemd/system/berthd.service", 0o644},
 		{"usr/share/man/man1/berth.1", 0o644}, {"usr/share/man/man1/berth-run.1", 0o644},
 		{"usr/share/bash-completion/completions/berth", 0o644},

@@ -66,8 +66,8 @@ func (s *Tasks) List(ctx context.Context, r *tasksapi.ListTasksRequest) (*tasksa
 
 func (s *Tasks) Kill(ctx context.Context, r *tasksapi.KillTaskRequest) (*tasksapi.KillTaskResponse, error) {
 	sig := syscall.Signal(r.Signal)
-	if sig == 0 {
-		sig = syscall.SIGTERM
+	if sig == 0 { // no signal named: the one a stop sends (the container's stopSignal)
+		sig = s.Node.StopSignal(ctx, r.Namespace, r.ContainerId)
 	}
 	return &tasksapi.KillTaskResponse{}, s.Node.KillTask(ctx, r.Namespace, r.ContainerId, r.ExecId, sig, r.All)
 }

@@ -164,11 +164,14 @@ type PullConfig struct {
 
 // RuntimeConfig names the OCI runtimes and the shim.
 type RuntimeConfig struct {
-	Default     string            `json:"default"`
-	Runtimes    map[string]string `json:"runtimes"`
-	Shim        string            `json:"shim"`
-	LogMaxSize  int64             `json:"logMaxSize"`
-	LogMaxFiles int               `json:"logMaxFiles"`
+	Default  string            `json:"default"`
+	Runtimes map[string]string `json:"runtimes"`
+	Shim     string            `json:"shim"`
+	// Init is berth-init, the PID 1 of containers with init: true (a bare
+	// name is looked for next to berthd, then on PATH).
+	Init        string `json:"init"`
+	LogMaxSize  int64  `json:"logMaxSize"`
+	LogMaxFiles int    `json:"logMaxFiles"`
 }
 
 // ReconcileConfig sets the controllers' timers.
@@ -220,6 +223,7 @@ func DefaultConfig() Config {
 			Default:     spec.DefaultRuntime,
 			Runtimes:    map[string]string{"runc": "runc", "crun": "crun"},
 			Shim:        "berth-shim",
+			Init:        "berth-init",
 			LogMaxSize:  10 << 20,
 			LogMaxFiles: 3,
 		},

@@ -160,7 +160,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		OnPull:             d.metrics.ObservePull,
 		Network:            d.net,
 		Tasks: node.TaskOptions{
-			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim),
+			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim), InitBinary: initBinary(d.cfg.Runtime.Init),
 			DefaultRuntime: d.cfg.NodeDefaults().Runtime, Runtimes: d.cfg.Runtime.Runtimes,
 			LogMaxSize: d.cfg.Runtime.LogMaxSize, LogMaxFiles: d.cfg.Runtime.LogMaxFiles,
 		},
@@ -300,6 +300,27 @@ func shimBinary(name string) string {
 	if name == "" {
 		name = "berth-shim"
 	}
+	return findBinary(name)
+}
+
+// initBinary finds berth-init as shimBinary finds the shim, and makes it
+// absolute (it is bind-mounted into containers); "" when it is nowhere,
+// so a container asking for an init gets a clear error.
+func initBinary(name string) string {
+	if name == "" {
+		name = "berth-init"
+	}
+	p, err := filepath.Abs(findBinary(name))
+	if err != nil {
+		return ""
+	}
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	return p
+}
+
+func findBinary(name string) string {
 	if filepath.IsAbs(name) || filepath.Base(name) != name {
 		return name
 	}
