@@ -38,6 +38,19 @@ type Config struct {
 	Reconcile      ReconcileConfig `json:"reconcile"`
 	Unpack         UnpackConfig    `json:"unpack"`
 	Content        ContentConfig   `json:"content"`
+	CRI            CRIConfig       `json:"cri"`
+}
+
+// CRIConfig is the kubelet's front door (cri/).
+type CRIConfig struct {
+	// Address is the CRI's unix socket (mode 0600); "" turns the CRI off.
+	Address string `json:"address"`
+	// SandboxImage is the pause image pods' sandboxes run; when it is not
+	// on the node and cannot be pulled, berth's built-in pause is used.
+	SandboxImage string `json:"sandboxImage"`
+	// StreamAddress is where exec, attach and port-forward stream
+	// (loopback; port 0 picks a free one).
+	StreamAddress string `json:"streamAddress"`
 }
 
 // ContentConfig tunes the content store.
@@ -202,6 +215,7 @@ func DefaultConfig() Config {
 		},
 		Unpack:  UnpackConfig{MaxLayerSize: "64Gi", MaxImageSize: "128Gi", FreeSpaceReserve: "2%"},
 		Content: ContentConfig{StaleIngestAge: Duration{24 * time.Hour}},
+		CRI:     CRIConfig{Address: "/run/berth/cri.sock", SandboxImage: "registry.k8s.io/pause:3.10", StreamAddress: "127.0.0.1:0"},
 	}
 }
 

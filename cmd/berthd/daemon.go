@@ -222,6 +222,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopHTTP()
+	stopCRI, err := d.serveCRI(ctx)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopCRI()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
 	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid())

@@ -86,6 +86,7 @@ func run(args []string) error {
 	manifests := fs.String("manifests", "", "watched manifest directory (default /etc/berth/manifests; \"\" in config turns it off)")
 	metrics := fs.String("metrics-address", "", "metrics listen address (default 127.0.0.1:1338; \"off\" turns it off)")
 	logLevel := fs.String("log-level", "", "debug|info|warn|error")
+	criAddress := fs.String("cri-address", "", "CRI socket for the kubelet (default /run/berth/cri.sock; \"\" turns it off)")
 	registryDir := fs.String("registry-config-dir", "", "registry hosts directory in containerd's certs.d format (default /etc/berth/certs.d)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), usage)
@@ -118,6 +119,7 @@ func run(args []string) error {
 		"root": {root, &cfg.Root}, "state": {state, &cfg.State}, "address": {address, &cfg.Address},
 		"manifests": {manifests, &cfg.Manifests}, "metrics-address": {metrics, &cfg.MetricsAddress},
 		"log-level": {logLevel, &cfg.LogLevel}, "registry-config-dir": {registryDir, &cfg.Registries.ConfigDir},
+		"cri-address": {criAddress, &cfg.CRI.Address},
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if o, ok := overrides[f.Name]; ok {
