@@ -40,6 +40,7 @@ type Config struct {
 	Unpack         UnpackConfig    `json:"unpack"`
 	Content        ContentConfig   `json:"content"`
 	CNI            CNIConfig       `json:"cni"`
+	CRI            CRIConfig       `json:"cri"`
 }
 
 // CNIConfig says where the CNI plugins and network configurations are, so
@@ -66,6 +67,18 @@ func (c CNIConfig) BinDirs() []string {
 		}
 	}
 	return out
+}
+
+// CRIConfig is the kubelet's front door (cri/).
+type CRIConfig struct {
+	// Address is the CRI's unix socket (mode 0600); "" turns the CRI off.
+	Address string `json:"address"`
+	// SandboxImage is the pause image pods' sandboxes run; when it is not
+	// on the node and cannot be pulled, berth's built-in pause is used.
+	SandboxImage string `json:"sandboxImage"`
+	// StreamAddress is where exec, attach and port-forward stream
+	// (loopback; port 0 picks a free one).
+	StreamAddress string `json:"streamAddress"`
 }
 
 // ContentConfig tunes the content store.
@@ -235,6 +248,7 @@ func DefaultConfig() Config {
 		Unpack:  UnpackConfig{MaxLayerSize: "64Gi", MaxImageSize: "128Gi", FreeSpaceReserve: "2%"},
 		Content: ContentConfig{StaleIngestAge: Duration{24 * time.Hour}},
 		CNI:     CNIConfig{BinDir: "/usr/lib/cni", ConfDir: "/etc/berth/cni/net.d"},
+		CRI:     CRIConfig{Address: "/run/berth/cri.sock", SandboxImage: "registry.k8s.io/pause:3.10", StreamAddress: "127.0.0.1:0"},
 	}
 }
 

@@ -233,6 +233,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopHTTP()
+	stopCRI, err := d.serveCRI(ctx)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopCRI()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
 	sdNotify("READY=1")

@@ -54,6 +54,8 @@ type Daemon struct {
 	// Socket is its API socket (State/berth.sock); MetricsAddr its metrics
 	// address; LogPath the file its stdout and stderr go to.
 	Root, State, Manifests, Socket, MetricsAddr, LogPath string
+	// CRISocket is its CRI socket (State/cri.sock): never /run/berth.
+	CRISocket string
 	// ConfigPath is the --config file, empty if none was given.
 	ConfigPath string
 	// CNIConfDir is the daemon's own --cni-conf-dir (never /etc/berth);
@@ -109,6 +111,7 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 		State:       state,
 		Manifests:   opts.Manifests,
 		Socket:      filepath.Join(state, "berth.sock"),
+		CRISocket:   filepath.Join(state, "cri.sock"),
 		MetricsAddr: opts.MetricsAddress,
 		LogPath:     filepath.Join(dir, "berthd.log"),
 		t:           t,
@@ -133,7 +136,7 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 			t.Fatal(err)
 		}
 	}
-	d.args = []string{"--root", d.Root, "--state", d.State, "--address", d.Socket,
+	d.args = []string{"--root", d.Root, "--state", d.State, "--address", d.Socket, "--cri-address", d.CRISocket,
 		"--metrics-address", d.MetricsAddr, "--log-level", opts.LogLevel}
 	if !opts.DefaultManifests {
 		d.args = append(d.args, "--manifests", d.Manifests)
