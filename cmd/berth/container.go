@@ -241,6 +241,6 @@ func newContainerCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, ls, info, rm)
+	cmd.AddCommand(create, ls, info, rm, newContainerCommitCmd(g))
 	return cmd
 }

@@ -15,6 +15,7 @@ import (
 
 	ctrapi "berth.dev/berth/api/containers/v1"
 	contentapi "berth.dev/berth/api/content/v1"
+	diffapi "berth.dev/berth/api/diff/v1"
 	eventsapi "berth.dev/berth/api/events/v1"
 	imagesapi "berth.dev/berth/api/images/v1"
 	introapi "berth.dev/berth/api/introspection/v1"
@@ -273,6 +274,7 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	imagesapi.RegisterImagesService(srv, d.observeImages(&server.Images{Node: d.node}))
 	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, Events: d.bus})
 	leasesapi.RegisterLeasesService(srv, &server.Leases{Node: d.node})
+	diffapi.RegisterDiffService(srv, &server.Layers{Node: d.node})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
 	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
 	eventsapi.RegisterEventsService(srv, d.eventsService())
