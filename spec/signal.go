@@ -35,4 +35,3 @@ func SignalName(sig syscall.Signal) string {
 	}
 	return strconv.Itoa(int(sig))
 }
-
