@@ -29,6 +29,7 @@ import (
 	"berth.dev/berth/content/local"
 	"berth.dev/berth/content/remote"
 	"berth.dev/berth/metrics"
+	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
@@ -44,13 +45,15 @@ import (
 
 // Daemon is one running berthd: its stores, services and listeners.
 type Daemon struct {
-	cfg     Config
-	log     *slog.Logger
-	lock    *os.File
-	db      *bolt.DB
-	obs     *observed.DB
-	bus     *observed.Bus
-	node    *node.Node
+	cfg  Config
+	log  *slog.Logger
+	lock *os.File
+	db   *bolt.DB
+	obs  *observed.DB
+	bus  *observed.Bus
+	node *node.Node
+	// net attaches containers to CNI networks (the node and the CRI use it).
+	net     *network.Manager
 	started time.Time
 	closers []func() error
 	// reg and metrics are this daemon's own (cmd/berthd/observe.go).
@@ -144,6 +147,13 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.net, err = network.New(network.Options{
+		BinDirs: d.cfg.CNI.BinDirs(), ConfDir: d.cfg.CNI.ConfDir, Root: d.cfg.Root, State: d.cfg.State,
+		Bridge: d.cfg.CNI.Bridge, Subnet: d.cfg.CNI.Subnet, Log: d.log.With("component", "network"),
+	})
+	if err != nil {
+		return fmt.Errorf("open networks: %w", err)
+	}
 	d.node = node.New(node.Options{
 		Unpack:             unpackOpts,
 		Content:            cs,
@@ -159,8 +169,9 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		ProgressTimeout:    d.cfg.Pull.ProgressTimeout.Duration,
 		StaleIngestAge:     d.cfg.Content.StaleIngestAge.Duration,
 		OnPull:             d.metrics.ObservePull,
+		Network:            d.net,
 		Tasks: node.TaskOptions{
-			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim),
+			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim), InitBinary: initBinary(d.cfg.Runtime.Init),
 			DefaultRuntime: d.cfg.NodeDefaults().Runtime, Runtimes: d.cfg.Runtime.Runtimes,
 			LogMaxSize: d.cfg.Runtime.LogMaxSize, LogMaxFiles: d.cfg.Runtime.LogMaxFiles,
 		},
@@ -262,8 +273,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopHTTP()
+	stopCRI, err := d.serveCRI(ctx)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopCRI()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
+	sdNotify("READY=1")
 	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid())
 	if !d.controllerReadiness {
 		d.setReady()
@@ -277,6 +295,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("serve api: %w", err)
 	}
+	sdNotify("STOPPING=1")
 	d.log.Info("berthd shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -328,6 +347,27 @@ func shimBinary(name string) string {
 	if name == "" {
 		name = "berth-shim"
 	}
+	return findBinary(name)
+}
+
+// initBinary finds berth-init as shimBinary finds the shim, and makes it
+// absolute (it is bind-mounted into containers); "" when it is nowhere,
+// so a container asking for an init gets a clear error.
+func initBinary(name string) string {
+	if name == "" {
+		name = "berth-init"
+	}
+	p, err := filepath.Abs(findBinary(name))
+	if err != nil {
+		return ""
+	}
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	return p
+}
+
+func findBinary(name string) string {
 	if filepath.IsAbs(name) || filepath.Base(name) != name {
 		return name
 	}
