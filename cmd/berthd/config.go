@@ -29,18 +29,23 @@ type Config struct {
 	// ManifestSettle is how long a manifest file must be quiet before it
 	// is read when nothing says its writer is done (no close-after-write,
 	// no rename into place).
-	ManifestSettle Duration        `json:"manifestSettle"`
-	MetricsAddress string          `json:"metricsAddress"`
-	LogLevel       string          `json:"logLevel"`
-	Snapshotter    string          `json:"snapshotter"`
-	Registries     RegistryConfig  `json:"registries"`
-	Pull           PullConfig      `json:"pull"`
-	Runtime        RuntimeConfig   `json:"runtime"`
-	Reconcile      ReconcileConfig `json:"reconcile"`
-	Unpack         UnpackConfig    `json:"unpack"`
-	Content        ContentConfig   `json:"content"`
-	CNI            CNIConfig       `json:"cni"`
-	CRI            CRIConfig       `json:"cri"`
+	ManifestSettle Duration `json:"manifestSettle"`
+	MetricsAddress string   `json:"metricsAddress"`
+	LogLevel       string   `json:"logLevel"`
+	// Snapshotter is the default snapshotter: overlayfs, native or btrfs.
+	// Not configured, it is btrfs on a fresh root on btrfs (see
+	// resolveSnapshotter), else overlayfs.
+	Snapshotter string `json:"snapshotter"`
+	// SnapshotterGiven says the config file named the snapshotter.
+	SnapshotterGiven bool            `json:"-"`
+	Registries       RegistryConfig  `json:"registries"`
+	Pull             PullConfig      `json:"pull"`
+	Runtime          RuntimeConfig   `json:"runtime"`
+	Reconcile        ReconcileConfig `json:"reconcile"`
+	Unpack           UnpackConfig    `json:"unpack"`
+	Content          ContentConfig   `json:"content"`
+	CNI              CNIConfig       `json:"cni"`
+	CRI              CRIConfig       `json:"cri"`
 }
 
 // CNIConfig says where the CNI plugins and network configurations are, so
@@ -265,6 +270,10 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 	}
 	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	var keys map[string]any
+	if yaml.Unmarshal(data, &keys) == nil {
+		_, cfg.SnapshotterGiven = keys["snapshotter"]
 	}
 	if cfg.Content.StaleIngestAge.Duration < 0 {
 		return cfg, fmt.Errorf("config %s: content.staleIngestAge: %s is negative", path, cfg.Content.StaleIngestAge.Duration)
