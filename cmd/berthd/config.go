@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"berth.dev/berth/policy"
 	"berth.dev/berth/snapshot/unpack"
 	"berth.dev/berth/spec"
 
@@ -38,6 +40,10 @@ type Config struct {
 	Reconcile      ReconcileConfig `json:"reconcile"`
 	Unpack         UnpackConfig    `json:"unpack"`
 	Content        ContentConfig   `json:"content"`
+	// Policy limits what the containers of each namespace may ask of the
+	// host (package policy); by default no bind may reach berthd's own
+	// root, state directory, socket or manifest directory, nor /.
+	Policy policy.Config `json:"policy"`
 }
 
 // ContentConfig tunes the content store.
@@ -175,6 +181,23 @@ func (c Config) NodeDefaults() spec.NodeDefaults {
 	return spec.NodeDefaults{Snapshotter: c.Snapshotter, Runtime: c.Runtime.Default}
 }
 
+// NodePolicy compiles the policy section. berthd's own paths (root,
+// state, socket, manifest directory) are the protected paths of an entry
+// that names none, under their resolved names as well: berthd calls it
+// once those directories exist.
+func (c Config) NodePolicy() (*policy.Policy, error) {
+	protected := []string{c.Root, c.State, c.Address}
+	if c.Manifests != "" {
+		protected = append(protected, c.Manifests)
+	}
+	for i, p := range protected {
+		if abs, err := filepath.Abs(p); err == nil {
+			protected[i] = abs
+		}
+	}
+	return policy.Compile(c.Policy, protected, filepath.EvalSymlinks)
+}
+
 // DefaultConfig is what berthd uses when no config file exists.
 func DefaultConfig() Config {
 	return Config{
@@ -223,6 +246,9 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 		return cfg, fmt.Errorf("config %s: content.staleIngestAge: %s is negative", path, cfg.Content.StaleIngestAge.Duration)
 	}
 	if _, err := cfg.Unpack.Options(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if _, err := cfg.NodePolicy(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil

@@ -133,8 +133,13 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pol, err := d.cfg.NodePolicy()
+	if err != nil {
+		return err
+	}
 	d.node = node.New(node.Options{
 		Unpack:             unpackOpts,
+		Policy:             pol,
 		Content:            cs,
 		Snapshotters:       sns,
 		DefaultSnapshotter: d.cfg.NodeDefaults().Snapshotter,
