@@ -55,7 +55,7 @@ var layers = []struct {
 	{"snapshot/...", [][]string{{"api/..."}, base}},
 	{"shim/...", [][]string{{"api/..."}, base}},
 	{"oci/...", [][]string{{"spec/..."}, base}},
-	{"network/...", [][]string{base}}, // CNI mechanism: no berth store, not even spec
+	{"network/...", [][]string{base}},              // CNI mechanism: no berth store, not even spec
 	{"policy/...", [][]string{{"spec/..."}, base}}, // the node policy: pure evaluation
 	// node joins the stores into imperative operations; the controllers and
 	// api/server use it.
