@@ -151,7 +151,8 @@ func (c *Controller) removeContainer(ctx context.Context, ns, id string, stopTim
 	return nil
 }
 
-// stopTask sends SIGTERM, waits up to timeout, then SIGKILL, and deletes
+// stopTask sends the container's stop signal (SIGTERM unless it or its
+// image names another), waits up to timeout, then SIGKILL, and deletes
 // the task. No task is fine.
 func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.Duration) error {
 	info, err := c.opts.Node.GetTask(ctx, ns, id)
@@ -165,7 +166,7 @@ func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.D
 		if info.Status == spec.TaskPhasePaused {
 			_ = c.opts.Node.ResumeTask(ctx, ns, id)
 		}
-		_ = c.opts.Node.KillTask(ctx, ns, id, "", syscall.SIGTERM, false)
+		_ = c.opts.Node.KillTask(ctx, ns, id, "", c.opts.Node.StopSignal(ctx, ns, id), false)
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		_, werr := c.opts.Node.WaitTask(wctx, ns, id, "")
 		cancel()

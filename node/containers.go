@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"berth.dev/berth/observed"
 	"berth.dev/berth/oci"
@@ -160,6 +161,9 @@ func (n *Node) generateSpec(ctx context.Context, mounts []snapshot.Mount, img oc
 	if err := snapshot.MountAll(mounts, dir); err != nil {
 		return nil, fmt.Errorf("mount rootfs to generate the spec: %w", err)
 	}
+	if s.Init {
+		s.InitPath = n.opts.Tasks.InitBinary
+	}
 	spec, gerr := oci.Generate(ctx, dir, img, s)
 	if err := snapshot.UnmountAll(dir); err != nil {
 		return nil, errors.Join(gerr, err)
@@ -210,4 +214,26 @@ func (n *Node) DeleteContainer(ctx context.Context, ns, id string) error {
 func (n *Node) publish(ctx context.Context, ns, topic string, payload map[string]any) {
 	n.opts.Events.Publish(ctx, ns, topic, payload)
 	n.log.Info("event", "topic", topic, "namespace", ns, "id", payload["id"])
+}
+
+// StopSignal is the signal a stop of the container's task sends first:
+// the one its spec records (the container's stopSignal, else the image's
+// STOPSIGNAL), else SIGTERM.
+func (n *Node) StopSignal(ctx context.Context, ns, id string) syscall.Signal {
+	c, err := n.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
+		return syscall.SIGTERM
+	}
+	var sp struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(c.Spec, &sp) != nil {
+		return syscall.SIGTERM
+	}
+	if v := sp.Annotations[oci.StopSignalAnnotation]; v != "" {
+		if sig, err := spec.ParseSignal(v); err == nil {
+			return sig
+		}
+	}
+	return syscall.SIGTERM
 }

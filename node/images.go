@@ -31,6 +31,9 @@ type PullOptions struct {
 	// AuthFile is a docker config.json-format file (mode 0600) whose
 	// credentials come before berthd's docker config.
 	AuthFile string
+	// Keychain, when set, finds credentials before AuthFile and berthd's
+	// docker config (the CRI passes the kubelet's pull secret this way).
+	Keychain authn.Keychain
 	// Progress sees each blob's download and each layer's unpack.
 	Progress func(Progress)
 }
@@ -96,6 +99,13 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 		if regOpts.Keychain, err = remote.FileKeychain(opts.AuthFile, authn.DefaultKeychain); err != nil {
 			return observed.Image{}, fmt.Errorf("pull %s: %w", r, err)
 		}
+	}
+	if opts.Keychain != nil {
+		next := regOpts.Keychain
+		if next == nil {
+			next = authn.DefaultKeychain
+		}
+		regOpts.Keychain = authn.NewMultiKeychain(opts.Keychain, next)
 	}
 	// Resolve once and fetch everything else by digest under that root: a
 	// tag that moves meanwhile cannot mix two images, one repository (and

@@ -49,6 +49,9 @@ type Options struct {
 	// Policy is the node policy every container create is checked
 	// against; nil allows everything (unit tests).
 	Policy *policy.Policy
+	// Network attaches containers to bridge and declared networks; nil
+	// leaves only network: host and none.
+	Network Networker
 }
 
 // DefaultStaleIngestAge leaves a failed pull a day to be resumed.

@@ -59,11 +59,29 @@ type Settings struct {
 	// CgroupsPath defaults to DefaultCgroupsPath(Namespace, ID).
 	CgroupsPath string
 
+	// Init runs InitPath (berth-init, a host binary bind-mounted read-only
+	// at InitTarget) as PID 1 with the program as its child, so signals
+	// reach a program that ignores them as PID 1 and orphans are reaped.
+	Init     bool
+	InitPath string
+	// StopSignal is what a stop sends first (a name, SIGTERM or TERM, or
+	// a number); empty: the image's STOPSIGNAL, else SIGTERM. Generate
+	// records the result in the StopSignalAnnotation.
+	StopSignal string
+
 	// Privileged must be false: privileged containers are not built.
 	Privileged bool
 	// NoNewPrivileges defaults to true when nil.
 	NoNewPrivileges *bool
 }
+
+// InitTarget is where Init mounts berth-init in the container.
+const InitTarget = "/.berth-init"
+
+// StopSignalAnnotation records the signal a stop sends first, resolved at
+// Generate from the settings and the image, so whoever stops the task
+// later reads it off the spec.
+const StopSignalAnnotation = "berth.dev/stop-signal"
 
 // Mount types.
 const (

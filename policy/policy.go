@@ -16,8 +16,9 @@
 // Built-in values (what a node with no policy section enforces):
 //
 //	allowedBindPrefixes     any host path
-//	protectedPaths          berthd's root, state directory, API socket and
-//	                        manifest directory (given by the daemon); a bind
+//	protectedPaths          berthd's root, state directory, sockets,
+//	                        manifest and CNI configuration directories
+//	                        (given by the daemon); a bind
 //	                        of one of them, of a path inside one, or of a
 //	                        directory holding one (so / itself) is refused
 //	allowHostNetwork        true

@@ -115,6 +115,8 @@ func TestParse_Errors(t *testing.T) {
 			[]string{`web.yaml: document 1: Task default/x: apiVersion: "v1" is not berth.dev/v1`}},
 		{"bad name", "apiVersion: berth.dev/v1\nkind: Task\nmetadata: {name: Web_1, namespace: -x}\nspec: {container: x}\n",
 			[]string{`metadata.name: "Web_1" is not a DNS-1123 label`, `metadata.namespace: "-x" is not a DNS-1123 label`}},
+		{"cri namespace", "apiVersion: berth.dev/v1\nkind: Task\nmetadata: {name: x, namespace: k8s.io}\nspec: {container: x}\n",
+			[]string{`metadata.namespace: "k8s.io" is reserved for the CRI`}},
 		{"task enums", "apiVersion: berth.dev/v1\nkind: Task\nmetadata: {name: x}\nspec: {state: running, restartPolicy: Sometimes, stopTimeout: 10}\n",
 			[]string{`spec.container: missing`, `spec.state: "running" is not one of Running, Stopped, Paused`,
 				`spec.restartPolicy: "Sometimes" is not one of`, `spec.stopTimeout: "10" is not a duration`}},

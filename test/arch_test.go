@@ -60,6 +60,9 @@ var layers = []struct {
 	// node joins the stores into imperative operations; the controllers and
 	// api/server use it.
 	{"node/...", [][]string{{"spec/...", "api/shim/..."}, stores, base}}, // shim/client takes api/shim/v1 requests
+	// cri is the kubelet's front door beside api/server: node and network,
+	// never the controllers.
+	{"cri/...", [][]string{{"spec/...", "node/...", "network/..."}, stores, base}},
 	{"controller/...", [][]string{{"spec/...", "api/...", "node/...", "metrics/..."}, stores, base}},
 	// metrics: Prometheus collectors; reads the node through its own small
 	// interfaces, so it imports no berth package.
@@ -67,6 +70,7 @@ var layers = []struct {
 	// The binaries.
 	{"cmd/berthd/...", [][]string{{"..."}}},
 	{"cmd/berth-shim/...", [][]string{{"shim/...", "api/..."}, base}},
+	{"cmd/berth-init/...", [][]string{base}}, // PID 1 in containers: no berth package
 	{"cmd/berth/...", [][]string{{"api/...", "spec/...", "content", "snapshot", "*/proxy/..."}, base}},
 	// Tooling and tests.
 	{"hack/...", [][]string{base}},
@@ -102,6 +106,8 @@ var forbiddenDeps = []struct {
 	{"cmd/berth", []string{"go.etcd.io/bbolt", module + "/content/local", module + "/snapshot/overlay",
 		module + "/snapshot/native", module + "/snapshot/storage"},
 		"the CLI talks to berthd over the API and never opens a store"},
+	{"cri", []string{module + "/controller", module + "/desired", module + "/api/server"},
+		"the CRI's objects are the kubelet's: it drives the node directly and never the manifest controllers or their desired state"},
 	{"spec", []string{"go.etcd.io/bbolt", "github.com/containerd/ttrpc", "github.com/google/go-containerregistry", "net/http"},
 		"spec is pure: types, parsing, validation, hashing"},
 }

@@ -44,6 +44,46 @@ type Config struct {
 	// host (package policy); by default no bind may reach berthd's own
 	// root, state directory, socket or manifest directory, nor /.
 	Policy policy.Config `json:"policy"`
+	CNI    CNIConfig     `json:"cni"`
+	CRI    CRIConfig     `json:"cri"`
+}
+
+// CNIConfig says where the CNI plugins and network configurations are, so
+// berth can use the ones a Kubernetes node already has.
+type CNIConfig struct {
+	// BinDir is where the plugins are; a colon-separated list is searched
+	// in order.
+	BinDir string `json:"binDir"`
+	// ConfDir holds the conflists: those berth writes (the built-in
+	// network's, declared Networks') and a user's own.
+	ConfDir string `json:"confDir"`
+	// Bridge and Subnet are the built-in network's (berth0 on
+	// 10.87.0.0/16 when empty): two berthds on one host need their own.
+	Bridge string `json:"bridge,omitempty"`
+	Subnet string `json:"subnet,omitempty"`
+}
+
+// BinDirs splits BinDir into the directories searched.
+func (c CNIConfig) BinDirs() []string {
+	var out []string
+	for _, d := range filepath.SplitList(c.BinDir) {
+		if d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// CRIConfig is the kubelet's front door (cri/).
+type CRIConfig struct {
+	// Address is the CRI's unix socket (mode 0600); "" turns the CRI off.
+	Address string `json:"address"`
+	// SandboxImage is the pause image pods' sandboxes run; when it is not
+	// on the node and cannot be pulled, berth's built-in pause is used.
+	SandboxImage string `json:"sandboxImage"`
+	// StreamAddress is where exec, attach and port-forward stream
+	// (loopback; port 0 picks a free one).
+	StreamAddress string `json:"streamAddress"`
 }
 
 // ContentConfig tunes the content store.
@@ -142,11 +182,14 @@ type PullConfig struct {
 
 // RuntimeConfig names the OCI runtimes and the shim.
 type RuntimeConfig struct {
-	Default     string            `json:"default"`
-	Runtimes    map[string]string `json:"runtimes"`
-	Shim        string            `json:"shim"`
-	LogMaxSize  int64             `json:"logMaxSize"`
-	LogMaxFiles int               `json:"logMaxFiles"`
+	Default  string            `json:"default"`
+	Runtimes map[string]string `json:"runtimes"`
+	Shim     string            `json:"shim"`
+	// Init is berth-init, the PID 1 of containers with init: true (a bare
+	// name is looked for next to berthd, then on PATH).
+	Init        string `json:"init"`
+	LogMaxSize  int64  `json:"logMaxSize"`
+	LogMaxFiles int    `json:"logMaxFiles"`
 }
 
 // ReconcileConfig sets the controllers' timers.
@@ -182,13 +225,17 @@ func (c Config) NodeDefaults() spec.NodeDefaults {
 }
 
 // NodePolicy compiles the policy section. berthd's own paths (root,
-// state, socket, manifest directory) are the protected paths of an entry
+// state, sockets, manifest and CNI configuration directories) are the protected paths of an entry
 // that names none, under their resolved names as well: berthd calls it
 // once those directories exist.
 func (c Config) NodePolicy() (*policy.Policy, error) {
 	protected := []string{c.Root, c.State, c.Address}
-	if c.Manifests != "" {
-		protected = append(protected, c.Manifests)
+	// The manifest directory, the CRI's socket and the CNI configurations
+	// berth writes (and runs as root) are as good as the API socket.
+	for _, p := range []string{c.Manifests, c.CRI.Address, c.CNI.ConfDir} {
+		if p != "" {
+			protected = append(protected, p)
+		}
 	}
 	for i, p := range protected {
 		if abs, err := filepath.Abs(p); err == nil {
@@ -215,6 +262,7 @@ func DefaultConfig() Config {
 			Default:     spec.DefaultRuntime,
 			Runtimes:    map[string]string{"runc": "runc", "crun": "crun"},
 			Shim:        "berth-shim",
+			Init:        "berth-init",
 			LogMaxSize:  10 << 20,
 			LogMaxFiles: 3,
 		},
@@ -225,6 +273,8 @@ func DefaultConfig() Config {
 		},
 		Unpack:  UnpackConfig{MaxLayerSize: "64Gi", MaxImageSize: "128Gi", FreeSpaceReserve: "2%"},
 		Content: ContentConfig{StaleIngestAge: Duration{24 * time.Hour}},
+		CNI:     CNIConfig{BinDir: "/usr/lib/cni", ConfDir: "/etc/berth/cni/net.d"},
+		CRI:     CRIConfig{Address: "/run/berth/cri.sock", SandboxImage: "registry.k8s.io/pause:3.10", StreamAddress: "127.0.0.1:0"},
 	}
 }
 

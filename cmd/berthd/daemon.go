@@ -15,6 +15,7 @@ import (
 
 	ctrapi "berth.dev/berth/api/containers/v1"
 	contentapi "berth.dev/berth/api/content/v1"
+	diffapi "berth.dev/berth/api/diff/v1"
 	eventsapi "berth.dev/berth/api/events/v1"
 	imagesapi "berth.dev/berth/api/images/v1"
 	introapi "berth.dev/berth/api/introspection/v1"
@@ -27,6 +28,7 @@ import (
 	"berth.dev/berth/content/local"
 	"berth.dev/berth/content/remote"
 	"berth.dev/berth/metrics"
+	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
@@ -40,13 +42,15 @@ import (
 
 // Daemon is one running berthd: its stores, services and listeners.
 type Daemon struct {
-	cfg     Config
-	log     *slog.Logger
-	lock    *os.File
-	db      *bolt.DB
-	obs     *observed.DB
-	bus     *observed.Bus
-	node    *node.Node
+	cfg  Config
+	log  *slog.Logger
+	lock *os.File
+	db   *bolt.DB
+	obs  *observed.DB
+	bus  *observed.Bus
+	node *node.Node
+	// net attaches containers to CNI networks (the node and the CRI use it).
+	net     *network.Manager
 	started time.Time
 	closers []func() error
 	// reg and metrics are this daemon's own (cmd/berthd/observe.go).
@@ -137,6 +141,13 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.net, err = network.New(network.Options{
+		BinDirs: d.cfg.CNI.BinDirs(), ConfDir: d.cfg.CNI.ConfDir, Root: d.cfg.Root, State: d.cfg.State,
+		Bridge: d.cfg.CNI.Bridge, Subnet: d.cfg.CNI.Subnet, Log: d.log.With("component", "network"),
+	})
+	if err != nil {
+		return fmt.Errorf("open networks: %w", err)
+	}
 	d.node = node.New(node.Options{
 		Unpack:             unpackOpts,
 		Policy:             pol,
@@ -153,8 +164,9 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		ProgressTimeout:    d.cfg.Pull.ProgressTimeout.Duration,
 		StaleIngestAge:     d.cfg.Content.StaleIngestAge.Duration,
 		OnPull:             d.metrics.ObservePull,
+		Network:            d.net,
 		Tasks: node.TaskOptions{
-			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim),
+			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim), InitBinary: initBinary(d.cfg.Runtime.Init),
 			DefaultRuntime: d.cfg.NodeDefaults().Runtime, Runtimes: d.cfg.Runtime.Runtimes,
 			LogMaxSize: d.cfg.Runtime.LogMaxSize, LogMaxFiles: d.cfg.Runtime.LogMaxFiles,
 		},
@@ -227,8 +239,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopHTTP()
+	stopCRI, err := d.serveCRI(ctx)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopCRI()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
+	sdNotify("READY=1")
 	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid())
 	if !d.controllerReadiness {
 		d.setReady()
@@ -242,6 +261,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("serve api: %w", err)
 	}
+	sdNotify("STOPPING=1")
 	d.log.Info("berthd shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -259,6 +279,7 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	imagesapi.RegisterImagesService(srv, d.observeImages(&server.Images{Node: d.node}))
 	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, Events: d.bus})
 	leasesapi.RegisterLeasesService(srv, &server.Leases{Node: d.node})
+	diffapi.RegisterDiffService(srv, &server.Layers{Node: d.node})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
 	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
 	eventsapi.RegisterEventsService(srv, d.eventsService())
@@ -292,6 +313,27 @@ func shimBinary(name string) string {
 	if name == "" {
 		name = "berth-shim"
 	}
+	return findBinary(name)
+}
+
+// initBinary finds berth-init as shimBinary finds the shim, and makes it
+// absolute (it is bind-mounted into containers); "" when it is nowhere,
+// so a container asking for an init gets a clear error.
+func initBinary(name string) string {
+	if name == "" {
+		name = "berth-init"
+	}
+	p, err := filepath.Abs(findBinary(name))
+	if err != nil {
+		return ""
+	}
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	return p
+}
+
+func findBinary(name string) string {
 	if filepath.IsAbs(name) || filepath.Base(name) != name {
 		return name
 	}

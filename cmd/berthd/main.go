@@ -86,7 +86,12 @@ func run(args []string) error {
 	manifests := fs.String("manifests", "", "watched manifest directory (default /etc/berth/manifests; \"\" in config turns it off)")
 	metrics := fs.String("metrics-address", "", "metrics listen address (default 127.0.0.1:1338; \"off\" turns it off)")
 	logLevel := fs.String("log-level", "", "debug|info|warn|error")
+	criAddress := fs.String("cri-address", "", "CRI socket for the kubelet (default /run/berth/cri.sock; \"\" turns it off)")
 	registryDir := fs.String("registry-config-dir", "", "registry hosts directory in containerd's certs.d format (default /etc/berth/certs.d)")
+	cniBinDir := fs.String("cni-bin-dir", "", "CNI plugin directory, or a colon-separated list (default /usr/lib/cni)")
+	cniConfDir := fs.String("cni-conf-dir", "", "CNI network configuration directory (default /etc/berth/cni/net.d)")
+	cniBridge := fs.String("cni-bridge", "", "bridge of the built-in network \"bridge\" (default berth0)")
+	cniSubnet := fs.String("cni-subnet", "", "subnet of the built-in network \"bridge\" (default 10.87.0.0/16)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -118,6 +123,9 @@ func run(args []string) error {
 		"root": {root, &cfg.Root}, "state": {state, &cfg.State}, "address": {address, &cfg.Address},
 		"manifests": {manifests, &cfg.Manifests}, "metrics-address": {metrics, &cfg.MetricsAddress},
 		"log-level": {logLevel, &cfg.LogLevel}, "registry-config-dir": {registryDir, &cfg.Registries.ConfigDir},
+		"cni-bin-dir": {cniBinDir, &cfg.CNI.BinDir}, "cni-conf-dir": {cniConfDir, &cfg.CNI.ConfDir},
+		"cni-bridge": {cniBridge, &cfg.CNI.Bridge}, "cni-subnet": {cniSubnet, &cfg.CNI.Subnet},
+		"cri-address": {criAddress, &cfg.CRI.Address},
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if o, ok := overrides[f.Name]; ok {
