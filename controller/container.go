@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"berth.dev/berth/desired"
 	"berth.dev/berth/node"
 	"berth.dev/berth/oci"
+	"berth.dev/berth/policy"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
@@ -44,6 +46,13 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 		c.repaired(ctx, e.Key, "snapshot "+existing.SnapshotKey+" was removed; recreating the container")
 		fallthrough
 	case err == nil:
+		// A new spec the policy refuses does not tear down the container
+		// running the previous one.
+		if st, serr := containerSettings(e.Object, cs); serr == nil {
+			if perr := c.opts.Node.CheckPolicy(ns, st); perr != nil {
+				return c.policyRefused(ctx, e, perr, "; the container of the previous spec is kept"), nil
+			}
+		}
 		reason := "spec or image changed"
 		c.record(ctx, e, observation{reason: "Recreating", message: reason, owns: id})
 		if err := c.removeContainer(ctx, ns, id, c.taskStopTimeout(ctx, ns, id)); err != nil {
@@ -62,11 +71,22 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	}
 	labels := map[string]string{spec.LabelOwner: "Container/" + id, spec.LabelSpecHash: want}
 	ctr, err := c.opts.Node.CreateContainer(ctx, ns, id, imgName, is.Snapshotter, settings, labels)
+	if v := (*policy.Violation)(nil); errors.As(err, &v) {
+		return c.policyRefused(ctx, e, err, ""), nil
+	}
 	if err != nil {
 		c.record(ctx, e, observation{degraded: true, reason: "CreateFailed", message: err.Error(), owns: id})
 		return Result{}, err
 	}
 	return Result{Changed: true, RequeueAfter: 0}, c.recordCreated(ctx, e, ctr.SnapshotKey, digest)
+}
+
+// policyRefused records a Container the node policy refuses: Degraded,
+// reason PolicyViolation, the message naming the policy key. It is not
+// retried: the policy is berthd's configuration and changes only with a
+// restart, which reconciles everything again.
+func (c *Controller) policyRefused(ctx context.Context, e desired.Entry, err error, note string) Result {
+	return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "PolicyViolation", message: err.Error() + note, owns: e.Key.Name})}
 }
 
 // imageNotDeclaredGrace is how long a Container may wait for its Image to

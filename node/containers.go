@@ -39,6 +39,9 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
 		return observed.Container{}, err
 	}
+	if err := n.CheckPolicy(ns, settings); err != nil {
+		return observed.Container{}, err
+	}
 	unlock, err := n.tt.locks.lock(ctx, ns, id, true)
 	if err != nil {
 		return observed.Container{}, err
@@ -106,6 +109,9 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	settings.ID, settings.Namespace = id, ns
 	spec, err := n.generateSpec(ctx, mounts, cfg.Config, settings.Settings)
 	if err != nil {
+		return observed.Container{}, err
+	}
+	if err := n.checkSpecPolicy(ns, settings.Settings, spec); err != nil {
 		return observed.Container{}, err
 	}
 	specJSON, err := json.Marshal(spec)

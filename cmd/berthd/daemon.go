@@ -147,6 +147,10 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pol, err := d.cfg.NodePolicy()
+	if err != nil {
+		return err
+	}
 	d.net, err = network.New(network.Options{
 		BinDirs: d.cfg.CNI.BinDirs(), ConfDir: d.cfg.CNI.ConfDir, Root: d.cfg.Root, State: d.cfg.State,
 		Bridge: d.cfg.CNI.Bridge, Subnet: d.cfg.CNI.Subnet, Log: d.log.With("component", "network"),
@@ -156,6 +160,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	}
 	d.node = node.New(node.Options{
 		Unpack:             unpackOpts,
+		Policy:             pol,
 		Content:            cs,
 		Snapshotters:       sns,
 		DefaultSnapshotter: d.cfg.NodeDefaults().Snapshotter,
