@@ -25,6 +25,9 @@ import (
 type ContainerSettings struct {
 	oci.Settings
 	Runtime string `json:"runtime,omitempty"`
+	// Network, when set, puts the container on a bridged network (the
+	// Settings' NetworkHost is false: host and none have no Network).
+	Network *NetworkSettings `json:"network,omitempty"`
 }
 
 // CreateContainer creates container id of namespace ns from an image of
@@ -107,7 +110,22 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 		}
 	}()
 	settings.ID, settings.Namespace = id, ns
-	spec, err := n.generateSpec(ctx, mounts, cfg.Config, settings.Settings)
+	gen := settings.Settings
+	if settings.Network != nil {
+		a, err := n.attach(ctx, ns, id, settings)
+		if err != nil {
+			return observed.Container{}, err
+		}
+		defer func() {
+			if !ok {
+				if err := n.opts.Network.Detach(context.WithoutCancel(ctx), ns, id); err != nil {
+					n.log.Warn("detach network of failed container create", "id", id, "err", err)
+				}
+			}
+		}()
+		gen = n.withNetwork(ns, id, gen, a)
+	}
+	spec, err := n.generateSpec(ctx, mounts, cfg.Config, gen)
 	if err != nil {
 		return observed.Container{}, err
 	}
@@ -201,6 +219,16 @@ func (n *Node) DeleteContainer(ctx context.Context, ns, id string) error {
 		}
 	} else {
 		n.log.Warn("container's snapshotter is gone; removing the record only", "id", id, "snapshotter", c.Snapshotter)
+	}
+	// Detached before the record goes: a detach that fails leaves the
+	// container to delete again, never an attachment nobody owns (and
+	// Recover releases what a crash in between leaves).
+	if n.opts.Network != nil {
+		if err := n.opts.Network.Detach(ctx, ns, id); err != nil {
+			return fmt.Errorf("detach network of container %s: %w", id, err)
+		}
+	} else if _, bridged := storedNetwork(c.Settings); bridged {
+		n.log.Warn("container's network cannot be detached: networking is not configured", "id", id)
 	}
 	if err := n.opts.DB.DeleteContainer(ctx, ns, id); err != nil {
 		return err

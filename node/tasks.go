@@ -59,6 +59,15 @@ func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (Task
 	if err != nil {
 		return TaskInfo{}, err
 	}
+	// The container's attachment is normally in place since its create;
+	// after a reboot or a crash that undid it, it is made again here,
+	// before runc joins the namespace file.
+	if s, bridged := storedNetwork(c.Settings); bridged {
+		if _, err := n.attach(ctx, ns, id, s); err != nil {
+			done(nil)
+			return TaskInfo{}, err
+		}
+	}
 	tk, err := n.createTask(ctx, ns, c, stdio)
 	done(tk)
 	if err != nil {

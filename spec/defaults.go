@@ -191,6 +191,7 @@ func (s Status) DeepCopy() Status {
 	}
 	if s.ContainerStatus != nil {
 		cs := *s.ContainerStatus
+		cs.Addresses, cs.Ports = slices.Clone(cs.Addresses), slices.Clone(cs.Ports)
 		s.ContainerStatus = &cs
 	}
 	if s.TaskStatus != nil {

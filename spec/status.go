@@ -102,6 +102,12 @@ type ContainerStatus struct {
 	// SpecHash is the Hash of the spec the container was created from.
 	SpecHash    string `json:"specHash,omitempty"`
 	ImageDigest string `json:"imageDigest,omitempty"`
+	// Network is the network the container is attached to (bridged
+	// containers only), Addresses its addresses there (CIDR) and Ports
+	// what it publishes on the host, as observed on the node.
+	Network   string   `json:"network,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
+	Ports     []Port   `json:"ports,omitempty"`
 }
 
 // TaskStatus is what was observed of a Task.

@@ -186,6 +186,12 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err := d.node.RecoverTasks(ctx); err != nil {
 		return err
 	}
+	// After the tasks: a running container's attachment is kept, and what
+	// a crash left half attached is detached (its create or task is
+	// retried by the controllers, and attaches again).
+	if err := d.node.RecoverNetworks(ctx); err != nil {
+		d.log.Warn("recover networks", "err", err)
+	}
 	d.closers = append(d.closers, d.node.CloseTasks)
 	// Drop what the last berthd's operations and expired leases held, then
 	// keep collecting as leases expire; cancelled before CloseTasks waits.
