@@ -45,6 +45,9 @@ type Options struct {
 	// would otherwise hold its partial data forever); 0 is
 	// DefaultStaleIngestAge.
 	StaleIngestAge time.Duration
+	// Network attaches containers to bridge and declared networks; nil
+	// leaves only network: host and none.
+	Network Networker
 }
 
 // DefaultStaleIngestAge leaves a failed pull a day to be resumed.

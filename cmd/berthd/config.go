@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ type Config struct {
 	Unpack         UnpackConfig    `json:"unpack"`
 	Content        ContentConfig   `json:"content"`
 	CRI            CRIConfig       `json:"cri"`
+	CNI            CNIConfig       `json:"cni"`
 }
 
 // CRIConfig is the kubelet's front door (cri/).
@@ -51,6 +53,32 @@ type CRIConfig struct {
 	// StreamAddress is where exec, attach and port-forward stream
 	// (loopback; port 0 picks a free one).
 	StreamAddress string `json:"streamAddress"`
+}
+
+// CNIConfig says where the CNI plugins and network configurations are, so
+// berth can use the ones a Kubernetes node already has.
+type CNIConfig struct {
+	// BinDir is where the plugins are; a colon-separated list is searched
+	// in order.
+	BinDir string `json:"binDir"`
+	// ConfDir holds the conflists: those berth writes (the built-in
+	// network's, declared Networks') and a user's own.
+	ConfDir string `json:"confDir"`
+	// Bridge and Subnet are the built-in network's (berth0 on
+	// 10.87.0.0/16 when empty): two berthds on one host need their own.
+	Bridge string `json:"bridge,omitempty"`
+	Subnet string `json:"subnet,omitempty"`
+}
+
+// BinDirs splits BinDir into the directories searched.
+func (c CNIConfig) BinDirs() []string {
+	var out []string
+	for _, d := range filepath.SplitList(c.BinDir) {
+		if d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // ContentConfig tunes the content store.
@@ -216,6 +244,7 @@ func DefaultConfig() Config {
 		Unpack:  UnpackConfig{MaxLayerSize: "64Gi", MaxImageSize: "128Gi", FreeSpaceReserve: "2%"},
 		Content: ContentConfig{StaleIngestAge: Duration{24 * time.Hour}},
 		CRI:     CRIConfig{Address: "/run/berth/cri.sock", SandboxImage: "registry.k8s.io/pause:3.10", StreamAddress: "127.0.0.1:0"},
+		CNI:     CNIConfig{BinDir: "/usr/lib/cni", ConfDir: "/etc/berth/cni/net.d"},
 	}
 }
 

@@ -52,3 +52,20 @@ func TestLoadConfig_BadUnpackKeyNamed(t *testing.T) {
 		t.Fatalf("err %v, want one naming the file and unpack.freeSpaceReserve", err)
 	}
 }
+
+func TestLoadConfig_CNI(t *testing.T) {
+	if got := DefaultConfig().CNI; got.BinDir != "/usr/lib/cni" || got.ConfDir != "/etc/berth/cni/net.d" {
+		t.Errorf("default cni config %+v", got)
+	}
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte("cni:\n  binDir: /opt/cni/bin:/usr/lib/cni\n  confDir: /etc/cni/net.d\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dirs := cfg.CNI.BinDirs(); len(dirs) != 2 || dirs[0] != "/opt/cni/bin" || cfg.CNI.ConfDir != "/etc/cni/net.d" {
+		t.Errorf("got bin dirs %v, conf dir %q", dirs, cfg.CNI.ConfDir)
+	}
+}

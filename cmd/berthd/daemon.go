@@ -27,6 +27,7 @@ import (
 	"berth.dev/berth/content/local"
 	"berth.dev/berth/content/remote"
 	"berth.dev/berth/metrics"
+	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
@@ -40,13 +41,15 @@ import (
 
 // Daemon is one running berthd: its stores, services and listeners.
 type Daemon struct {
-	cfg     Config
-	log     *slog.Logger
-	lock    *os.File
-	db      *bolt.DB
-	obs     *observed.DB
-	bus     *observed.Bus
-	node    *node.Node
+	cfg  Config
+	log  *slog.Logger
+	lock *os.File
+	db   *bolt.DB
+	obs  *observed.DB
+	bus  *observed.Bus
+	node *node.Node
+	// net attaches containers to CNI networks (the node and the CRI use it).
+	net     *network.Manager
 	started time.Time
 	closers []func() error
 	// reg and metrics are this daemon's own (cmd/berthd/observe.go).
@@ -133,6 +136,13 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.net, err = network.New(network.Options{
+		BinDirs: d.cfg.CNI.BinDirs(), ConfDir: d.cfg.CNI.ConfDir, Root: d.cfg.Root, State: d.cfg.State,
+		Bridge: d.cfg.CNI.Bridge, Subnet: d.cfg.CNI.Subnet, Log: d.log.With("component", "network"),
+	})
+	if err != nil {
+		return fmt.Errorf("open networks: %w", err)
+	}
 	d.node = node.New(node.Options{
 		Unpack:             unpackOpts,
 		Content:            cs,
@@ -148,6 +158,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		ProgressTimeout:    d.cfg.Pull.ProgressTimeout.Duration,
 		StaleIngestAge:     d.cfg.Content.StaleIngestAge.Duration,
 		OnPull:             d.metrics.ObservePull,
+		Network:            d.net,
 		Tasks: node.TaskOptions{
 			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim),
 			DefaultRuntime: d.cfg.NodeDefaults().Runtime, Runtimes: d.cfg.Runtime.Runtimes,
@@ -230,6 +241,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer stopCRI()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
+	sdNotify("READY=1")
 	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid())
 	if !d.controllerReadiness {
 		d.setReady()
@@ -243,6 +255,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("serve api: %w", err)
 	}
+	sdNotify("STOPPING=1")
 	d.log.Info("berthd shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

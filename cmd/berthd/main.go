@@ -88,6 +88,10 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "", "debug|info|warn|error")
 	criAddress := fs.String("cri-address", "", "CRI socket for the kubelet (default /run/berth/cri.sock; \"\" turns it off)")
 	registryDir := fs.String("registry-config-dir", "", "registry hosts directory in containerd's certs.d format (default /etc/berth/certs.d)")
+	cniBinDir := fs.String("cni-bin-dir", "", "CNI plugin directory, or a colon-separated list (default /usr/lib/cni)")
+	cniConfDir := fs.String("cni-conf-dir", "", "CNI network configuration directory (default /etc/berth/cni/net.d)")
+	cniBridge := fs.String("cni-bridge", "", "bridge of the built-in network \"bridge\" (default berth0)")
+	cniSubnet := fs.String("cni-subnet", "", "subnet of the built-in network \"bridge\" (default 10.87.0.0/16)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -120,6 +124,8 @@ func run(args []string) error {
 		"manifests": {manifests, &cfg.Manifests}, "metrics-address": {metrics, &cfg.MetricsAddress},
 		"log-level": {logLevel, &cfg.LogLevel}, "registry-config-dir": {registryDir, &cfg.Registries.ConfigDir},
 		"cri-address": {criAddress, &cfg.CRI.Address},
+		"cni-bin-dir": {cniBinDir, &cfg.CNI.BinDir}, "cni-conf-dir": {cniConfDir, &cfg.CNI.ConfDir},
+		"cni-bridge": {cniBridge, &cfg.CNI.Bridge}, "cni-subnet": {cniSubnet, &cfg.CNI.Subnet},
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if o, ok := overrides[f.Name]; ok {

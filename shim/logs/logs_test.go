@@ -147,3 +147,56 @@ func TestRead_FollowAcrossRotation(t *testing.T) {
 		t.Errorf("Read: got %v, want context.Canceled", err)
 	}
 }
+
+// TestRead_Window: --since/--until select records by the time they were
+// written, across rotated files, and --tail counts among what they keep.
+func TestRead_Window(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "log")
+	base := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	rec := func(i int) string {
+		return fmt.Sprintf("%s stdout F line %d\n", base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339Nano), i)
+	}
+	// Records 0..4 in a rotated file, 5..9 in the current one.
+	var old, cur strings.Builder
+	for i := range 10 {
+		if i < 5 {
+			old.WriteString(rec(i))
+		} else {
+			cur.WriteString(rec(i))
+		}
+	}
+	if err := os.WriteFile(path+".1", []byte(old.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(cur.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) }
+	lines := func(is ...int) []string {
+		var out []string
+		for _, i := range is {
+			out = append(out, fmt.Sprintf("stdout line %d", i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		opts ReadOptions
+		want []string
+	}{
+		{"since", ReadOptions{Tail: -1, Since: at(7)}, lines(7, 8, 9)},
+		{"until", ReadOptions{Tail: -1, Until: at(2)}, lines(0, 1)},
+		{"window across rotation", ReadOptions{Tail: -1, Since: at(3), Until: at(6)}, lines(3, 4, 5)},
+		{"tail counts inside the window", ReadOptions{Tail: 2, Since: at(1), Until: at(8)}, lines(6, 7)},
+		{"since after everything", ReadOptions{Tail: -1, Since: at(20)}, nil},
+		{"until stops a follower", ReadOptions{Tail: -1, Since: at(8), Until: at(9), Follow: true}, lines(8)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, readAll(t, path, tc.opts)); diff != "" {
+				t.Fatalf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -57,6 +58,11 @@ type Daemon struct {
 	CRISocket string
 	// ConfigPath is the --config file, empty if none was given.
 	ConfigPath string
+	// CNIConfDir is the daemon's own --cni-conf-dir (never /etc/berth);
+	// Bridge and Subnet its built-in network's (--cni-bridge,
+	// --cni-subnet), unique on the host while the test runs, so parallel
+	// daemons never share a bridge or lease the same address.
+	CNIConfDir, Bridge, Subnet string
 
 	t      testing.TB
 	opts   DaemonOptions
@@ -111,6 +117,12 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 		t:           t,
 		opts:        opts,
 	}
+	d.CNIConfDir = filepath.Join(dir, "cni", "net.d")
+	slot, err := takeNetSlot(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Bridge, d.Subnet = fmt.Sprintf("berth-e%d", slot), fmt.Sprintf("10.86.%d.0/24", slot)
 	if opts.DefaultManifests {
 		d.Manifests = "/etc/berth/manifests"
 	} else if d.Manifests == "" {
@@ -129,6 +141,7 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 	if !opts.DefaultManifests {
 		d.args = append(d.args, "--manifests", d.Manifests)
 	}
+	d.args = append(d.args, "--cni-conf-dir", d.CNIConfDir, "--cni-bridge", d.Bridge, "--cni-subnet", d.Subnet)
 	if opts.Config != "" {
 		d.ConfigPath = filepath.Join(dir, "config.yaml")
 		if err := os.WriteFile(d.ConfigPath, []byte(opts.Config), 0o644); err != nil {
@@ -290,5 +303,12 @@ func (d *Daemon) cleanup() {
 	}
 	for _, err := range unmountUnder(dirs) {
 		d.t.Errorf("cleanup mounts: %v", err)
+	}
+	// A failed test can leave its bridge behind; the name is this
+	// daemon's own.
+	if _, err := os.Stat("/sys/class/net/" + d.Bridge); err == nil {
+		if out, err := exec.Command("ip", "link", "del", d.Bridge).CombinedOutput(); err != nil {
+			d.t.Errorf("cleanup bridge %s: %v: %s", d.Bridge, err, out)
+		}
 	}
 }

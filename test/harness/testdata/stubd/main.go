@@ -41,6 +41,10 @@ func main() {
 	flag.String("manifests", "", "")
 	metrics := flag.String("metrics-address", "", "")
 	flag.String("log-level", "info", "")
+	flag.String("cni-conf-dir", "", "")
+	flag.String("cni-bridge", "", "")
+	flag.String("cni-subnet", "", "")
+	flag.String("cri-address", "", "")
 	flag.Parse()
 	if f := os.Getenv("STUBD_METRICS_BUSY_ONCE"); f != "" {
 		if _, err := os.Stat(f); err != nil {
