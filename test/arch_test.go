@@ -68,6 +68,7 @@ var layers = []struct {
 	{"metrics/...", [][]string{base}},
 	// The binaries.
 	{"cmd/berthd/...", [][]string{{"..."}}},
+	{"cmd/berth-pause", nil}, // a pod's sandbox process: the standard library only
 	{"cmd/berth-shim/...", [][]string{{"shim/...", "api/..."}, base}},
 	{"cmd/berth/...", [][]string{{"api/...", "spec/...", "content", "snapshot", "*/proxy/..."}, base}},
 	// Tooling and tests.
