@@ -28,6 +28,11 @@ type ContainerSettings struct {
 	// Network, when set, puts the container on a bridged network (the
 	// Settings' NetworkHost is false: host and none have no Network).
 	Network *NetworkSettings `json:"network,omitempty"`
+	// LogPath, when set, is where the container's output log is written
+	// instead of under the root, and it is never rotated by size: whoever
+	// chose the path rotates it (the kubelet does, then asks the CRI to
+	// reopen it; the shim follows a rename).
+	LogPath string `json:"logPath,omitempty"`
 }
 
 // CreateContainer creates container id of namespace ns from an image of

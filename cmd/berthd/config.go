@@ -53,6 +53,18 @@ type Config struct {
 	CRI    CRIConfig     `json:"cri"`
 }
 
+// CRIConfig is the kubelet's front door (cri/).
+type CRIConfig struct {
+	// Address is the CRI's unix socket (mode 0600); "" turns the CRI off.
+	Address string `json:"address"`
+	// SandboxImage is the pause image pods' sandboxes run; when it is not
+	// on the node and cannot be pulled, berth's built-in pause is used.
+	SandboxImage string `json:"sandboxImage"`
+	// StreamAddress is where exec, attach and port-forward stream
+	// (loopback; port 0 picks a free one).
+	StreamAddress string `json:"streamAddress"`
+}
+
 // CNIConfig says where the CNI plugins and network configurations are, so
 // berth can use the ones a Kubernetes node already has.
 type CNIConfig struct {
@@ -77,18 +89,6 @@ func (c CNIConfig) BinDirs() []string {
 		}
 	}
 	return out
-}
-
-// CRIConfig is the kubelet's front door (cri/).
-type CRIConfig struct {
-	// Address is the CRI's unix socket (mode 0600); "" turns the CRI off.
-	Address string `json:"address"`
-	// SandboxImage is the pause image pods' sandboxes run; when it is not
-	// on the node and cannot be pulled, berth's built-in pause is used.
-	SandboxImage string `json:"sandboxImage"`
-	// StreamAddress is where exec, attach and port-forward stream
-	// (loopback; port 0 picks a free one).
-	StreamAddress string `json:"streamAddress"`
 }
 
 // ContentConfig tunes the content store.
