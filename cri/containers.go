@@ -170,7 +170,6 @@ func (s *Service) containerSettings(id string, sb *sandbox, sbCfg *runtime.PodSa
 			st.NamespacePaths["pid"] = proc + "pid"
 		}
 	}
-	given := map[string]bool{}
 	for _, m := range cfg.GetMounts() {
 		if m.GetHostPath() == "" || m.GetContainerPath() == "" {
 			continue
@@ -183,15 +182,12 @@ func (s *Service) containerSettings(id string, sb *sandbox, sbCfg *runtime.PodSa
 			}
 		}
 		st.Mounts = append(st.Mounts, oci.Mount{Type: oci.MountBind, Source: m.GetHostPath(), Target: path.Clean(m.GetContainerPath()), ReadOnly: m.GetReadonly()})
-		given[path.Clean(m.GetContainerPath())] = true
 	}
+	// The pod's hosts, resolv.conf and hostname are the node's to mount
+	// (ContainerSettings.NetworkFilesOf): they live under berthd's state
+	// directory, which the node policy keeps user binds out of.
 	if !sb.HostNetwork && s.opts.Network != nil {
-		dir := s.opts.Network.FilesDir(Namespace, sb.ID)
-		for file, target := range map[string]string{"hosts": "/etc/hosts", "resolv.conf": "/etc/resolv.conf", "hostname": "/etc/hostname"} {
-			if !given[target] {
-				st.Mounts = append(st.Mounts, oci.Mount{Type: oci.MountBind, Source: filepath.Join(dir, file), Target: target, ReadOnly: file != "hosts"})
-			}
-		}
+		st.NetworkFilesOf = sb.ID
 	}
 	return st, nil
 }

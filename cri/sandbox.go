@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,7 +15,6 @@ import (
 
 	"berth.dev/berth/network"
 	"berth.dev/berth/node"
-	"berth.dev/berth/oci"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -195,10 +193,8 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 			ips = append(ips, ip)
 		}
 		settings.NetNSPath = netns
-		dir := s.opts.Network.FilesDir(Namespace, id)
-		for file, target := range map[string]string{"hosts": "/etc/hosts", "resolv.conf": "/etc/resolv.conf", "hostname": "/etc/hostname"} {
-			settings.Mounts = append(settings.Mounts, oci.Mount{Type: oci.MountBind, Source: filepath.Join(dir, file), Target: target, ReadOnly: true})
-		}
+		// Its network files are the node's to mount (past the policy).
+		settings.NetworkFilesOf = id
 	}
 	labels := map[string]string{labelKind: kindSandbox}
 	if _, err := s.node.CreateContainer(ctx, Namespace, id, img, "", settings, labels); err != nil {

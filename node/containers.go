@@ -33,6 +33,12 @@ type ContainerSettings struct {
 	// chose the path rotates it (the kubelet does, then asks the CRI to
 	// reopen it; the shim follows a rename).
 	LogPath string `json:"logPath,omitempty"`
+	// NetworkFilesOf names a container (a pod's sandbox) whose network
+	// namespace this one joins: its hosts, resolv.conf and hostname are
+	// bind-mounted here too, where no mount of the settings covers them.
+	// They are berth's own files under the state directory, so they are
+	// added after the policy check, as a bridged container's are.
+	NetworkFilesOf string `json:"networkFilesOf,omitempty"`
 }
 
 // CreateContainer creates container id of namespace ns from an image of
@@ -129,6 +135,9 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 			}
 		}()
 		gen = n.withNetwork(ns, id, gen, a)
+	}
+	if settings.NetworkFilesOf != "" && n.opts.Network != nil {
+		gen = n.withNetworkFilesOf(ns, settings.NetworkFilesOf, gen)
 	}
 	spec, err := n.generateSpec(ctx, mounts, cfg.Config, gen)
 	if err != nil {

@@ -78,6 +78,24 @@ func (n *Node) withNetwork(ns, id string, s oci.Settings, a network.Attachment) 
 	return s
 }
 
+// withNetworkFilesOf bind-mounts the network files of container owner
+// (whose namespace s joins) at the targets no mount of s covers. hosts is
+// writable, as containerd mounts it in pods: the pod's containers share it.
+func (n *Node) withNetworkFilesOf(ns, owner string, s oci.Settings) oci.Settings {
+	given := map[string]bool{}
+	for _, m := range s.Mounts {
+		given[filepath.Clean(m.Target)] = true
+	}
+	s.Mounts = append([]oci.Mount(nil), s.Mounts...)
+	dir := n.opts.Network.FilesDir(ns, owner)
+	for _, name := range []string{"hosts", "resolv.conf", "hostname"} {
+		if !given[networkFiles[name]] {
+			s.Mounts = append(s.Mounts, oci.Mount{Type: oci.MountBind, Source: filepath.Join(dir, name), Target: networkFiles[name], ReadOnly: name != "hosts"})
+		}
+	}
+	return s
+}
+
 // storedNetwork is the network settings of a container record, nil for
 // host and none.
 func storedNetwork(raw json.RawMessage) (ContainerSettings, bool) {
