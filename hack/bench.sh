@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "bench: needs root (mounts, runc)" >&2; exit 1; fi
 go run ./hack/bench -images "${BERTH_TESTIMAGES:-.cache/testimages}" -bin bin
+# Pulls through a mirror and a resumed pull (bytes the registry sent).
+go run ./hack/bench-registry -images "${BERTH_TESTIMAGES:-.cache/testimages}" -bin bin
 # Snapshotters side by side on one loopback btrfs: unpack, container commit.
 go run ./hack/bench-storage -images "${BERTH_TESTIMAGES:-.cache/testimages}" -bin bin
 echo
