@@ -23,4 +23,3 @@ func TestRoundTripBtrfs(t *testing.T) {
 		})
 	}
 }
-
