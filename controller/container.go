@@ -2,13 +2,16 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
 
 	"berth.dev/berth/desired"
+	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/oci"
+	"berth.dev/berth/policy"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
@@ -39,11 +42,18 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	switch {
 	case err == nil && existing.Labels[spec.LabelSpecHash] == want:
 		if c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey) {
-			return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: containerKindStatus(existing.SnapshotKey, e.Hash, digest)})}, nil
+			return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})}, nil
 		}
 		c.repaired(ctx, e.Key, "snapshot "+existing.SnapshotKey+" was removed; recreating the container")
 		fallthrough
 	case err == nil:
+		// A new spec the policy refuses does not tear down the container
+		// running the previous one.
+		if st, serr := containerSettings(e.Object, cs); serr == nil {
+			if perr := c.opts.Node.CheckPolicy(ns, st); perr != nil {
+				return c.policyRefused(ctx, e, perr, "; the container of the previous spec is kept"), nil
+			}
+		}
 		reason := "spec or image changed"
 		c.record(ctx, e, observation{reason: "Recreating", message: reason, owns: id})
 		if err := c.removeContainer(ctx, ns, id, c.taskStopTimeout(ctx, ns, id)); err != nil {
@@ -62,11 +72,22 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	}
 	labels := map[string]string{spec.LabelOwner: "Container/" + id, spec.LabelSpecHash: want}
 	ctr, err := c.opts.Node.CreateContainer(ctx, ns, id, imgName, is.Snapshotter, settings, labels)
+	if v := (*policy.Violation)(nil); errors.As(err, &v) {
+		return c.policyRefused(ctx, e, err, ""), nil
+	}
 	if err != nil {
 		c.record(ctx, e, observation{degraded: true, reason: "CreateFailed", message: err.Error(), owns: id})
 		return Result{}, err
 	}
 	return Result{Changed: true, RequeueAfter: 0}, c.recordCreated(ctx, e, ctr.SnapshotKey, digest)
+}
+
+// policyRefused records a Container the node policy refuses: Degraded,
+// reason PolicyViolation, the message naming the policy key. It is not
+// retried: the policy is berthd's configuration and changes only with a
+// restart, which reconciles everything again.
+func (c *Controller) policyRefused(ctx context.Context, e desired.Entry, err error, note string) Result {
+	return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "PolicyViolation", message: err.Error() + note, owns: e.Key.Name})}
 }
 
 // imageNotDeclaredGrace is how long a Container may wait for its Image to
@@ -100,13 +121,22 @@ func (c *Controller) imageNotDeclared(ctx context.Context, e desired.Entry, imag
 }
 
 func (c *Controller) recordCreated(ctx context.Context, e desired.Entry, snapshotKey, digest string) error {
-	c.record(ctx, e, observation{ready: true, owns: e.Key.Name, kind: containerKindStatus(snapshotKey, e.Hash, digest)})
+	c.record(ctx, e, observation{ready: true, owns: e.Key.Name, kind: c.containerKindStatus(e.Key.Namespace, e.Key.Name, snapshotKey, e.Hash, digest)})
 	return nil
 }
 
-func containerKindStatus(snapshotKey, specHash, digest string) func(*spec.Status) {
+// containerKindStatus is a Container's observed part: its snapshot, what
+// it was created from and, when bridged, its network attachment.
+func (c *Controller) containerKindStatus(ns, id, snapshotKey, specHash, digest string) func(*spec.Status) {
+	a, attached := c.opts.Node.ContainerNetwork(ns, id)
 	return func(st *spec.Status) {
 		st.ContainerStatus = &spec.ContainerStatus{SnapshotKey: snapshotKey, SpecHash: specHash, ImageDigest: digest}
+		if attached {
+			st.Network, st.Addresses = a.Network, a.IPs
+			for _, p := range a.Ports {
+				st.Ports = append(st.Ports, spec.Port{ContainerPort: p.ContainerPort, HostPort: p.HostPort, Protocol: p.Protocol, HostIP: p.HostIP})
+			}
+		}
 	}
 }
 
@@ -167,5 +197,18 @@ func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.D
 // (oci.FromSpec, the translator the API's mounts share).
 func containerSettings(o spec.Object, cs spec.ContainerSpec) (node.ContainerSettings, error) {
 	st, err := oci.FromSpec(o, cs)
-	return node.ContainerSettings{Runtime: cs.Runtime, Settings: st}, err
+	s := node.ContainerSettings{Runtime: cs.Runtime, Settings: st}
+	if cs.Network.Bridged() {
+		s.Network = &node.NetworkSettings{Name: string(cs.Network)}
+		for _, p := range cs.Ports {
+			s.Network.Ports = append(s.Network.Ports, network.PortMapping{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol, HostIP: p.HostIP})
+		}
+		if cs.DNS != nil {
+			s.Network.DNS = network.DNS{Servers: cs.DNS.Servers, Searches: cs.DNS.Searches, Options: cs.DNS.Options}
+		}
+		for _, h := range cs.Hosts {
+			s.Network.Hosts = append(s.Network.Hosts, network.Host{IP: h.IP, Hostnames: h.Hostnames})
+		}
+	}
+	return s, err
 }

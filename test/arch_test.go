@@ -27,7 +27,7 @@ const module = "berth.dev/berth"
 var base = []string{"version", "internal/..."}
 
 // stores are the packages of the store layer; they import none of each other.
-var stores = []string{"desired/...", "observed/...", "content/...", "snapshot/...", "shim/...", "oci/...", "network/..."}
+var stores = []string{"desired/...", "observed/...", "content/...", "snapshot/...", "shim/...", "oci/...", "network/...", "policy/..."}
 
 // layers says which berth packages each package may import. The first row
 // whose pattern matches a package applies, so specific rows come first. A
@@ -55,7 +55,8 @@ var layers = []struct {
 	{"snapshot/...", [][]string{{"api/..."}, base}},
 	{"shim/...", [][]string{{"api/..."}, base}},
 	{"oci/...", [][]string{{"spec/..."}, base}},
-	{"network/...", [][]string{base}}, // CNI mechanism: no berth store, not even spec
+	{"network/...", [][]string{base}},              // CNI mechanism: no berth store, not even spec
+	{"policy/...", [][]string{{"spec/..."}, base}}, // the node policy: pure evaluation
 	// node joins the stores into imperative operations; the controllers and
 	// api/server use it.
 	{"node/...", [][]string{{"spec/...", "api/shim/..."}, stores, base}}, // shim/client takes api/shim/v1 requests
@@ -68,6 +69,7 @@ var layers = []struct {
 	{"metrics/...", [][]string{base}},
 	// The binaries.
 	{"cmd/berthd/...", [][]string{{"..."}}},
+	{"cmd/berth-pause", nil}, // a pod's sandbox process: the standard library only
 	{"cmd/berth-shim/...", [][]string{{"shim/...", "api/..."}, base}},
 	{"cmd/berth-init/...", [][]string{base}}, // PID 1 in containers: no berth package
 	{"cmd/berth/...", [][]string{{"api/...", "spec/...", "content", "snapshot", "*/proxy/..."}, base}},

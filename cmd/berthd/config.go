@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"berth.dev/berth/policy"
 	"berth.dev/berth/snapshot/unpack"
 	"berth.dev/berth/spec"
 
@@ -44,8 +45,24 @@ type Config struct {
 	Reconcile        ReconcileConfig `json:"reconcile"`
 	Unpack           UnpackConfig    `json:"unpack"`
 	Content          ContentConfig   `json:"content"`
-	CNI              CNIConfig       `json:"cni"`
-	CRI              CRIConfig       `json:"cri"`
+	// Policy limits what the containers of each namespace may ask of the
+	// host (package policy); by default no bind may reach berthd's own
+	// root, state directory, socket or manifest directory, nor /.
+	Policy policy.Config `json:"policy"`
+	CNI    CNIConfig     `json:"cni"`
+	CRI    CRIConfig     `json:"cri"`
+}
+
+// CRIConfig is the kubelet's front door (cri/).
+type CRIConfig struct {
+	// Address is the CRI's unix socket (mode 0600); "" turns the CRI off.
+	Address string `json:"address"`
+	// SandboxImage is the pause image pods' sandboxes run; when it is not
+	// on the node and cannot be pulled, berth's built-in pause is used.
+	SandboxImage string `json:"sandboxImage"`
+	// StreamAddress is where exec, attach and port-forward stream
+	// (loopback; port 0 picks a free one).
+	StreamAddress string `json:"streamAddress"`
 }
 
 // CNIConfig says where the CNI plugins and network configurations are, so
@@ -72,18 +89,6 @@ func (c CNIConfig) BinDirs() []string {
 		}
 	}
 	return out
-}
-
-// CRIConfig is the kubelet's front door (cri/).
-type CRIConfig struct {
-	// Address is the CRI's unix socket (mode 0600); "" turns the CRI off.
-	Address string `json:"address"`
-	// SandboxImage is the pause image pods' sandboxes run; when it is not
-	// on the node and cannot be pulled, berth's built-in pause is used.
-	SandboxImage string `json:"sandboxImage"`
-	// StreamAddress is where exec, attach and port-forward stream
-	// (loopback; port 0 picks a free one).
-	StreamAddress string `json:"streamAddress"`
 }
 
 // ContentConfig tunes the content store.
@@ -224,6 +229,27 @@ func (c Config) NodeDefaults() spec.NodeDefaults {
 	return spec.NodeDefaults{Snapshotter: c.Snapshotter, Runtime: c.Runtime.Default}
 }
 
+// NodePolicy compiles the policy section. berthd's own paths (root,
+// state, sockets, manifest and CNI configuration directories) are the protected paths of an entry
+// that names none, under their resolved names as well: berthd calls it
+// once those directories exist.
+func (c Config) NodePolicy() (*policy.Policy, error) {
+	protected := []string{c.Root, c.State, c.Address}
+	// The manifest directory, the CRI's socket and the CNI configurations
+	// berth writes (and runs as root) are as good as the API socket.
+	for _, p := range []string{c.Manifests, c.CRI.Address, c.CNI.ConfDir} {
+		if p != "" {
+			protected = append(protected, p)
+		}
+	}
+	for i, p := range protected {
+		if abs, err := filepath.Abs(p); err == nil {
+			protected[i] = abs
+		}
+	}
+	return policy.Compile(c.Policy, protected, filepath.EvalSymlinks)
+}
+
 // DefaultConfig is what berthd uses when no config file exists.
 func DefaultConfig() Config {
 	return Config{
@@ -279,6 +305,9 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 		return cfg, fmt.Errorf("config %s: content.staleIngestAge: %s is negative", path, cfg.Content.StaleIngestAge.Duration)
 	}
 	if _, err := cfg.Unpack.Options(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if _, err := cfg.NodePolicy(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil

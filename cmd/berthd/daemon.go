@@ -147,6 +147,10 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pol, err := d.cfg.NodePolicy()
+	if err != nil {
+		return err
+	}
 	d.net, err = network.New(network.Options{
 		BinDirs: d.cfg.CNI.BinDirs(), ConfDir: d.cfg.CNI.ConfDir, Root: d.cfg.Root, State: d.cfg.State,
 		Bridge: d.cfg.CNI.Bridge, Subnet: d.cfg.CNI.Subnet, Log: d.log.With("component", "network"),
@@ -156,6 +160,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	}
 	d.node = node.New(node.Options{
 		Unpack:             unpackOpts,
+		Policy:             pol,
 		Content:            cs,
 		Snapshotters:       sns,
 		DefaultSnapshotter: d.cfg.NodeDefaults().Snapshotter,
@@ -180,6 +185,12 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	// stop watching them (never them) when this one stops.
 	if err := d.node.RecoverTasks(ctx); err != nil {
 		return err
+	}
+	// After the tasks: a running container's attachment is kept, and what
+	// a crash left half attached is detached (its create or task is
+	// retried by the controllers, and attaches again).
+	if err := d.node.RecoverNetworks(ctx); err != nil {
+		d.log.Warn("recover networks", "err", err)
 	}
 	if err := d.node.CleanupDiffViews(ctx); err != nil {
 		d.log.Warn("clean up interrupted diffs", "err", err)
