@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -122,7 +124,7 @@ func (n *Node) CompareSnapshot(ctx context.Context, ns, snapshotter, key, parent
 func (n *Node) withSnapshotTrees(ctx context.Context, ns string, sn snapshot.Snapshotter, parent, key string, kind snapshot.Kind, fn func(lower, upper []snapshot.Mount) error) error {
 	view := func(of string) ([]snapshot.Mount, func(), error) {
 		vk := ns + "/diff-view-" + randomHex()
-		ms, err := sn.View(ctx, vk, of, snapshot.WithLabels(map[string]string{"berth.dev/diff": "view"}))
+		ms, err := sn.View(ctx, vk, of, snapshot.WithLabels(map[string]string{labelDiffView: "view"}))
 		if err != nil {
 			return nil, nil, fmt.Errorf("view %s: %w", of, err)
 		}
@@ -151,6 +153,37 @@ func (n *Node) withSnapshotTrees(ctx context.Context, ns string, sn snapshot.Sna
 		defer done()
 	}
 	return fn(lower, upper)
+}
+
+// labelDiffView marks the views a diff makes of its trees; a crash leaves
+// them, and they would pin their parent layers against collection.
+const labelDiffView = "berth.dev/diff"
+
+// CleanupDiffViews removes the views that diffs and commits cut short by a
+// crash left. Call it at start, before any diff runs.
+func (n *Node) CleanupDiffViews(ctx context.Context) error {
+	var errs []error
+	for _, name := range n.SnapshotterNames() {
+		sn := n.opts.Snapshotters[name]
+		var stale []string
+		err := sn.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
+			if info.Kind == snapshot.KindView && info.Labels[labelDiffView] == "view" && strings.Contains(info.Name, "/diff-view-") {
+				stale = append(stale, info.Name)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("snapshotter %s: %w", name, err))
+			continue
+		}
+		for _, k := range stale {
+			n.log.Info("removing the view of a diff cut short", "snapshotter", name, "key", k)
+			if err := sn.Remove(ctx, k); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func randomHex() string {

@@ -96,7 +96,11 @@ func (n *Node) Snapshotter(name string) (snapshot.Snapshotter, string, error) {
 	}
 	sn, ok := n.opts.Snapshotters[name]
 	if !ok {
-		return nil, name, fmt.Errorf("snapshotter %q (have %v): %w", name, n.SnapshotterNames(), errdefs.ErrNotFound)
+		hint := ""
+		if name == "btrfs" {
+			hint = "; btrfs is there only when berthd's root is on a btrfs filesystem"
+		}
+		return nil, name, fmt.Errorf("snapshotter %q (have %v%s): %w", name, n.SnapshotterNames(), hint, errdefs.ErrNotFound)
 	}
 	return sn, name, nil
 }

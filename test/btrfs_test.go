@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"berth.dev/berth/internal/testimage"
 	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/test/harness"
@@ -140,4 +142,49 @@ func run(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// TestBtrfs_ConfiguredSnapshotterWins: on a btrfs root a configured
+// snapshotter stays the default, and btrfs is still there by name.
+func TestBtrfs_ConfiguredSnapshotterWins(t *testing.T) {
+	testutil.RequireRoot(t)
+	mnt := testutil.Btrfs(t, testutil.BtrfsOptions{})
+	d := harness.StartDaemon(t, harness.DaemonOptions{Root: filepath.Join(mnt, "root"), Config: "snapshotter: overlayfs\n", LogLevel: "info"})
+	images := testutil.TestImages(t, "busybox")
+	d.MustCLI(t, "image", "import", filepath.Join(images, "busybox"))
+	d.MustCLI(t, "image", "unpack", "--snapshotter", "btrfs", "busybox:latest")
+	u := listImages(t, d)["busybox:latest"].Unpacked
+	if u["overlayfs"] == "" || u["btrfs"] == "" {
+		t.Errorf("unpacked %v: want overlayfs (configured, the import's) and btrfs (asked by name)", u)
+	}
+	if _, err := os.Stat(filepath.Join(d.Root, "snapshots", "default")); !os.IsNotExist(err) {
+		t.Errorf("a configured snapshotter recorded a default: %v", err)
+	}
+}
+
+// TestBtrfs_RefusedElsewhere: asked for btrfs on a root that is not on
+// btrfs, berthd does not start and says why.
+func TestBtrfs_RefusedElsewhere(t *testing.T) {
+	testutil.RequireRoot(t)
+	// A tmpfs: never btrfs, whatever the host's filesystem is.
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("snapshotter: btrfs\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state, err := os.MkdirTemp("", "berth-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(state)
+	r := runBin(t, -1, testutil.Bin(t, "berthd"), "--config", cfg, "--root", filepath.Join(dir, "root"), "--state", state,
+		"--address", filepath.Join(state, "berth.sock"), "--manifests", filepath.Join(dir, "m"), "--metrics-address", "off")
+	if r.code == 0 || !strings.Contains(r.stderr, "open snapshotter btrfs") || !strings.Contains(r.stderr, "is not on a btrfs filesystem") {
+		t.Fatalf("berthd with snapshotter: btrfs on a non-btrfs root: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	t.Logf("berthd says: %s", strings.TrimSpace(r.stderr))
 }

@@ -110,3 +110,22 @@ func testCommit(t *testing.T, d *harness.Daemon, sn string) {
 		t.Errorf("the same changes in two containers gave layers %s and %s", layers[0], layers[1])
 	}
 }
+
+// TestCommit_PushPull: a committed image pushes to a registry and pulls
+// back into a fresh berthd, which runs it with the changes.
+func TestCommit_PushPull(t *testing.T) {
+	d := runDaemon(t)
+	reg := harness.StartRegistry(t)
+	if r := d.CLI("run", "busybox:latest", "commit-push", "sh", "-c", commitScript); r.ExitCode != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	d.MustCLI(t, "container", "commit", "--change", "ENV COMMITTED=yes", "commit-push", "pushed:v1")
+	target := reg.Addr + "/committed/pushed:v1"
+	d.MustCLI(t, "image", "push", "pushed:v1", target)
+
+	d2 := harness.StartDaemon(t, harness.DaemonOptions{LogLevel: "info", AllowUncleanStop: true})
+	d2.MustCLI(t, "image", "pull", target)
+	if r := d2.CLI("run", "--rm", target, "pulled-check", "sh", "-c", checkScript); r.ExitCode != 0 || r.Stdout != checkOutput {
+		t.Errorf("run of the pulled committed image: got %q (exit %d), want %q\n%s", r.Stdout, r.ExitCode, checkOutput, r)
+	}
+}

@@ -192,6 +192,9 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err := d.node.RecoverNetworks(ctx); err != nil {
 		d.log.Warn("recover networks", "err", err)
 	}
+	if err := d.node.CleanupDiffViews(ctx); err != nil {
+		d.log.Warn("clean up interrupted diffs", "err", err)
+	}
 	d.closers = append(d.closers, d.node.CloseTasks)
 	// Drop what the last berthd's operations and expired leases held, then
 	// keep collecting as leases expire; cancelled before CloseTasks waits.

@@ -115,15 +115,21 @@ func Compare(ctx context.Context, lower, upper []snapshot.Mount, w io.Writer, op
 		}
 	}
 	var res Result
+	if fast {
+		// The upperdir is read directly: nothing to mount.
+		var err error
+		if res, err = writeLayer(ctx, cs, w, opts); err != nil {
+			return Result{}, fmt.Errorf("compare: %w", err)
+		}
+		res.FastPath = true
+		return res, nil
+	}
 	err := withTree(lower, func(ldir string) error {
 		return withTree(upper, func(udir string) error {
-			if !fast {
-				var err error
-				if cs, err = walkChanges(ctx, ldir, udir); err != nil {
-					return err
-				}
+			cs, err := walkChanges(ctx, ldir, udir)
+			if err != nil {
+				return err
 			}
-			var err error
 			res, err = writeLayer(ctx, cs, w, opts)
 			return err
 		})
@@ -131,7 +137,6 @@ func Compare(ctx context.Context, lower, upper []snapshot.Mount, w io.Writer, op
 	if err != nil {
 		return Result{}, fmt.Errorf("compare: %w", err)
 	}
-	res.FastPath = fast
 	return res, nil
 }
 
