@@ -94,6 +94,8 @@ var fieldDocs = map[string]string{
 	"ImageSpec.Snapshotter":         "Snapshotter unpacks the image: overlayfs, native (or btrfs where the node has it). Empty: berthd's configured default.",
 	"ImageSpec.Source":              "Source is an optional offline source, used before any registry.",
 	"ImageStatus.Digest":            "Digest is the manifest digest the ref resolved to.",
+	"ImageStatus.DroppedXattrs":     "DroppedXattrs counts the extended attributes (trusted.*, security.selinux) left out of the unpacked layers.",
+	"ImageStatus.SkippedDevices":    "SkippedDevices counts the block and character device nodes the image's layers held and berth did not create (unpack.allowDevices).",
 	"Metadata.Annotations":          "Annotations are key=value notes berth keeps but does not interpret.",
 	"Metadata.Labels":               "Labels are key=value pairs selectors (-l) match.",
 	"Metadata.Name":                 "Name is unique per kind in the namespace (a DNS-1123 label, at most 63).",
