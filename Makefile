@@ -16,7 +16,7 @@ export BERTH_BIN := $(CURDIR)/$(BIN)
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/berthd ./cmd/berth ./cmd/berth-shim ./cmd/berth-init
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/berthd ./cmd/berth ./cmd/berth-shim ./cmd/berth-init ./cmd/berth-pause
 
 # Installs what builds and tests need on Debian (root). Idempotent.
 deps:

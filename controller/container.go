@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"berth.dev/berth/desired"
+	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/oci"
 	"berth.dev/berth/policy"
@@ -41,7 +42,7 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	switch {
 	case err == nil && existing.Labels[spec.LabelSpecHash] == want:
 		if c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey) {
-			return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: containerKindStatus(existing.SnapshotKey, e.Hash, digest)})}, nil
+			return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})}, nil
 		}
 		c.repaired(ctx, e.Key, "snapshot "+existing.SnapshotKey+" was removed; recreating the container")
 		fallthrough
@@ -120,13 +121,22 @@ func (c *Controller) imageNotDeclared(ctx context.Context, e desired.Entry, imag
 }
 
 func (c *Controller) recordCreated(ctx context.Context, e desired.Entry, snapshotKey, digest string) error {
-	c.record(ctx, e, observation{ready: true, owns: e.Key.Name, kind: containerKindStatus(snapshotKey, e.Hash, digest)})
+	c.record(ctx, e, observation{ready: true, owns: e.Key.Name, kind: c.containerKindStatus(e.Key.Namespace, e.Key.Name, snapshotKey, e.Hash, digest)})
 	return nil
 }
 
-func containerKindStatus(snapshotKey, specHash, digest string) func(*spec.Status) {
+// containerKindStatus is a Container's observed part: its snapshot, what
+// it was created from and, when bridged, its network attachment.
+func (c *Controller) containerKindStatus(ns, id, snapshotKey, specHash, digest string) func(*spec.Status) {
+	a, attached := c.opts.Node.ContainerNetwork(ns, id)
 	return func(st *spec.Status) {
 		st.ContainerStatus = &spec.ContainerStatus{SnapshotKey: snapshotKey, SpecHash: specHash, ImageDigest: digest}
+		if attached {
+			st.Network, st.Addresses = a.Network, a.IPs
+			for _, p := range a.Ports {
+				st.Ports = append(st.Ports, spec.Port{ContainerPort: p.ContainerPort, HostPort: p.HostPort, Protocol: p.Protocol, HostIP: p.HostIP})
+			}
+		}
 	}
 }
 
@@ -187,5 +197,18 @@ func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.D
 // (oci.FromSpec, the translator the API's mounts share).
 func containerSettings(o spec.Object, cs spec.ContainerSpec) (node.ContainerSettings, error) {
 	st, err := oci.FromSpec(o, cs)
-	return node.ContainerSettings{Runtime: cs.Runtime, Settings: st}, err
+	s := node.ContainerSettings{Runtime: cs.Runtime, Settings: st}
+	if cs.Network.Bridged() {
+		s.Network = &node.NetworkSettings{Name: string(cs.Network)}
+		for _, p := range cs.Ports {
+			s.Network.Ports = append(s.Network.Ports, network.PortMapping{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol, HostIP: p.HostIP})
+		}
+		if cs.DNS != nil {
+			s.Network.DNS = network.DNS{Servers: cs.DNS.Servers, Searches: cs.DNS.Searches, Options: cs.DNS.Options}
+		}
+		for _, h := range cs.Hosts {
+			s.Network.Hosts = append(s.Network.Hosts, network.Host{IP: h.IP, Hostnames: h.Hostnames})
+		}
+	}
+	return s, err
 }

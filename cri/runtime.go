@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"berth.dev/berth/version"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -101,4 +103,31 @@ func (s *Service) UpdateRuntimeConfig(ctx context.Context, req *runtime.UpdateRu
 		s.log.Info("kubelet pod CIDR (berth's networks keep their own subnets)", "podCIDR", cidr)
 	}
 	return &runtime.UpdateRuntimeConfigResponse{}, nil
+}
+
+// firstForeignConflist is the name of the first conflist in dir (by file
+// name, as kubelet runtimes pick) that berth did not write, "" if none.
+func firstForeignConflist(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.conflist"))
+	sort.Strings(files)
+	for _, f := range files {
+		base := filepath.Base(f)
+		if base == "berth.conflist" || strings.HasPrefix(base, "berth_") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var c struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(b, &c) == nil && c.Name != "" {
+			return c.Name
+		}
+	}
+	return ""
 }

@@ -2,14 +2,17 @@ package cri
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/spec"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -39,6 +42,13 @@ type Options struct {
 	// ImageFsPath is the directory image layers and containers' writable
 	// layers are stored under (the default snapshotter's root).
 	ImageFsPath string
+	// PauseBinary is berth-pause, packaged as the built-in pause image
+	// when the sandbox image is absent; TempDir is scratch space for it.
+	PauseBinary, TempDir string
+	// PodNetwork is the network pods join ("" is berth's built-in bridge).
+	PodNetwork string
+	// Root is berth's root: the CRI's records live under <Root>/cri.
+	Root string
 	// Runtimes are the runtime handlers' names (the configured runtimes
 	// whose binary exists); DefaultRuntime is the one "" stands for.
 	Runtimes       []string
@@ -59,6 +69,11 @@ type Service struct {
 	// digest: reading the manifest from the store on every list is waste.
 	idsMu sync.Mutex
 	ids   map[string]imageInfo
+
+	sandboxes  *store[sandbox]
+	containers *store[container]
+	pause      sandboxImage
+	ownOOM     int
 
 	// fsUsage caches ImageFsInfo's walk of the image filesystem.
 	fsMu    sync.Mutex
@@ -81,7 +96,17 @@ func New(opts Options) (*Service, error) {
 	if opts.StreamAddress == "" {
 		opts.StreamAddress = "127.0.0.1:0"
 	}
-	s := &Service{opts: opts, log: opts.Log, node: opts.Node, ids: map[string]imageInfo{}}
+	if opts.Root == "" {
+		return nil, fmt.Errorf("cri: root is required: %w", errdefs.ErrInvalidArgument)
+	}
+	s := &Service{opts: opts, log: opts.Log, node: opts.Node, ids: map[string]imageInfo{}, ownOOM: ownOOMScoreAdj()}
+	var err error
+	if s.sandboxes, err = openStore[sandbox](filepath.Join(opts.Root, "cri", "sandboxes")); err != nil {
+		return nil, err
+	}
+	if s.containers, err = openStore[container](filepath.Join(opts.Root, "cri", "containers")); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -11,7 +11,7 @@ dest=${DESTDIR:-}
 src=$(cd "$(dirname "$0")/.." && pwd)
 
 install -d "$dest$prefix/bin"
-for b in berthd berth berth-shim berth-init; do
+for b in berthd berth berth-shim berth-init berth-pause; do
   install -m 0755 "$bindir/$b" "$dest$prefix/bin/$b"
 done
 

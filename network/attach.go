@@ -194,7 +194,11 @@ func (m *Manager) detach(ctx context.Context, a Attachment) error {
 			return err
 		}
 	}
-	if err := m.del(ctx, a.Conflist, m.runtimeConf(a)); err != nil {
+	err := m.del(ctx, a.Conflist, m.runtimeConf(a))
+	// Whatever DEL did, what it can leave in the firewall goes; a DEL that
+	// failed is retried (the record stays "detaching").
+	m.purgeRules(a)
+	if err != nil {
 		return fmt.Errorf("network %s: detach %s/%s: %w", a.Network, a.Namespace, a.ID, err)
 	}
 	if err := removeNetNS(a.NetNS); err != nil {
@@ -217,6 +221,7 @@ func (m *Manager) del(ctx context.Context, conf []byte, rt *libcni.RuntimeConf) 
 	if !isNetNS(rt.NetNS) {
 		rt.NetNS = ""
 	}
+	m.log.Debug("cni del", "container", rt.ContainerID, "netns", rt.NetNS)
 	if len(conf) > 0 {
 		list, err := libcni.NetworkConfFromBytes(conf)
 		if err != nil {
@@ -289,7 +294,11 @@ func (m *Manager) Recover(ctx context.Context, exists func(ns, id string) bool) 
 		}
 		m.log.Info("releasing a cached attachment no container owns", "container", c.ContainerID, "network", c.Network)
 		rt := &libcni.RuntimeConf{ContainerID: c.ContainerID, NetNS: "", IfName: c.IfName, Args: c.CniArgs, CapabilityArgs: c.CapabilityArgs}
-		if err := m.del(ctx, c.Config, rt); err != nil {
+		err := m.del(ctx, c.Config, rt)
+		if ns, id, ok := strings.Cut(c.ContainerID, "."); ok {
+			m.purgeRules(Attachment{Namespace: ns, ID: id, CNIName: c.Network})
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("release cached attachment %s on %s: %w", c.ContainerID, c.Network, err))
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -108,25 +109,32 @@ func removeJumps(table, chain string) {
 }
 
 // splitRule splits an iptables -S rule into arguments, honouring the
-// double quotes iptables puts around comments.
+// double quotes iptables puts around comments and the backslash escapes
+// inside them (a comment naming a network is `"name: \"berth\" ..."`).
 func splitRule(s string) []string {
 	var out []string
 	var cur strings.Builder
-	inq := false
+	inq, esc, have := false, false, false
 	for _, r := range s {
 		switch {
+		case esc:
+			cur.WriteRune(r)
+			esc = false
+		case r == '\\' && inq:
+			esc = true
 		case r == '"':
-			inq = !inq
+			inq, have = !inq, true
 		case r == ' ' && !inq:
-			if cur.Len() > 0 {
+			if cur.Len() > 0 || have {
 				out = append(out, cur.String())
 				cur.Reset()
+				have = false
 			}
 		default:
 			cur.WriteRune(r)
 		}
 	}
-	if cur.Len() > 0 {
+	if cur.Len() > 0 || have {
 		out = append(out, cur.String())
 	}
 	return out
@@ -179,4 +187,80 @@ func setIsolation(bridge string, on bool) error {
 		_, _ = iptables("-t", "mangle", "-X", isolateChain)
 	}
 	return nil
+}
+
+// purgeRules removes what the plugins' DEL can leave of one attachment in
+// the firewall: the bridge plugin skips its masquerade teardown when the
+// container's interface is already gone (a DEL run again after one that
+// failed half way, a namespace lost to a crash or reboot:
+// containernetworking/plugins#810), and with iptables-nft its teardown
+// can fail to delete the jump and then the chain (EBUSY). Rules are found
+// by the comment the plugins put on them (name and container id) and, in
+// CNI-FORWARD, by the container's addresses; the per-container chains
+// they jump to are flushed and deleted. Idempotent; failures are logged.
+func (m *Manager) purgeRules(a Attachment) {
+	id := `id: \"` + key(a.Namespace, a.ID) + `\"`
+	name := `name: \"` + a.CNIName + `\"`
+	var addrs []string
+	for _, ip := range a.IPs {
+		if p, _, ok := strings.Cut(ip, "/"); ok {
+			addrs = append(addrs, p+"/32")
+		}
+	}
+	for _, table := range []string{"nat", "filter"} {
+		out, err := iptables("-t", table, "-S")
+		if err != nil {
+			continue
+		}
+		chains := map[string]bool{}
+		var rules [][]string
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			line := sc.Text()
+			f := splitRule(line)
+			if len(f) < 2 || f[0] != "-A" {
+				continue
+			}
+			mine := strings.Contains(line, id) && strings.Contains(line, name)
+			if !mine && f[1] == "CNI-FORWARD" {
+				for i := 0; i+1 < len(f); i++ {
+					if (f[i] == "-s" || f[i] == "-d") && slices.Contains(addrs, f[i+1]) {
+						mine = true
+					}
+				}
+			}
+			if !mine {
+				continue
+			}
+			rules = append(rules, f)
+			if t := target(f); strings.HasPrefix(t, "CNI-") && !isSharedChain(t) {
+				chains[t] = true
+			}
+		}
+		for _, f := range rules {
+			if _, err := iptables(append([]string{"-t", table, "-D"}, f[1:]...)...); err != nil {
+				m.log.Warn("remove a container's firewall rule", "container", key(a.Namespace, a.ID), "err", err)
+			}
+		}
+		for c := range chains {
+			_, _ = iptables("-t", table, "-F", c)
+			if _, err := iptables("-t", table, "-X", c); err != nil {
+				m.log.Warn("remove a container's firewall chain", "container", key(a.Namespace, a.ID), "chain", c, "err", err)
+			}
+		}
+	}
+}
+
+// isSharedChain reports whether a CNI chain is one every container's
+// rules share (never removed for one container).
+func isSharedChain(c string) bool {
+	if strings.HasPrefix(c, "CNI-ISOLATION") {
+		return true
+	}
+	for _, s := range cniChains {
+		if s.chain == c {
+			return true
+		}
+	}
+	return false
 }

@@ -91,3 +91,78 @@ func TestManager_AttachDetach(t *testing.T) {
 		t.Errorf("second detach: %v", err)
 	}
 }
+
+// TestManager_DetachRemovesRules checks that DEL removes what ADD put in
+// the firewall: the masquerade chain and the firewall plugin's rules.
+func TestManager_DetachRemovesRules(t *testing.T) {
+	m := newTestManager(t)
+	ctx := context.Background()
+	rules := func(a Attachment) string {
+		out, _ := exec.Command("iptables-save").Output()
+		var mine []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, a.IP()+"/32") || strings.Contains(l, key(a.Namespace, a.ID)+`\"`) {
+				mine = append(mine, l)
+			}
+		}
+		return strings.Join(mine, "\n")
+	}
+	// A third container keeps the network in use throughout: the others'
+	// rules must go by their own detach, not by the cleanup of an empty
+	// network.
+	if _, err := m.Attach(ctx, Request{Namespace: "default", ID: "keep", Network: BuiltinNetwork}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Detach(ctx, "default", "keep")
+	for _, tc := range []struct {
+		id string
+		// before runs between attach and detach.
+		before func(a Attachment)
+	}{
+		{id: "plain"},
+		// The interface gone before DEL (a DEL run again after a failed
+		// one, a crash): the bridge plugin then skips its masquerade
+		// teardown (containernetworking/plugins#810).
+		{id: "noeth0", before: func(a Attachment) {
+			if out, err := exec.Command("nsenter", "--net="+a.NetNS, "ip", "link", "del", "eth0").CombinedOutput(); err != nil {
+				t.Fatalf("delete eth0: %v: %s", err, out)
+			}
+		}},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			a, err := m.Attach(ctx, Request{Namespace: "default", ID: tc.id, Network: BuiltinNetwork,
+				Ports: []PortMapping{{HostPort: 18392, ContainerPort: 80, Protocol: "tcp"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rules(a) == "" {
+				t.Fatalf("no iptables rule names %s after attach", a.IP())
+			}
+			if tc.before != nil {
+				tc.before(a)
+			}
+			if err := m.Detach(ctx, "default", tc.id); err != nil {
+				t.Fatal(err)
+			}
+			if r := rules(a); r != "" {
+				t.Errorf("rules left after detach:\n%s", r)
+			}
+		})
+	}
+}
+
+func TestSplitRule(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{`-A POSTROUTING -s 10.86.1.2/32 -m comment --comment "name: \"berth\" id: \"default.web1\"" -j CNI-460d`,
+			[]string{"-A", "POSTROUTING", "-s", "10.86.1.2/32", "-m", "comment", "--comment", `name: "berth" id: "default.web1"`, "-j", "CNI-460d"}},
+		{`-A CNI-FORWARD -j CNI-ADMIN`, []string{"-A", "CNI-FORWARD", "-j", "CNI-ADMIN"}},
+		{`-A X -m comment --comment "" -j Y`, []string{"-A", "X", "-m", "comment", "--comment", "", "-j", "Y"}},
+	} {
+		if got := splitRule(tc.in); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("splitRule(%s) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

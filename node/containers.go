@@ -25,6 +25,20 @@ import (
 type ContainerSettings struct {
 	oci.Settings
 	Runtime string `json:"runtime,omitempty"`
+	// Network, when set, puts the container on a bridged network (the
+	// Settings' NetworkHost is false: host and none have no Network).
+	Network *NetworkSettings `json:"network,omitempty"`
+	// LogPath, when set, is where the container's output log is written
+	// instead of under the root, and it is never rotated by size: whoever
+	// chose the path rotates it (the kubelet does, then asks the CRI to
+	// reopen it; the shim follows a rename).
+	LogPath string `json:"logPath,omitempty"`
+	// NetworkFilesOf names a container (a pod's sandbox) whose network
+	// namespace this one joins: its hosts, resolv.conf and hostname are
+	// bind-mounted here too, where no mount of the settings covers them.
+	// They are berth's own files under the state directory, so they are
+	// added after the policy check, as a bridged container's are.
+	NetworkFilesOf string `json:"networkFilesOf,omitempty"`
 }
 
 // CreateContainer creates container id of namespace ns from an image of
@@ -107,7 +121,25 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 		}
 	}()
 	settings.ID, settings.Namespace = id, ns
-	spec, err := n.generateSpec(ctx, mounts, cfg.Config, settings.Settings)
+	gen := settings.Settings
+	if settings.Network != nil {
+		a, err := n.attach(ctx, ns, id, settings)
+		if err != nil {
+			return observed.Container{}, err
+		}
+		defer func() {
+			if !ok {
+				if err := n.opts.Network.Detach(context.WithoutCancel(ctx), ns, id); err != nil {
+					n.log.Warn("detach network of failed container create", "id", id, "err", err)
+				}
+			}
+		}()
+		gen = n.withNetwork(ns, id, gen, a)
+	}
+	if settings.NetworkFilesOf != "" && n.opts.Network != nil {
+		gen = n.withNetworkFilesOf(ns, settings.NetworkFilesOf, gen)
+	}
+	spec, err := n.generateSpec(ctx, mounts, cfg.Config, gen)
 	if err != nil {
 		return observed.Container{}, err
 	}
@@ -201,6 +233,16 @@ func (n *Node) DeleteContainer(ctx context.Context, ns, id string) error {
 		}
 	} else {
 		n.log.Warn("container's snapshotter is gone; removing the record only", "id", id, "snapshotter", c.Snapshotter)
+	}
+	// Detached before the record goes: a detach that fails leaves the
+	// container to delete again, never an attachment nobody owns (and
+	// Recover releases what a crash in between leaves).
+	if n.opts.Network != nil {
+		if err := n.opts.Network.Detach(ctx, ns, id); err != nil {
+			return fmt.Errorf("detach network of container %s: %w", id, err)
+		}
+	} else if _, bridged := storedNetwork(c.Settings); bridged {
+		n.log.Warn("container's network cannot be detached: networking is not configured", "id", id)
 	}
 	if err := n.opts.DB.DeleteContainer(ctx, ns, id); err != nil {
 		return err

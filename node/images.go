@@ -46,6 +46,10 @@ type Progress struct {
 	Status string
 	// Message says why a retrying pull waits and for how long.
 	Message string
+	// Fetched is what the pull has downloaded so far, all blobs together
+	// (blobs already in the store count nothing; a resumed one counts
+	// from where it resumed).
+	Fetched int64
 }
 
 // Pull fetches ref into the content store, records it as an image of
@@ -129,7 +133,7 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 				st = "done"
 			}
 			fetched.saw(d.Digest, off, done)
-			progress(Progress{Desc: d, Offset: off, Status: st})
+			progress(Progress{Desc: d, Offset: off, Status: st, Fetched: fetched.total()})
 		},
 	}
 	type unpacked struct {

@@ -201,12 +201,16 @@ type LogOptions struct {
 
 func (n *Node) Logs(ctx context.Context, ns, id string, opts LogOptions, fn func(LogEntry) error) error {
 	follow := opts.Follow
-	if _, err := n.opts.DB.GetContainer(ctx, ns, id); err != nil {
+	c, err := n.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
 		return err
 	}
 	p, err := n.LogPath(ns, id)
 	if err != nil {
 		return err
+	}
+	if sp := storedLogPath(c.Settings); sp != "" {
+		p = sp
 	}
 	if len(logs.Files(p)) == 0 && !follow {
 		return nil
@@ -234,4 +238,14 @@ func (n *Node) Logs(ctx context.Context, ns, id string, opts LogOptions, fn func
 		return nil
 	}
 	return err
+}
+
+// storedLogPath is the log path a container record's settings chose, ""
+// for the default under the root.
+func storedLogPath(raw json.RawMessage) string {
+	var s ContainerSettings
+	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s.LogPath
 }

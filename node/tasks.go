@@ -59,6 +59,15 @@ func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (Task
 	if err != nil {
 		return TaskInfo{}, err
 	}
+	// The container's attachment is normally in place since its create;
+	// after a reboot or a crash that undid it, it is made again here,
+	// before runc joins the namespace file.
+	if s, bridged := storedNetwork(c.Settings); bridged {
+		if _, err := n.attach(ctx, ns, id, s); err != nil {
+			done(nil)
+			return TaskInfo{}, err
+		}
+	}
 	tk, err := n.createTask(ctx, ns, c, stdio)
 	done(tk)
 	if err != nil {
@@ -92,6 +101,10 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	logPath, err := n.LogPath(ns, c.ID)
 	if err != nil {
 		return nil, err
+	}
+	logMax := n.opts.Tasks.LogMaxSize
+	if p := storedLogPath(c.Settings); p != "" {
+		logPath, logMax = p, -1
 	}
 	// A bundle without a task in the table is a leftover of a crash
 	// between mount and record: nothing runs from it (Recover adopted
@@ -143,7 +156,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	resp, err := cl.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Bundle: bundle, Runtime: rt, RuntimeRoot: n.runtimeRoot(ns),
 		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal},
-		Log:   &shimapi.Log{Path: logPath, MaxSize: n.opts.Tasks.LogMaxSize, MaxFiles: int32(n.opts.Tasks.LogMaxFiles)},
+		Log:   &shimapi.Log{Path: logPath, MaxSize: logMax, MaxFiles: int32(n.opts.Tasks.LogMaxFiles)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", c.ID, err)

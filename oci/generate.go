@@ -127,6 +127,7 @@ func process(ctx context.Context, rootfs string, img ocispec.ImageConfig, s Sett
 		Capabilities:    capabilities(),
 		Rlimits:         rl,
 		NoNewPrivileges: s.NoNewPrivileges == nil || *s.NoNewPrivileges,
+		OOMScoreAdj:     s.OOMScoreAdj,
 	}, nil
 }
 
@@ -146,9 +147,9 @@ func hostname(s Settings) string {
 
 func namespaces(s Settings) []specs.LinuxNamespace {
 	ns := []specs.LinuxNamespace{
-		{Type: specs.PIDNamespace},
-		{Type: specs.IPCNamespace},
-		{Type: specs.UTSNamespace},
+		{Type: specs.PIDNamespace, Path: s.NamespacePaths["pid"]},
+		{Type: specs.IPCNamespace, Path: s.NamespacePaths["ipc"]},
+		{Type: specs.UTSNamespace, Path: s.NamespacePaths["uts"]},
 		{Type: specs.MountNamespace},
 	}
 	if !s.NetworkHost {

@@ -50,6 +50,13 @@ type Settings struct {
 	// the network package attached to a CNI network). Ignored with
 	// NetworkHost.
 	NetNSPath string
+	// NamespacePaths join existing namespaces instead of new ones, by
+	// type ("ipc", "uts", "pid"): a pod's containers join its sandbox's.
+	NamespacePaths map[string]string `json:",omitempty"`
+	// OOMScoreAdj, when set, is the process's oom_score_adj. A value below
+	// berthd's own fails in runc where root lacks CAP_SYS_RESOURCE, so
+	// callers clamp it (the CRI does).
+	OOMScoreAdj *int `json:",omitempty"`
 	// ReadonlyRootfs mounts the rootfs read-only.
 	ReadonlyRootfs bool
 	// Terminal gives the process a pseudo-terminal.
@@ -155,6 +162,19 @@ func (s *Settings) validate() error {
 	}
 	if s.NetNSPath != "" && (!path.IsAbs(s.NetNSPath) || strings.ContainsRune(s.NetNSPath, 0)) {
 		return fmt.Errorf("netns path %q: want an absolute path: %w", s.NetNSPath, errdefs.ErrInvalidArgument)
+	}
+	for typ, p := range s.NamespacePaths {
+		switch typ {
+		case "ipc", "uts", "pid":
+		default:
+			return fmt.Errorf("namespace %q: want ipc, uts or pid: %w", typ, errdefs.ErrInvalidArgument)
+		}
+		if !path.IsAbs(p) || strings.ContainsRune(p, 0) {
+			return fmt.Errorf("%s namespace path %q: want an absolute path: %w", typ, p, errdefs.ErrInvalidArgument)
+		}
+	}
+	if s.OOMScoreAdj != nil && (*s.OOMScoreAdj < -1000 || *s.OOMScoreAdj > 1000) {
+		return fmt.Errorf("oom_score_adj %d: want -1000..1000: %w", *s.OOMScoreAdj, errdefs.ErrInvalidArgument)
 	}
 	if s.CgroupsPath != "" {
 		p := s.CgroupsPath

@@ -182,10 +182,16 @@ func (s Status) DeepCopy() Status {
 			u := *is.Unpacked
 			is.Unpacked = &u
 		}
+		if is.Progress != nil {
+			p := *is.Progress
+			p.Layers = slices.Clone(p.Layers)
+			is.Progress = &p
+		}
 		s.ImageStatus = &is
 	}
 	if s.ContainerStatus != nil {
 		cs := *s.ContainerStatus
+		cs.Addresses, cs.Ports = slices.Clone(cs.Addresses), slices.Clone(cs.Ports)
 		s.ContainerStatus = &cs
 	}
 	if s.TaskStatus != nil {

@@ -122,7 +122,7 @@ func TestParse_Errors(t *testing.T) {
 				`spec.restartPolicy: "Sometimes" is not one of`, `spec.stopTimeout: "10" is not a duration`}},
 		{"image", "apiVersion: berth.dev/v1\nkind: Image\nmetadata: {name: x}\nspec: {ref: 'busybox@sha256:abc', source: {archive: a, layout: b}, snapshotter: zfs}\n",
 			[]string{`spec.ref: "busybox@sha256:abc" is not an image reference`, `spec.source: set exactly one of archive and layout`,
-				`spec.snapshotter: "zfs" is not one of overlayfs, native`}},
+				`spec.snapshotter: "zfs" is not one of overlayfs, native, btrfs`}},
 		{"syntax line", "apiVersion: berth.dev/v1\nkind: Task\nmetadata: {name: x}\nspec: {container: x}\n---\n\n\nkind: [\n",
 			[]string{`web.yaml: document 2: yaml: line 8: did not find expected node content`}},
 		{"not utf8", "kind: \xff\xfe\n", []string{`web.yaml: not UTF-8 text`}},

@@ -72,6 +72,28 @@ type ImageStatus struct {
 	// DroppedXattrs counts the extended attributes (trusted.*,
 	// security.selinux) left out of the unpacked layers.
 	DroppedXattrs int `json:"droppedXattrs,omitempty"`
+	// Progress is where a first pull stands, while it runs.
+	Progress *PullProgress `json:"progress,omitempty"`
+}
+
+// PullProgress is a running pull, blob by blob.
+type PullProgress struct {
+	Layers []LayerProgress `json:"layers,omitempty"`
+	// Fetched is the bytes downloaded so far.
+	Fetched int64 `json:"fetched"`
+	// Waiting says why the pull waits (a 429's Retry-After) and how long.
+	Waiting string `json:"waiting,omitempty"`
+}
+
+// LayerProgress is one blob of a running pull.
+type LayerProgress struct {
+	Digest string `json:"digest"`
+	// Status is downloading, done, unpacking, unpacked or retrying.
+	Status string `json:"status"`
+	Offset int64  `json:"offset"`
+	Total  int64  `json:"total"`
+	// Rate is bytes per second.
+	Rate int64 `json:"rate,omitempty"`
 }
 
 // Unpacked says where an image's layers are unpacked.
@@ -86,6 +108,12 @@ type ContainerStatus struct {
 	// SpecHash is the Hash of the spec the container was created from.
 	SpecHash    string `json:"specHash,omitempty"`
 	ImageDigest string `json:"imageDigest,omitempty"`
+	// Network is the network the container is attached to (bridged
+	// containers only), Addresses its addresses there (CIDR) and Ports
+	// what it publishes on the host, as observed on the node.
+	Network   string   `json:"network,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
+	Ports     []Port   `json:"ports,omitempty"`
 }
 
 // TaskStatus is what was observed of a Task.

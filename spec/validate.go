@@ -169,9 +169,9 @@ func (v *validator) image(s ImageSpec) {
 		v.absPath("spec.auth.file", s.Auth.File)
 	}
 	switch s.Snapshotter {
-	case "", "overlayfs", "native": // "": the node's default
+	case "", "overlayfs", "native", "btrfs": // "": the node's default
 	default:
-		v.add("spec.snapshotter", "%q is not one of overlayfs, native", s.Snapshotter)
+		v.add("spec.snapshotter", "%q is not one of overlayfs, native, btrfs", s.Snapshotter)
 	}
 }
 

@@ -69,6 +69,7 @@ var layers = []struct {
 	{"metrics/...", [][]string{base}},
 	// The binaries.
 	{"cmd/berthd/...", [][]string{{"..."}}},
+	{"cmd/berth-pause", nil}, // a pod's sandbox process: the standard library only
 	{"cmd/berth-shim/...", [][]string{{"shim/...", "api/..."}, base}},
 	{"cmd/berth-init/...", [][]string{base}}, // PID 1 in containers: no berth package
 	{"cmd/berth/...", [][]string{{"api/...", "spec/...", "content", "snapshot", "*/proxy/..."}, base}},

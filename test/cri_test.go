@@ -162,3 +162,156 @@ func TestCRI_Off(t *testing.T) {
 		t.Errorf("cri socket %s with --cri-address \"\": %v", d.CRISocket, err)
 	}
 }
+
+// pullBusybox pushes busybox to a local registry and pulls it through the
+// CRI; it returns the image ID.
+func pullBusybox(t *testing.T, c criClient, ctx context.Context) string {
+	t.Helper()
+	reg := harness.StartRegistry(t)
+	refs := harness.PushTestImages(t, reg.Addr, "busybox")
+	r, err := c.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: refs["busybox"]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.ImageRef
+}
+
+func podConfig(t *testing.T, name string) *runtime.PodSandboxConfig {
+	return &runtime.PodSandboxConfig{
+		Metadata:     &runtime.PodSandboxMetadata{Name: name, Namespace: "default", Uid: name + "-uid"},
+		Hostname:     name,
+		LogDirectory: t.TempDir(),
+		DnsConfig:    &runtime.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local"}},
+		Labels:       map[string]string{"app": name},
+		Linux:        &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}},
+	}
+}
+
+// TestCRI_PodLifecycle runs a pod with no sandbox image on the node (the
+// built-in pause), a busybox container in it writing to the kubelet's log
+// path in the CRI format, stops and removes both, and checks that stops
+// and removes of unknown IDs succeed.
+func TestCRI_PodLifecycle(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: "cri:\n  sandboxImage: 127.0.0.1:1/none/pause:1\n"})
+	c := dialCRI(t, d)
+	ctx := criCtx(t)
+	img := pullBusybox(t, c, ctx)
+
+	pcfg := podConfig(t, "web-"+strings.ToLower(t.Name()[8:12]))
+	rp, err := c.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: pcfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: rp.PodSandboxId, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.Status.State != runtime.PodSandboxState_SANDBOX_READY || ps.Status.Network.GetIp() == "" {
+		t.Fatalf("sandbox status: got %v, want ready with an IP", ps.Status)
+	}
+	if ps.Status.Metadata.Name != pcfg.Metadata.Name {
+		t.Errorf("sandbox metadata: got %v", ps.Status.Metadata)
+	}
+	pl, err := c.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{Filter: &runtime.PodSandboxFilter{LabelSelector: map[string]string{"app": pcfg.Metadata.Name}}})
+	if err != nil || len(pl.Items) != 1 || pl.Items[0].Id != rp.PodSandboxId {
+		t.Fatalf("list pod sandboxes by label: %v %v", pl, err)
+	}
+	imgs, _ := c.ListImages(ctx, &runtime.ListImagesRequest{})
+	pinned := false
+	for _, im := range imgs.Images {
+		pinned = pinned || im.Pinned && slices.Contains(im.RepoTags, "berth.local/pause:builtin")
+	}
+	if !pinned {
+		t.Errorf("the built-in pause image is not listed as pinned: %v", imgs.Images)
+	}
+
+	ccfg := &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "sh"},
+		Image:    &runtime.ImageSpec{Image: img},
+		Command:  []string{"sh", "-c", "echo hello; cat /etc/hostname; grep -c 10.96.0.10 /etc/resolv.conf; exec sleep 1000"},
+		LogPath:  "sh/0.log",
+		Labels:   map[string]string{"c": "sh"},
+	}
+	cc, err := c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: rp.PodSandboxId, Config: ccfg, SandboxConfig: pcfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: cc.ContainerId})
+	if err != nil || st.Status.State != runtime.ContainerState_CONTAINER_CREATED {
+		t.Fatalf("status after create: %v %v", st, err)
+	}
+	if _, err := c.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	logPath := pcfg.LogDirectory + "/sh/0.log"
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		b, _ := os.ReadFile(logPath)
+		s := string(b)
+		return strings.Contains(s, " stdout F hello\n") && strings.Contains(s, " stdout F "+pcfg.Hostname+"\n") && strings.Contains(s, " stdout F 1\n"), s
+	})
+	st, err = c.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: cc.ContainerId})
+	if err != nil || st.Status.State != runtime.ContainerState_CONTAINER_RUNNING || st.Status.LogPath != logPath || st.Status.StartedAt == 0 {
+		t.Fatalf("status after start: %v %v", st, err)
+	}
+	cl, err := c.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{PodSandboxId: rp.PodSandboxId}})
+	if err != nil || len(cl.Containers) != 1 || cl.Containers[0].State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("list containers: %v %v", cl, err)
+	}
+	if out := d.MustCLI(t, "-n", "k8s.io", "task", "ls"); !strings.Contains(out, cc.ContainerId) {
+		t.Errorf("berth -n k8s.io task ls lacks %s:\n%s", cc.ContainerId, out)
+	}
+
+	start := time.Now()
+	if _, err := c.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: cc.ContainerId, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("stop with a 1 s timeout took %v", el)
+	}
+	st, err = c.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: cc.ContainerId})
+	if err != nil || st.Status.State != runtime.ContainerState_CONTAINER_EXITED || st.Status.ExitCode == 0 || st.Status.FinishedAt == 0 {
+		t.Fatalf("status after stop: %v %v", st, err)
+	}
+	for _, call := range []func() error{
+		func() error {
+			_, err := c.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: "0123456789abcdef"})
+			return err
+		},
+		func() error {
+			_, err := c.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: "0123456789abcdef"})
+			return err
+		},
+		func() error {
+			_, err := c.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: "0123456789abcdef"})
+			return err
+		},
+		func() error {
+			_, err := c.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: "0123456789abcdef"})
+			return err
+		},
+	} {
+		if err := call(); err != nil {
+			t.Errorf("stop/remove of an unknown ID: %v", err)
+		}
+	}
+	if _, err := c.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: rp.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
+	ps, err = c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: rp.PodSandboxId})
+	if err != nil || ps.Status.State != runtime.PodSandboxState_SANDBOX_NOTREADY {
+		t.Fatalf("sandbox after stop: %v %v", ps, err)
+	}
+	if _, err := c.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: rp.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: rp.PodSandboxId}); err == nil {
+		t.Errorf("status of a removed sandbox: want NotFound")
+	}
+	if out := d.MustCLI(t, "-n", "k8s.io", "container", "ls"); strings.Contains(out, rp.PodSandboxId) {
+		t.Errorf("sandbox container left after remove:\n%s", out)
+	}
+}

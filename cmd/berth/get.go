@@ -164,8 +164,8 @@ func newGetCmd(g *globals) *cobra.Command {
 				}
 				return printList(cmd.OutOrStdout(), output, objs, nil, nil)
 			}
-			if output != "table" && output != "" {
-				return fmt.Errorf("unknown output format %q (table, json, yaml)", output)
+			if output != "table" && output != "" && output != "wide" {
+				return fmt.Errorf("unknown output format %q (table, wide, json, yaml)", output)
 			}
 			if len(objs) == 0 {
 				where := "namespace " + g.namespace
@@ -194,26 +194,30 @@ func newGetCmd(g *globals) *cobra.Command {
 					fmt.Fprintln(cmd.OutOrStdout())
 				}
 				first = false
-				if err := printTable(cmd.OutOrStdout(), spec.Kind(k), of, all); err != nil {
+				if err := printTable(cmd.OutOrStdout(), spec.Kind(k), of, all, output == "wide"); err != nil {
 					return err
 				}
 			}
 			return nil
 		},
 	}
-	addOutputFlag(cmd, &output)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table|wide|json|yaml (wide adds containers' network, addresses and ports)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
 	return cmd
 }
 
-// printTable prints one kind's objects with that kind's columns.
-func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS bool) error {
+// printTable prints one kind's objects with that kind's columns; wide adds
+// a Container's network, addresses and published ports.
+func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS, wide bool) error {
 	var header []string
 	switch kind {
 	case spec.KindImage:
 		header = []string{"NAME", "READY", "DIGEST", "AGE", "SOURCE"}
 	case spec.KindContainer:
 		header = []string{"NAME", "READY", "IMAGE", "AGE", "SOURCE"}
+		if wide {
+			header = []string{"NAME", "READY", "IMAGE", "NETWORK", "ADDRESSES", "PORTS", "AGE", "SOURCE"}
+		}
 	case spec.KindTask:
 		header = []string{"NAME", "READY", "STATE", "PID", "RESTARTS", "EXIT", "AGE", "SOURCE"}
 	}
@@ -236,7 +240,11 @@ func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS bool) e
 		case spec.KindContainer:
 			var cs spec.ContainerSpec
 			_ = json.Unmarshal(o.view.Spec, &cs)
-			row = append(row, cs.Image, age(reason))
+			row = append(row, cs.Image)
+			if wide {
+				row = append(row, networkColumns(cs, st)...)
+			}
+			row = append(row, age(reason))
 		case spec.KindTask:
 			ts := spec.TaskStatus{}
 			if st.TaskStatus != nil {
@@ -306,4 +314,36 @@ func age(t time.Time) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// networkColumns are a Container's NETWORK, ADDRESSES and PORTS: the
+// network it asked for, and the addresses and ports observed.
+func networkColumns(cs spec.ContainerSpec, st spec.Status) []string {
+	netw, addrs, ports := string(cs.Network), "-", "-"
+	if st.ContainerStatus != nil {
+		if st.Network != "" {
+			netw = st.Network
+		}
+		if len(st.Addresses) > 0 {
+			addrs = strings.Join(st.Addresses, ",")
+		}
+		if len(st.Ports) > 0 {
+			ports = formatPorts(st.Ports)
+		}
+	}
+	return []string{orDash(netw), addrs, ports}
+}
+
+// formatPorts writes published ports as `berth run -p` takes them:
+// [HOSTIP:]HOSTPORT->CONTAINERPORT/PROTO.
+func formatPorts(ps []spec.Port) string {
+	var out []string
+	for _, p := range ps {
+		s := fmt.Sprintf("%d->%d/%s", p.HostPort, p.ContainerPort, p.Protocol)
+		if p.HostIP != "" {
+			s = p.HostIP + ":" + s
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ",")
 }

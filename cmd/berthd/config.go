@@ -30,22 +30,39 @@ type Config struct {
 	// ManifestSettle is how long a manifest file must be quiet before it
 	// is read when nothing says its writer is done (no close-after-write,
 	// no rename into place).
-	ManifestSettle Duration        `json:"manifestSettle"`
-	MetricsAddress string          `json:"metricsAddress"`
-	LogLevel       string          `json:"logLevel"`
-	Snapshotter    string          `json:"snapshotter"`
-	Registries     RegistryConfig  `json:"registries"`
-	Pull           PullConfig      `json:"pull"`
-	Runtime        RuntimeConfig   `json:"runtime"`
-	Reconcile      ReconcileConfig `json:"reconcile"`
-	Unpack         UnpackConfig    `json:"unpack"`
-	Content        ContentConfig   `json:"content"`
+	ManifestSettle Duration `json:"manifestSettle"`
+	MetricsAddress string   `json:"metricsAddress"`
+	LogLevel       string   `json:"logLevel"`
+	// Snapshotter is the default snapshotter: overlayfs, native or btrfs.
+	// Not configured, it is btrfs on a fresh root on btrfs (see
+	// resolveSnapshotter), else overlayfs.
+	Snapshotter string `json:"snapshotter"`
+	// SnapshotterGiven says the config file named the snapshotter.
+	SnapshotterGiven bool            `json:"-"`
+	Registries       RegistryConfig  `json:"registries"`
+	Pull             PullConfig      `json:"pull"`
+	Runtime          RuntimeConfig   `json:"runtime"`
+	Reconcile        ReconcileConfig `json:"reconcile"`
+	Unpack           UnpackConfig    `json:"unpack"`
+	Content          ContentConfig   `json:"content"`
 	// Policy limits what the containers of each namespace may ask of the
 	// host (package policy); by default no bind may reach berthd's own
 	// root, state directory, socket or manifest directory, nor /.
 	Policy policy.Config `json:"policy"`
 	CNI    CNIConfig     `json:"cni"`
 	CRI    CRIConfig     `json:"cri"`
+}
+
+// CRIConfig is the kubelet's front door (cri/).
+type CRIConfig struct {
+	// Address is the CRI's unix socket (mode 0600); "" turns the CRI off.
+	Address string `json:"address"`
+	// SandboxImage is the pause image pods' sandboxes run; when it is not
+	// on the node and cannot be pulled, berth's built-in pause is used.
+	SandboxImage string `json:"sandboxImage"`
+	// StreamAddress is where exec, attach and port-forward stream
+	// (loopback; port 0 picks a free one).
+	StreamAddress string `json:"streamAddress"`
 }
 
 // CNIConfig says where the CNI plugins and network configurations are, so
@@ -72,18 +89,6 @@ func (c CNIConfig) BinDirs() []string {
 		}
 	}
 	return out
-}
-
-// CRIConfig is the kubelet's front door (cri/).
-type CRIConfig struct {
-	// Address is the CRI's unix socket (mode 0600); "" turns the CRI off.
-	Address string `json:"address"`
-	// SandboxImage is the pause image pods' sandboxes run; when it is not
-	// on the node and cannot be pulled, berth's built-in pause is used.
-	SandboxImage string `json:"sandboxImage"`
-	// StreamAddress is where exec, attach and port-forward stream
-	// (loopback; port 0 picks a free one).
-	StreamAddress string `json:"streamAddress"`
 }
 
 // ContentConfig tunes the content store.
@@ -291,6 +296,10 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 	}
 	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	var keys map[string]any
+	if yaml.Unmarshal(data, &keys) == nil {
+		_, cfg.SnapshotterGiven = keys["snapshotter"]
 	}
 	if cfg.Content.StaleIngestAge.Duration < 0 {
 		return cfg, fmt.Errorf("config %s: content.staleIngestAge: %s is negative", path, cfg.Content.StaleIngestAge.Duration)

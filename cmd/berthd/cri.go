@@ -19,6 +19,11 @@ func (d *Daemon) serveCRI(ctx context.Context) (stop func(), err error) {
 	}
 	svc, err := cri.New(cri.Options{
 		Node:           d.node,
+		Network:        d.net,
+		CNIConfDir:     d.cfg.CNI.ConfDir,
+		PauseBinary:    siblingBinary("berth-pause"),
+		TempDir:        filepath.Join(d.cfg.State, ".tmp"),
+		Root:           d.cfg.Root,
 		SandboxImage:   d.cfg.CRI.SandboxImage,
 		StreamAddress:  d.cfg.CRI.StreamAddress,
 		ImageFsPath:    filepath.Join(d.cfg.Root, "snapshots", d.cfg.NodeDefaults().Snapshotter),
@@ -60,4 +65,20 @@ func (d *Daemon) availableRuntimes() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// siblingBinary is the named binary beside berthd's own executable, else
+// on PATH, else "" (berth-pause is optional: a node with the sandbox image
+// needs none).
+func siblingBinary(name string) string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -32,9 +33,11 @@ import (
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/snapshot/btrfs"
 	"berth.dev/berth/snapshot/native"
 	"berth.dev/berth/snapshot/overlay"
 	"berth.dev/berth/snapshot/unpack"
+	"berth.dev/berth/spec"
 	"github.com/containerd/ttrpc"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
@@ -77,6 +80,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 			return nil, err
 		}
 	}
+	d.cfg.Snapshotter = resolveSnapshotter(d.cfg, log)
 	if err := d.takeLock(); err != nil {
 		return nil, err
 	}
@@ -117,7 +121,13 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	for name, open := range map[string]func(string) (snapshot.Snapshotter, error){
 		"overlayfs": func(root string) (snapshot.Snapshotter, error) { return overlay.New(root) },
 		"native":    func(root string) (snapshot.Snapshotter, error) { return native.New(root) },
+		"btrfs":     func(root string) (snapshot.Snapshotter, error) { return btrfs.New(root) },
 	} {
+		// btrfs is offered only where it can work (or where it was asked
+		// for, to fail with its reason).
+		if name == "btrfs" && d.cfg.Snapshotter != name && !btrfs.Supported(d.cfg.Root) {
+			continue
+		}
 		sn, err := open(filepath.Join(d.cfg.Root, "snapshots", name))
 		if err != nil {
 			if name == d.cfg.Snapshotter {
@@ -176,6 +186,12 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err := d.node.RecoverTasks(ctx); err != nil {
 		return err
 	}
+	// After the tasks: a running container's attachment is kept, and what
+	// a crash left half attached is detached (its create or task is
+	// retried by the controllers, and attaches again).
+	if err := d.node.RecoverNetworks(ctx); err != nil {
+		d.log.Warn("recover networks", "err", err)
+	}
 	d.closers = append(d.closers, d.node.CloseTasks)
 	// Drop what the last berthd's operations and expired leases held, then
 	// keep collecting as leases expire; cancelled before CloseTasks waits.
@@ -186,6 +202,35 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	}
 	d.registerNodeCollector()
 	return nil
+}
+
+// resolveSnapshotter picks the default snapshotter: the configured one;
+// else btrfs when the root is on btrfs and is fresh (no overlayfs
+// snapshotter yet: a node that ran overlayfs keeps it, since switching
+// would recreate every container that relied on the default), a choice
+// recorded in snapshots/default so later starts keep it; else overlayfs.
+func resolveSnapshotter(cfg Config, log *slog.Logger) string {
+	if cfg.SnapshotterGiven || cfg.Snapshotter != spec.DefaultSnapshotter {
+		return cfg.Snapshotter
+	}
+	record := filepath.Join(cfg.Root, "snapshots", "default")
+	if b, err := os.ReadFile(record); err == nil && strings.TrimSpace(string(b)) == "btrfs" {
+		return "btrfs"
+	}
+	if !btrfs.Supported(cfg.Root) {
+		return cfg.Snapshotter
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Root, "snapshots", "overlayfs")); err == nil {
+		log.Info("root is on btrfs but already has the overlayfs snapshotter: keeping overlayfs as the default (set snapshotter: btrfs to change)")
+		return cfg.Snapshotter
+	}
+	if err := os.MkdirAll(filepath.Dir(record), 0o700); err == nil {
+		if err := os.WriteFile(record, []byte("btrfs\n"), 0o600); err != nil {
+			log.Warn("record the default snapshotter", "err", err)
+		}
+	}
+	log.Info("root is on btrfs: btrfs is the default snapshotter (set snapshotter: in the config to choose another)")
+	return "btrfs"
 }
 
 func (d *Daemon) takeLock() error {

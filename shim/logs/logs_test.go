@@ -200,3 +200,35 @@ func TestRead_Window(t *testing.T) {
 		})
 	}
 }
+
+// TestWriter_ExternalRotation: with a negative max size the writer never
+// rotates, and after the file is renamed away (as the kubelet rotates) it
+// writes to a new file at the path.
+func TestWriter_ExternalRotation(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "0.log")
+	w, err := NewWriter(p, -1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.WriteRecord(Stdout, false, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p, p+".20261204-000000"); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.checked = time.Time{} // the next write checks at once
+	w.mu.Unlock()
+	if err := w.WriteRecord(Stdout, false, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(got), " stdout F after\n") || strings.Contains(string(got), "before") {
+		t.Errorf("new file: got %q, want only the record written after the rename", got)
+	}
+}

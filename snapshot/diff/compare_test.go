@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"io/fs"
@@ -145,7 +146,25 @@ var cases = []struct {
 	{"dir replaces file", steps(rm("etc/motd"), mkdir("etc/motd", 0o755), write("etc/motd/inner", "i", 0o644))},
 	{"deep new tree", steps(mkdir("a/b/c/d", 0o755), write("a/b/c/d/e", "e", 0o644))},
 	{"everything", steps(write("etc/new", "n", 0o644), rm("etc/motd"), chmod("bin/tool", 0o711), link("bin/tool", "bin/hl"), symlink("tool", "bin/sl"), rm("var/cache/app/a"))},
+	{"rename dir", renameDir("var/cache/app", "var/cache/moved")},
 	{"no change", func(*testing.T, string) {}},
+}
+
+// renameDir renames a directory of the lower layer: overlayfs does it with
+// a redirect xattr when redirect_dir is on (then Compare walks), and
+// refuses it with EXDEV otherwise, as mv then copies; so copy then.
+func renameDir(from, to string) func(t *testing.T, dir string) {
+	return func(t *testing.T, dir string) {
+		err := os.Rename(filepath.Join(dir, from), filepath.Join(dir, to))
+		if errors.Is(err, unix.EXDEV) {
+			mkdir(to, 0o755)(t, dir)
+			write(to+"/a", "a", 0o644)(t, dir)
+			write(to+"/b", "b", 0o644)(t, dir)
+			rm(from)(t, dir)
+			return
+		}
+		must(t, err)
+	}
 }
 
 // mounted runs fn with mounts mounted on a temporary directory.
@@ -355,4 +374,45 @@ func listLayer(t *testing.T, b []byte) string {
 		return err.Error()
 	}
 	return strings.Join(entries, "\n")
+}
+
+// TestOverlayRedirectWalks: a directory renamed on an overlay mounted with
+// redirect_dir=on is a redirect xattr in the upperdir, which the upperdir
+// alone cannot express as a layer: Compare walks, and the layer is right.
+func TestOverlayRedirectWalks(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	sn := snapshotters["overlayfs"](t)
+	m, err := sn.Prepare(ctx, "base-active", "")
+	must(t, err)
+	mounted(t, m, func(dir string) { baseTree(t, dir) })
+	must(t, sn.Commit(ctx, "base", "base-active"))
+	upper, err := sn.Prepare(ctx, "work", "base")
+	must(t, err)
+	upper[0].Options = append(upper[0].Options, "redirect_dir=on")
+	var want map[string]string
+	dir := t.TempDir()
+	if err := snapshot.MountAll(upper, dir); err != nil {
+		t.Skipf("overlay with redirect_dir=on: %v", err)
+	}
+	must(t, os.Rename(filepath.Join(dir, "var/cache/app"), filepath.Join(dir, "var/cache/moved")))
+	want = tree(t, dir)
+	must(t, snapshot.UnmountAll(dir))
+	lower, err := sn.View(ctx, "base-view", "base")
+	must(t, err)
+	var layer bytes.Buffer
+	res, err := Compare(ctx, lower, upper, &layer, Options{})
+	must(t, err)
+	if res.FastPath {
+		t.Error("Compare read an upperdir with a redirect directly")
+	}
+	check, err := sn.Prepare(ctx, "check", "base")
+	must(t, err)
+	_, err = Apply(ctx, check, &layer, archive.Options{ExpectedDiffID: res.DiffID, NoSync: true})
+	must(t, err)
+	mounted(t, check, func(dir string) {
+		if diff := cmp.Diff(want, tree(t, dir)); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
 }

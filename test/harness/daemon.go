@@ -28,6 +28,9 @@ type DaemonOptions struct {
 	DefaultManifests bool
 	// MetricsAddress overrides the free 127.0.0.1 port picked for --metrics-address.
 	MetricsAddress string
+	// Root, if set, is berthd's --root (a loopback btrfs, say) instead of
+	// a fresh directory under t.TempDir().
+	Root string
 	// LogLevel is passed as --log-level; empty means "debug".
 	LogLevel string
 	// Args are extra flags appended after the harness's own.
@@ -106,8 +109,12 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 			t.Errorf("remove state %s: %v", state, err)
 		}
 	})
+	root := opts.Root
+	if root == "" {
+		root = filepath.Join(dir, "root")
+	}
 	d := &Daemon{
-		Root:        filepath.Join(dir, "root"),
+		Root:        root,
 		State:       state,
 		Manifests:   opts.Manifests,
 		Socket:      filepath.Join(state, "berth.sock"),

@@ -1,0 +1,388 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/test/harness"
+)
+
+// The networking end-to-end tests: bridged containers over the real CNI
+// plugins in /usr/lib/cni, published ports reached from the host, names
+// resolved between containers, and nothing of berth's left on the host
+// afterwards. Each daemon has its own bridge and subnet (the harness), so
+// these tests run beside other berthds on the host.
+
+// startNet starts a declarative berthd after checking what networking
+// needs.
+func startNet(t *testing.T) *harness.Daemon {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	testutil.RequireBinary(t, "iptables")
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		testutil.Missing(t, "CNI plugins in /usr/lib/cni (make deps): %v", err)
+	}
+	return harness.StartDaemon(t, harness.DaemonOptions{Config: declConfig, LogLevel: "info"})
+}
+
+// webManifest is a bridged Container and Task serving its own name over
+// HTTP on port 80 (busybox httpd), published on hostPort.
+func webManifest(name, network string, hostPort int) string {
+	ports := ""
+	if hostPort > 0 {
+		ports = fmt.Sprintf("  ports: [{containerPort: 80, hostPort: %d}]\n", hostPort)
+	}
+	return fmt.Sprintf(`apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: %[1]s}
+spec:
+  image: busybox
+  network: %[2]s
+%[3]s  command: [sh, -c, 'mkdir -p /www && echo %[1]s > /www/index.html && exec httpd -f -p 80 -h /www']
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: %[1]s}
+spec: {container: %[1]s, stopTimeout: 2s}
+`, name, network, ports)
+}
+
+// sleeperManifest is a Container and Task that sleeps on a network mode.
+func sleeperManifest(name, network string) string {
+	return fmt.Sprintf(`apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: %[1]s}
+spec:
+  image: busybox
+  network: %[2]s
+  command: [sh, -c, 'trap "exit 0" TERM; while true; do sleep 0.1; done']
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: %[1]s}
+spec: {container: %[1]s, stopTimeout: 2s}
+`, name, network)
+}
+
+// freePort is a TCP port free on every address right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// hostAddr is the host's first global IPv4 address outside berth's
+// bridges (what a client on the LAN would connect to).
+func hostAddr(t *testing.T) string {
+	t.Helper()
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range ifs {
+		if in.Flags&net.FlagUp == 0 || in.Flags&net.FlagLoopback != 0 || strings.HasPrefix(in.Name, "berth") || strings.HasPrefix(in.Name, "veth") || strings.HasPrefix(in.Name, "cni") {
+			continue
+		}
+		addrs, _ := in.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	t.Skip("the host has no global IPv4 address to publish on")
+	return ""
+}
+
+// httpGet fetches http://addr/ and returns the body, or the error.
+func httpGet(addr string) (string, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b)), err
+}
+
+// waitAnswer waits until http://addr/ answers want.
+func waitAnswer(t *testing.T, addr, want string) {
+	t.Helper()
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		got, err := httpGet(addr)
+		return err == nil && got == want, fmt.Sprintf("GET http://%s/: %q, %v (want %q)", addr, got, err, want)
+	})
+}
+
+// hostNetState is what berth could leave on the host: links, firewall
+// rules (iptables-save of each backend, nft), and the daemon's IPAM,
+// CNI cache and netns directories.
+type hostNetState struct {
+	links    []string
+	rules    []string
+	ipam     []string
+	netns    []string
+	cniCache []string
+}
+
+func snapshotNet(t *testing.T, d *harness.Daemon) hostNetState {
+	t.Helper()
+	var s hostNetState
+	out, err := exec.Command("ip", "-o", "link").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip -o link: %v\n%s", err, out)
+	}
+	s.links = strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, cmd := range [][]string{{"iptables-save"}, {"iptables-legacy-save"}, {"nft", "list", "ruleset"}} {
+		if _, err := exec.LookPath(cmd[0]); err != nil {
+			continue
+		}
+		out, err := exec.Command(cmd[0], cmd[1:]...).Output()
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			s.rules = append(s.rules, cmd[0]+": "+strings.TrimSpace(l))
+		}
+	}
+	s.ipam = listTree(filepath.Join(d.Root, "cni", "networks"))
+	s.cniCache = listTree(filepath.Join(d.Root, "cni", "cache", "results"))
+	s.netns = listTree(filepath.Join(d.State, "network", "netns"))
+	return s
+}
+
+func listTree(dir string) []string {
+	var out []string
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && p != dir {
+			out = append(out, strings.TrimPrefix(p, dir+"/"))
+		}
+		return nil
+	})
+	return out
+}
+
+var chainRe = regexp.MustCompile(`\bCNI-[A-Za-z0-9-]+`)
+
+// ours picks the lines of state that are this daemon's: its bridge, its
+// subnet, its containers' CNI ids ("<ns>.<name>"), and the CNI chains
+// rules naming those reference.
+func (s hostNetState) ours(d *harness.Daemon, ids []string) (links, rules []string) {
+	subnet := strings.TrimSuffix(d.Subnet, "0/24")
+	keys := []string{d.Bridge, subnet}
+	for _, id := range ids {
+		keys = append(keys, `"default.`+id+`"`)
+	}
+	mine := func(l string) bool {
+		return slices.ContainsFunc(keys, func(k string) bool { return strings.Contains(l, k) })
+	}
+	chains := map[string]bool{}
+	for _, l := range s.rules {
+		if mine(l) {
+			for _, c := range chainRe.FindAllString(l, -1) {
+				if !strings.HasPrefix(c, "CNI-HOSTPORT") && c != "CNI-FORWARD" && c != "CNI-ADMIN" && !strings.HasPrefix(c, "CNI-ISOLATION") {
+					chains[c] = true
+				}
+			}
+			rules = append(rules, l)
+		}
+	}
+	for _, l := range s.rules {
+		for _, c := range chainRe.FindAllString(l, -1) {
+			if chains[c] && !mine(l) {
+				rules = append(rules, l)
+				break
+			}
+		}
+	}
+	for _, l := range s.links {
+		if strings.Contains(l, d.Bridge) {
+			links = append(links, l)
+		}
+	}
+	return links, rules
+}
+
+// checkNoLeaks compares the host after everything was deleted with the
+// snapshot before and with what the test's containers held meanwhile.
+func checkNoLeaks(t *testing.T, d *harness.Daemon, before, during hostNetState, ids []string) {
+	t.Helper()
+	_, duringRules := during.ours(d, ids)
+	var chains []string
+	for _, l := range duringRules {
+		chains = append(chains, chainRe.FindAllString(l, -1)...)
+	}
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		after := snapshotNet(t, d)
+		links, rules := after.ours(d, ids)
+		var leaked []string
+		leaked = append(leaked, links...)
+		leaked = append(leaked, rules...)
+		// A chain the containers' rules jumped to must be gone too.
+		for _, l := range after.rules {
+			for _, c := range chainRe.FindAllString(l, -1) {
+				if slices.Contains(chains, c) && !strings.HasPrefix(c, "CNI-HOSTPORT") && c != "CNI-FORWARD" && c != "CNI-ADMIN" && !strings.HasPrefix(c, "CNI-ISOLATION") {
+					leaked = append(leaked, l)
+				}
+			}
+		}
+		// Veths of this daemon's containers die with their namespaces.
+		for _, l := range during.links {
+			if strings.Contains(l, "master "+d.Bridge) && slices.Contains(after.links, l) {
+				leaked = append(leaked, l)
+			}
+		}
+		for _, f := range after.ipam {
+			leaked = append(leaked, "IPAM "+f)
+		}
+		for _, f := range after.netns {
+			leaked = append(leaked, "netns "+f)
+		}
+		for _, f := range after.cniCache {
+			leaked = append(leaked, "CNI cache "+f)
+		}
+		if len(before.ipam)+len(before.netns) > 0 {
+			leaked = append(leaked, fmt.Sprintf("(before: ipam %v netns %v)", before.ipam, before.netns))
+		}
+		return len(leaked) == 0, "left on the host:\n" + strings.Join(leaked, "\n")
+	})
+}
+
+// containerStatus is what `berth get containers -o json` says of a
+// Container's network.
+func containerAddr(t *testing.T, d *harness.Daemon, name string) string {
+	t.Helper()
+	var addr string
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		c := getObjects(t, d, "containers")[name]
+		if c.Status.ContainerStatus == nil || len(c.Status.Addresses) == 0 {
+			return false, fmt.Sprintf("container %s has no address yet: %+v", name, c.Status)
+		}
+		addr = c.Status.Addresses[0]
+		return true, ""
+	})
+	return addr
+}
+
+// deleteAll removes every manifest and waits until no container is left.
+func deleteAll(t *testing.T, d *harness.Daemon) {
+	t.Helper()
+	ents, _ := os.ReadDir(d.Manifests)
+	for _, e := range ents {
+		os.Remove(filepath.Join(d.Manifests, e.Name()))
+	}
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		out := d.MustCLI(t, "container", "ls", "-o", "json")
+		var cs []json.RawMessage
+		_ = json.Unmarshal([]byte(out), &cs)
+		return len(cs) == 0, "containers left: " + out
+	})
+}
+
+func TestNetwork_PublishedPortsNamesAndNoLeaks(t *testing.T) {
+	d := startNet(t)
+	before := snapshotNet(t, d)
+	host := hostAddr(t)
+	p1, p2 := freePort(t), freePort(t)
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	writeAtomic(t, filepath.Join(d.Manifests, "web.yaml"), webManifest("web1", "bridge", p1)+"---\n"+webManifest("web2", "bridge", p2))
+	waitTask(t, d, "web1", 0)
+	waitTask(t, d, "web2", 0)
+
+	// Each answers on its own port, from the host by loopback and by the
+	// host's address.
+	for _, c := range []struct {
+		name string
+		port int
+	}{{"web1", p1}, {"web2", p2}} {
+		waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", c.port), c.name)
+		waitAnswer(t, fmt.Sprintf("%s:%d", host, c.port), c.name)
+	}
+
+	// The status has the address, network and ports, in -o json, -o wide
+	// and describe.
+	a1 := containerAddr(t, d, "web1")
+	if !strings.HasPrefix(a1, strings.TrimSuffix(d.Subnet, "0/24")) {
+		t.Errorf("web1's address %s is not in the daemon's subnet %s", a1, d.Subnet)
+	}
+	c1 := getObjects(t, d, "containers")["web1"]
+	if c1.Status.Network != "bridge" || len(c1.Status.Ports) != 1 || c1.Status.Ports[0].HostPort != p1 {
+		t.Errorf("web1's status: network %q ports %+v, want bridge and %d->80", c1.Status.Network, c1.Status.Ports, p1)
+	}
+	wide := d.MustCLI(t, "get", "containers", "-o", "wide")
+	if !strings.Contains(wide, "ADDRESSES") || !strings.Contains(wide, a1) || !strings.Contains(wide, fmt.Sprintf("%d->80/tcp", p1)) {
+		t.Errorf("get containers -o wide lacks web1's address %s or port:\n%s", a1, wide)
+	}
+	if desc := d.MustCLI(t, "describe", "container", "web1"); !strings.Contains(desc, a1) {
+		t.Errorf("describe container web1 lacks its address %s:\n%s", a1, desc)
+	}
+
+	// A container reaches another on its network by name, and its own
+	// name resolves inside it.
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		r := d.CLI("exec", "web1", "--", "wget", "-qO-", "http://web2/")
+		return r.ExitCode == 0 && strings.TrimSpace(r.Stdout) == "web2", r.String()
+	})
+	if r := d.CLI("exec", "web2", "--", "wget", "-qO-", "http://web2/"); strings.TrimSpace(r.Stdout) != "web2" {
+		t.Errorf("web2 by its own name: %s", r)
+	}
+
+	during := snapshotNet(t, d)
+	if len(during.netns) != 2 || len(during.ipam) == 0 {
+		t.Errorf("while running: netns %v, IPAM %v; want 2 namespaces and leases", during.netns, during.ipam)
+	}
+	deleteAll(t, d)
+	checkNoLeaks(t, d, before, during, []string{"web1", "web2"})
+}
+
+func TestNetwork_NoneAndHost(t *testing.T) {
+	d := startNet(t)
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	writeAtomic(t, filepath.Join(d.Manifests, "modes.yaml"), sleeperManifest("isolated", "none")+"---\n"+sleeperManifest("onhost", "host"))
+	waitTask(t, d, "isolated", 0)
+	waitTask(t, d, "onhost", 0)
+
+	out := d.MustCLI(t, "exec", "isolated", "--", "ip", "-o", "link")
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			names = append(names, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
+		}
+	}
+	if !slices.Equal(names, []string{"lo"}) {
+		t.Errorf("network: none has links %v, want only lo:\n%s", names, out)
+	}
+	if c := getObjects(t, d, "containers")["isolated"]; c.Status.ContainerStatus != nil && len(c.Status.Addresses) > 0 {
+		t.Errorf("network: none has addresses %v in its status", c.Status.Addresses)
+	}
+
+	hostLinks, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = d.MustCLI(t, "exec", "onhost", "--", "ip", "-o", "link")
+	for _, in := range hostLinks {
+		if in.Flags&net.FlagUp != 0 && !strings.HasPrefix(in.Name, "veth") && !strings.Contains(out, " "+in.Name+":") && !strings.Contains(out, " "+in.Name+"@") {
+			t.Errorf("network: host does not see the host's %s:\n%s", in.Name, out)
+		}
+	}
+	deleteAll(t, d)
+}
