@@ -161,7 +161,7 @@ func imageKindStatus(img observed.Image, present bool) func(*spec.Status) {
 		if !present {
 			return
 		}
-		is := &spec.ImageStatus{Digest: img.Target.Digest.String(), Size: img.Size}
+		is := &spec.ImageStatus{Digest: img.Target.Digest.String(), Size: img.Size, SkippedDevices: img.SkippedDevices, DroppedXattrs: img.DroppedXattrs}
 		for sn, chain := range img.Unpacked {
 			is.Unpacked = &spec.Unpacked{Snapshotter: sn, ChainID: chain}
 		}

@@ -195,16 +195,30 @@ func (n *Node) StaleIngestBytes(ctx context.Context) (int64, error) {
 // explainNoSpace adds to an error of a full disk (ENOSPC, EDQUOT, or the
 // free-space reserve's errdefs.ErrResourceExhausted) how much stale
 // ingests hold and how to free it; other errors are returned as they are.
+// An error already explained (an import's unpack, inside the import) is
+// returned as it is, so the note appears once.
 func (n *Node) explainNoSpace(ctx context.Context, err error) error {
 	if err == nil || !(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errdefs.IsResourceExhausted(err)) {
+		return err
+	}
+	if errors.As(err, new(*noSpaceExplained)) {
 		return err
 	}
 	b, serr := n.StaleIngestBytes(context.WithoutCancel(ctx))
 	if serr != nil || b == 0 {
 		return err
 	}
-	return fmt.Errorf("%w (stale ingests hold %s: berth content prune frees them)", err, units.Bytes(b))
+	return &noSpaceExplained{err: err, note: fmt.Sprintf(" (stale ingests hold %s: berth content prune frees them)", units.Bytes(b))}
 }
+
+// noSpaceExplained is a full-disk error with explainNoSpace's note.
+type noSpaceExplained struct {
+	err  error
+	note string
+}
+
+func (e *noSpaceExplained) Error() string { return e.err.Error() + e.note }
+func (e *noSpaceExplained) Unwrap() error { return e.err }
 
 func unreferenced(ctx context.Context, store content.Store, roots []ocispec.Descriptor, protect func(digest.Digest) bool) ([]digest.Digest, error) {
 	marked := map[digest.Digest]bool{}

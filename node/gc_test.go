@@ -15,6 +15,7 @@ import (
 
 	"berth.dev/berth/content"
 	"berth.dev/berth/content/local"
+	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
@@ -172,5 +173,41 @@ func TestExplainNoSpace(t *testing.T) {
 				t.Fatalf("error %q, want it to say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// fullStore is a content store on a full disk: every ingest write fails
+// with ENOSPC.
+type fullStore struct{ *local.Store }
+
+func (s fullStore) Writer(ctx context.Context, ref string, desc ocispec.Descriptor) (content.Writer, error) {
+	w, err := s.Store.Writer(ctx, ref, desc)
+	if err != nil {
+		return nil, err
+	}
+	return fullWriter{w}, nil
+}
+
+type fullWriter struct{ content.Writer }
+
+func (fullWriter) Write([]byte) (int, error) { return 0, fmt.Errorf("write: %w", syscall.ENOSPC) }
+
+// An import that runs out of space says what stale ingests hold, once,
+// as a pull does.
+func TestImport_NoSpaceSaysWhatIngestsHold(t *testing.T) {
+	images := testutil.TestImages(t, "busybox")
+	n, cs := storeNode(t, Options{})
+	partialIngest(t, cs, "left", time.Hour).Close()
+	n.opts.Content = fullStore{cs}
+	_, err := n.Import(context.Background(), "default", filepath.Join(images, "busybox"), ImportOptions{})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("import onto a full store: %v, want ENOSPC", err)
+	}
+	const note = "stale ingests hold 400 B: berth content prune frees them"
+	if got := strings.Count(err.Error(), note); got != 1 {
+		t.Errorf("import error %q says %q %d times, want once", err, note, got)
+	}
+	if again := n.explainNoSpace(context.Background(), err); again.Error() != err.Error() {
+		t.Errorf("explained twice: %q", again)
 	}
 }

@@ -138,6 +138,7 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 	}
 	type unpacked struct {
 		chainID, snapshotter string
+		leftOut              *leftOut
 		err                  error
 	}
 	var unpackc chan unpacked
@@ -150,8 +151,8 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 		pullOpts.OnBlobCommitted = sig.committed
 		unpackc = make(chan unpacked, 1)
 		go func() {
-			chain, sn, err := n.unpackStreaming(uctx, root, platform, opts.Snapshotter, sig, progress)
-			unpackc <- unpacked{chain, sn, err}
+			chain, sn, lo, err := n.unpackStreaming(uctx, root, platform, opts.Snapshotter, sig, progress)
+			unpackc <- unpacked{chain, sn, lo, err}
 		}()
 	}
 	err = remote.PullResolved(ctx, n.opts.Content, repo, root, pullOpts)
@@ -176,6 +177,9 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 		return img, fmt.Errorf("image %s: %w", img.Name, u.err)
 	}
 	if err := n.opts.DB.SetImageUnpacked(ctx, ns, img.Name, u.snapshotter, u.chainID); err != nil {
+		return img, err
+	}
+	if err := n.recordLeftOut(ctx, ns, img.Name, u.leftOut); err != nil {
 		return img, err
 	}
 	n.log.Info("unpacked image", "namespace", ns, "image", img.Name, "snapshotter", u.snapshotter, "chainID", u.chainID, "seconds", time.Since(start).Seconds())
@@ -341,11 +345,15 @@ func (n *Node) Unpack(ctx context.Context, ns, name, snapshotter, platform strin
 		layers[i] = unpack.Layer{Desc: l, DiffID: cfg.RootFS.DiffIDs[i], Open: n.opener(l, progress)}
 	}
 	start := time.Now()
-	chainID, err := unpack.Unpack(ctx, sn, layers, n.unpackOptions(name))
+	uopts, lo := n.unpackOptions(name)
+	chainID, err := unpack.Unpack(ctx, sn, layers, uopts)
 	if err != nil {
 		return "", fmt.Errorf("unpack image %s onto %s: %w", name, snName, err)
 	}
 	if err := n.opts.DB.SetImageUnpacked(ctx, ns, name, snName, chainID); err != nil {
+		return "", err
+	}
+	if err := n.recordLeftOut(ctx, ns, name, lo); err != nil {
 		return "", err
 	}
 	n.log.Info("unpacked image", "namespace", ns, "image", name, "snapshotter", snName, "chainID", chainID, "seconds", time.Since(start).Seconds())

@@ -25,7 +25,10 @@ type ImportOptions struct {
 
 // Import reads an OCI layout directory, an OCI archive or a docker-save
 // archive at path into the content store and records its images in ns.
-func (n *Node) Import(ctx context.Context, ns, path string, opts ImportOptions) ([]observed.Image, error) {
+// An import that runs out of space says what stale ingests hold, as a
+// pull does.
+func (n *Node) Import(ctx context.Context, ns, path string, opts ImportOptions) (_ []observed.Image, err error) {
+	defer func() { err = n.explainNoSpace(ctx, err) }()
 	// A write to a namespace that does not exist yet creates it, as
 	// containerd does; reads of an unknown namespace stay NotFound.
 	if _, err := n.opts.DB.EnsureNamespace(ctx, ns); err != nil {

@@ -70,27 +70,27 @@ func (s *blobSignals) wait(ctx context.Context, d digest.Digest) error {
 
 // unpackStreaming unpacks the image rooted at root onto sn while the pull
 // that signals sig is still fetching it, and returns the chain ID.
-func (n *Node) unpackStreaming(ctx context.Context, root ocispec.Descriptor, platform ocispec.Platform, snapshotter string, sig *blobSignals, progress func(Progress)) (chainID, snName string, err error) {
+func (n *Node) unpackStreaming(ctx context.Context, root ocispec.Descriptor, platform ocispec.Platform, snapshotter string, sig *blobSignals, progress func(Progress)) (chainID, snName string, lo *leftOut, err error) {
 	sn, snName, err := n.Snapshotter(snapshotter)
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	select {
 	case <-sig.first:
 	case <-sig.done:
 	case <-ctx.Done():
-		return "", "", ctx.Err()
+		return "", "", nil, ctx.Err()
 	}
 	_, m, err := content.ResolveManifest(ctx, n.opts.Content, root, content.NewMatcher(platform))
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	if err := sig.wait(ctx, m.Config.Digest); err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	cfg, err := n.readConfig(ctx, root.Digest.String(), m)
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	layers := make([]unpack.Layer, len(m.Layers))
 	for i, l := range m.Layers {
@@ -102,24 +102,56 @@ func (n *Node) unpackStreaming(ctx context.Context, root ocispec.Descriptor, pla
 			return open(ctx)
 		}}
 	}
-	chainID, err = unpack.Unpack(ctx, sn, layers, n.unpackOptions(root.Digest.String()))
+	uopts, lo := n.unpackOptions(root.Digest.String())
+	chainID, err = unpack.Unpack(ctx, sn, layers, uopts)
 	if err != nil {
-		return "", snName, fmt.Errorf("unpack onto %s: %w", snName, err)
+		return "", snName, nil, fmt.Errorf("unpack onto %s: %w", snName, err)
 	}
-	return chainID, snName, nil
+	return chainID, snName, lo, nil
 }
 
 // unpackOptions are the configured layer bounds, with a report of what a
 // layer held that was not applied as it was (device nodes skipped, xattrs
 // dropped), so an operator can see why an image behaves differently here.
-func (n *Node) unpackOptions(image string) unpack.Options {
+func (n *Node) unpackOptions(image string) (unpack.Options, *leftOut) {
 	opts := n.opts.Unpack
+	lo := &leftOut{}
 	opts.OnApplied = func(l unpack.Layer, r archive.ApplyResult) {
 		if r.SkippedDevices == 0 && r.DroppedXattrs == 0 {
 			return
 		}
+		lo.mu.Lock()
+		lo.devices += r.SkippedDevices
+		lo.xattrs += r.DroppedXattrs
+		lo.mu.Unlock()
 		n.log.Warn("layer applied with entries left out", "image", image, "layer", l.Desc.Digest,
 			"skippedDevices", r.SkippedDevices, "devices", r.SkippedDeviceNames, "droppedXattrs", r.DroppedXattrs)
 	}
-	return opts
+	return opts, lo
+}
+
+// leftOut sums what the layers one unpack applied left out.
+type leftOut struct {
+	mu              sync.Mutex
+	devices, xattrs int
+}
+
+// recordLeftOut puts what an unpack left out in the image's record (so its
+// status) and publishes /images/left-out. An unpack that applied nothing
+// new (its layers were committed already) keeps the record's counts.
+func (n *Node) recordLeftOut(ctx context.Context, ns, name string, lo *leftOut) error {
+	if lo == nil {
+		return nil
+	}
+	lo.mu.Lock()
+	devices, xattrs := lo.devices, lo.xattrs
+	lo.mu.Unlock()
+	if devices == 0 && xattrs == 0 {
+		return nil
+	}
+	if err := n.opts.DB.SetImageLeftOut(ctx, ns, name, devices, xattrs); err != nil {
+		return err
+	}
+	n.publish(ctx, ns, "/images/left-out", map[string]any{"id": name, "skippedDevices": devices, "droppedXattrs": xattrs})
+	return nil
 }

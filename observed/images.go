@@ -17,10 +17,14 @@ type Image struct {
 	Target ocispec.Descriptor `json:"target"`
 	Labels map[string]string  `json:"labels,omitempty"`
 	// Unpacked maps a snapshotter name to the chain ID the image is unpacked to.
-	Unpacked  map[string]string `json:"unpacked,omitempty"`
-	Size      int64             `json:"size,omitempty"`
-	CreatedAt time.Time         `json:"createdAt"`
-	UpdatedAt time.Time         `json:"updatedAt"`
+	Unpacked map[string]string `json:"unpacked,omitempty"`
+	Size     int64             `json:"size,omitempty"`
+	// SkippedDevices and DroppedXattrs are what the last unpack that
+	// applied layers left out of them (device nodes, xattrs).
+	SkippedDevices int       `json:"skippedDevices,omitempty"`
+	DroppedXattrs  int       `json:"droppedXattrs,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
 }
 
 // GetImage returns the named image of a namespace, or ErrNotFound.
@@ -128,6 +132,27 @@ func (d *DB) SetImageUnpacked(ctx context.Context, ns, name, snapshotter, chainI
 			img.Unpacked = map[string]string{}
 		}
 		img.Unpacked[snapshotter] = chainID
+		img.UpdatedAt = now()
+		return putJSON(b, name, img)
+	})
+}
+
+// SetImageLeftOut records what an unpack left out of the image's layers.
+func (d *DB) SetImageLeftOut(ctx context.Context, ns, name string, devices, xattrs int) error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		b, err := childBucket(tx, ns, true, bucketImages)
+		if err != nil {
+			return err
+		}
+		var img Image
+		ok, err := getJSON(b, name, &img)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("image %q in namespace %q: %w", name, ns, errdefs.ErrNotFound)
+		}
+		img.SkippedDevices, img.DroppedXattrs = devices, xattrs
 		img.UpdatedAt = now()
 		return putJSON(b, name, img)
 	})

@@ -66,6 +66,12 @@ type ImageStatus struct {
 	Digest   string    `json:"digest,omitempty"`
 	Size     int64     `json:"size,omitempty"`
 	Unpacked *Unpacked `json:"unpacked,omitempty"`
+	// SkippedDevices counts the block and character device nodes the
+	// image's layers held and berth did not create (unpack.allowDevices).
+	SkippedDevices int `json:"skippedDevices,omitempty"`
+	// DroppedXattrs counts the extended attributes (trusted.*,
+	// security.selinux) left out of the unpacked layers.
+	DroppedXattrs int `json:"droppedXattrs,omitempty"`
 	// Progress is where a first pull stands, while it runs.
 	Progress *PullProgress `json:"progress,omitempty"`
 }

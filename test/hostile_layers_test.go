@@ -3,10 +3,12 @@ package test
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -60,6 +62,16 @@ func TestHostile_LayersThroughBerthd(t *testing.T) {
 	if log := d.Log(); !strings.Contains(log, "skippedDevices=2") || !strings.Contains(log, "droppedXattrs=1") {
 		t.Errorf("berthd's log does not report the 2 skipped devices and 1 dropped xattr:\n%s", tail(log, 20))
 	}
+	if got := events(t, d, "/images/left-out", devices); got != 1 {
+		t.Errorf("/images/left-out events for %s: %d, want 1", devices, got)
+	}
+	// A declared Image of it says so in its status.
+	writeAtomic(t, filepath.Join(d.Manifests, "devs.yaml"), fmt.Sprintf("apiVersion: berth.dev/v1\nkind: Image\nmetadata: {name: devs}\nspec: {ref: %q, pullPolicy: IfNotPresent}\n", devices))
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		img := getObjects(t, d, "images")["devs"]
+		is := img.Status.ImageStatus
+		return img.ready() && is != nil && is.SkippedDevices == 2 && is.DroppedXattrs == 1, fmt.Sprintf("Image devs: %+v %+v (want skippedDevices 2, droppedXattrs 1)", is, img.Status.Conditions)
+	})
 
 	// An owner that does not fit is refused, naming the entry.
 	r = d.CLI("image", "pull", wrapped)
