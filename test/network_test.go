@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/spec"
 	"berth.dev/berth/test/harness"
 )
 
@@ -385,4 +386,140 @@ func TestNetwork_NoneAndHost(t *testing.T) {
 		}
 	}
 	deleteAll(t, d)
+}
+
+// netSlot is the harness's network slot of d (its subnet 10.86.N.0/24),
+// used to give declared Networks subnets and names no parallel daemon
+// uses.
+func netSlot(t *testing.T, d *harness.Daemon) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscanf(d.Subnet, "10.86.%d.0/24", &n); err != nil {
+		t.Fatalf("daemon subnet %q: %v", d.Subnet, err)
+	}
+	return n
+}
+
+func networkManifest(name, subnet string, isolate bool, extra string) string {
+	return fmt.Sprintf(`apiVersion: berth.dev/v1
+kind: Network
+metadata: {name: %s}
+spec: {subnet: %s, ipMasq: true, isolate: %v%s}
+`, name, subnet, isolate, extra)
+}
+
+// condition is an object's condition of type typ.
+func condition(o declObject, typ spec.ConditionType) spec.Condition {
+	c, _ := o.Status.Condition(typ)
+	return c
+}
+
+func TestNetwork_DeclaredNetworks(t *testing.T) {
+	d := startNet(t)
+	before := snapshotNet(t, d)
+	slot := netSlot(t, d)
+	front, back, dup := fmt.Sprintf("front%d", slot), fmt.Sprintf("back%d", slot), fmt.Sprintf("dup%d", slot)
+	frontNet := fmt.Sprintf("10.85.%d.0/24", slot)
+	port := freePort(t)
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	writeAtomic(t, filepath.Join(d.Manifests, "nets.yaml"), networkManifest(front, frontNet, false, "")+"---\n"+
+		networkManifest(back, fmt.Sprintf("10.84.%d.0/24", slot), true, ""))
+	writeAtomic(t, filepath.Join(d.Manifests, "front.yaml"), webManifest("a1", front, port)+"---\n"+webManifest("a2", front, 0))
+	writeAtomic(t, filepath.Join(d.Manifests, "back.yaml"), webManifest("b1", back, 0))
+	for _, n := range []string{"a1", "a2", "b1"} {
+		waitTask(t, d, n, 0)
+	}
+	waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", port), "a1")
+	a2 := strings.Split(containerAddr(t, d, "a2"), "/")[0]
+	b1 := strings.Split(containerAddr(t, d, "b1"), "/")[0]
+	if !strings.HasPrefix(a2, fmt.Sprintf("10.85.%d.", slot)) {
+		t.Errorf("a2's address %s is not in Network %s's subnet %s", a2, front, frontNet)
+	}
+	nets := getObjects(t, d, "networks")
+	if n := nets[front]; !n.ready() || n.Status.NetworkStatus == nil || n.Status.Bridge == "" {
+		t.Errorf("Network %s: %+v", front, n.Status)
+	}
+	if out := d.MustCLI(t, "get", "networks"); !strings.Contains(out, frontNet) {
+		t.Errorf("get networks lacks %s:\n%s", frontNet, out)
+	}
+
+	// On one network by name and by address; an isolated network cannot
+	// be reached from another (the same request, only the target differs).
+	fetch := func(from, target string) harness.Result {
+		return d.CLI("exec", from, "--", "timeout", "3", "wget", "-qO-", "http://"+target+"/")
+	}
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		r := fetch("a1", "a2")
+		return strings.TrimSpace(r.Stdout) == "a2", r.String()
+	})
+	if r := fetch("a1", a2); strings.TrimSpace(r.Stdout) != "a2" {
+		t.Errorf("a1 -> a2 by address: %s", r)
+	}
+	if r := fetch("a1", b1); strings.TrimSpace(r.Stdout) == "b1" || r.ExitCode == 0 {
+		t.Errorf("a1 reached b1 (%s) on the isolated Network %s: %s", b1, back, r)
+	}
+	if r := fetch("b1", a2); strings.TrimSpace(r.Stdout) == "a2" || r.ExitCode == 0 {
+		t.Errorf("b1 on the isolated Network %s reached a2 (%s): %s", back, a2, r)
+	}
+
+	// A second container asking for a1's host port is Degraded naming a1,
+	// and a1 keeps it.
+	writeAtomic(t, filepath.Join(d.Manifests, "clash.yaml"), webManifest("c1", front, port))
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		c := condition(getObjects(t, d, "containers")["c1"], spec.ConditionDegraded)
+		return c.Status == spec.ConditionTrue && c.Reason == "PortConflict" && strings.Contains(c.Message, "default/a1"),
+			fmt.Sprintf("c1's Degraded condition: %+v", c)
+	})
+	waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", port), "a1")
+	os.Remove(filepath.Join(d.Manifests, "clash.yaml"))
+
+	// A subnet overlapping another Network's is Degraded naming it.
+	writeAtomic(t, filepath.Join(d.Manifests, "dup.yaml"), networkManifest(dup, fmt.Sprintf("10.85.%d.128/25", slot), false, ""))
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		c := condition(getObjects(t, d, "networks")[dup], spec.ConditionDegraded)
+		return c.Status == spec.ConditionTrue && c.Reason == "SubnetOverlap" && strings.Contains(c.Message, front),
+			fmt.Sprintf("%s's Degraded condition: %+v", dup, c)
+	})
+	os.Remove(filepath.Join(d.Manifests, "dup.yaml"))
+
+	// A Network deleted while in use stays, says which containers use it,
+	// and disturbs nothing running.
+	a1Pid := waitTask(t, d, "a1", 0).task().Pid
+	writeAtomic(t, filepath.Join(d.Manifests, "nets.yaml"), networkManifest(back, fmt.Sprintf("10.84.%d.0/24", slot), true, ""))
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		r := d.CLI("describe", "network", front)
+		return strings.Contains(r.Stdout, "InUse") && strings.Contains(r.Stdout, "default/a1") && strings.Contains(r.Stdout, "default/a2"), r.String()
+	})
+	if p := waitTask(t, d, "a1", 0).task().Pid; p != a1Pid {
+		t.Errorf("a1 restarted (pid %d, was %d) when its in-use Network was deleted", p, a1Pid)
+	}
+	waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", port), "a1")
+
+	// Declared again with a changed spec, its containers are recreated on
+	// it (the new MTU is on their interface).
+	writeAtomic(t, filepath.Join(d.Manifests, "nets.yaml"), networkManifest(front, frontNet, false, ", mtu: 1400")+"---\n"+
+		networkManifest(back, fmt.Sprintf("10.84.%d.0/24", slot), true, ""))
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		r := d.CLI("exec", "a1", "--", "cat", "/sys/class/net/eth0/mtu")
+		return strings.TrimSpace(r.Stdout) == "1400", r.String()
+	})
+	waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", port), "a1")
+
+	during := snapshotNet(t, d)
+	deleteAll(t, d)
+	// The Networks go once their containers have: conflists, bridges,
+	// isolation rules.
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		var left []string
+		for _, n := range []string{front, back} {
+			if _, err := os.Stat(filepath.Join(d.CNIConfDir, "berth_default_"+n+".conflist")); !os.IsNotExist(err) {
+				left = append(left, n)
+			}
+		}
+		return len(left) == 0, fmt.Sprintf("conflists of %v left after the Networks were deleted", left)
+	})
+	checkNoLeaks(t, d, before, during, []string{"a1", "a2", "b1", "c1"})
+	if out, _ := exec.Command("iptables-save", "-t", "mangle").Output(); strings.Contains(string(out), "BERTH-ISOLATE") {
+		t.Errorf("isolation chain left after every Network was deleted:\n%s", out)
+	}
 }
