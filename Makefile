@@ -11,12 +11,12 @@ RUN_ROOT  ?= $(CURDIR)/.berth
 export BERTH_TESTIMAGES := $(TESTIMAGES)
 export BERTH_BIN := $(CURDIR)/$(BIN)
 
-.PHONY: all build test bench run run-down generate deps lint testimages fuzz-short clean
+.PHONY: all build test bench run run-down generate deps lint testimages fuzz-short clean man install
 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/berthd ./cmd/berth ./cmd/berth-shim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/berthd ./cmd/berth ./cmd/berth-shim ./cmd/berth-init ./cmd/berth-pause
 
 # Installs what builds and tests need on Debian (root). Idempotent.
 deps:
@@ -57,5 +57,15 @@ lint:
 	$(GO) vet ./...
 	hack/check-generated.sh
 
+# Man pages generated from the command tree, into ./man/man1.
+man: build
+	$(BIN)/berth __gendocs man man/man1
+
+# Installs binaries, the systemd unit, man pages, completions and a default
+# /etc/berth/config.yaml (kept if present): make install PREFIX=/usr DESTDIR=...
+PREFIX ?= /usr/local
+install: build
+	PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) hack/install.sh $(BIN)
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) man

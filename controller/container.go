@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/oci"
+	"berth.dev/berth/policy"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
@@ -55,6 +57,13 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 		c.repaired(ctx, e.Key, "snapshot "+existing.SnapshotKey+" was removed; recreating the container")
 		fallthrough
 	case err == nil:
+		// A new spec the policy refuses does not tear down the container
+		// running the previous one.
+		if st, serr := containerSettings(e.Object, cs); serr == nil {
+			if perr := c.opts.Node.CheckPolicy(ns, st); perr != nil {
+				return c.policyRefused(ctx, e, perr, "; the container of the previous spec is kept"), nil
+			}
+		}
 		reason := "spec or image changed"
 		c.record(ctx, e, observation{reason: "Recreating", message: reason, owns: id})
 		if err := c.removeContainer(ctx, ns, id, c.taskStopTimeout(ctx, ns, id)); err != nil {
@@ -76,6 +85,9 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 		labels[labelNetworkHash] = netHash
 	}
 	ctr, err := c.opts.Node.CreateContainer(ctx, ns, id, imgName, is.Snapshotter, settings, labels)
+	if v := (*policy.Violation)(nil); errors.As(err, &v) {
+		return c.policyRefused(ctx, e, err, ""), nil
+	}
 	if err != nil {
 		reason := "CreateFailed"
 		if errdefs.IsConflict(err) {
@@ -91,6 +103,14 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 // labelNetworkHash records on a container the spec hash of the declared
 // Network it was attached to.
 const labelNetworkHash = "berth.dev/network-spec-hash"
+
+// policyRefused records a Container the node policy refuses: Degraded,
+// reason PolicyViolation, the message naming the policy key. It is not
+// retried: the policy is berthd's configuration and changes only with a
+// restart, which reconciles everything again.
+func (c *Controller) policyRefused(ctx context.Context, e desired.Entry, err error, note string) Result {
+	return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "PolicyViolation", message: err.Error() + note, owns: e.Key.Name})}
+}
 
 // imageNotDeclaredGrace is how long a Container may wait for its Image to
 // be declared before it is Degraded: manifests written one file at a time,
@@ -163,7 +183,8 @@ func (c *Controller) removeContainer(ctx context.Context, ns, id string, stopTim
 	return nil
 }
 
-// stopTask sends SIGTERM, waits up to timeout, then SIGKILL, and deletes
+// stopTask sends the container's stop signal (SIGTERM unless it or its
+// image names another), waits up to timeout, then SIGKILL, and deletes
 // the task. No task is fine.
 func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.Duration) error {
 	info, err := c.opts.Node.GetTask(ctx, ns, id)
@@ -177,7 +198,7 @@ func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.D
 		if info.Status == spec.TaskPhasePaused {
 			_ = c.opts.Node.ResumeTask(ctx, ns, id)
 		}
-		_ = c.opts.Node.KillTask(ctx, ns, id, "", syscall.SIGTERM, false)
+		_ = c.opts.Node.KillTask(ctx, ns, id, "", c.opts.Node.StopSignal(ctx, ns, id), false)
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		_, werr := c.opts.Node.WaitTask(wctx, ns, id, "")
 		cancel()

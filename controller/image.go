@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"berth.dev/berth/content/remote"
@@ -49,7 +50,13 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 			c.record(ctx, e, observation{reason: "Pulling", message: "fetching " + is.Ref, owns: name})
 		}
 		var ferr error
-		img, ferr = c.fetchImage(ctx, e, is, name)
+		var progress func(node.Progress)
+		if !present {
+			// A first pull's progress is in the status while it runs;
+			// a re-pull stays Ready with its old figures.
+			progress = c.pullProgress(ctx, e, name, "fetching "+is.Ref)
+		}
+		img, ferr = c.fetchImage(ctx, e, is, name, progress)
 		c.pulled(e.Key, ferr)
 		if ferr != nil {
 			if present {
@@ -92,7 +99,7 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 	return Result{Changed: changed}, nil
 }
 
-func (c *Controller) fetchImage(ctx context.Context, e desired.Entry, is spec.ImageSpec, name string) (observed.Image, error) {
+func (c *Controller) fetchImage(ctx context.Context, e desired.Entry, is spec.ImageSpec, name string, progress func(node.Progress)) (observed.Image, error) {
 	ns := e.Key.Namespace
 	if is.Source != nil {
 		path := e.Object.ResolvePath(is.Source.Archive)
@@ -110,11 +117,43 @@ func (c *Controller) fetchImage(ctx context.Context, e desired.Entry, is spec.Im
 	if is.PullPolicy == spec.PullNever {
 		return observed.Image{}, fmt.Errorf("image %s is not on the node and pullPolicy is Never: %w", is.Ref, errdefs.ErrNotFound)
 	}
-	po := node.PullOptions{Platform: is.Platform}
+	po := node.PullOptions{Platform: is.Platform, Progress: progress}
 	if is.Auth != nil {
 		po.AuthFile = is.Auth.File
 	}
 	return c.opts.Node.Pull(ctx, ns, is.Ref, po)
+}
+
+// pullProgressInterval paces the status writes of a running pull.
+const pullProgressInterval = time.Second
+
+// pullProgress returns a Progress callback that writes where the pull
+// stands into the Image's status, at most once a pullProgressInterval
+// (and at once when it starts waiting on a retry). The writes happen
+// during the reconcile that pulls, which owns the key, so they never race
+// with another reconcile of it.
+func (c *Controller) pullProgress(ctx context.Context, e desired.Entry, name, message string) func(node.Progress) {
+	tracker := node.NewPullTracker()
+	var (
+		mu   sync.Mutex
+		last time.Time
+	)
+	return func(p node.Progress) {
+		tracker.Observe(p)
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Status != "retrying" && time.Since(last) < pullProgressInterval {
+			return
+		}
+		last = time.Now()
+		snap := tracker.Snapshot()
+		pp := &spec.PullProgress{Fetched: snap.Fetched, Waiting: snap.Waiting}
+		for _, l := range snap.Layers {
+			pp.Layers = append(pp.Layers, spec.LayerProgress{Digest: l.Digest, Status: l.Status, Offset: l.Offset, Total: l.Total, Rate: int64(l.Rate)})
+		}
+		c.record(ctx, e, observation{reason: "Pulling", message: message, owns: name,
+			kind: func(st *spec.Status) { st.ImageStatus = &spec.ImageStatus{Progress: pp} }})
+	}
 }
 
 func imageKindStatus(img observed.Image, present bool) func(*spec.Status) {

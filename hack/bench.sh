@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "bench: needs root (mounts, runc)" >&2; exit 1; fi
 go run ./hack/bench -images "${BERTH_TESTIMAGES:-.cache/testimages}" -bin bin
+# Snapshotters side by side on one loopback btrfs: unpack, container commit.
+go run ./hack/bench-storage -images "${BERTH_TESTIMAGES:-.cache/testimages}" -bin bin
 echo
 go test -run '^$' -bench 'Apply' -benchtime 4x ./snapshot/archive/ | grep -E '^Benchmark|ok'
 echo

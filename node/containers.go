@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"berth.dev/berth/observed"
 	"berth.dev/berth/oci"
@@ -27,6 +28,11 @@ type ContainerSettings struct {
 	// Network, when set, puts the container on a bridged network (the
 	// Settings' NetworkHost is false: host and none have no Network).
 	Network *NetworkSettings `json:"network,omitempty"`
+	// LogPath, when set, is where the container's output log is written
+	// instead of under the root, and it is never rotated by size: whoever
+	// chose the path rotates it (the kubelet does, then asks the CRI to
+	// reopen it; the shim follows a rename).
+	LogPath string `json:"logPath,omitempty"`
 }
 
 // CreateContainer creates container id of namespace ns from an image of
@@ -39,6 +45,9 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 		return observed.Container{}, err
 	}
 	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
+		return observed.Container{}, err
+	}
+	if err := n.CheckPolicy(ns, settings); err != nil {
 		return observed.Container{}, err
 	}
 	unlock, err := n.tt.locks.lock(ctx, ns, id, true)
@@ -125,6 +134,9 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	if err != nil {
 		return observed.Container{}, err
 	}
+	if err := n.checkSpecPolicy(ns, settings.Settings, spec); err != nil {
+		return observed.Container{}, err
+	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return observed.Container{}, err
@@ -171,6 +183,9 @@ func (n *Node) generateSpec(ctx context.Context, mounts []snapshot.Mount, img oc
 	defer os.Remove(dir)
 	if err := snapshot.MountAll(mounts, dir); err != nil {
 		return nil, fmt.Errorf("mount rootfs to generate the spec: %w", err)
+	}
+	if s.Init {
+		s.InitPath = n.opts.Tasks.InitBinary
 	}
 	spec, gerr := oci.Generate(ctx, dir, img, s)
 	if err := snapshot.UnmountAll(dir); err != nil {
@@ -232,4 +247,26 @@ func (n *Node) DeleteContainer(ctx context.Context, ns, id string) error {
 func (n *Node) publish(ctx context.Context, ns, topic string, payload map[string]any) {
 	n.opts.Events.Publish(ctx, ns, topic, payload)
 	n.log.Info("event", "topic", topic, "namespace", ns, "id", payload["id"])
+}
+
+// StopSignal is the signal a stop of the container's task sends first:
+// the one its spec records (the container's stopSignal, else the image's
+// STOPSIGNAL), else SIGTERM.
+func (n *Node) StopSignal(ctx context.Context, ns, id string) syscall.Signal {
+	c, err := n.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
+		return syscall.SIGTERM
+	}
+	var sp struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(c.Spec, &sp) != nil {
+		return syscall.SIGTERM
+	}
+	if v := sp.Annotations[oci.StopSignalAnnotation]; v != "" {
+		if sig, err := spec.ParseSignal(v); err == nil {
+			return sig
+		}
+	}
+	return syscall.SIGTERM
 }

@@ -31,6 +31,9 @@ type PullOptions struct {
 	// AuthFile is a docker config.json-format file (mode 0600) whose
 	// credentials come before berthd's docker config.
 	AuthFile string
+	// Keychain, when set, finds credentials before AuthFile and berthd's
+	// docker config (the CRI passes the kubelet's pull secret this way).
+	Keychain authn.Keychain
 	// Progress sees each blob's download and each layer's unpack.
 	Progress func(Progress)
 }
@@ -43,6 +46,10 @@ type Progress struct {
 	Status string
 	// Message says why a retrying pull waits and for how long.
 	Message string
+	// Fetched is what the pull has downloaded so far, all blobs together
+	// (blobs already in the store count nothing; a resumed one counts
+	// from where it resumed).
+	Fetched int64
 }
 
 // Pull fetches ref into the content store, records it as an image of
@@ -97,6 +104,13 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 			return observed.Image{}, fmt.Errorf("pull %s: %w", r, err)
 		}
 	}
+	if opts.Keychain != nil {
+		next := regOpts.Keychain
+		if next == nil {
+			next = authn.DefaultKeychain
+		}
+		regOpts.Keychain = authn.NewMultiKeychain(opts.Keychain, next)
+	}
 	// Resolve once and fetch everything else by digest under that root: a
 	// tag that moves meanwhile cannot mix two images, one repository (and
 	// its auth token) serves the whole pull, and the unpacker knows the
@@ -119,7 +133,7 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 				st = "done"
 			}
 			fetched.saw(d.Digest, off, done)
-			progress(Progress{Desc: d, Offset: off, Status: st})
+			progress(Progress{Desc: d, Offset: off, Status: st, Fetched: fetched.total()})
 		},
 	}
 	type unpacked struct {

@@ -10,6 +10,7 @@ import (
 	"berth.dev/berth/content"
 	"berth.dev/berth/content/remote"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/policy"
 	"berth.dev/berth/snapshot"
 	"berth.dev/berth/snapshot/unpack"
 	"berth.dev/berth/spec"
@@ -45,6 +46,9 @@ type Options struct {
 	// would otherwise hold its partial data forever); 0 is
 	// DefaultStaleIngestAge.
 	StaleIngestAge time.Duration
+	// Policy is the node policy every container create is checked
+	// against; nil allows everything (unit tests).
+	Policy *policy.Policy
 	// Network attaches containers to bridge and declared networks; nil
 	// leaves only network: host and none.
 	Network Networker

@@ -35,7 +35,7 @@ func (n *Node) RecoverTasks(ctx context.Context) error {
 	adopted, cleaned := 0, 0
 	for _, nsEnt := range nss {
 		ns := nsEnt.Name()
-		if !nsEnt.IsDir() || strings.HasPrefix(ns, ".") || spec.ValidateName("namespace", ns) != nil {
+		if !nsEnt.IsDir() || strings.HasPrefix(ns, ".") || spec.ValidateNamespace(ns) != nil {
 			continue
 		}
 		ids, err := os.ReadDir(filepath.Join(state, ns))

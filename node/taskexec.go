@@ -180,20 +180,37 @@ type LogEntry struct {
 // exit before a follower stops.
 const followGrace = 500 * time.Millisecond
 
-// Logs delivers the container's output log to fn: the last tail records
-// (tail < 0: all), then, with follow and while the task runs, new ones.
+// Logs delivers the container's output log to fn: the last opts.Tail
+// records (< 0: all) inside the Since/Until window, then, with Follow and
+// while the task runs, new ones.
 // The log lives under the root, so it outlives the task and a reboot.
 //
 // The container must exist, and is looked up before any path is built:
 // Logs is served on a stream, which the API's namespace check does not
 // see, so ns and id here are as the client sent them.
-func (n *Node) Logs(ctx context.Context, ns, id string, tail int, follow bool, fn func(LogEntry) error) error {
-	if _, err := n.opts.DB.GetContainer(ctx, ns, id); err != nil {
+// LogOptions select what Logs delivers.
+type LogOptions struct {
+	// Tail is how many of the last records to deliver; < 0 means all.
+	Tail int
+	// Follow keeps delivering new records while the task runs.
+	Follow bool
+	// Since and Until bound the records by the time they were written
+	// (zero: no bound).
+	Since, Until time.Time
+}
+
+func (n *Node) Logs(ctx context.Context, ns, id string, opts LogOptions, fn func(LogEntry) error) error {
+	follow := opts.Follow
+	c, err := n.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
 		return err
 	}
 	p, err := n.LogPath(ns, id)
 	if err != nil {
 		return err
+	}
+	if sp := storedLogPath(c.Settings); sp != "" {
+		p = sp
 	}
 	if len(logs.Files(p)) == 0 && !follow {
 		return nil
@@ -214,11 +231,21 @@ func (n *Node) Logs(ctx context.Context, ns, id string, tail int, follow bool, f
 			}
 		}()
 	}
-	err = logs.Read(ctx, p, logs.ReadOptions{Tail: tail, Follow: follow}, func(e logs.Entry) error {
+	err = logs.Read(ctx, p, logs.ReadOptions{Tail: opts.Tail, Follow: follow, Since: opts.Since, Until: opts.Until}, func(e logs.Entry) error {
 		return fn(LogEntry{Time: e.Time, Stream: e.Stream, Partial: e.Partial, Text: e.Text})
 	})
 	if follow && errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// storedLogPath is the log path a container record's settings chose, ""
+// for the default under the root.
+func storedLogPath(raw json.RawMessage) string {
+	var s ContainerSettings
+	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s.LogPath
 }

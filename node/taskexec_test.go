@@ -54,7 +54,7 @@ func TestNode_Logs_Traversal(t *testing.T) {
 		{"default", "../../../outside/x"},
 	} {
 		var got []string
-		err := n.Logs(context.Background(), tc.ns, tc.id, -1, false, func(e LogEntry) error {
+		err := n.Logs(context.Background(), tc.ns, tc.id, LogOptions{Tail: -1}, func(e LogEntry) error {
 			got = append(got, string(e.Text))
 			return nil
 		})

@@ -102,6 +102,10 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	if err != nil {
 		return nil, err
 	}
+	logMax := n.opts.Tasks.LogMaxSize
+	if p := storedLogPath(c.Settings); p != "" {
+		logPath, logMax = p, -1
+	}
 	// A bundle without a task in the table is a leftover of a crash
 	// between mount and record: nothing runs from it (Recover adopted
 	// every live shim), so it is removed.
@@ -152,7 +156,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	resp, err := cl.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Bundle: bundle, Runtime: rt, RuntimeRoot: n.runtimeRoot(ns),
 		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal},
-		Log:   &shimapi.Log{Path: logPath, MaxSize: n.opts.Tasks.LogMaxSize, MaxFiles: int32(n.opts.Tasks.LogMaxFiles)},
+		Log:   &shimapi.Log{Path: logPath, MaxSize: logMax, MaxFiles: int32(n.opts.Tasks.LogMaxFiles)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", c.ID, err)

@@ -24,6 +24,9 @@ type TaskOptions struct {
 	Root string
 	// ShimBinary is the berth-shim to start ("" is berth-shim on PATH).
 	ShimBinary string
+	// InitBinary is berth-init, the PID 1 of containers that ask for an
+	// init (an absolute host path; "" refuses such containers).
+	InitBinary string
 	// DefaultRuntime names the runtime of containers that name none.
 	DefaultRuntime string
 	// Runtimes maps a runtime name to its binary (a name on PATH or an
@@ -158,7 +161,7 @@ func (n *Node) LogPath(ns, id string) (string, error) {
 }
 
 func validatePathNames(ns, id string) error {
-	if err := spec.ValidateName("namespace", ns); err != nil {
+	if err := spec.ValidateNamespace(ns); err != nil {
 		return err
 	}
 	return spec.ValidateName("container id", id)

@@ -29,7 +29,7 @@ func createNamespace(nss *bolt.Bucket, n Namespace) error {
 
 // CreateNamespace creates a namespace; ErrAlreadyExists if it exists.
 func (d *DB) CreateNamespace(ctx context.Context, n Namespace) (Namespace, error) {
-	if err := spec.ValidateName("namespace", n.Name); err != nil {
+	if err := spec.ValidateNamespace(n.Name); err != nil {
 		return Namespace{}, err
 	}
 	n.CreatedAt = now()
@@ -46,7 +46,7 @@ func (d *DB) CreateNamespace(ctx context.Context, n Namespace) (Namespace, error
 // EnsureNamespace creates a namespace if it does not exist (used by the
 // controllers: a manifest that names a namespace declares it).
 func (d *DB) EnsureNamespace(ctx context.Context, name string) (created bool, err error) {
-	if err := spec.ValidateName("namespace", name); err != nil {
+	if err := spec.ValidateNamespace(name); err != nil {
 		return false, err
 	}
 	// Most calls find it: look first, so they cost no write (and no fsync).

@@ -27,6 +27,10 @@ var defaultCaps = []string{
 	"CAP_AUDIT_WRITE",
 }
 
+// DefaultCapabilities returns the default capability set, a fresh copy:
+// the node policy counts any other capability in a spec as added.
+func DefaultCapabilities() []string { return append([]string(nil), defaultCaps...) }
+
 // capabilities fills bounding, effective and permitted with the default
 // set and leaves inheritable and ambient empty: a non-empty inheritable set
 // lets a file capability of an image binary grant more than the process

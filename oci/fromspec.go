@@ -26,6 +26,7 @@ func FromSpec(o spec.Object, cs spec.ContainerSpec) (Settings, error) {
 	s.WorkingDir, s.User, s.Hostname = cs.WorkingDir, cs.User, cs.Hostname
 	s.NetworkHost = cs.Network == spec.NetworkHost
 	s.ReadonlyRootfs, s.Terminal = cs.ReadOnlyRootfs, cs.Terminal
+	s.Init, s.StopSignal = cs.Init, cs.StopSignal
 	if cs.Resources.CPU != "" {
 		m, err := cs.Resources.CPU.MilliValue()
 		if err != nil {

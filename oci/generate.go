@@ -73,6 +73,16 @@ func Generate(ctx context.Context, rootfs string, img ocispec.ImageConfig, s Set
 	if len(s.Annotations) > 0 {
 		spec.Annotations = maps.Clone(s.Annotations)
 	}
+	stop, err := stopSignal(img, s)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", s.ID, err)
+	}
+	if stop != "SIGTERM" {
+		if spec.Annotations == nil {
+			spec.Annotations = map[string]string{}
+		}
+		spec.Annotations[StopSignalAnnotation] = stop
+	}
 	// The profile allows syscalls by the capabilities in the bounding set,
 	// so it is computed last.
 	sc, err := seccomp.GetDefaultProfile(spec)
@@ -117,6 +127,7 @@ func process(ctx context.Context, rootfs string, img ocispec.ImageConfig, s Sett
 		Capabilities:    capabilities(),
 		Rlimits:         rl,
 		NoNewPrivileges: s.NoNewPrivileges == nil || *s.NoNewPrivileges,
+		OOMScoreAdj:     s.OOMScoreAdj,
 	}, nil
 }
 
@@ -136,9 +147,9 @@ func hostname(s Settings) string {
 
 func namespaces(s Settings) []specs.LinuxNamespace {
 	ns := []specs.LinuxNamespace{
-		{Type: specs.PIDNamespace},
-		{Type: specs.IPCNamespace},
-		{Type: specs.UTSNamespace},
+		{Type: specs.PIDNamespace, Path: s.NamespacePaths["pid"]},
+		{Type: specs.IPCNamespace, Path: s.NamespacePaths["ipc"]},
+		{Type: specs.UTSNamespace, Path: s.NamespacePaths["uts"]},
 		{Type: specs.MountNamespace},
 	}
 	if !s.NetworkHost {
@@ -163,6 +174,16 @@ func mounts(s Settings) ([]specs.Mount, error) {
 	}
 	for _, m := range s.Mounts {
 		all = append(all, specMount(m))
+	}
+	if s.Init {
+		if s.InitPath == "" {
+			return nil, fmt.Errorf("init: no berth-init binary configured (runtime.init in berthd's config): %w", errdefs.ErrFailedPrecondition)
+		}
+		if st, err := os.Stat(s.InitPath); err != nil || !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("init: berth-init at %s: not a regular file: %w", s.InitPath, errdefs.ErrFailedPrecondition)
+		}
+		all = append(all, specs.Mount{Destination: InitTarget, Type: "bind", Source: s.InitPath,
+			Options: []string{"bind", "rprivate", "ro", "nosuid", "nodev"}})
 	}
 	out := make([]specs.Mount, 0, len(all))
 	last := map[string]int{}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -406,5 +407,63 @@ func BenchmarkGenerate(b *testing.B) {
 		if _, err := Generate(context.Background(), root, testImage, s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestGenerate_Init(t *testing.T) {
+	initBin := filepath.Join(t.TempDir(), "berth-init")
+	if err := os.WriteFile(initBin, []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := generate(t, Settings{ID: "c", Init: true, InitPath: initBin, Args: []string{"httpd", "-f"}})
+	if want := []string{InitTarget, "--", "httpd", "-f"}; !slices.Equal(spec.Process.Args, want) {
+		t.Errorf("args %q, want %q", spec.Process.Args, want)
+	}
+	m := findMount(spec, InitTarget)
+	if m == nil || m.Source != initBin || !slices.Contains(m.Options, "ro") {
+		t.Fatalf("init mount %+v, want %s read-only at %s", m, initBin, InitTarget)
+	}
+	if spec := generate(t, Settings{ID: "c", Args: []string{"httpd"}}); findMount(spec, InitTarget) != nil || spec.Process.Args[0] != "httpd" {
+		t.Errorf("without Init: args %q, init mounted %v", spec.Process.Args, findMount(spec, InitTarget) != nil)
+	}
+	root := writeRootfs(t, map[string]string{"passwd": testPasswd, "group": testGroup})
+	for _, p := range []string{"", "/nonexistent/berth-init"} {
+		_, err := Generate(context.Background(), root, testImage, Settings{ID: "c", Init: true, InitPath: p})
+		if !errdefs.IsFailedPrecondition(err) {
+			t.Errorf("InitPath %q: %v, want FailedPrecondition", p, err)
+		}
+	}
+}
+
+func TestGenerate_StopSignal(t *testing.T) {
+	root := writeRootfs(t, map[string]string{"passwd": testPasswd, "group": testGroup})
+	for _, tc := range []struct {
+		name, image, setting, want, wantErr string
+	}{
+		{name: "default", want: ""},
+		{name: "image STOPSIGNAL", image: "SIGQUIT", want: "SIGQUIT"},
+		{name: "setting wins over the image", image: "SIGQUIT", setting: "USR1", want: "SIGUSR1"},
+		{name: "number", setting: "2", want: "SIGINT"},
+		{name: "explicit SIGTERM records nothing", setting: "TERM", want: ""},
+		{name: "bad setting", setting: "SIGNOPE", wantErr: "stop signal: \"SIGNOPE\" is not a signal"},
+		{name: "bad image", image: "99", wantErr: "image STOPSIGNAL: \"99\" is not a signal number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := testImage
+			img.StopSignal = tc.image
+			spec, err := Generate(context.Background(), root, img, Settings{ID: "c", StopSignal: tc.setting})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := spec.Annotations[StopSignalAnnotation]; got != tc.want {
+				t.Errorf("annotation %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -49,7 +50,30 @@ func processArgs(img ocispec.ImageConfig, s Settings) ([]string, error) {
 	if total > maxArgsBytes {
 		return nil, fmt.Errorf("command: %d bytes, limit %d: %w", total, maxArgsBytes, errdefs.ErrInvalidArgument)
 	}
+	if s.Init {
+		args = append([]string{InitTarget, "--"}, args...)
+	}
 	return args, nil
+}
+
+// stopSignal resolves the signal a stop sends first, as its canonical
+// name: the settings', else the image's STOPSIGNAL, else SIGTERM.
+func stopSignal(img ocispec.ImageConfig, s Settings) (string, error) {
+	v := s.StopSignal
+	if v == "" {
+		v = img.StopSignal
+	}
+	if v == "" {
+		return "SIGTERM", nil
+	}
+	sig, err := spec.ParseSignal(v)
+	if err != nil {
+		if s.StopSignal == "" {
+			return "", fmt.Errorf("image STOPSIGNAL: %w", err)
+		}
+		return "", fmt.Errorf("stop signal: %w", err)
+	}
+	return spec.SignalName(sig), nil
 }
 
 // processEnv merges the container's Env over the image's by key, keeping

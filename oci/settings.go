@@ -50,6 +50,13 @@ type Settings struct {
 	// the network package attached to a CNI network). Ignored with
 	// NetworkHost.
 	NetNSPath string
+	// NamespacePaths join existing namespaces instead of new ones, by
+	// type ("ipc", "uts", "pid"): a pod's containers join its sandbox's.
+	NamespacePaths map[string]string `json:",omitempty"`
+	// OOMScoreAdj, when set, is the process's oom_score_adj. A value below
+	// berthd's own fails in runc where root lacks CAP_SYS_RESOURCE, so
+	// callers clamp it (the CRI does).
+	OOMScoreAdj *int `json:",omitempty"`
 	// ReadonlyRootfs mounts the rootfs read-only.
 	ReadonlyRootfs bool
 	// Terminal gives the process a pseudo-terminal.
@@ -59,11 +66,29 @@ type Settings struct {
 	// CgroupsPath defaults to DefaultCgroupsPath(Namespace, ID).
 	CgroupsPath string
 
+	// Init runs InitPath (berth-init, a host binary bind-mounted read-only
+	// at InitTarget) as PID 1 with the program as its child, so signals
+	// reach a program that ignores them as PID 1 and orphans are reaped.
+	Init     bool
+	InitPath string
+	// StopSignal is what a stop sends first (a name, SIGTERM or TERM, or
+	// a number); empty: the image's STOPSIGNAL, else SIGTERM. Generate
+	// records the result in the StopSignalAnnotation.
+	StopSignal string
+
 	// Privileged must be false: privileged containers are not built.
 	Privileged bool
 	// NoNewPrivileges defaults to true when nil.
 	NoNewPrivileges *bool
 }
+
+// InitTarget is where Init mounts berth-init in the container.
+const InitTarget = "/.berth-init"
+
+// StopSignalAnnotation records the signal a stop sends first, resolved at
+// Generate from the settings and the image, so whoever stops the task
+// later reads it off the spec.
+const StopSignalAnnotation = "berth.dev/stop-signal"
 
 // Mount types.
 const (
@@ -137,6 +162,19 @@ func (s *Settings) validate() error {
 	}
 	if s.NetNSPath != "" && (!path.IsAbs(s.NetNSPath) || strings.ContainsRune(s.NetNSPath, 0)) {
 		return fmt.Errorf("netns path %q: want an absolute path: %w", s.NetNSPath, errdefs.ErrInvalidArgument)
+	}
+	for typ, p := range s.NamespacePaths {
+		switch typ {
+		case "ipc", "uts", "pid":
+		default:
+			return fmt.Errorf("namespace %q: want ipc, uts or pid: %w", typ, errdefs.ErrInvalidArgument)
+		}
+		if !path.IsAbs(p) || strings.ContainsRune(p, 0) {
+			return fmt.Errorf("%s namespace path %q: want an absolute path: %w", typ, p, errdefs.ErrInvalidArgument)
+		}
+	}
+	if s.OOMScoreAdj != nil && (*s.OOMScoreAdj < -1000 || *s.OOMScoreAdj > 1000) {
+		return fmt.Errorf("oom_score_adj %d: want -1000..1000: %w", *s.OOMScoreAdj, errdefs.ErrInvalidArgument)
 	}
 	if s.CgroupsPath != "" {
 		p := s.CgroupsPath

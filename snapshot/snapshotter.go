@@ -78,7 +78,7 @@ type Mount struct {
 	Options []string
 }
 
-// Snapshotter manages snapshots. Implementations: overlayfs, native.
+// Snapshotter manages snapshots. Implementations: overlayfs, native, btrfs.
 type Snapshotter interface {
 	Stat(ctx context.Context, key string) (Info, error)
 	Update(ctx context.Context, info Info, fieldpaths ...string) (Info, error)

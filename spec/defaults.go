@@ -182,6 +182,11 @@ func (s Status) DeepCopy() Status {
 			u := *is.Unpacked
 			is.Unpacked = &u
 		}
+		if is.Progress != nil {
+			p := *is.Progress
+			p.Layers = slices.Clone(p.Layers)
+			is.Progress = &p
+		}
 		s.ImageStatus = &is
 	}
 	if s.ContainerStatus != nil {

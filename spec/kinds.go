@@ -13,13 +13,18 @@ const (
 // ImageSpec is the desired state of an Image.
 type ImageSpec struct {
 	// Ref is a reference with a tag or a digest.
-	Ref        string     `json:"ref"`
+	Ref string `json:"ref"`
+	// PullPolicy says when the image is fetched: Always (every reconcile
+	// checks the registry for a new digest), IfNotPresent, or Never (only
+	// the source or what the node already holds).
 	PullPolicy PullPolicy `json:"pullPolicy,omitempty"`
 	// Platform is os/arch[/variant]; empty means the host's.
 	Platform string `json:"platform,omitempty"`
 	// Source is an optional offline source, used before any registry.
-	Source      *ImageSource `json:"source,omitempty"`
-	Snapshotter string       `json:"snapshotter,omitempty"`
+	Source *ImageSource `json:"source,omitempty"`
+	// Snapshotter unpacks the image: overlayfs, native (or btrfs where the
+	// node has it). Empty: berthd's configured default.
+	Snapshotter string `json:"snapshotter,omitempty"`
 	// Auth points at registry credentials kept outside the manifest.
 	Auth *ImageAuth `json:"auth,omitempty"`
 }
@@ -28,6 +33,7 @@ type ImageSpec struct {
 // (mode 0600), whose credentials are used for this image's registry before
 // berthd's own docker config.
 type ImageAuth struct {
+	// File is an absolute path on the node (0600, owned by root).
 	File string `json:"file"`
 }
 
@@ -35,8 +41,10 @@ type ImageAuth struct {
 // Exactly one is set. Relative paths are relative to the manifest's
 // directory (Object.ResolvePath).
 type ImageSource struct {
+	// Archive is an OCI image archive (a tar, as `berth image export` writes).
 	Archive string `json:"archive,omitempty"`
-	Layout  string `json:"layout,omitempty"`
+	// Layout is an OCI image layout directory.
+	Layout string `json:"layout,omitempty"`
 }
 
 // Kind implements Spec.
@@ -73,18 +81,37 @@ type ContainerSpec struct {
 	// Image is the name of an Image object in the same namespace.
 	Image string `json:"image"`
 	// Command replaces the image's entrypoint; Args its cmd.
-	Command        []string    `json:"command,omitempty"`
-	Args           []string    `json:"args,omitempty"`
-	Env            []EnvVar    `json:"env,omitempty"`
-	WorkingDir     string      `json:"workingDir,omitempty"`
-	User           string      `json:"user,omitempty"`
-	Mounts         []Mount     `json:"mounts,omitempty"`
-	Resources      Resources   `json:"resources,omitzero"`
-	Network        NetworkMode `json:"network,omitempty"`
-	Runtime        string      `json:"runtime,omitempty"`
-	ReadOnlyRootfs bool        `json:"readOnlyRootfs,omitempty"`
-	Hostname       string      `json:"hostname,omitempty"`
-	Terminal       bool        `json:"terminal,omitempty"`
+	Command []string `json:"command,omitempty"`
+	// Args replaces the image's cmd.
+	Args []string `json:"args,omitempty"`
+	// Env is added to the image's environment (a name set twice: the last wins).
+	Env []EnvVar `json:"env,omitempty"`
+	// WorkingDir replaces the image's working directory.
+	WorkingDir string `json:"workingDir,omitempty"`
+	// User is uid[:gid] or a name from the image's /etc/passwd; empty: the image's user.
+	User string `json:"user,omitempty"`
+	// Mounts are bind mounts of host paths and tmpfs mounts.
+	Mounts []Mount `json:"mounts,omitempty"`
+	// Resources are cgroup limits.
+	Resources Resources `json:"resources,omitzero"`
+	// Network is host, none, bridge (the built-in network) or a Network's name.
+	Network NetworkMode `json:"network,omitempty"`
+	// Runtime is the OCI runtime (runc; crun where configured). Empty:
+	// berthd's configured default.
+	Runtime string `json:"runtime,omitempty"`
+	// ReadOnlyRootfs mounts the image's filesystem read-only.
+	ReadOnlyRootfs bool `json:"readOnlyRootfs,omitempty"`
+	// Hostname is the container's host name (default: its name).
+	Hostname string `json:"hostname,omitempty"`
+	// Terminal gives the task a pseudo-terminal instead of pipes.
+	Terminal bool `json:"terminal,omitempty"`
+	// Init runs berth's small init as PID 1, with the program as its
+	// child: it forwards signals and reaps orphans, so a program that
+	// ignores SIGTERM as PID 1 (busybox httpd) still stops at once.
+	Init bool `json:"init,omitempty"`
+	// StopSignal is the signal a stop sends first (SIGTERM, TERM or 15);
+	// SIGKILL follows after the Task's stopTimeout.
+	StopSignal string `json:"stopSignal,omitempty"`
 	// Ports are published on the host (bridged networks only).
 	Ports []Port `json:"ports,omitempty"`
 	// DNS overrides parts of the container's /etc/resolv.conf.
@@ -101,36 +128,54 @@ const (
 
 // Port publishes a container port on the host.
 type Port struct {
-	ContainerPort int    `json:"containerPort"`
-	HostPort      int    `json:"hostPort,omitempty"`
-	Protocol      string `json:"protocol,omitempty"`
-	HostIP        string `json:"hostIP,omitempty"`
+	// ContainerPort is the port the program listens on inside the container.
+	ContainerPort int `json:"containerPort"`
+	// HostPort is the port on the host (default: containerPort).
+	HostPort int `json:"hostPort,omitempty"`
+	// Protocol is tcp or udp.
+	Protocol string `json:"protocol,omitempty"`
+	// HostIP is the host address to publish on (default: every address,
+	// 127.0.0.1 included).
+	HostIP string `json:"hostIP,omitempty"`
 }
 
 // DNSConfig is what a container's resolv.conf says instead of the host's.
 type DNSConfig struct {
-	Servers  []string `json:"servers,omitempty"`
+	// Servers are nameserver addresses.
+	Servers []string `json:"servers,omitempty"`
+	// Searches are search domains.
 	Searches []string `json:"searches,omitempty"`
-	Options  []string `json:"options,omitempty"`
+	// Options are resolver options (ndots:2, edns0).
+	Options []string `json:"options,omitempty"`
 }
 
 // HostAlias is one /etc/hosts line.
 type HostAlias struct {
-	IP        string   `json:"ip"`
+	// IP is the address the names resolve to.
+	IP string `json:"ip"`
+	// Hostnames are the names.
 	Hostnames []string `json:"hostnames"`
 }
 
 // NetworkSpec is the desired state of a Network: a bridge (or macvlan,
 // ipvlan) network containers of its namespace join by name.
 type NetworkSpec struct {
-	Subnet  string `json:"subnet"`
+	// Subnet is the network's IPv4 CIDR (10.89.1.0/24).
+	Subnet string `json:"subnet"`
+	// Gateway is the bridge's address (default: the subnet's first host).
 	Gateway string `json:"gateway,omitempty"`
+	// IPRange is the part of the subnet containers get addresses from.
 	IPRange string `json:"ipRange,omitempty"`
-	IPMasq  bool   `json:"ipMasq,omitempty"`
-	Isolate bool   `json:"isolate,omitempty"`
-	MTU     int    `json:"mtu,omitempty"`
-	Driver  string `json:"driver,omitempty"`
-	Master  string `json:"master,omitempty"`
+	// IPMasq masquerades traffic leaving the network.
+	IPMasq bool `json:"ipMasq,omitempty"`
+	// Isolate drops traffic between this network and the node's other networks.
+	Isolate bool `json:"isolate,omitempty"`
+	// MTU of the bridge and the containers' interfaces (default: the host's).
+	MTU int `json:"mtu,omitempty"`
+	// Driver is bridge, macvlan or ipvlan.
+	Driver string `json:"driver,omitempty"`
+	// Master is the host interface of a macvlan or ipvlan network.
+	Master string `json:"master,omitempty"`
 }
 
 // Kind implements Spec.
@@ -139,17 +184,24 @@ func (NetworkSpec) isSpec()    {}
 
 // EnvVar is one environment variable.
 type EnvVar struct {
-	Name  string `json:"name"`
+	// Name of the variable.
+	Name string `json:"name"`
+	// Value of the variable.
 	Value string `json:"value"`
 }
 
 // Mount is a bind mount of a host path or a tmpfs.
 type Mount struct {
-	Type     MountType `json:"type,omitempty"`
-	Source   string    `json:"source,omitempty"`
-	Target   string    `json:"target"`
-	Options  []string  `json:"options,omitempty"`
-	ReadOnly bool      `json:"readOnly,omitempty"`
+	// Type is bind or tmpfs (default: bind with a source, tmpfs without).
+	Type MountType `json:"type,omitempty"`
+	// Source is the host path of a bind mount (relative: to the manifest's directory).
+	Source string `json:"source,omitempty"`
+	// Target is the absolute path inside the container.
+	Target string `json:"target"`
+	// Options are mount options (ro, rw, nosuid, size=64m for tmpfs, ...).
+	Options []string `json:"options,omitempty"`
+	// ReadOnly mounts it read-only (as the option ro).
+	ReadOnly bool `json:"readOnly,omitempty"`
 }
 
 // Resources are a container's limits. Zero values mean no limit.
@@ -190,8 +242,11 @@ const (
 // Container.
 type TaskSpec struct {
 	// Container is the name of a Container object in the same namespace.
-	Container     string        `json:"container"`
-	State         TaskState     `json:"state,omitempty"`
+	Container string `json:"container"`
+	// State is what the task should be: Running, Stopped or Paused.
+	State TaskState `json:"state,omitempty"`
+	// RestartPolicy says when an exited task is started again (with
+	// capped exponential backoff): Always, OnFailure or Never.
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
 	// StopTimeout is how long a stop waits after SIGTERM before SIGKILL.
 	StopTimeout Duration `json:"stopTimeout,omitempty"`

@@ -40,3 +40,21 @@ func TestValidateName(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateNamespace(t *testing.T) {
+	for _, tc := range []struct {
+		s  string
+		ok bool
+	}{
+		{"default", true}, {CRINamespace, true}, {"k8s", true},
+		{"k8s.io.x", false}, {"a.b", false}, {".", false}, {"..", false}, {"", false}, {"K8s.io", false},
+	} {
+		err := ValidateNamespace(tc.s)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateNamespace(%q): %v, want ok=%v", tc.s, err, tc.ok)
+		}
+		if err != nil && !errdefs.IsInvalidArgument(err) {
+			t.Errorf("ValidateNamespace(%q): %v is not InvalidArgument", tc.s, err)
+		}
+	}
+}

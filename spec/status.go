@@ -67,6 +67,28 @@ type ImageStatus struct {
 	Digest   string    `json:"digest,omitempty"`
 	Size     int64     `json:"size,omitempty"`
 	Unpacked *Unpacked `json:"unpacked,omitempty"`
+	// Progress is where a first pull stands, while it runs.
+	Progress *PullProgress `json:"progress,omitempty"`
+}
+
+// PullProgress is a running pull, blob by blob.
+type PullProgress struct {
+	Layers []LayerProgress `json:"layers,omitempty"`
+	// Fetched is the bytes downloaded so far.
+	Fetched int64 `json:"fetched"`
+	// Waiting says why the pull waits (a 429's Retry-After) and how long.
+	Waiting string `json:"waiting,omitempty"`
+}
+
+// LayerProgress is one blob of a running pull.
+type LayerProgress struct {
+	Digest string `json:"digest"`
+	// Status is downloading, done, unpacking, unpacked or retrying.
+	Status string `json:"status"`
+	Offset int64  `json:"offset"`
+	Total  int64  `json:"total"`
+	// Rate is bytes per second.
+	Rate int64 `json:"rate,omitempty"`
 }
 
 // Unpacked says where an image's layers are unpacked.

@@ -36,9 +36,13 @@ func (k Key) String() string { return fmt.Sprintf("%s %s/%s", k.Kind, k.Namespac
 
 // Metadata names an object and carries its labels and annotations.
 type Metadata struct {
-	Name        string            `json:"name"`
-	Namespace   string            `json:"namespace,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
+	// Name is unique per kind in the namespace (a DNS-1123 label, at most 63).
+	Name string `json:"name"`
+	// Namespace is the object's tenant (a DNS-1123 label; default: default).
+	Namespace string `json:"namespace,omitempty"`
+	// Labels are key=value pairs selectors (-l) match.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations are key=value notes berth keeps but does not interpret.
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 

@@ -94,7 +94,12 @@ func (v *validator) dnsLabel(field, s string) {
 
 func (v *validator) metadata(m Metadata) {
 	v.dnsLabel("metadata.name", m.Name)
-	if m.Namespace != "" {
+	switch {
+	case m.Namespace == CRINamespace:
+		// The CRI owns what is in it: a manifest there would fight the
+		// kubelet over its pods.
+		v.add("metadata.namespace", "%q is reserved for the CRI (the kubelet's pods); manifests may not use it", m.Namespace)
+	case m.Namespace != "":
 		v.dnsLabel("metadata.namespace", m.Namespace)
 	}
 	for _, k := range sortedKeys(anyMap(m.Labels)) {
@@ -164,9 +169,9 @@ func (v *validator) image(s ImageSpec) {
 		v.absPath("spec.auth.file", s.Auth.File)
 	}
 	switch s.Snapshotter {
-	case "", "overlayfs", "native": // "": the node's default
+	case "", "overlayfs", "native", "btrfs": // "": the node's default
 	default:
-		v.add("spec.snapshotter", "%q is not one of overlayfs, native", s.Snapshotter)
+		v.add("spec.snapshotter", "%q is not one of overlayfs, native, btrfs", s.Snapshotter)
 	}
 }
 

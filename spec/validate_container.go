@@ -73,6 +73,11 @@ func (v *validator) container(s ContainerSpec) {
 	if s.Runtime != "" && (len(s.Runtime) > 63 || !runtimeRE.MatchString(s.Runtime)) { // "": the node's default
 		v.add("spec.runtime", "%q is not a runtime name", truncate(s.Runtime, 80))
 	}
+	if s.StopSignal != "" {
+		if _, err := ParseSignal(s.StopSignal); err != nil {
+			v.add("spec.stopSignal", "%q is not a signal (SIGTERM, TERM or 15)", truncate(s.StopSignal, 32))
+		}
+	}
 	if s.Hostname != "" && (len(s.Hostname) > 63 || !dnsSubdomainRE.MatchString(s.Hostname)) {
 		v.add("spec.hostname", "%q is not a host name (DNS-1123, at most 63)", truncate(s.Hostname, 80))
 	}

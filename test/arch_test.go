@@ -27,7 +27,7 @@ const module = "berth.dev/berth"
 var base = []string{"version", "internal/..."}
 
 // stores are the packages of the store layer; they import none of each other.
-var stores = []string{"desired/...", "observed/...", "content/...", "snapshot/...", "shim/...", "oci/...", "network/..."}
+var stores = []string{"desired/...", "observed/...", "content/...", "snapshot/...", "shim/...", "oci/...", "network/...", "policy/..."}
 
 // layers says which berth packages each package may import. The first row
 // whose pattern matches a package applies, so specific rows come first. A
@@ -55,17 +55,23 @@ var layers = []struct {
 	{"snapshot/...", [][]string{{"api/..."}, base}},
 	{"shim/...", [][]string{{"api/..."}, base}},
 	{"oci/...", [][]string{{"spec/..."}, base}},
-	{"network/...", [][]string{base}}, // CNI mechanism: no berth store, not even spec
+	{"network/...", [][]string{base}},              // CNI mechanism: no berth store, not even spec
+	{"policy/...", [][]string{{"spec/..."}, base}}, // the node policy: pure evaluation
 	// node joins the stores into imperative operations; the controllers and
 	// api/server use it.
 	{"node/...", [][]string{{"spec/...", "api/shim/..."}, stores, base}}, // shim/client takes api/shim/v1 requests
+	// cri is the kubelet's front door beside api/server: node and network,
+	// never the controllers.
+	{"cri/...", [][]string{{"spec/...", "node/...", "network/..."}, stores, base}},
 	{"controller/...", [][]string{{"spec/...", "api/...", "node/...", "metrics/..."}, stores, base}},
 	// metrics: Prometheus collectors; reads the node through its own small
 	// interfaces, so it imports no berth package.
 	{"metrics/...", [][]string{base}},
 	// The binaries.
 	{"cmd/berthd/...", [][]string{{"..."}}},
+	{"cmd/berth-pause", nil}, // a pod's sandbox process: the standard library only
 	{"cmd/berth-shim/...", [][]string{{"shim/...", "api/..."}, base}},
+	{"cmd/berth-init/...", [][]string{base}}, // PID 1 in containers: no berth package
 	{"cmd/berth/...", [][]string{{"api/...", "spec/...", "content", "snapshot", "*/proxy/..."}, base}},
 	// Tooling and tests.
 	{"hack/...", [][]string{base}},
@@ -101,6 +107,8 @@ var forbiddenDeps = []struct {
 	{"cmd/berth", []string{"go.etcd.io/bbolt", module + "/content/local", module + "/snapshot/overlay",
 		module + "/snapshot/native", module + "/snapshot/storage"},
 		"the CLI talks to berthd over the API and never opens a store"},
+	{"cri", []string{module + "/controller", module + "/desired", module + "/api/server"},
+		"the CRI's objects are the kubelet's: it drives the node directly and never the manifest controllers or their desired state"},
 	{"spec", []string{"go.etcd.io/bbolt", "github.com/containerd/ttrpc", "github.com/google/go-containerregistry", "net/http"},
 		"spec is pure: types, parsing, validation, hashing"},
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"berth.dev/berth/test/harness"
 )
@@ -137,4 +138,67 @@ func TestCLI_ApplySetPrune(t *testing.T) {
 			t.Errorf("declared tasks %q, want blog-b shop-a", got)
 		}
 	})
+}
+
+// TestCLI_LogsWindow: logs -t prefixes each line with when it was written,
+// and --since/--until (a time or a duration ago) select by that time, as
+// docker logs does.
+func TestCLI_LogsWindow(t *testing.T) {
+	d := runDaemon(t)
+	d.MustCLI(t, "run", "busybox:latest", "lw", "--", "sh", "-c", "echo one; sleep 1; echo two >&2; sleep 1; echo three")
+	r := d.CLI("logs", "-t", "lw")
+	if r.ExitCode != 0 {
+		t.Fatal(r)
+	}
+	// stdout holds one and three; stderr two, each "TIME text".
+	stamp := func(out, text string) string {
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			ts, rest, _ := strings.Cut(l, " ")
+			if rest == text {
+				if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+					t.Fatalf("line %q: time: %v", l, err)
+				}
+				return ts
+			}
+		}
+		t.Fatalf("no line %q in %q", text, out)
+		return ""
+	}
+	stamp(r.Stdout, "one")
+	two := stamp(r.Stderr, "two")
+	for _, tc := range []struct {
+		name             string
+		args             []string
+		wantOut, wantErr string
+	}{
+		{"since", []string{"--since", two}, "three\n", "two\n"},
+		{"until", []string{"--until", two}, "one\n", ""},
+		{"since a duration ago covers all", []string{"--since", "1h"}, "one\nthree\n", "two\n"},
+		{"until a duration ago", []string{"--until", "1h"}, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := d.CLI(append([]string{"logs"}, append(tc.args, "lw")...)...)
+			if r.ExitCode != 0 || r.Stdout != tc.wantOut || r.Stderr != tc.wantErr {
+				t.Fatalf("want stdout %q stderr %q\n%s", tc.wantOut, tc.wantErr, r)
+			}
+		})
+	}
+	r = d.CLI("logs", "--since", "yesterday", "lw")
+	if r.ExitCode != 2 || !strings.Contains(r.Stderr, "--since: \"yesterday\" is neither a time") {
+		t.Fatalf("want exit 2 naming --since\n%s", r)
+	}
+}
+
+// TestCLI_RunInit: run --init makes berth-init PID 1 with the program as
+// its child (its parent is PID 1), and the program's exit code is still run's.
+func TestCLI_RunInit(t *testing.T) {
+	d := runDaemon(t)
+	r := d.CLI("run", "--rm", "--init", "busybox:latest", "ri", "--", "sh", "-c", `tr '\0' ' ' </proc/1/cmdline; echo; echo $PPID; exit 3`)
+	if r.ExitCode != 3 || r.Stdout != "/.berth-init -- sh -c tr '\\0' ' ' </proc/1/cmdline; echo; echo $PPID; exit 3 \n1\n" {
+		t.Fatalf("want PID 1 berth-init, the program its child, exit 3\n%s", r)
+	}
+	r = d.CLI("run", "--rm", "--stop-signal", "SIGNOPE", "busybox:latest", "rs", "--", "true")
+	if r.ExitCode != 2 || !strings.Contains(r.Stderr, `--stop-signal: "SIGNOPE" is not a signal`) {
+		t.Fatalf("want exit 2 naming --stop-signal\n%s", r)
+	}
 }

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,5 +68,26 @@ func TestCLI_Validate_Offline(t *testing.T) {
 		if r := runBin(t, -1, berth, append(noDaemon, args...)...); r.code != 2 {
 			t.Errorf("berth %v: exit %d, want 2\nstderr:\n%s", args, r.code, r.stderr)
 		}
+	}
+}
+
+// TestCLI_ExplainSchema: berth explain and berth schema need no berthd and
+// print the reference built into the binary.
+func TestCLI_ExplainSchema(t *testing.T) {
+	berth := testutil.Bin(t, "berth")
+	noDaemon := []string{"--address", "/nonexistent/berth.sock"}
+	r := runBin(t, -1, berth, append(noDaemon, "explain", "container.spec.resources.memory")...)
+	want := "KIND:     Container\nVERSION:  berth.dev/v1\n\nFIELD:    spec.resources.memory <quantity>\nDEFAULT:  no limit\n\nDESCRIPTION:\n  `memory` in bytes: \"64Mi\", \"1G\", \"1048576\".\n"
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("explain: exit %d\n%s\nwant:\n%s", r.code, r.stdout, want)
+	}
+	r = runBin(t, -1, berth, append(noDaemon, "explain", "container.spec.resorces")...)
+	if r.code != 2 || !strings.Contains(r.stderr, `did you mean "resources"?`) {
+		t.Fatalf("explain typo: exit %d, want 2 with a suggestion\n%s", r.code, r.stderr)
+	}
+	r = runBin(t, -1, berth, append(noDaemon, "schema")...)
+	var s map[string]any
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &s) != nil || s["$id"] == nil {
+		t.Fatalf("schema: exit %d, not a JSON Schema:\n%.300s", r.code, r.stdout)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"berth.dev/berth/internal/testimage"
 	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/internal/units"
 	"berth.dev/berth/test/harness"
 )
 
@@ -48,6 +49,19 @@ func TestImages_PullFromDockerRegistry(t *testing.T) {
 	out := d.MustCLI(t, "image", "pull", refs["busybox"])
 	if !strings.Contains(out, "MB/s") {
 		t.Errorf("piped pull should print a one-line summary, got %q", out)
+	}
+	// The store was empty: what the summary says was fetched is every blob
+	// it now holds (it used to leave out each blob's last chunk).
+	var blobs []struct{ Size int64 }
+	if err := json.Unmarshal([]byte(d.MustCLI(t, "content", "ls", "-o", "json")), &blobs); err != nil {
+		t.Fatal(err)
+	}
+	var stored int64
+	for _, b := range blobs {
+		stored += b.Size
+	}
+	if want := ", " + units.Bytes(stored) + " fetched in "; !strings.Contains(out, want) {
+		t.Errorf("pull summary %q: want %q (the %d blobs' %d bytes)", out, want, len(blobs), stored)
 	}
 	d.MustCLI(t, "image", "pull", "--snapshotter", "native", refs["layered"])
 	d.MustCLI(t, "image", "pull", "--unpack=false", refs["multiarch"])

@@ -69,7 +69,7 @@ func settingsFromAPI(a *ctrapi.Settings) (node.ContainerSettings, error) {
 		Args: a.Args, Env: a.Env, WorkingDir: a.WorkingDir, User: a.User,
 		Resources:   oci.Resources{CPU: a.Cpus, MemoryBytes: a.MemoryBytes, Pids: a.Pids},
 		NetworkHost: a.NetHost, ReadonlyRootfs: a.ReadonlyRootfs, Hostname: a.Hostname,
-		Terminal: a.Terminal, Annotations: a.Annotations,
+		Terminal: a.Terminal, Annotations: a.Annotations, Init: a.Init, StopSignal: a.StopSignal,
 	}}
 	if len(a.Entrypoint) > 0 {
 		s.Entrypoint = a.Entrypoint
@@ -91,7 +91,8 @@ func settingsToAPI(raw json.RawMessage) *ctrapi.Settings {
 	}
 	a := &ctrapi.Settings{Args: s.Args, Entrypoint: s.Entrypoint, Env: s.Env, WorkingDir: s.WorkingDir, User: s.User,
 		Cpus: s.Resources.CPU, MemoryBytes: s.Resources.MemoryBytes, Pids: s.Resources.Pids, NetHost: s.NetworkHost,
-		ReadonlyRootfs: s.ReadonlyRootfs, Hostname: s.Hostname, Terminal: s.Terminal, Runtime: s.Runtime, Annotations: s.Annotations}
+		ReadonlyRootfs: s.ReadonlyRootfs, Hostname: s.Hostname, Terminal: s.Terminal, Runtime: s.Runtime, Annotations: s.Annotations,
+		Init: s.Init, StopSignal: s.StopSignal}
 	for _, m := range s.Mounts {
 		am := &ctrapi.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: oci.MountOptions(m)}
 		a.Mounts = append(a.Mounts, am)

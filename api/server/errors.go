@@ -56,7 +56,7 @@ func checkNamespace(v any) error {
 		return nil
 	}
 	if ns := m.Get(fd).String(); ns != "" {
-		return spec.ValidateName("namespace", ns)
+		return spec.ValidateNamespace(ns)
 	}
 	return nil
 }

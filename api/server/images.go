@@ -63,66 +63,19 @@ const progressInterval = 100 * time.Millisecond
 
 func (s *Images) Pull(ctx context.Context, r *imagesapi.PullRequest, stream imagesapi.Images_PullServer) error {
 	ctx = withRequestLease(ctx)
-	start := time.Now()
+	tracker := node.NewPullTracker()
 	var (
-		mu      sync.Mutex
-		order   []string
-		layers  = map[string]*imagesapi.LayerProgress{}
-		fetched int64
-		last    time.Time
-		waiting string
-		// where each blob's download started, for its rate
-		began = map[string]struct {
-			at  time.Time
-			off int64
-		}{}
+		mu   sync.Mutex // serializes Sends
+		last time.Time
 	)
-	snapshot := func() *imagesapi.PullProgress {
-		p := &imagesapi.PullProgress{BytesFetched: fetched, Seconds: time.Since(start).Seconds(), Waiting: waiting}
-		for _, d := range order {
-			lp := layers[d]
-			p.Layers = append(p.Layers, &imagesapi.LayerProgress{Digest: lp.Digest, MediaType: lp.MediaType,
-				Offset: lp.Offset, Total: lp.Total, Status: lp.Status, Rate: lp.Rate, Message: lp.Message})
-		}
-		return p
-	}
 	progress := func(p node.Progress) {
+		tracker.Observe(p)
 		mu.Lock()
 		defer mu.Unlock()
-		if p.Status == "retrying" {
-			waiting = p.Message
-			if lp, ok := layers[p.Desc.Digest.String()]; ok {
-				lp.Status, lp.Message = p.Status, p.Message
-			}
-			_ = stream.Send(snapshot())
-			return
-		}
-		waiting = ""
-		d := p.Desc.Digest.String()
-		lp, ok := layers[d]
-		if !ok {
-			lp = &imagesapi.LayerProgress{Digest: d, MediaType: p.Desc.MediaType, Total: p.Desc.Size}
-			layers[d] = lp
-			order = append(order, d)
-		}
-		if p.Status == "downloading" && p.Offset > lp.Offset {
-			fetched += p.Offset - lp.Offset
-		}
-		if p.Status == "downloading" || p.Status == "done" {
-			b, ok := began[d]
-			if !ok && p.Status == "downloading" {
-				b.at, b.off = time.Now(), p.Offset
-				began[d] = b
-			}
-			if secs := time.Since(b.at).Seconds(); ok && secs > 0 {
-				lp.Rate = float64(p.Offset-b.off) / secs
-			}
-			lp.Offset = p.Offset
-		}
-		lp.Status, lp.Message = p.Status, ""
-		if time.Since(last) >= progressInterval {
+		// A retry is said at once: the user is waiting on it.
+		if p.Status == "retrying" || time.Since(last) >= progressInterval {
 			last = time.Now()
-			_ = stream.Send(snapshot())
+			_ = stream.Send(pullProgressToAPI(tracker.Snapshot()))
 		}
 	}
 	img, err := s.Node.Pull(ctx, r.Namespace, r.Ref, node.PullOptions{
@@ -133,10 +86,19 @@ func (s *Images) Pull(ctx context.Context, r *imagesapi.PullRequest, stream imag
 		return streamErr(err)
 	}
 	mu.Lock()
-	final := snapshot()
-	mu.Unlock()
+	defer mu.Unlock()
+	final := pullProgressToAPI(tracker.Snapshot())
 	final.Image = toImage(img)
 	return stream.Send(final)
+}
+
+func pullProgressToAPI(p node.PullProgress) *imagesapi.PullProgress {
+	a := &imagesapi.PullProgress{BytesFetched: p.Fetched, Seconds: p.Seconds, Waiting: p.Waiting}
+	for _, l := range p.Layers {
+		a.Layers = append(a.Layers, &imagesapi.LayerProgress{Digest: l.Digest, MediaType: l.MediaType,
+			Offset: l.Offset, Total: l.Total, Status: l.Status, Rate: l.Rate, Message: l.Message})
+	}
+	return a
 }
 
 func (s *Images) Push(ctx context.Context, r *imagesapi.PushRequest) (*imagesapi.PushResponse, error) {

@@ -66,8 +66,8 @@ func (s *Tasks) List(ctx context.Context, r *tasksapi.ListTasksRequest) (*tasksa
 
 func (s *Tasks) Kill(ctx context.Context, r *tasksapi.KillTaskRequest) (*tasksapi.KillTaskResponse, error) {
 	sig := syscall.Signal(r.Signal)
-	if sig == 0 {
-		sig = syscall.SIGTERM
+	if sig == 0 { // no signal named: the one a stop sends (the container's stopSignal)
+		sig = s.Node.StopSignal(ctx, r.Namespace, r.ContainerId)
 	}
 	return &tasksapi.KillTaskResponse{}, s.Node.KillTask(ctx, r.Namespace, r.ContainerId, r.ExecId, sig, r.All)
 }
@@ -154,7 +154,14 @@ func (s *Tasks) Metrics(ctx context.Context, r *tasksapi.MetricsRequest) (*tasks
 // Logs streams the container's log records; a line ends with "\n" unless
 // the record is partial.
 func (s *Tasks) Logs(ctx context.Context, r *tasksapi.LogsRequest, stream tasksapi.Tasks_LogsServer) error {
-	return streamErr(s.Node.Logs(ctx, r.Namespace, r.ContainerId, int(r.Tail), r.Follow, func(e node.LogEntry) error {
+	opts := node.LogOptions{Tail: int(r.Tail), Follow: r.Follow}
+	if r.Since != nil {
+		opts.Since = r.Since.AsTime()
+	}
+	if r.Until != nil {
+		opts.Until = r.Until.AsTime()
+	}
+	return streamErr(s.Node.Logs(ctx, r.Namespace, r.ContainerId, opts, func(e node.LogEntry) error {
 		data := append([]byte(nil), e.Text...)
 		if !e.Partial {
 			data = append(data, '\n')

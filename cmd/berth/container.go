@@ -8,6 +8,7 @@ import (
 	"time"
 
 	ctrapi "berth.dev/berth/api/containers/v1"
+	"berth.dev/berth/spec"
 	"github.com/spf13/cobra"
 )
 
@@ -24,6 +25,8 @@ type containerFlags struct {
 	netHost, readOnly, tty bool
 	labels                 []string
 	lease                  string
+	init                   bool
+	stopSignal             string
 }
 
 func (f *containerFlags) add(cmd *cobra.Command) {
@@ -42,6 +45,8 @@ func (f *containerFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.snapshotter, "snapshotter", "", "snapshotter (default: berthd's)")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a terminal")
 	fl.StringArrayVar(&f.labels, "label", nil, "label KEY=VALUE (repeatable)")
+	fl.BoolVar(&f.init, "init", false, "run berth-init as PID 1: forwards signals to the program and reaps orphans")
+	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal a stop sends first (default: the image's, else SIGTERM)")
 	addLeaseFlag(cmd, &f.lease)
 }
 
@@ -52,7 +57,13 @@ func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.C
 		return nil, err
 	}
 	s := &ctrapi.Settings{Args: args, Env: f.env, User: f.user, WorkingDir: f.workdir, Cpus: f.cpus, MemoryBytes: mem, Pids: f.pids,
-		NetHost: f.netHost, ReadonlyRootfs: f.readOnly, Hostname: f.hostname, Terminal: f.tty, Runtime: f.runtime}
+		NetHost: f.netHost, ReadonlyRootfs: f.readOnly, Hostname: f.hostname, Terminal: f.tty, Runtime: f.runtime,
+		Init: f.init, StopSignal: f.stopSignal}
+	if f.stopSignal != "" {
+		if _, err := spec.ParseSignal(f.stopSignal); err != nil {
+			return nil, fmt.Errorf("--stop-signal: %w", err)
+		}
+	}
 	for _, m := range f.mounts {
 		pm, err := parseMount(m)
 		if err != nil {
@@ -230,6 +241,6 @@ func newContainerCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, ls, info, rm)
+	cmd.AddCommand(create, ls, info, rm, newContainerCommitCmd(g))
 	return cmd
 }

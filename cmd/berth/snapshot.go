@@ -197,7 +197,7 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.AddCommand(ls, info, usage, rm, mounts, prepare, view, commit)
+	cmd.AddCommand(ls, info, usage, rm, mounts, prepare, view, commit, newSnapshotDiffCmd(g, &sn))
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"berth.dev/berth/policy"
 	"berth.dev/berth/snapshot/unpack"
 	"berth.dev/berth/spec"
 
@@ -29,17 +30,39 @@ type Config struct {
 	// ManifestSettle is how long a manifest file must be quiet before it
 	// is read when nothing says its writer is done (no close-after-write,
 	// no rename into place).
-	ManifestSettle Duration        `json:"manifestSettle"`
-	MetricsAddress string          `json:"metricsAddress"`
-	LogLevel       string          `json:"logLevel"`
-	Snapshotter    string          `json:"snapshotter"`
-	Registries     RegistryConfig  `json:"registries"`
-	Pull           PullConfig      `json:"pull"`
-	Runtime        RuntimeConfig   `json:"runtime"`
-	Reconcile      ReconcileConfig `json:"reconcile"`
-	Unpack         UnpackConfig    `json:"unpack"`
-	Content        ContentConfig   `json:"content"`
-	CNI            CNIConfig       `json:"cni"`
+	ManifestSettle Duration `json:"manifestSettle"`
+	MetricsAddress string   `json:"metricsAddress"`
+	LogLevel       string   `json:"logLevel"`
+	// Snapshotter is the default snapshotter: overlayfs, native or btrfs.
+	// Not configured, it is btrfs on a fresh root on btrfs (see
+	// resolveSnapshotter), else overlayfs.
+	Snapshotter string `json:"snapshotter"`
+	// SnapshotterGiven says the config file named the snapshotter.
+	SnapshotterGiven bool            `json:"-"`
+	Registries       RegistryConfig  `json:"registries"`
+	Pull             PullConfig      `json:"pull"`
+	Runtime          RuntimeConfig   `json:"runtime"`
+	Reconcile        ReconcileConfig `json:"reconcile"`
+	Unpack           UnpackConfig    `json:"unpack"`
+	Content          ContentConfig   `json:"content"`
+	// Policy limits what the containers of each namespace may ask of the
+	// host (package policy); by default no bind may reach berthd's own
+	// root, state directory, socket or manifest directory, nor /.
+	Policy policy.Config `json:"policy"`
+	CNI    CNIConfig     `json:"cni"`
+	CRI    CRIConfig     `json:"cri"`
+}
+
+// CRIConfig is the kubelet's front door (cri/).
+type CRIConfig struct {
+	// Address is the CRI's unix socket (mode 0600); "" turns the CRI off.
+	Address string `json:"address"`
+	// SandboxImage is the pause image pods' sandboxes run; when it is not
+	// on the node and cannot be pulled, berth's built-in pause is used.
+	SandboxImage string `json:"sandboxImage"`
+	// StreamAddress is where exec, attach and port-forward stream
+	// (loopback; port 0 picks a free one).
+	StreamAddress string `json:"streamAddress"`
 }
 
 // CNIConfig says where the CNI plugins and network configurations are, so
@@ -164,11 +187,14 @@ type PullConfig struct {
 
 // RuntimeConfig names the OCI runtimes and the shim.
 type RuntimeConfig struct {
-	Default     string            `json:"default"`
-	Runtimes    map[string]string `json:"runtimes"`
-	Shim        string            `json:"shim"`
-	LogMaxSize  int64             `json:"logMaxSize"`
-	LogMaxFiles int               `json:"logMaxFiles"`
+	Default  string            `json:"default"`
+	Runtimes map[string]string `json:"runtimes"`
+	Shim     string            `json:"shim"`
+	// Init is berth-init, the PID 1 of containers with init: true (a bare
+	// name is looked for next to berthd, then on PATH).
+	Init        string `json:"init"`
+	LogMaxSize  int64  `json:"logMaxSize"`
+	LogMaxFiles int    `json:"logMaxFiles"`
 }
 
 // ReconcileConfig sets the controllers' timers.
@@ -203,6 +229,27 @@ func (c Config) NodeDefaults() spec.NodeDefaults {
 	return spec.NodeDefaults{Snapshotter: c.Snapshotter, Runtime: c.Runtime.Default}
 }
 
+// NodePolicy compiles the policy section. berthd's own paths (root,
+// state, sockets, manifest and CNI configuration directories) are the protected paths of an entry
+// that names none, under their resolved names as well: berthd calls it
+// once those directories exist.
+func (c Config) NodePolicy() (*policy.Policy, error) {
+	protected := []string{c.Root, c.State, c.Address}
+	// The manifest directory, the CRI's socket and the CNI configurations
+	// berth writes (and runs as root) are as good as the API socket.
+	for _, p := range []string{c.Manifests, c.CRI.Address, c.CNI.ConfDir} {
+		if p != "" {
+			protected = append(protected, p)
+		}
+	}
+	for i, p := range protected {
+		if abs, err := filepath.Abs(p); err == nil {
+			protected[i] = abs
+		}
+	}
+	return policy.Compile(c.Policy, protected, filepath.EvalSymlinks)
+}
+
 // DefaultConfig is what berthd uses when no config file exists.
 func DefaultConfig() Config {
 	return Config{
@@ -220,6 +267,7 @@ func DefaultConfig() Config {
 			Default:     spec.DefaultRuntime,
 			Runtimes:    map[string]string{"runc": "runc", "crun": "crun"},
 			Shim:        "berth-shim",
+			Init:        "berth-init",
 			LogMaxSize:  10 << 20,
 			LogMaxFiles: 3,
 		},
@@ -231,6 +279,7 @@ func DefaultConfig() Config {
 		Unpack:  UnpackConfig{MaxLayerSize: "64Gi", MaxImageSize: "128Gi", FreeSpaceReserve: "2%"},
 		Content: ContentConfig{StaleIngestAge: Duration{24 * time.Hour}},
 		CNI:     CNIConfig{BinDir: "/usr/lib/cni", ConfDir: "/etc/berth/cni/net.d"},
+		CRI:     CRIConfig{Address: "/run/berth/cri.sock", SandboxImage: "registry.k8s.io/pause:3.10", StreamAddress: "127.0.0.1:0"},
 	}
 }
 
@@ -248,10 +297,17 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
+	var keys map[string]any
+	if yaml.Unmarshal(data, &keys) == nil {
+		_, cfg.SnapshotterGiven = keys["snapshotter"]
+	}
 	if cfg.Content.StaleIngestAge.Duration < 0 {
 		return cfg, fmt.Errorf("config %s: content.staleIngestAge: %s is negative", path, cfg.Content.StaleIngestAge.Duration)
 	}
 	if _, err := cfg.Unpack.Options(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if _, err := cfg.NodePolicy(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	ctrapi "berth.dev/berth/api/containers/v1"
 	contentapi "berth.dev/berth/api/content/v1"
+	diffapi "berth.dev/berth/api/diff/v1"
 	eventsapi "berth.dev/berth/api/events/v1"
 	imagesapi "berth.dev/berth/api/images/v1"
 	introapi "berth.dev/berth/api/introspection/v1"
@@ -31,9 +33,11 @@ import (
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/snapshot/btrfs"
 	"berth.dev/berth/snapshot/native"
 	"berth.dev/berth/snapshot/overlay"
 	"berth.dev/berth/snapshot/unpack"
+	"berth.dev/berth/spec"
 	"github.com/containerd/ttrpc"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
@@ -76,6 +80,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 			return nil, err
 		}
 	}
+	d.cfg.Snapshotter = resolveSnapshotter(d.cfg, log)
 	if err := d.takeLock(); err != nil {
 		return nil, err
 	}
@@ -116,7 +121,13 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	for name, open := range map[string]func(string) (snapshot.Snapshotter, error){
 		"overlayfs": func(root string) (snapshot.Snapshotter, error) { return overlay.New(root) },
 		"native":    func(root string) (snapshot.Snapshotter, error) { return native.New(root) },
+		"btrfs":     func(root string) (snapshot.Snapshotter, error) { return btrfs.New(root) },
 	} {
+		// btrfs is offered only where it can work (or where it was asked
+		// for, to fail with its reason).
+		if name == "btrfs" && d.cfg.Snapshotter != name && !btrfs.Supported(d.cfg.Root) {
+			continue
+		}
 		sn, err := open(filepath.Join(d.cfg.Root, "snapshots", name))
 		if err != nil {
 			if name == d.cfg.Snapshotter {
@@ -136,6 +147,10 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pol, err := d.cfg.NodePolicy()
+	if err != nil {
+		return err
+	}
 	d.net, err = network.New(network.Options{
 		BinDirs: d.cfg.CNI.BinDirs(), ConfDir: d.cfg.CNI.ConfDir, Root: d.cfg.Root, State: d.cfg.State,
 		Bridge: d.cfg.CNI.Bridge, Subnet: d.cfg.CNI.Subnet, Log: d.log.With("component", "network"),
@@ -145,6 +160,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	}
 	d.node = node.New(node.Options{
 		Unpack:             unpackOpts,
+		Policy:             pol,
 		Content:            cs,
 		Snapshotters:       sns,
 		DefaultSnapshotter: d.cfg.NodeDefaults().Snapshotter,
@@ -160,7 +176,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		OnPull:             d.metrics.ObservePull,
 		Network:            d.net,
 		Tasks: node.TaskOptions{
-			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim),
+			State: d.cfg.State, Root: d.cfg.Root, ShimBinary: shimBinary(d.cfg.Runtime.Shim), InitBinary: initBinary(d.cfg.Runtime.Init),
 			DefaultRuntime: d.cfg.NodeDefaults().Runtime, Runtimes: d.cfg.Runtime.Runtimes,
 			LogMaxSize: d.cfg.Runtime.LogMaxSize, LogMaxFiles: d.cfg.Runtime.LogMaxFiles,
 		},
@@ -186,6 +202,35 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	}
 	d.registerNodeCollector()
 	return nil
+}
+
+// resolveSnapshotter picks the default snapshotter: the configured one;
+// else btrfs when the root is on btrfs and is fresh (no overlayfs
+// snapshotter yet: a node that ran overlayfs keeps it, since switching
+// would recreate every container that relied on the default), a choice
+// recorded in snapshots/default so later starts keep it; else overlayfs.
+func resolveSnapshotter(cfg Config, log *slog.Logger) string {
+	if cfg.SnapshotterGiven || cfg.Snapshotter != spec.DefaultSnapshotter {
+		return cfg.Snapshotter
+	}
+	record := filepath.Join(cfg.Root, "snapshots", "default")
+	if b, err := os.ReadFile(record); err == nil && strings.TrimSpace(string(b)) == "btrfs" {
+		return "btrfs"
+	}
+	if !btrfs.Supported(cfg.Root) {
+		return cfg.Snapshotter
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Root, "snapshots", "overlayfs")); err == nil {
+		log.Info("root is on btrfs but already has the overlayfs snapshotter: keeping overlayfs as the default (set snapshotter: btrfs to change)")
+		return cfg.Snapshotter
+	}
+	if err := os.MkdirAll(filepath.Dir(record), 0o700); err == nil {
+		if err := os.WriteFile(record, []byte("btrfs\n"), 0o600); err != nil {
+			log.Warn("record the default snapshotter", "err", err)
+		}
+	}
+	log.Info("root is on btrfs: btrfs is the default snapshotter (set snapshotter: in the config to choose another)")
+	return "btrfs"
 }
 
 func (d *Daemon) takeLock() error {
@@ -239,8 +284,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopHTTP()
+	stopCRI, err := d.serveCRI(ctx)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopCRI()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
+	sdNotify("READY=1")
 	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid())
 	if !d.controllerReadiness {
 		d.setReady()
@@ -254,6 +306,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("serve api: %w", err)
 	}
+	sdNotify("STOPPING=1")
 	d.log.Info("berthd shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -271,6 +324,7 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	imagesapi.RegisterImagesService(srv, d.observeImages(&server.Images{Node: d.node}))
 	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, Events: d.bus})
 	leasesapi.RegisterLeasesService(srv, &server.Leases{Node: d.node})
+	diffapi.RegisterDiffService(srv, &server.Layers{Node: d.node})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
 	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
 	eventsapi.RegisterEventsService(srv, d.eventsService())
@@ -304,6 +358,27 @@ func shimBinary(name string) string {
 	if name == "" {
 		name = "berth-shim"
 	}
+	return findBinary(name)
+}
+
+// initBinary finds berth-init as shimBinary finds the shim, and makes it
+// absolute (it is bind-mounted into containers); "" when it is nowhere,
+// so a container asking for an init gets a clear error.
+func initBinary(name string) string {
+	if name == "" {
+		name = "berth-init"
+	}
+	p, err := filepath.Abs(findBinary(name))
+	if err != nil {
+		return ""
+	}
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	return p
+}
+
+func findBinary(name string) string {
 	if filepath.IsAbs(name) || filepath.Base(name) != name {
 		return name
 	}

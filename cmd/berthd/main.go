@@ -86,6 +86,7 @@ func run(args []string) error {
 	manifests := fs.String("manifests", "", "watched manifest directory (default /etc/berth/manifests; \"\" in config turns it off)")
 	metrics := fs.String("metrics-address", "", "metrics listen address (default 127.0.0.1:1338; \"off\" turns it off)")
 	logLevel := fs.String("log-level", "", "debug|info|warn|error")
+	criAddress := fs.String("cri-address", "", "CRI socket for the kubelet (default /run/berth/cri.sock; \"\" turns it off)")
 	registryDir := fs.String("registry-config-dir", "", "registry hosts directory in containerd's certs.d format (default /etc/berth/certs.d)")
 	cniBinDir := fs.String("cni-bin-dir", "", "CNI plugin directory, or a colon-separated list (default /usr/lib/cni)")
 	cniConfDir := fs.String("cni-conf-dir", "", "CNI network configuration directory (default /etc/berth/cni/net.d)")
@@ -124,6 +125,7 @@ func run(args []string) error {
 		"log-level": {logLevel, &cfg.LogLevel}, "registry-config-dir": {registryDir, &cfg.Registries.ConfigDir},
 		"cni-bin-dir": {cniBinDir, &cfg.CNI.BinDir}, "cni-conf-dir": {cniConfDir, &cfg.CNI.ConfDir},
 		"cni-bridge": {cniBridge, &cfg.CNI.Bridge}, "cni-subnet": {cniSubnet, &cfg.CNI.Subnet},
+		"cri-address": {criAddress, &cfg.CRI.Address},
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if o, ok := overrides[f.Name]; ok {

@@ -147,3 +147,88 @@ func TestRead_FollowAcrossRotation(t *testing.T) {
 		t.Errorf("Read: got %v, want context.Canceled", err)
 	}
 }
+
+// TestRead_Window: --since/--until select records by the time they were
+// written, across rotated files, and --tail counts among what they keep.
+func TestRead_Window(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "log")
+	base := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	rec := func(i int) string {
+		return fmt.Sprintf("%s stdout F line %d\n", base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339Nano), i)
+	}
+	// Records 0..4 in a rotated file, 5..9 in the current one.
+	var old, cur strings.Builder
+	for i := range 10 {
+		if i < 5 {
+			old.WriteString(rec(i))
+		} else {
+			cur.WriteString(rec(i))
+		}
+	}
+	if err := os.WriteFile(path+".1", []byte(old.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(cur.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) }
+	lines := func(is ...int) []string {
+		var out []string
+		for _, i := range is {
+			out = append(out, fmt.Sprintf("stdout line %d", i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		opts ReadOptions
+		want []string
+	}{
+		{"since", ReadOptions{Tail: -1, Since: at(7)}, lines(7, 8, 9)},
+		{"until", ReadOptions{Tail: -1, Until: at(2)}, lines(0, 1)},
+		{"window across rotation", ReadOptions{Tail: -1, Since: at(3), Until: at(6)}, lines(3, 4, 5)},
+		{"tail counts inside the window", ReadOptions{Tail: 2, Since: at(1), Until: at(8)}, lines(6, 7)},
+		{"since after everything", ReadOptions{Tail: -1, Since: at(20)}, nil},
+		{"until stops a follower", ReadOptions{Tail: -1, Since: at(8), Until: at(9), Follow: true}, lines(8)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, readAll(t, path, tc.opts)); diff != "" {
+				t.Fatalf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestWriter_ExternalRotation: with a negative max size the writer never
+// rotates, and after the file is renamed away (as the kubelet rotates) it
+// writes to a new file at the path.
+func TestWriter_ExternalRotation(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "0.log")
+	w, err := NewWriter(p, -1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.WriteRecord(Stdout, false, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p, p+".20261204-000000"); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.checked = time.Time{} // the next write checks at once
+	w.mu.Unlock()
+	if err := w.WriteRecord(Stdout, false, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(got), " stdout F after\n") || strings.Contains(string(got), "before") {
+		t.Errorf("new file: got %q, want only the record written after the rename", got)
+	}
+}

@@ -46,7 +46,26 @@ type ReadOptions struct {
 	Follow bool
 	// Poll is how often a follower looks for new data (default 200ms).
 	Poll time.Duration
+	// Since and Until, when not zero, keep only records written at or
+	// after Since and before Until; Tail counts among those. A follower
+	// stops at the first record at or after Until.
+	Since, Until time.Time
 }
+
+// errUntil ends a read at the first record past ReadOptions.Until.
+var errUntil = errors.New("past until")
+
+// inWindow reports whether a record of time t is inside the window, and
+// whether the window has ended (t at or after Until).
+func (o ReadOptions) inWindow(t time.Time) (in, ended bool) {
+	if !o.Until.IsZero() && !t.Before(o.Until) {
+		return false, true
+	}
+	return o.Since.IsZero() || !t.Before(o.Since), false
+}
+
+// windowed reports whether Since or Until select records by time.
+func (o ReadOptions) windowed() bool { return !o.Since.IsZero() || !o.Until.IsZero() }
 
 // Files lists the files of the log at path that exist, oldest first.
 func Files(path string) []string {
@@ -74,7 +93,7 @@ func Read(ctx context.Context, path string, opts ReadOptions, fn func(Entry) err
 	if opts.Tail >= 0 {
 		total := 0
 		for _, f := range files {
-			n, err := countLines(f)
+			n, err := countRecords(f, opts)
 			if err != nil {
 				return err
 			}
@@ -83,12 +102,19 @@ func Read(ctx context.Context, path string, opts ReadOptions, fn func(Entry) err
 		skip = max(total-opts.Tail, 0)
 	}
 	emit := func(line []byte) error {
-		if skip > 0 {
-			skip--
-			return nil
-		}
 		e, err := ParseEntry(line)
 		if err != nil {
+			return nil
+		}
+		in, ended := opts.inWindow(e.Time)
+		if ended {
+			return errUntil
+		}
+		if !in {
+			return nil
+		}
+		if skip > 0 {
+			skip--
 			return nil
 		}
 		return fn(e)
@@ -107,11 +133,17 @@ func Read(ctx context.Context, path string, opts ReadOptions, fn func(Entry) err
 		}
 		_, err = readLines(f, nil, emit)
 		f.Close()
+		if errors.Is(err, errUntil) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 	}
-	return follow(ctx, path, opts, emit)
+	if err := follow(ctx, path, opts, emit); !errors.Is(err, errUntil) {
+		return err
+	}
+	return nil
 }
 
 func follow(ctx context.Context, path string, opts ReadOptions, emit func([]byte) error) error {
@@ -156,6 +188,10 @@ func follow(ctx context.Context, path string, opts ReadOptions, emit func([]byte
 				}
 			}
 		}
+		// Nothing written from now on can be before Until.
+		if !opts.Until.IsZero() && !time.Now().Before(opts.Until) {
+			return errUntil
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -189,6 +225,32 @@ func readLines(r io.Reader, rest []byte, emit func([]byte) error) ([]byte, error
 		}
 		rest = rest[:0]
 	}
+}
+
+// countRecords counts the records of a file that Read would deliver: every
+// line, or, when opts select by time, the parsable ones inside the window.
+func countRecords(name string, opts ReadOptions) (int, error) {
+	if !opts.windowed() {
+		return countLines(name)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	_, err = readLines(f, nil, func(line []byte) error {
+		if e, err := ParseEntry(line); err == nil {
+			if in, _ := opts.inWindow(e.Time); in {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 func countLines(name string) (int, error) {

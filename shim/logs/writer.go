@@ -15,10 +15,13 @@ import (
 // Writer appends records to a size-rotated log. It is safe for concurrent
 // use by the stdout and stderr copiers of one container.
 type Writer struct {
-	mu       sync.Mutex
-	path     string
-	maxSize  int64 // 0: never rotate
-	maxFiles int   // files kept, the current one included; >= 1
+	mu      sync.Mutex
+	path    string
+	maxSize int64 // < 0: never rotate; follow a rename of path instead
+	// checked is when path was last compared with the open file (external
+	// rotation only).
+	checked  time.Time
+	maxFiles int // files kept, the current one included; >= 1
 	f        *os.File
 	size     int64
 	buf      []byte
@@ -31,10 +34,13 @@ const (
 	DefaultMaxFiles = 3
 )
 
-// NewWriter opens (or continues) the log at path. maxSize <= 0 and
-// maxFiles <= 0 take the defaults.
+// NewWriter opens (or continues) the log at path. maxSize == 0 and
+// maxFiles <= 0 take the defaults. A negative maxSize leaves rotation to
+// someone else (the kubelet renames the file and asks for a new one): the
+// writer never rotates, and at most once a second it checks that path
+// still names its file, reopening path when it does not.
 func NewWriter(path string, maxSize int64, maxFiles int) (*Writer, error) {
-	if maxSize <= 0 {
+	if maxSize == 0 {
 		maxSize = DefaultMaxSize
 	}
 	if maxFiles <= 0 {
@@ -82,7 +88,11 @@ func (w *Writer) WriteRecord(stream string, partial bool, text []byte) error {
 	b = append(b, text...)
 	b = append(b, '\n')
 	w.buf = b
-	if w.size > 0 && w.size+int64(len(b)) > w.maxSize {
+	if w.maxSize < 0 {
+		if err := w.follow(); err != nil {
+			return err
+		}
+	} else if w.size > 0 && w.size+int64(len(b)) > w.maxSize {
 		if err := w.rotate(); err != nil {
 			return err
 		}
@@ -93,6 +103,33 @@ func (w *Writer) WriteRecord(stream string, partial bool, text []byte) error {
 		w.buf = nil // do not keep a huge buffer for the container's lifetime
 	}
 	return err
+}
+
+// follow reopens path when it no longer names the open file (renamed or
+// removed by whoever rotates it), checking at most once a second.
+func (w *Writer) follow() error {
+	now := time.Now()
+	if now.Sub(w.checked) < time.Second {
+		return nil
+	}
+	w.checked = now
+	if names(w.path, w.f) {
+		return nil
+	}
+	_ = w.f.Sync()
+	_ = w.f.Close()
+	w.f = nil
+	return w.open()
+}
+
+// names reports whether path names the file f has open.
+func names(path string, f *os.File) bool {
+	a, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	b, err := f.Stat()
+	return err == nil && os.SameFile(a, b)
 }
 
 // rotate shifts path.i to path.i+1, dropping the oldest, and starts a new

@@ -145,15 +145,15 @@ func (s *Store) Create(ctx context.Context, kind snapshot.Kind, key, parent stri
 		return Snapshot{}, fmt.Errorf("create snapshot %q: %w", key, err)
 	}
 	if err := os.Chmod(tmp, 0o700); err != nil {
-		os.RemoveAll(tmp)
+		s.removeAll(tmp)
 		return Snapshot{}, err
 	}
 	if err := build(tmp, parentIDs); err != nil {
-		os.RemoveAll(tmp)
+		s.removeAll(tmp)
 		return Snapshot{}, fmt.Errorf("create snapshot %q: %w", key, err)
 	}
 	if err := ctxErr(ctx); err != nil {
-		os.RemoveAll(tmp)
+		s.removeAll(tmp)
 		return Snapshot{}, err
 	}
 	sn := Snapshot{Kind: kind, ParentIDs: parentIDs}
@@ -210,9 +210,9 @@ func (s *Store) Create(ctx context.Context, kind snapshot.Kind, key, parent stri
 	})
 	if err != nil {
 		if renamed {
-			os.RemoveAll(s.Dir(sn.ID))
+			s.removeAll(s.Dir(sn.ID))
 		}
-		os.RemoveAll(tmp)
+		s.removeAll(tmp)
 		return Snapshot{}, err
 	}
 	return sn, nil
@@ -335,7 +335,7 @@ func (s *Store) Remove(ctx context.Context, key string) error {
 		}
 		return err
 	}
-	if err := os.RemoveAll(s.trashDir(id)); err != nil {
+	if err := s.removeAll(s.trashDir(id)); err != nil {
 		// Open deletes it next time; the snapshot is gone either way.
 		return fmt.Errorf("remove %q: delete directory: %w", key, err)
 	}

@@ -39,13 +39,28 @@ type Snapshot struct {
 
 // Store is the metadata database plus the snapshots directory.
 type Store struct {
-	root string
-	db   *bolt.DB
+	root      string
+	db        *bolt.DB
+	removeAll func(string) error
+}
+
+// Options configure OpenWith.
+type Options struct {
+	// RemoveAll deletes a snapshot's directory (default os.RemoveAll); the
+	// btrfs snapshotter deletes its subvolumes with their ioctl, since a
+	// read-only subvolume's files cannot be unlinked.
+	RemoveAll func(string) error
 }
 
 // Open opens (creating) root/metadata.db and root/snapshots, and repairs
 // what a crash left behind (see the package comment).
-func Open(root string) (*Store, error) {
+func Open(root string) (*Store, error) { return OpenWith(root, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(root string, opts Options) (*Store, error) {
+	if opts.RemoveAll == nil {
+		opts.RemoveAll = os.RemoveAll
+	}
 	if err := os.MkdirAll(filepath.Join(root, "snapshots"), 0o700); err != nil {
 		return nil, fmt.Errorf("snapshot storage: %w", err)
 	}
@@ -71,7 +86,7 @@ func Open(root string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("snapshot storage: init buckets: %w", err)
 	}
-	s := &Store{root: root, db: db}
+	s := &Store{root: root, db: db, removeAll: opts.RemoveAll}
 	if err := s.repair(); err != nil {
 		db.Close()
 		return nil, err
@@ -123,7 +138,7 @@ func (s *Store) repair() error {
 			continue
 		}
 		slog.Info("snapshot storage: removing leftover directory", "dir", p)
-		if err := os.RemoveAll(p); err != nil {
+		if err := s.removeAll(p); err != nil {
 			return fmt.Errorf("snapshot storage: remove leftover %s: %w", p, err)
 		}
 	}

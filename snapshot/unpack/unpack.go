@@ -168,7 +168,7 @@ func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent 
 		return archive.ApplyResult{}, fmt.Errorf("open layer: %w", err)
 	}
 	defer rc.Close()
-	res, err := applyMounts(ctx, mounts, rc, archive.Options{
+	res, err := ApplyMounts(ctx, mounts, rc, archive.Options{
 		ExpectedDiffID: l.DiffID, Limits: opts.Limits,
 		AllowDevices: opts.AllowDevices, FreeSpace: opts.FreeSpace,
 	})
@@ -189,10 +189,10 @@ func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent 
 	return res, err
 }
 
-// applyMounts applies r onto the tree that mounts describe: straight into
+// ApplyMounts applies r onto the tree that mounts describe: straight into
 // an overlay's upperdir (with overlay whiteouts) or a bind mount's source,
 // else through a temporary mount.
-func applyMounts(ctx context.Context, mounts []snapshot.Mount, r io.Reader, opts archive.Options) (archive.ApplyResult, error) {
+func ApplyMounts(ctx context.Context, mounts []snapshot.Mount, r io.Reader, opts archive.Options) (archive.ApplyResult, error) {
 	if len(mounts) == 1 {
 		m := mounts[0]
 		switch m.Type {

@@ -27,6 +27,9 @@ type DaemonOptions struct {
 	DefaultManifests bool
 	// MetricsAddress overrides the free 127.0.0.1 port picked for --metrics-address.
 	MetricsAddress string
+	// Root, if set, is berthd's --root (a loopback btrfs, say) instead of
+	// a fresh directory under t.TempDir().
+	Root string
 	// LogLevel is passed as --log-level; empty means "debug".
 	LogLevel string
 	// Args are extra flags appended after the harness's own.
@@ -53,6 +56,8 @@ type Daemon struct {
 	// Socket is its API socket (State/berth.sock); MetricsAddr its metrics
 	// address; LogPath the file its stdout and stderr go to.
 	Root, State, Manifests, Socket, MetricsAddr, LogPath string
+	// CRISocket is its CRI socket (State/cri.sock): never /run/berth.
+	CRISocket string
 	// ConfigPath is the --config file, empty if none was given.
 	ConfigPath string
 	// CNIConfDir is the daemon's own --cni-conf-dir (never /etc/berth);
@@ -103,11 +108,16 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 			t.Errorf("remove state %s: %v", state, err)
 		}
 	})
+	root := opts.Root
+	if root == "" {
+		root = filepath.Join(dir, "root")
+	}
 	d := &Daemon{
-		Root:        filepath.Join(dir, "root"),
+		Root:        root,
 		State:       state,
 		Manifests:   opts.Manifests,
 		Socket:      filepath.Join(state, "berth.sock"),
+		CRISocket:   filepath.Join(state, "cri.sock"),
 		MetricsAddr: opts.MetricsAddress,
 		LogPath:     filepath.Join(dir, "berthd.log"),
 		t:           t,
@@ -132,7 +142,7 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 			t.Fatal(err)
 		}
 	}
-	d.args = []string{"--root", d.Root, "--state", d.State, "--address", d.Socket,
+	d.args = []string{"--root", d.Root, "--state", d.State, "--address", d.Socket, "--cri-address", d.CRISocket,
 		"--metrics-address", d.MetricsAddr, "--log-level", opts.LogLevel}
 	if !opts.DefaultManifests {
 		d.args = append(d.args, "--manifests", d.Manifests)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+	"golang.org/x/crypto/bcrypt"
 
 	"berth.dev/berth/internal/testutil"
 )
@@ -77,10 +79,25 @@ func (r *Registry) Restart() {
 // Ref returns the reference of repo (e.g. "library/busybox:latest") on this registry.
 func (r *Registry) Ref(repo string) string { return r.Addr + "/" + repo }
 
+// RegistryOptions make StartRegistryWith's docker-registry one as
+// operators run it.
+type RegistryOptions struct {
+	// CA, when set, issues the registry a server certificate for
+	// 127.0.0.1 and the registry serves only TLS.
+	CA *testutil.CA
+	// User and Password, when set, are required as HTTP basic auth
+	// (docker-registry's htpasswd, bcrypt).
+	User, Password string
+}
+
 // StartRegistry runs Debian's docker-registry on 127.0.0.1 with filesystem
 // storage and its log in t.TempDir(), waits until it answers GET /v2/, and
 // stops it in t.Cleanup. The log is printed if the test fails.
-func StartRegistry(t testing.TB) *Registry {
+func StartRegistry(t testing.TB) *Registry { return StartRegistryWith(t, RegistryOptions{}) }
+
+// StartRegistryWith is StartRegistry over TLS and with basic auth as opts
+// say.
+func StartRegistryWith(t testing.TB, opts RegistryOptions) *Registry {
 	t.Helper()
 	bin := testutil.RequireBinary(t, "docker-registry")
 	dir := t.TempDir()
@@ -91,7 +108,10 @@ func StartRegistry(t testing.TB) *Registry {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pr := &procRegistry{bin: bin, dir: dir, addr: addr}
+		pr := &procRegistry{bin: bin, dir: dir, addr: addr, opts: opts}
+		if err := pr.writeSecrets(t); err != nil {
+			t.Fatal(err)
+		}
 		if err := pr.writeConfig(); err != nil {
 			t.Fatal(err)
 		}
@@ -124,6 +144,16 @@ func StartRegistry(t testing.TB) *Registry {
 func waitRegistry(addr string, b registryBackend) error {
 	client := &http.Client{Timeout: time.Second}
 	url := "http://" + addr + "/v2/"
+	want := http.StatusOK
+	if pr, ok := b.(*procRegistry); ok {
+		if pr.opts.CA != nil {
+			client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pr.opts.CA.Pool()}}
+			url = "https://" + addr + "/v2/"
+		}
+		if pr.opts.User != "" {
+			want = http.StatusUnauthorized // up, and asking for credentials
+		}
+	}
 	msg, ok := poll(RegistryStartTimeout, func() (bool, string) {
 		if !b.running() {
 			return true, "registry exited during start"
@@ -133,7 +163,7 @@ func waitRegistry(addr string, b registryBackend) error {
 			return false, err.Error()
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, "GET /v2/: " + resp.Status
+		return resp.StatusCode == want, "GET /v2/: " + resp.Status
 	})
 	if !ok {
 		return fmt.Errorf("not ready within %v: %s", RegistryStartTimeout, msg)
@@ -147,7 +177,26 @@ func waitRegistry(addr string, b registryBackend) error {
 // procRegistry is docker-registry run as a child process.
 type procRegistry struct {
 	bin, dir, addr string
+	opts           RegistryOptions
 	p              *proc
+}
+
+// writeSecrets writes the server certificate and the htpasswd file opts
+// ask for.
+func (r *procRegistry) writeSecrets(t testing.TB) error {
+	if r.opts.CA != nil {
+		is := r.opts.CA.Issue(t, "127.0.0.1", true)
+		testutil.WriteFile(t, r.dir, "server.crt", is.CertPEM, 0o644)
+		testutil.WriteFile(t, r.dir, "server.key", is.KeyPEM, 0o600)
+	}
+	if r.opts.User != "" {
+		h, err := bcrypt.GenerateFromPassword([]byte(r.opts.Password), bcrypt.MinCost)
+		if err != nil {
+			return err
+		}
+		testutil.WriteFile(t, r.dir, "htpasswd", []byte(r.opts.User+":"+string(h)+"\n"), 0o600)
+	}
+	return nil
 }
 
 func (r *procRegistry) configPath() string { return filepath.Join(r.dir, "config.yml") }
@@ -175,6 +224,12 @@ http:
   addr: %s
   secret: berth-e2e-not-a-secret
 `, filepath.Join(r.dir, "storage"), r.addr)
+	if r.opts.CA != nil {
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", filepath.Join(r.dir, "server.crt"), filepath.Join(r.dir, "server.key"))
+	}
+	if r.opts.User != "" {
+		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-e2e\n    path: %s\n", filepath.Join(r.dir, "htpasswd"))
+	}
 	if err := os.WriteFile(r.configPath(), []byte(cfg), 0o644); err != nil {
 		return fmt.Errorf("write registry config: %w", err)
 	}

@@ -110,8 +110,12 @@ type Settings struct {
 	Terminal       bool                   `protobuf:"varint,13,opt,name=terminal,proto3" json:"terminal,omitempty"`
 	Runtime        string                 `protobuf:"bytes,14,opt,name=runtime,proto3" json:"runtime,omitempty"`
 	Annotations    map[string]string      `protobuf:"bytes,15,rep,name=annotations,proto3" json:"annotations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Run berth-init as PID 1 (forwards signals, reaps orphans).
+	Init bool `protobuf:"varint,20,opt,name=init,proto3" json:"init,omitempty"`
+	// The signal a stop sends first; empty: the image's, else SIGTERM.
+	StopSignal    string `protobuf:"bytes,21,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
@@ -247,6 +251,20 @@ func (x *Settings) GetAnnotations() map[string]string {
 		return x.Annotations
 	}
 	return nil
+}
+
+func (x *Settings) GetInit() bool {
+	if x != nil {
+		return x.Init
+	}
+	return false
+}
+
+func (x *Settings) GetStopSignal() string {
+	if x != nil {
+		return x.StopSignal
+	}
+	return ""
 }
 
 type Container struct {
@@ -791,7 +809,7 @@ const file_containers_v1_containers_proto_rawDesc = "" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
 	"\x06target\x18\x03 \x01(\tR\x06target\x12\x18\n" +
-	"\aoptions\x18\x04 \x03(\tR\aoptions\"\xac\x04\n" +
+	"\aoptions\x18\x04 \x03(\tR\aoptions\"\xe1\x04\n" +
 	"\bSettings\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12\x1e\n" +
 	"\n" +
@@ -811,7 +829,10 @@ const file_containers_v1_containers_proto_rawDesc = "" +
 	"\bhostname\x18\f \x01(\tR\bhostname\x12\x1a\n" +
 	"\bterminal\x18\r \x01(\bR\bterminal\x12\x18\n" +
 	"\aruntime\x18\x0e \x01(\tR\aruntime\x12P\n" +
-	"\vannotations\x18\x0f \x03(\v2..berth.containers.v1.Settings.AnnotationsEntryR\vannotations\x1a>\n" +
+	"\vannotations\x18\x0f \x03(\v2..berth.containers.v1.Settings.AnnotationsEntryR\vannotations\x12\x12\n" +
+	"\x04init\x18\x14 \x01(\bR\x04init\x12\x1f\n" +
+	"\vstop_signal\x18\x15 \x01(\tR\n" +
+	"stopSignal\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x04\n" +

@@ -1954,8 +1954,12 @@ type LogsRequest struct {
 	Namespace   string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	ContainerId string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
 	// Lines from the end; < 0 means all.
-	Tail          int64 `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
-	Follow        bool  `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	Tail   int64 `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
+	Follow bool  `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Only records written at or after since and before until (either unset:
+	// no bound); tail counts among them.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2016,6 +2020,20 @@ func (x *LogsRequest) GetFollow() bool {
 		return x.Follow
 	}
 	return false
+}
+
+func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *LogsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
 }
 
 type LogChunk struct {
@@ -2210,12 +2228,14 @@ const file_tasks_v1_tasks_proto_rawDesc = "" +
 	"\fpids_current\x18\x06 \x01(\x04R\vpidsCurrent\x12\x1d\n" +
 	"\n" +
 	"pids_limit\x18\a \x01(\x04R\tpidsLimit\x128\n" +
-	"\ttimestamp\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"z\n" +
+	"\ttimestamp\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"\xde\x01\n" +
 	"\vLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x12\n" +
 	"\x04tail\x18\x03 \x01(\x03R\x04tail\x12\x16\n" +
-	"\x06follow\x18\x04 \x01(\bR\x06follow\"f\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"f\n" +
 	"\bLogChunk\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12.\n" +
@@ -2306,46 +2326,48 @@ var file_tasks_v1_tasks_proto_depIdxs = []int32{
 	1,  // 8: berth.tasks.v1.ExecProcessRequest.stdio:type_name -> berth.tasks.v1.Stdio
 	31, // 9: berth.tasks.v1.PidsResponse.processes:type_name -> berth.tasks.v1.ProcessInfo
 	37, // 10: berth.tasks.v1.MetricsResponse.timestamp:type_name -> google.protobuf.Timestamp
-	37, // 11: berth.tasks.v1.LogChunk.time:type_name -> google.protobuf.Timestamp
-	2,  // 12: berth.tasks.v1.Tasks.Create:input_type -> berth.tasks.v1.CreateTaskRequest
-	4,  // 13: berth.tasks.v1.Tasks.Start:input_type -> berth.tasks.v1.StartTaskRequest
-	6,  // 14: berth.tasks.v1.Tasks.Get:input_type -> berth.tasks.v1.GetTaskRequest
-	8,  // 15: berth.tasks.v1.Tasks.List:input_type -> berth.tasks.v1.ListTasksRequest
-	10, // 16: berth.tasks.v1.Tasks.Kill:input_type -> berth.tasks.v1.KillTaskRequest
-	12, // 17: berth.tasks.v1.Tasks.Wait:input_type -> berth.tasks.v1.WaitTaskRequest
-	14, // 18: berth.tasks.v1.Tasks.Pause:input_type -> berth.tasks.v1.PauseTaskRequest
-	16, // 19: berth.tasks.v1.Tasks.Resume:input_type -> berth.tasks.v1.ResumeTaskRequest
-	18, // 20: berth.tasks.v1.Tasks.Delete:input_type -> berth.tasks.v1.DeleteTaskRequest
-	20, // 21: berth.tasks.v1.Tasks.Exec:input_type -> berth.tasks.v1.ExecProcessRequest
-	22, // 22: berth.tasks.v1.Tasks.StartExec:input_type -> berth.tasks.v1.StartExecRequest
-	24, // 23: berth.tasks.v1.Tasks.DeleteExec:input_type -> berth.tasks.v1.DeleteExecRequest
-	26, // 24: berth.tasks.v1.Tasks.ResizePty:input_type -> berth.tasks.v1.ResizePtyRequest
-	28, // 25: berth.tasks.v1.Tasks.CloseIO:input_type -> berth.tasks.v1.CloseIORequest
-	30, // 26: berth.tasks.v1.Tasks.Pids:input_type -> berth.tasks.v1.PidsRequest
-	33, // 27: berth.tasks.v1.Tasks.Metrics:input_type -> berth.tasks.v1.MetricsRequest
-	35, // 28: berth.tasks.v1.Tasks.Logs:input_type -> berth.tasks.v1.LogsRequest
-	3,  // 29: berth.tasks.v1.Tasks.Create:output_type -> berth.tasks.v1.CreateTaskResponse
-	5,  // 30: berth.tasks.v1.Tasks.Start:output_type -> berth.tasks.v1.StartTaskResponse
-	7,  // 31: berth.tasks.v1.Tasks.Get:output_type -> berth.tasks.v1.GetTaskResponse
-	9,  // 32: berth.tasks.v1.Tasks.List:output_type -> berth.tasks.v1.ListTasksResponse
-	11, // 33: berth.tasks.v1.Tasks.Kill:output_type -> berth.tasks.v1.KillTaskResponse
-	13, // 34: berth.tasks.v1.Tasks.Wait:output_type -> berth.tasks.v1.WaitTaskResponse
-	15, // 35: berth.tasks.v1.Tasks.Pause:output_type -> berth.tasks.v1.PauseTaskResponse
-	17, // 36: berth.tasks.v1.Tasks.Resume:output_type -> berth.tasks.v1.ResumeTaskResponse
-	19, // 37: berth.tasks.v1.Tasks.Delete:output_type -> berth.tasks.v1.DeleteTaskResponse
-	21, // 38: berth.tasks.v1.Tasks.Exec:output_type -> berth.tasks.v1.ExecProcessResponse
-	23, // 39: berth.tasks.v1.Tasks.StartExec:output_type -> berth.tasks.v1.StartExecResponse
-	25, // 40: berth.tasks.v1.Tasks.DeleteExec:output_type -> berth.tasks.v1.DeleteExecResponse
-	27, // 41: berth.tasks.v1.Tasks.ResizePty:output_type -> berth.tasks.v1.ResizePtyResponse
-	29, // 42: berth.tasks.v1.Tasks.CloseIO:output_type -> berth.tasks.v1.CloseIOResponse
-	32, // 43: berth.tasks.v1.Tasks.Pids:output_type -> berth.tasks.v1.PidsResponse
-	34, // 44: berth.tasks.v1.Tasks.Metrics:output_type -> berth.tasks.v1.MetricsResponse
-	36, // 45: berth.tasks.v1.Tasks.Logs:output_type -> berth.tasks.v1.LogChunk
-	29, // [29:46] is the sub-list for method output_type
-	12, // [12:29] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	37, // 11: berth.tasks.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	37, // 12: berth.tasks.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	37, // 13: berth.tasks.v1.LogChunk.time:type_name -> google.protobuf.Timestamp
+	2,  // 14: berth.tasks.v1.Tasks.Create:input_type -> berth.tasks.v1.CreateTaskRequest
+	4,  // 15: berth.tasks.v1.Tasks.Start:input_type -> berth.tasks.v1.StartTaskRequest
+	6,  // 16: berth.tasks.v1.Tasks.Get:input_type -> berth.tasks.v1.GetTaskRequest
+	8,  // 17: berth.tasks.v1.Tasks.List:input_type -> berth.tasks.v1.ListTasksRequest
+	10, // 18: berth.tasks.v1.Tasks.Kill:input_type -> berth.tasks.v1.KillTaskRequest
+	12, // 19: berth.tasks.v1.Tasks.Wait:input_type -> berth.tasks.v1.WaitTaskRequest
+	14, // 20: berth.tasks.v1.Tasks.Pause:input_type -> berth.tasks.v1.PauseTaskRequest
+	16, // 21: berth.tasks.v1.Tasks.Resume:input_type -> berth.tasks.v1.ResumeTaskRequest
+	18, // 22: berth.tasks.v1.Tasks.Delete:input_type -> berth.tasks.v1.DeleteTaskRequest
+	20, // 23: berth.tasks.v1.Tasks.Exec:input_type -> berth.tasks.v1.ExecProcessRequest
+	22, // 24: berth.tasks.v1.Tasks.StartExec:input_type -> berth.tasks.v1.StartExecRequest
+	24, // 25: berth.tasks.v1.Tasks.DeleteExec:input_type -> berth.tasks.v1.DeleteExecRequest
+	26, // 26: berth.tasks.v1.Tasks.ResizePty:input_type -> berth.tasks.v1.ResizePtyRequest
+	28, // 27: berth.tasks.v1.Tasks.CloseIO:input_type -> berth.tasks.v1.CloseIORequest
+	30, // 28: berth.tasks.v1.Tasks.Pids:input_type -> berth.tasks.v1.PidsRequest
+	33, // 29: berth.tasks.v1.Tasks.Metrics:input_type -> berth.tasks.v1.MetricsRequest
+	35, // 30: berth.tasks.v1.Tasks.Logs:input_type -> berth.tasks.v1.LogsRequest
+	3,  // 31: berth.tasks.v1.Tasks.Create:output_type -> berth.tasks.v1.CreateTaskResponse
+	5,  // 32: berth.tasks.v1.Tasks.Start:output_type -> berth.tasks.v1.StartTaskResponse
+	7,  // 33: berth.tasks.v1.Tasks.Get:output_type -> berth.tasks.v1.GetTaskResponse
+	9,  // 34: berth.tasks.v1.Tasks.List:output_type -> berth.tasks.v1.ListTasksResponse
+	11, // 35: berth.tasks.v1.Tasks.Kill:output_type -> berth.tasks.v1.KillTaskResponse
+	13, // 36: berth.tasks.v1.Tasks.Wait:output_type -> berth.tasks.v1.WaitTaskResponse
+	15, // 37: berth.tasks.v1.Tasks.Pause:output_type -> berth.tasks.v1.PauseTaskResponse
+	17, // 38: berth.tasks.v1.Tasks.Resume:output_type -> berth.tasks.v1.ResumeTaskResponse
+	19, // 39: berth.tasks.v1.Tasks.Delete:output_type -> berth.tasks.v1.DeleteTaskResponse
+	21, // 40: berth.tasks.v1.Tasks.Exec:output_type -> berth.tasks.v1.ExecProcessResponse
+	23, // 41: berth.tasks.v1.Tasks.StartExec:output_type -> berth.tasks.v1.StartExecResponse
+	25, // 42: berth.tasks.v1.Tasks.DeleteExec:output_type -> berth.tasks.v1.DeleteExecResponse
+	27, // 43: berth.tasks.v1.Tasks.ResizePty:output_type -> berth.tasks.v1.ResizePtyResponse
+	29, // 44: berth.tasks.v1.Tasks.CloseIO:output_type -> berth.tasks.v1.CloseIOResponse
+	32, // 45: berth.tasks.v1.Tasks.Pids:output_type -> berth.tasks.v1.PidsResponse
+	34, // 46: berth.tasks.v1.Tasks.Metrics:output_type -> berth.tasks.v1.MetricsResponse
+	36, // 47: berth.tasks.v1.Tasks.Logs:output_type -> berth.tasks.v1.LogChunk
+	31, // [31:48] is the sub-list for method output_type
+	14, // [14:31] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_tasks_v1_tasks_proto_init() }

@@ -44,6 +44,7 @@ func main() {
 	flag.String("cni-conf-dir", "", "")
 	flag.String("cni-bridge", "", "")
 	flag.String("cni-subnet", "", "")
+	flag.String("cri-address", "", "")
 	flag.Parse()
 	if f := os.Getenv("STUBD_METRICS_BUSY_ONCE"); f != "" {
 		if _, err := os.Stat(f); err != nil {
