@@ -523,3 +523,35 @@ func TestNetwork_DeclaredNetworks(t *testing.T) {
 		t.Errorf("isolation chain left after every Network was deleted:\n%s", out)
 	}
 }
+
+func TestNetwork_RunPublish(t *testing.T) {
+	d := startNet(t)
+	before := snapshotNet(t, d)
+	d.MustCLI(t, "image", "import", filepath.Join(testutil.TestImages(t, "busybox"), "busybox"))
+	port := freePort(t)
+	d.MustCLI(t, "run", "-d", "--network", "bridge", "-p", fmt.Sprintf("127.0.0.1:%d:80/tcp", port), "busybox:latest", "runweb",
+		"sh", "-c", "mkdir -p /www && echo runweb > /www/index.html && exec httpd -f -p 80 -h /www")
+	waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", port), "runweb")
+	var c struct {
+		Network   string   `json:"network"`
+		Addresses []string `json:"addresses"`
+	}
+	out := d.MustCLI(t, "container", "info", "runweb", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &c); err != nil || c.Network != "bridge" || len(c.Addresses) == 0 {
+		t.Errorf("container info: network %q addresses %v (%v), want bridge and an address:\n%.400s", c.Network, c.Addresses, err, out)
+	}
+	// The same host port again is refused naming the holder.
+	r := d.CLI("run", "-d", "--network", "bridge", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "busybox:latest", "runweb2", "sleep", "100")
+	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "default/runweb") {
+		t.Errorf("second run on the same host port: %s", r)
+	}
+	// A network --rm run, as the benchmark times it.
+	if out := d.MustCLI(t, "run", "--rm", "--network", "bridge", "busybox:latest", "once", "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(out, strings.TrimSuffix(d.Subnet, "0/24")) {
+		t.Errorf("run --rm --network bridge: eth0 has no address of %s:\n%s", d.Subnet, out)
+	}
+	during := snapshotNet(t, d)
+	d.MustCLI(t, "task", "rm", "-f", "runweb")
+	d.MustCLI(t, "container", "rm", "runweb")
+	d.CLI("container", "rm", "runweb2")
+	checkNoLeaks(t, d, before, during, []string{"runweb", "runweb2", "once"})
+}
