@@ -555,3 +555,42 @@ func TestNetwork_RunPublish(t *testing.T) {
 	d.CLI("container", "rm", "runweb2")
 	checkNoLeaks(t, d, before, during, []string{"runweb", "runweb2", "once"})
 }
+
+func TestNetwork_CLI(t *testing.T) {
+	d := startNet(t)
+	before := snapshotNet(t, d)
+	slot := netSlot(t, d)
+	name, subnet := fmt.Sprintf("cli%d", slot), fmt.Sprintf("10.83.%d.0/24", slot)
+	d.MustCLI(t, "image", "import", filepath.Join(testutil.TestImages(t, "busybox"), "busybox"))
+	d.MustCLI(t, "network", "create", "--subnet", subnet, name)
+	if r := d.CLI("network", "create", "--subnet", fmt.Sprintf("10.83.%d.128/25", slot), name+"x"); r.ExitCode == 0 || !strings.Contains(r.Stderr, name) {
+		t.Errorf("an overlapping network was not refused naming %s: %s", name, r)
+	}
+	ls := d.MustCLI(t, "network", "ls")
+	if !strings.Contains(ls, "bridge") || !strings.Contains(ls, d.Subnet) || !strings.Contains(ls, subnet) {
+		t.Errorf("network ls lacks the built-in network or %s:\n%s", name, ls)
+	}
+	d.MustCLI(t, "run", "-d", "--network", name, "busybox:latest", "onnet", "sleep", "1000")
+	var v struct {
+		UsedBy   []string       `json:"usedBy"`
+		Conflist map[string]any `json:"conflist"`
+	}
+	out := d.MustCLI(t, "network", "inspect", name)
+	if err := json.Unmarshal([]byte(out), &v); err != nil || !slices.Contains(v.UsedBy, "default/onnet") || v.Conflist["name"] != "berth_default_"+name {
+		t.Errorf("network inspect %s: usedBy %v conflist name %v (%v):\n%s", name, v.UsedBy, v.Conflist["name"], err, out)
+	}
+	if r := d.CLI("network", "rm", name); r.ExitCode == 0 || !strings.Contains(r.Stderr, "default/onnet") {
+		t.Errorf("network rm of a network in use: %s", r)
+	}
+	if r := d.CLI("network", "rm", "bridge"); r.ExitCode == 0 {
+		t.Errorf("network rm bridge: %s", r)
+	}
+	during := snapshotNet(t, d)
+	d.MustCLI(t, "task", "rm", "-f", "onnet")
+	d.MustCLI(t, "container", "rm", "onnet")
+	d.MustCLI(t, "network", "rm", name)
+	if _, err := os.Stat(filepath.Join(d.CNIConfDir, "berth_default_"+name+".conflist")); !os.IsNotExist(err) {
+		t.Errorf("conflist after network rm: %v", err)
+	}
+	checkNoLeaks(t, d, before, during, []string{"onnet"})
+}
