@@ -594,3 +594,56 @@ func TestNetwork_CLI(t *testing.T) {
 	}
 	checkNoLeaks(t, d, before, during, []string{"onnet"})
 }
+
+// TestNetwork_KillDuringAttach kills berthd while it starts 10 bridged
+// containers: after the restart all 10 run with an address of their own,
+// no half attachment is left, and deleting them leaves nothing.
+func TestNetwork_KillDuringAttach(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := startNet(t)
+	d.Stop()
+	d = harness.StartDaemon(t, harness.DaemonOptions{Config: declConfig, LogLevel: "info", AllowUncleanStop: true})
+	before := snapshotNet(t, d)
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	waitImage(t, d)
+	var all []string
+	var ids []string
+	for i := range 10 {
+		id := fmt.Sprintf("k%d", i)
+		ids = append(ids, id)
+		all = append(all, sleeperManifest(id, "bridge"))
+	}
+	writeAtomic(t, filepath.Join(d.Manifests, "many.yaml"), strings.Join(all, "---\n"))
+	// Killed as soon as some attachments are on disk, so others are in
+	// flight.
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		n := listTree(filepath.Join(d.State, "network", "netns"))
+		return len(n) >= 3, fmt.Sprintf("netns files: %v", n)
+	})
+	d.Kill9()
+	d.Restart()
+	seen := map[string]string{}
+	for _, id := range ids {
+		waitTask(t, d, id, 0)
+		a := containerAddr(t, d, id)
+		if other, dup := seen[a]; dup {
+			t.Errorf("%s and %s both have address %s", id, other, a)
+		}
+		seen[a] = id
+		if r := d.CLI("exec", id, "--", "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(r.Stdout, a) {
+			t.Errorf("%s's eth0 lacks its status address %s: %s", id, a, r)
+		}
+	}
+	st := snapshotNet(t, d)
+	leases := 0
+	for _, f := range st.ipam {
+		if b := filepath.Base(f); b != "lock" && !strings.HasPrefix(b, "last_reserved_ip") && strings.Contains(f, "/") {
+			leases++
+		}
+	}
+	if len(st.netns) != 10 || leases != 10 {
+		t.Errorf("after the restart: %d netns files %v and %d leases %v, want 10 each", len(st.netns), st.netns, leases, st.ipam)
+	}
+	deleteAll(t, d)
+	checkNoLeaks(t, d, before, st, ids)
+}
