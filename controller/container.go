@@ -36,11 +36,21 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	imgName, _ := imageName(is)
 	digest := imgStatus.Status.ImageStatus.Digest
 	want := spec.ContainerInstanceHash(e.Hash, digest)
+	netHash, netDeclared := c.networkHash(ns, cs)
+	if netDeclared {
+		netKey := spec.Key{Namespace: ns, Kind: spec.KindNetwork, Name: string(cs.Network)}
+		if _, ready := c.isReady(ctx, netKey); !ready {
+			msg := fmt.Sprintf("waiting for Network %s/%s to be ready", ns, cs.Network)
+			return Result{Changed: c.record(ctx, e, observation{reason: "WaitingForNetwork", message: msg, owns: id})}, nil
+		}
+	}
 
 	prevStatus, _ := c.opts.DB.GetStatus(ctx, e.Key)
 	existing, err := c.opts.DB.GetContainer(ctx, ns, id)
 	switch {
-	case err == nil && existing.Labels[spec.LabelSpecHash] == want:
+	// A changed Network recreates its containers; a Network no longer
+	// declared (refused removal while in use) disturbs none.
+	case err == nil && existing.Labels[spec.LabelSpecHash] == want && (!netDeclared || existing.Labels[labelNetworkHash] == netHash):
 		if c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey) {
 			return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})}, nil
 		}
@@ -71,16 +81,28 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 		return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "InvalidSpec", message: err.Error(), owns: id})}, nil
 	}
 	labels := map[string]string{spec.LabelOwner: "Container/" + id, spec.LabelSpecHash: want}
+	if netDeclared {
+		labels[labelNetworkHash] = netHash
+	}
 	ctr, err := c.opts.Node.CreateContainer(ctx, ns, id, imgName, is.Snapshotter, settings, labels)
 	if v := (*policy.Violation)(nil); errors.As(err, &v) {
 		return c.policyRefused(ctx, e, err, ""), nil
 	}
 	if err != nil {
-		c.record(ctx, e, observation{degraded: true, reason: "CreateFailed", message: err.Error(), owns: id})
+		reason := "CreateFailed"
+		if errdefs.IsConflict(err) {
+			// A host port another container publishes: that one keeps it.
+			reason = "PortConflict"
+		}
+		c.record(ctx, e, observation{degraded: true, reason: reason, message: err.Error(), owns: id})
 		return Result{}, err
 	}
 	return Result{Changed: true, RequeueAfter: 0}, c.recordCreated(ctx, e, ctr.SnapshotKey, digest)
 }
+
+// labelNetworkHash records on a container the spec hash of the declared
+// Network it was attached to.
+const labelNetworkHash = "berth.dev/network-spec-hash"
 
 // policyRefused records a Container the node policy refuses: Degraded,
 // reason PolicyViolation, the message naming the policy key. It is not

@@ -33,8 +33,11 @@ func (nopObserver) Objects(spec.Kind, int, int)                 {}
 
 // Options configure the controllers.
 type Options struct {
-	Desired  *desired.Store
-	Node     *node.Node
+	Desired *desired.Store
+	Node    *node.Node
+	// Networks writes and removes declared Networks; nil leaves them
+	// Degraded (no CNI networking on this node).
+	Networks Networks
 	DB       *observed.DB
 	Bus      *observed.Bus
 	Log      *slog.Logger
@@ -207,6 +210,13 @@ func (c *Controller) dependents(key spec.Key) []spec.Key {
 		}
 	case spec.KindContainer:
 		names[key.Name] = true
+	case spec.KindNetwork:
+		for _, e := range c.opts.Desired.List(desired.Filter{Namespace: key.Namespace, Kind: spec.KindContainer}) {
+			if cs, ok := e.Object.ContainerSpec(); ok && string(cs.Network) == key.Name {
+				out = append(out, e.Key)
+				names[e.Key.Name] = true
+			}
+		}
 	default:
 		return nil
 	}
@@ -302,6 +312,8 @@ func (c *Controller) reconcile(ctx context.Context, key spec.Key) (Result, error
 		return c.reconcileContainer(ctx, entry)
 	case spec.KindTask:
 		return c.reconcileTask(ctx, entry)
+	case spec.KindNetwork:
+		return c.reconcileNetwork(ctx, entry)
 	}
 	return Result{}, nil
 }

@@ -43,6 +43,11 @@ func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error)
 				return Result{}, err
 			}
 		}
+	case spec.KindNetwork:
+		done, res, err := c.teardownNetwork(ctx, st)
+		if !done {
+			return res, err
+		}
 	case spec.KindImage:
 		if name := st.Owns; name != "" && !c.imageStillDeclared(ns, name) {
 			if err := c.opts.Node.RemoveImage(ctx, ns, name, false); err != nil && !errdefs.IsNotFound(err) {

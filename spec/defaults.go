@@ -198,5 +198,10 @@ func (s Status) DeepCopy() Status {
 		ts := *s.TaskStatus
 		s.TaskStatus = &ts
 	}
+	if s.NetworkStatus != nil {
+		ns := *s.NetworkStatus
+		ns.UsedBy = slices.Clone(ns.UsedBy)
+		s.NetworkStatus = &ns
+	}
 	return s
 }

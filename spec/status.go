@@ -42,12 +42,13 @@ type Status struct {
 	*ImageStatus
 	*ContainerStatus
 	*TaskStatus
+	*NetworkStatus
 }
 
 // IsZero reports whether nothing was observed.
 func (s Status) IsZero() bool {
 	return s.ObservedGeneration == 0 && len(s.Conditions) == 0 &&
-		s.ImageStatus == nil && s.ContainerStatus == nil && s.TaskStatus == nil
+		s.ImageStatus == nil && s.ContainerStatus == nil && s.TaskStatus == nil && s.NetworkStatus == nil
 }
 
 // Condition returns the condition of type t, if any.
@@ -114,6 +115,16 @@ type ContainerStatus struct {
 	Network   string   `json:"network,omitempty"`
 	Addresses []string `json:"addresses,omitempty"`
 	Ports     []Port   `json:"ports,omitempty"`
+}
+
+// NetworkStatus is what was observed of a Network.
+type NetworkStatus struct {
+	// Bridge is the Linux bridge of a bridge network; CNINetwork the name
+	// of its conflist in berthd's CNI configuration directory.
+	Bridge     string `json:"bridge,omitempty"`
+	CNINetwork string `json:"cniNetwork,omitempty"`
+	// UsedBy lists the containers ("namespace/id") attached to it.
+	UsedBy []string `json:"usedBy,omitempty"`
 }
 
 // TaskStatus is what was observed of a Task.

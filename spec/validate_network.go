@@ -10,6 +10,10 @@ import (
 // and the gateway lie inside the subnet. Overlaps with other networks are
 // the controller's to find: they depend on what else is declared.
 func (v *validator) network(s NetworkSpec) {
+	switch NetworkMode(v.o.Metadata.Name) {
+	case NetworkBridge, NetworkHost, NetworkNone:
+		v.add("metadata.name", "%q is a built-in network mode; a Network needs another name", v.o.Metadata.Name)
+	}
 	subnet, err := netip.ParsePrefix(s.Subnet)
 	switch {
 	case s.Subnet == "":

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/spec"
 	"berth.dev/berth/test/harness"
 )
 
@@ -385,4 +386,264 @@ func TestNetwork_NoneAndHost(t *testing.T) {
 		}
 	}
 	deleteAll(t, d)
+}
+
+// netSlot is the harness's network slot of d (its subnet 10.86.N.0/24),
+// used to give declared Networks subnets and names no parallel daemon
+// uses.
+func netSlot(t *testing.T, d *harness.Daemon) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscanf(d.Subnet, "10.86.%d.0/24", &n); err != nil {
+		t.Fatalf("daemon subnet %q: %v", d.Subnet, err)
+	}
+	return n
+}
+
+func networkManifest(name, subnet string, isolate bool, extra string) string {
+	return fmt.Sprintf(`apiVersion: berth.dev/v1
+kind: Network
+metadata: {name: %s}
+spec: {subnet: %s, ipMasq: true, isolate: %v%s}
+`, name, subnet, isolate, extra)
+}
+
+// condition is an object's condition of type typ.
+func condition(o declObject, typ spec.ConditionType) spec.Condition {
+	c, _ := o.Status.Condition(typ)
+	return c
+}
+
+func TestNetwork_DeclaredNetworks(t *testing.T) {
+	d := startNet(t)
+	before := snapshotNet(t, d)
+	slot := netSlot(t, d)
+	front, back, dup := fmt.Sprintf("front%d", slot), fmt.Sprintf("back%d", slot), fmt.Sprintf("dup%d", slot)
+	frontNet := fmt.Sprintf("10.85.%d.0/24", slot)
+	port := freePort(t)
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	writeAtomic(t, filepath.Join(d.Manifests, "nets.yaml"), networkManifest(front, frontNet, false, "")+"---\n"+
+		networkManifest(back, fmt.Sprintf("10.84.%d.0/24", slot), true, ""))
+	writeAtomic(t, filepath.Join(d.Manifests, "front.yaml"), webManifest("a1", front, port)+"---\n"+webManifest("a2", front, 0))
+	writeAtomic(t, filepath.Join(d.Manifests, "back.yaml"), webManifest("b1", back, 0))
+	for _, n := range []string{"a1", "a2", "b1"} {
+		waitTask(t, d, n, 0)
+	}
+	waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", port), "a1")
+	a2 := strings.Split(containerAddr(t, d, "a2"), "/")[0]
+	b1 := strings.Split(containerAddr(t, d, "b1"), "/")[0]
+	if !strings.HasPrefix(a2, fmt.Sprintf("10.85.%d.", slot)) {
+		t.Errorf("a2's address %s is not in Network %s's subnet %s", a2, front, frontNet)
+	}
+	nets := getObjects(t, d, "networks")
+	if n := nets[front]; !n.ready() || n.Status.NetworkStatus == nil || n.Status.Bridge == "" {
+		t.Errorf("Network %s: %+v", front, n.Status)
+	}
+	if out := d.MustCLI(t, "get", "networks"); !strings.Contains(out, frontNet) {
+		t.Errorf("get networks lacks %s:\n%s", frontNet, out)
+	}
+
+	// On one network by name and by address; an isolated network cannot
+	// be reached from another (the same request, only the target differs).
+	fetch := func(from, target string) harness.Result {
+		return d.CLI("exec", from, "--", "timeout", "3", "wget", "-qO-", "http://"+target+"/")
+	}
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		r := fetch("a1", "a2")
+		return strings.TrimSpace(r.Stdout) == "a2", r.String()
+	})
+	if r := fetch("a1", a2); strings.TrimSpace(r.Stdout) != "a2" {
+		t.Errorf("a1 -> a2 by address: %s", r)
+	}
+	if r := fetch("a1", b1); strings.TrimSpace(r.Stdout) == "b1" || r.ExitCode == 0 {
+		t.Errorf("a1 reached b1 (%s) on the isolated Network %s: %s", b1, back, r)
+	}
+	if r := fetch("b1", a2); strings.TrimSpace(r.Stdout) == "a2" || r.ExitCode == 0 {
+		t.Errorf("b1 on the isolated Network %s reached a2 (%s): %s", back, a2, r)
+	}
+
+	// A second container asking for a1's host port is Degraded naming a1,
+	// and a1 keeps it.
+	writeAtomic(t, filepath.Join(d.Manifests, "clash.yaml"), webManifest("c1", front, port))
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		c := condition(getObjects(t, d, "containers")["c1"], spec.ConditionDegraded)
+		return c.Status == spec.ConditionTrue && c.Reason == "PortConflict" && strings.Contains(c.Message, "default/a1"),
+			fmt.Sprintf("c1's Degraded condition: %+v", c)
+	})
+	waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", port), "a1")
+	os.Remove(filepath.Join(d.Manifests, "clash.yaml"))
+
+	// A subnet overlapping another Network's is Degraded naming it.
+	writeAtomic(t, filepath.Join(d.Manifests, "dup.yaml"), networkManifest(dup, fmt.Sprintf("10.85.%d.128/25", slot), false, ""))
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		c := condition(getObjects(t, d, "networks")[dup], spec.ConditionDegraded)
+		return c.Status == spec.ConditionTrue && c.Reason == "SubnetOverlap" && strings.Contains(c.Message, front),
+			fmt.Sprintf("%s's Degraded condition: %+v", dup, c)
+	})
+	os.Remove(filepath.Join(d.Manifests, "dup.yaml"))
+
+	// A Network deleted while in use stays, says which containers use it,
+	// and disturbs nothing running.
+	a1Pid := waitTask(t, d, "a1", 0).task().Pid
+	writeAtomic(t, filepath.Join(d.Manifests, "nets.yaml"), networkManifest(back, fmt.Sprintf("10.84.%d.0/24", slot), true, ""))
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		r := d.CLI("describe", "network", front)
+		return strings.Contains(r.Stdout, "InUse") && strings.Contains(r.Stdout, "default/a1") && strings.Contains(r.Stdout, "default/a2"), r.String()
+	})
+	if p := waitTask(t, d, "a1", 0).task().Pid; p != a1Pid {
+		t.Errorf("a1 restarted (pid %d, was %d) when its in-use Network was deleted", p, a1Pid)
+	}
+	waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", port), "a1")
+
+	// Declared again with a changed spec, its containers are recreated on
+	// it (the new MTU is on their interface).
+	writeAtomic(t, filepath.Join(d.Manifests, "nets.yaml"), networkManifest(front, frontNet, false, ", mtu: 1400")+"---\n"+
+		networkManifest(back, fmt.Sprintf("10.84.%d.0/24", slot), true, ""))
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		r := d.CLI("exec", "a1", "--", "cat", "/sys/class/net/eth0/mtu")
+		return strings.TrimSpace(r.Stdout) == "1400", r.String()
+	})
+	waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", port), "a1")
+
+	during := snapshotNet(t, d)
+	deleteAll(t, d)
+	// The Networks go once their containers have: conflists, bridges,
+	// isolation rules.
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		var left []string
+		for _, n := range []string{front, back} {
+			if _, err := os.Stat(filepath.Join(d.CNIConfDir, "berth_default_"+n+".conflist")); !os.IsNotExist(err) {
+				left = append(left, n)
+			}
+		}
+		return len(left) == 0, fmt.Sprintf("conflists of %v left after the Networks were deleted", left)
+	})
+	checkNoLeaks(t, d, before, during, []string{"a1", "a2", "b1", "c1"})
+	if out, _ := exec.Command("iptables-save", "-t", "mangle").Output(); strings.Contains(string(out), "BERTH-ISOLATE") {
+		t.Errorf("isolation chain left after every Network was deleted:\n%s", out)
+	}
+}
+
+func TestNetwork_RunPublish(t *testing.T) {
+	d := startNet(t)
+	before := snapshotNet(t, d)
+	d.MustCLI(t, "image", "import", filepath.Join(testutil.TestImages(t, "busybox"), "busybox"))
+	port := freePort(t)
+	d.MustCLI(t, "run", "-d", "--network", "bridge", "-p", fmt.Sprintf("127.0.0.1:%d:80/tcp", port), "busybox:latest", "runweb",
+		"sh", "-c", "mkdir -p /www && echo runweb > /www/index.html && exec httpd -f -p 80 -h /www")
+	waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", port), "runweb")
+	var c struct {
+		Network   string   `json:"network"`
+		Addresses []string `json:"addresses"`
+	}
+	out := d.MustCLI(t, "container", "info", "runweb", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &c); err != nil || c.Network != "bridge" || len(c.Addresses) == 0 {
+		t.Errorf("container info: network %q addresses %v (%v), want bridge and an address:\n%.400s", c.Network, c.Addresses, err, out)
+	}
+	// The same host port again is refused naming the holder.
+	r := d.CLI("run", "-d", "--network", "bridge", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "busybox:latest", "runweb2", "sleep", "100")
+	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "default/runweb") {
+		t.Errorf("second run on the same host port: %s", r)
+	}
+	// A network --rm run, as the benchmark times it.
+	if out := d.MustCLI(t, "run", "--rm", "--network", "bridge", "busybox:latest", "once", "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(out, strings.TrimSuffix(d.Subnet, "0/24")) {
+		t.Errorf("run --rm --network bridge: eth0 has no address of %s:\n%s", d.Subnet, out)
+	}
+	during := snapshotNet(t, d)
+	d.MustCLI(t, "task", "rm", "-f", "runweb")
+	d.MustCLI(t, "container", "rm", "runweb")
+	d.CLI("container", "rm", "runweb2")
+	checkNoLeaks(t, d, before, during, []string{"runweb", "runweb2", "once"})
+}
+
+func TestNetwork_CLI(t *testing.T) {
+	d := startNet(t)
+	before := snapshotNet(t, d)
+	slot := netSlot(t, d)
+	name, subnet := fmt.Sprintf("cli%d", slot), fmt.Sprintf("10.83.%d.0/24", slot)
+	d.MustCLI(t, "image", "import", filepath.Join(testutil.TestImages(t, "busybox"), "busybox"))
+	d.MustCLI(t, "network", "create", "--subnet", subnet, name)
+	if r := d.CLI("network", "create", "--subnet", fmt.Sprintf("10.83.%d.128/25", slot), name+"x"); r.ExitCode == 0 || !strings.Contains(r.Stderr, name) {
+		t.Errorf("an overlapping network was not refused naming %s: %s", name, r)
+	}
+	ls := d.MustCLI(t, "network", "ls")
+	if !strings.Contains(ls, "bridge") || !strings.Contains(ls, d.Subnet) || !strings.Contains(ls, subnet) {
+		t.Errorf("network ls lacks the built-in network or %s:\n%s", name, ls)
+	}
+	d.MustCLI(t, "run", "-d", "--network", name, "busybox:latest", "onnet", "sleep", "1000")
+	var v struct {
+		UsedBy   []string       `json:"usedBy"`
+		Conflist map[string]any `json:"conflist"`
+	}
+	out := d.MustCLI(t, "network", "inspect", name)
+	if err := json.Unmarshal([]byte(out), &v); err != nil || !slices.Contains(v.UsedBy, "default/onnet") || v.Conflist["name"] != "berth_default_"+name {
+		t.Errorf("network inspect %s: usedBy %v conflist name %v (%v):\n%s", name, v.UsedBy, v.Conflist["name"], err, out)
+	}
+	if r := d.CLI("network", "rm", name); r.ExitCode == 0 || !strings.Contains(r.Stderr, "default/onnet") {
+		t.Errorf("network rm of a network in use: %s", r)
+	}
+	if r := d.CLI("network", "rm", "bridge"); r.ExitCode == 0 {
+		t.Errorf("network rm bridge: %s", r)
+	}
+	during := snapshotNet(t, d)
+	d.MustCLI(t, "task", "rm", "-f", "onnet")
+	d.MustCLI(t, "container", "rm", "onnet")
+	d.MustCLI(t, "network", "rm", name)
+	if _, err := os.Stat(filepath.Join(d.CNIConfDir, "berth_default_"+name+".conflist")); !os.IsNotExist(err) {
+		t.Errorf("conflist after network rm: %v", err)
+	}
+	checkNoLeaks(t, d, before, during, []string{"onnet"})
+}
+
+// TestNetwork_KillDuringAttach kills berthd while it starts 10 bridged
+// containers: after the restart all 10 run with an address of their own,
+// no half attachment is left, and deleting them leaves nothing.
+func TestNetwork_KillDuringAttach(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := startNet(t)
+	d.Stop()
+	d = harness.StartDaemon(t, harness.DaemonOptions{Config: declConfig, LogLevel: "info", AllowUncleanStop: true})
+	before := snapshotNet(t, d)
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	waitImage(t, d)
+	var all []string
+	var ids []string
+	for i := range 10 {
+		id := fmt.Sprintf("k%d", i)
+		ids = append(ids, id)
+		all = append(all, sleeperManifest(id, "bridge"))
+	}
+	writeAtomic(t, filepath.Join(d.Manifests, "many.yaml"), strings.Join(all, "---\n"))
+	// Killed as soon as some attachments are on disk, so others are in
+	// flight.
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		n := listTree(filepath.Join(d.State, "network", "netns"))
+		return len(n) >= 3, fmt.Sprintf("netns files: %v", n)
+	})
+	d.Kill9()
+	d.Restart()
+	seen := map[string]string{}
+	for _, id := range ids {
+		waitTask(t, d, id, 0)
+		a := containerAddr(t, d, id)
+		if other, dup := seen[a]; dup {
+			t.Errorf("%s and %s both have address %s", id, other, a)
+		}
+		seen[a] = id
+		if r := d.CLI("exec", id, "--", "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(r.Stdout, a) {
+			t.Errorf("%s's eth0 lacks its status address %s: %s", id, a, r)
+		}
+	}
+	st := snapshotNet(t, d)
+	leases := 0
+	for _, f := range st.ipam {
+		if b := filepath.Base(f); b != "lock" && !strings.HasPrefix(b, "last_reserved_ip") && strings.Contains(f, "/") {
+			leases++
+		}
+	}
+	if len(st.netns) != 10 || leases != 10 {
+		t.Errorf("after the restart: %d netns files %v and %d leases %v, want 10 each", len(st.netns), st.netns, leases, st.ipam)
+	}
+	deleteAll(t, d)
+	checkNoLeaks(t, d, before, st, ids)
 }

@@ -4,11 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"strings"
 
 	ctrapi "berth.dev/berth/api/containers/v1"
+	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/oci"
+	"berth.dev/berth/spec"
+	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -28,7 +33,7 @@ func (s *Containers) Create(ctx context.Context, r *ctrapi.CreateContainerReques
 	if err != nil {
 		return nil, err
 	}
-	return &ctrapi.CreateContainerResponse{Container: containerToAPI(c)}, nil
+	return &ctrapi.CreateContainerResponse{Container: s.withNetwork(r.Namespace, containerToAPI(c))}, nil
 }
 
 func (s *Containers) Get(ctx context.Context, r *ctrapi.GetContainerRequest) (*ctrapi.GetContainerResponse, error) {
@@ -36,7 +41,7 @@ func (s *Containers) Get(ctx context.Context, r *ctrapi.GetContainerRequest) (*c
 	if err != nil {
 		return nil, err
 	}
-	return &ctrapi.GetContainerResponse{Container: containerToAPI(c)}, nil
+	return &ctrapi.GetContainerResponse{Container: s.withNetwork(r.Namespace, containerToAPI(c))}, nil
 }
 
 func (s *Containers) List(ctx context.Context, r *ctrapi.ListContainersRequest) (*ctrapi.ListContainersResponse, error) {
@@ -49,7 +54,7 @@ func (s *Containers) List(ctx context.Context, r *ctrapi.ListContainersRequest) 
 	}
 	resp := &ctrapi.ListContainersResponse{}
 	for _, c := range cs {
-		resp.Containers = append(resp.Containers, containerToAPI(c))
+		resp.Containers = append(resp.Containers, s.withNetwork(r.Namespace, containerToAPI(c)))
 	}
 	return resp, nil
 }
@@ -74,6 +79,41 @@ func settingsFromAPI(a *ctrapi.Settings) (node.ContainerSettings, error) {
 	if len(a.Entrypoint) > 0 {
 		s.Entrypoint = a.Entrypoint
 	}
+	switch a.Network {
+	case "", string(spec.NetworkNone):
+		if len(a.Ports) > 0 {
+			return s, fmt.Errorf("settings.ports: publishing ports needs a bridged network (--network bridge): %w", errdefs.ErrInvalidArgument)
+		}
+	case string(spec.NetworkHost):
+		s.NetworkHost = true
+	default:
+		if !spec.IsDNSLabel(a.Network) {
+			return s, fmt.Errorf("settings.network %q: want none, host, bridge or a Network's name: %w", a.Network, errdefs.ErrInvalidArgument)
+		}
+		if a.NetHost {
+			return s, fmt.Errorf("settings: net_host and network %q together: %w", a.Network, errdefs.ErrInvalidArgument)
+		}
+		s.Network = &node.NetworkSettings{Name: a.Network}
+		for i, p := range a.Ports {
+			pm := network.PortMapping{HostIP: p.HostIp, HostPort: int(p.HostPort), ContainerPort: int(p.ContainerPort), Protocol: strings.ToLower(p.Protocol)}
+			if pm.Protocol == "" {
+				pm.Protocol = spec.ProtocolTCP
+			}
+			if pm.HostPort == 0 {
+				pm.HostPort = pm.ContainerPort
+			}
+			if pm.ContainerPort < 1 || pm.ContainerPort > 65535 || pm.HostPort < 1 || pm.HostPort > 65535 ||
+				(pm.Protocol != spec.ProtocolTCP && pm.Protocol != spec.ProtocolUDP) {
+				return s, fmt.Errorf("settings.ports[%d]: %d:%d/%s: want ports 1..65535 and tcp or udp: %w", i, pm.HostPort, pm.ContainerPort, pm.Protocol, errdefs.ErrInvalidArgument)
+			}
+			if pm.HostIP != "" {
+				if ip, err := netip.ParseAddr(pm.HostIP); err != nil || !ip.Is4() {
+					return s, fmt.Errorf("settings.ports[%d]: host IP %q is not an IPv4 address: %w", i, pm.HostIP, errdefs.ErrInvalidArgument)
+				}
+			}
+			s.Network.Ports = append(s.Network.Ports, pm)
+		}
+	}
 	for i, m := range a.Mounts {
 		om, err := oci.ParseMount(m.Type, m.Source, m.Target, false, m.Options)
 		if err != nil {
@@ -93,6 +133,15 @@ func settingsToAPI(raw json.RawMessage) *ctrapi.Settings {
 		Cpus: s.Resources.CPU, MemoryBytes: s.Resources.MemoryBytes, Pids: s.Resources.Pids, NetHost: s.NetworkHost,
 		ReadonlyRootfs: s.ReadonlyRootfs, Hostname: s.Hostname, Terminal: s.Terminal, Runtime: s.Runtime, Annotations: s.Annotations,
 		Init: s.Init, StopSignal: s.StopSignal}
+	if s.NetworkHost {
+		a.Network = string(spec.NetworkHost)
+	}
+	if s.Network != nil {
+		a.Network = s.Network.Name
+		for _, p := range s.Network.Ports {
+			a.Ports = append(a.Ports, &ctrapi.PortMapping{HostIp: p.HostIP, HostPort: int32(p.HostPort), ContainerPort: int32(p.ContainerPort), Protocol: p.Protocol})
+		}
+	}
 	for _, m := range s.Mounts {
 		am := &ctrapi.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: oci.MountOptions(m)}
 		a.Mounts = append(a.Mounts, am)
@@ -104,4 +153,12 @@ func containerToAPI(c observed.Container) *ctrapi.Container {
 	return &ctrapi.Container{Id: c.ID, Image: c.Image, ImageDigest: c.ImageDigest, Snapshotter: c.Snapshotter,
 		SnapshotKey: c.SnapshotKey, Runtime: c.Runtime, Settings: settingsToAPI(c.Settings), Spec: c.Spec,
 		Labels: c.Labels, CreatedAt: timestamppb.New(c.CreatedAt), UpdatedAt: timestamppb.New(c.UpdatedAt), SpecHash: c.SpecHash}
+}
+
+// withNetwork adds a bridged container's observed network and addresses.
+func (s *Containers) withNetwork(ns string, c *ctrapi.Container) *ctrapi.Container {
+	if a, ok := s.Node.ContainerNetwork(ns, c.Id); ok {
+		c.Network, c.Addresses = a.Network, a.IPs
+	}
+	return c
 }

@@ -198,8 +198,10 @@ func ParseKind(s string) (spec.Kind, error) {
 		return spec.KindContainer, nil
 	case "task", "tasks":
 		return spec.KindTask, nil
+	case "network", "networks", "net":
+		return spec.KindNetwork, nil
 	}
-	return "", fmt.Errorf("kind %q is not one of image, container, task, all: %w", s, errdefs.ErrInvalidArgument)
+	return "", fmt.Errorf("kind %q is not one of network, image, container, task, all: %w", s, errdefs.ErrInvalidArgument)
 }
 
 func keyFromAPI(r *manifestsapi.Ref) (spec.Key, error) {

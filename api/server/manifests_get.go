@@ -85,7 +85,7 @@ func (s *Manifests) Describe(ctx context.Context, r *manifestsapi.DescribeReques
 	}
 	e, ok := s.Desired.Get(k)
 	if !ok {
-		return nil, fmt.Errorf("%s is not declared: %w", k, errdefs.ErrNotFound)
+		return s.describeUndeclared(ctx, k)
 	}
 	obj, err := s.objectToAPI(ctx, e)
 	if err != nil {
@@ -176,3 +176,22 @@ func eventMatcher(e desired.Entry) func(observed.Event) bool {
 
 func isImageTopic(t string) bool { return len(t) > 8 && t[:8] == "/images/" }
 func isTaskTopic(t string) bool  { return len(t) > 7 && t[:7] == "/tasks/" }
+
+// describeUndeclared shows an object no longer declared whose teardown
+// has not finished (a Network still in use): its last status, which says
+// why. An object neither declared nor being removed is not found.
+func (s *Manifests) describeUndeclared(ctx context.Context, k spec.Key) (*manifestsapi.DescribeResponse, error) {
+	st, err := s.DB.GetStatus(ctx, k)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("%s is not declared: %w", k, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	b, err := json.Marshal(map[string]any{"apiVersion": spec.APIVersion, "kind": k.Kind,
+		"metadata": map[string]string{"name": k.Name, "namespace": k.Namespace}, "status": st.Status})
+	if err != nil {
+		return nil, err
+	}
+	return &manifestsapi.DescribeResponse{Object: &manifestsapi.Object{Json: b, Source: st.Source + " (no longer declared: being removed)"}}, nil
+}

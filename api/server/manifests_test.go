@@ -172,7 +172,7 @@ func TestManifests_DiffSpec(t *testing.T) {
 
 func TestParseKind(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]spec.Kind{"TASKS": spec.KindTask, "image": spec.KindImage, "Containers": spec.KindContainer, "all": ""} {
+	for in, want := range map[string]spec.Kind{"TASKS": spec.KindTask, "image": spec.KindImage, "Containers": spec.KindContainer, "networks": spec.KindNetwork, "net": spec.KindNetwork, "all": ""} {
 		if got, err := ParseKind(in); err != nil || got != want {
 			t.Errorf("ParseKind(%q): got %q, %v, want %q", in, got, err, want)
 		}

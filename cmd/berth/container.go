@@ -27,6 +27,8 @@ type containerFlags struct {
 	lease                  string
 	init                   bool
 	stopSignal             string
+	network                string
+	publish                []string
 }
 
 func (f *containerFlags) add(cmd *cobra.Command) {
@@ -47,7 +49,41 @@ func (f *containerFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.labels, "label", nil, "label KEY=VALUE (repeatable)")
 	fl.BoolVar(&f.init, "init", false, "run berth-init as PID 1: forwards signals to the program and reaps orphans")
 	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal a stop sends first (default: the image's, else SIGTERM)")
+	fl.StringVar(&f.network, "network", "", "network: none (default), host, bridge or a Network's name")
+	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port [HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTO] (bridged networks; repeatable)")
 	addLeaseFlag(cmd, &f.lease)
+}
+
+// parsePublish reads -p as nerdctl and podman take it:
+// [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], or CONTAINERPORT alone
+// (published on the same host port).
+func parsePublish(s string) (*ctrapi.PortMapping, error) {
+	rest, proto, _ := strings.Cut(s, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	proto = strings.ToLower(proto)
+	if proto != "tcp" && proto != "udp" {
+		return nil, fmt.Errorf("-p %s: protocol %q is not tcp or udp", s, proto)
+	}
+	parts := strings.Split(rest, ":")
+	var hostIP, hostPort, ctrPort string
+	switch len(parts) {
+	case 1:
+		hostPort, ctrPort = parts[0], parts[0]
+	case 2:
+		hostPort, ctrPort = parts[0], parts[1]
+	case 3:
+		hostIP, hostPort, ctrPort = parts[0], parts[1], parts[2]
+	default:
+		return nil, fmt.Errorf("-p %s: want [HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTO]", s)
+	}
+	hp, err1 := strconv.Atoi(hostPort)
+	cp, err2 := strconv.Atoi(ctrPort)
+	if err1 != nil || err2 != nil || hp < 1 || hp > 65535 || cp < 1 || cp > 65535 {
+		return nil, fmt.Errorf("-p %s: ports must be numbers 1..65535", s)
+	}
+	return &ctrapi.PortMapping{HostIp: hostIP, HostPort: int32(hp), ContainerPort: int32(cp), Protocol: proto}, nil
 }
 
 // request builds the create request of container id from image with args.
@@ -58,7 +94,17 @@ func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.C
 	}
 	s := &ctrapi.Settings{Args: args, Env: f.env, User: f.user, WorkingDir: f.workdir, Cpus: f.cpus, MemoryBytes: mem, Pids: f.pids,
 		NetHost: f.netHost, ReadonlyRootfs: f.readOnly, Hostname: f.hostname, Terminal: f.tty, Runtime: f.runtime,
-		Init: f.init, StopSignal: f.stopSignal}
+		Init: f.init, StopSignal: f.stopSignal, Network: f.network}
+	if f.network != "" && f.netHost {
+		return nil, fmt.Errorf("--net-host and --network %s together: give one", f.network)
+	}
+	for _, p := range f.publish {
+		pm, err := parsePublish(p)
+		if err != nil {
+			return nil, err
+		}
+		s.Ports = append(s.Ports, pm)
+	}
 	if f.stopSignal != "" {
 		if _, err := spec.ParseSignal(f.stopSignal); err != nil {
 			return nil, fmt.Errorf("--stop-signal: %w", err)
@@ -145,11 +191,15 @@ type containerView struct {
 	Settings    *ctrapi.Settings  `json:"settings,omitempty"`
 	Spec        json.RawMessage   `json:"spec,omitempty"`
 	CreatedAt   time.Time         `json:"createdAt"`
+	// Network and Addresses are a bridged container's, as observed.
+	Network   string   `json:"network,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 func toContainerView(c *ctrapi.Container, withSpec bool) containerView {
 	v := containerView{ID: c.Id, Image: c.Image, ImageDigest: c.ImageDigest, Snapshotter: c.Snapshotter,
-		SnapshotKey: c.SnapshotKey, Runtime: c.Runtime, SpecHash: c.SpecHash, Labels: c.Labels, CreatedAt: c.CreatedAt.AsTime()}
+		SnapshotKey: c.SnapshotKey, Runtime: c.Runtime, SpecHash: c.SpecHash, Labels: c.Labels, CreatedAt: c.CreatedAt.AsTime(),
+		Network: c.Network, Addresses: c.Addresses}
 	if withSpec {
 		v.Settings, v.Spec = c.Settings, c.Spec
 	}

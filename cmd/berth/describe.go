@@ -21,7 +21,7 @@ func newDescribeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if kind == "" {
-				return fmt.Errorf("describe needs one kind: image, container or task")
+				return fmt.Errorf("describe needs one kind: network, image, container or task")
 			}
 			ctx := cmd.Context()
 			svc, done, err := g.manifestsClient(ctx)

@@ -28,8 +28,10 @@ func parseKindArg(s string) (string, error) {
 		return string(spec.KindContainer), nil
 	case "task", "tasks":
 		return string(spec.KindTask), nil
+	case "network", "networks", "net":
+		return string(spec.KindNetwork), nil
 	}
-	return "", fmt.Errorf("kind %q is not one of image(s), container(s), task(s), all", s)
+	return "", fmt.Errorf("kind %q is not one of network(s), image(s), container(s), task(s), all", s)
 }
 
 // listedObject is an object as get prints it in JSON and YAML: its
@@ -177,7 +179,7 @@ func newGetCmd(g *globals) *cobra.Command {
 			}
 			kinds := []string{kind}
 			if kind == "" {
-				kinds = []string{string(spec.KindImage), string(spec.KindContainer), string(spec.KindTask)}
+				kinds = []string{string(spec.KindNetwork), string(spec.KindImage), string(spec.KindContainer), string(spec.KindTask)}
 			}
 			first := true
 			for _, k := range kinds {
@@ -220,6 +222,8 @@ func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS, wide b
 		}
 	case spec.KindTask:
 		header = []string{"NAME", "READY", "STATE", "PID", "RESTARTS", "EXIT", "AGE", "SOURCE"}
+	case spec.KindNetwork:
+		header = []string{"NAME", "READY", "SUBNET", "BRIDGE", "CONTAINERS", "AGE", "SOURCE"}
 	}
 	if withNS {
 		header = append([]string{"NAMESPACE"}, header...)
@@ -245,6 +249,14 @@ func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS, wide b
 				row = append(row, networkColumns(cs, st)...)
 			}
 			row = append(row, age(reason))
+		case spec.KindNetwork:
+			var ns spec.NetworkSpec
+			_ = json.Unmarshal(o.view.Spec, &ns)
+			bridge, used := "-", "0"
+			if st.NetworkStatus != nil {
+				bridge, used = orDash(st.Bridge), strconv.Itoa(len(st.UsedBy))
+			}
+			row = append(row, ns.Subnet, bridge, used, age(reason))
 		case spec.KindTask:
 			ts := spec.TaskStatus{}
 			if st.TaskStatus != nil {

@@ -23,6 +23,7 @@ import (
 	leasesapi "berth.dev/berth/api/leases/v1"
 	manifestsapi "berth.dev/berth/api/manifests/v1"
 	nsapi "berth.dev/berth/api/namespaces/v1"
+	netapi "berth.dev/berth/api/networks/v1"
 	"berth.dev/berth/api/server"
 	snapi "berth.dev/berth/api/snapshots/v1"
 	tasksapi "berth.dev/berth/api/tasks/v1"
@@ -329,6 +330,7 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	leasesapi.RegisterLeasesService(srv, &server.Leases{Node: d.node})
 	diffapi.RegisterDiffService(srv, &server.Layers{Node: d.node})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
+	netapi.RegisterNetworksService(srv, &server.Networks{Manager: d.net})
 	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
 	eventsapi.RegisterEventsService(srv, d.eventsService())
 	manifestsapi.RegisterManifestsService(srv, &server.Manifests{

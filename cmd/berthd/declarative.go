@@ -51,7 +51,7 @@ func (d *Daemon) openDeclarative() error {
 		})
 	}
 	decl.ctrl = controller.New(controller.Options{
-		Desired: decl.store, Node: d.node, DB: d.obs, Bus: d.bus, Log: d.log,
+		Desired: decl.store, Node: d.node, DB: d.obs, Bus: d.bus, Log: d.log, Networks: d.net,
 		Observer:   metricsObserver{d},
 		Resync:     d.cfg.Reconcile.Resync.Duration,
 		MaxBackoff: d.cfg.Reconcile.MaxBackoff.Duration,

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -311,11 +310,7 @@ func (d *Daemon) cleanup() {
 	for _, err := range unmountUnder(dirs) {
 		d.t.Errorf("cleanup mounts: %v", err)
 	}
-	// A failed test can leave its bridge behind; the name is this
-	// daemon's own.
-	if _, err := os.Stat("/sys/class/net/" + d.Bridge); err == nil {
-		if out, err := exec.Command("ip", "link", "del", d.Bridge).CombinedOutput(); err != nil {
-			d.t.Errorf("cleanup bridge %s: %v: %s", d.Bridge, err, out)
-		}
+	for _, err := range removeBridges(d.Bridge, d.CNIConfDir) {
+		d.t.Errorf("cleanup networks: %v", err)
 	}
 }

@@ -1,9 +1,13 @@
 package harness
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -32,4 +36,48 @@ func takeNetSlot(t testing.TB) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("no free network slot of %d (/tmp/berth-e2e-net-*.lock all held)", netSlots)
+}
+
+// removeBridges removes what a failed test can leave of its daemon's
+// networks: the built-in bridge (the daemon's own name) and the bridges
+// of the conflists in its CNI configuration directory, with the isolation
+// rules naming them.
+func removeBridges(builtin, confDir string) []error {
+	bridges := []string{builtin}
+	files, _ := filepath.Glob(filepath.Join(confDir, "berth_*.conflist"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var c struct {
+			Plugins []struct {
+				Bridge string `json:"bridge"`
+			} `json:"plugins"`
+		}
+		if json.Unmarshal(b, &c) == nil {
+			for _, p := range c.Plugins {
+				if p.Bridge != "" {
+					bridges = append(bridges, p.Bridge)
+				}
+			}
+		}
+	}
+	var errs []error
+	for _, br := range bridges {
+		if out, err := exec.Command("iptables", "-w", "5", "-t", "mangle", "-S", "BERTH-ISOLATE").Output(); err == nil {
+			for _, l := range strings.Split(string(out), "\n") {
+				if f := strings.Fields(l); len(f) > 2 && f[0] == "-A" && slices.Contains(f, br) {
+					_ = exec.Command("iptables", append([]string{"-w", "5", "-t", "mangle", "-D"}, f[1:]...)...).Run()
+				}
+			}
+		}
+		if _, err := os.Stat("/sys/class/net/" + br); err != nil {
+			continue
+		}
+		if out, err := exec.Command("ip", "link", "del", br).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("remove bridge %s: %v: %s", br, err, out))
+		}
+	}
+	return errs
 }

@@ -113,7 +113,13 @@ type Settings struct {
 	// Run berth-init as PID 1 (forwards signals, reaps orphans).
 	Init bool `protobuf:"varint,20,opt,name=init,proto3" json:"init,omitempty"`
 	// The signal a stop sends first; empty: the image's, else SIGTERM.
-	StopSignal    string `protobuf:"bytes,21,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	StopSignal string `protobuf:"bytes,21,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	// The network: "" or "none" (an empty namespace), "host", "bridge" (the
+	// built-in one) or the name of a Network or conflist. net_host is the
+	// older spelling of "host".
+	Network string `protobuf:"bytes,22,opt,name=network,proto3" json:"network,omitempty"`
+	// Host ports published (bridged networks only).
+	Ports         []*PortMapping `protobuf:"bytes,23,rep,name=ports,proto3" json:"ports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -267,6 +273,89 @@ func (x *Settings) GetStopSignal() string {
 	return ""
 }
 
+func (x *Settings) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *Settings) GetPorts() []*PortMapping {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+type PortMapping struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HostIp        string                 `protobuf:"bytes,1,opt,name=host_ip,json=hostIp,proto3" json:"host_ip,omitempty"`
+	HostPort      int32                  `protobuf:"varint,2,opt,name=host_port,json=hostPort,proto3" json:"host_port,omitempty"`
+	ContainerPort int32                  `protobuf:"varint,3,opt,name=container_port,json=containerPort,proto3" json:"container_port,omitempty"`
+	// "tcp" (default) or "udp".
+	Protocol      string `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortMapping) Reset() {
+	*x = PortMapping{}
+	mi := &file_containers_v1_containers_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortMapping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortMapping) ProtoMessage() {}
+
+func (x *PortMapping) ProtoReflect() protoreflect.Message {
+	mi := &file_containers_v1_containers_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortMapping.ProtoReflect.Descriptor instead.
+func (*PortMapping) Descriptor() ([]byte, []int) {
+	return file_containers_v1_containers_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PortMapping) GetHostIp() string {
+	if x != nil {
+		return x.HostIp
+	}
+	return ""
+}
+
+func (x *PortMapping) GetHostPort() int32 {
+	if x != nil {
+		return x.HostPort
+	}
+	return 0
+}
+
+func (x *PortMapping) GetContainerPort() int32 {
+	if x != nil {
+		return x.ContainerPort
+	}
+	return 0
+}
+
+func (x *PortMapping) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
 type Container struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -277,18 +366,22 @@ type Container struct {
 	Runtime     string                 `protobuf:"bytes,6,opt,name=runtime,proto3" json:"runtime,omitempty"`
 	Settings    *Settings              `protobuf:"bytes,7,opt,name=settings,proto3" json:"settings,omitempty"`
 	// The generated OCI runtime spec, JSON.
-	Spec          []byte                 `protobuf:"bytes,8,opt,name=spec,proto3" json:"spec,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	SpecHash      string                 `protobuf:"bytes,12,opt,name=spec_hash,json=specHash,proto3" json:"spec_hash,omitempty"`
+	Spec      []byte                 `protobuf:"bytes,8,opt,name=spec,proto3" json:"spec,omitempty"`
+	Labels    map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	SpecHash  string                 `protobuf:"bytes,12,opt,name=spec_hash,json=specHash,proto3" json:"spec_hash,omitempty"`
+	// The network a bridged container is attached to and its addresses
+	// there (CIDR), as observed.
+	Network       string   `protobuf:"bytes,13,opt,name=network,proto3" json:"network,omitempty"`
+	Addresses     []string `protobuf:"bytes,14,rep,name=addresses,proto3" json:"addresses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_containers_v1_containers_proto_msgTypes[2]
+	mi := &file_containers_v1_containers_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +393,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_containers_v1_containers_proto_msgTypes[2]
+	mi := &file_containers_v1_containers_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +406,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_containers_v1_containers_proto_rawDescGZIP(), []int{2}
+	return file_containers_v1_containers_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Container) GetId() string {
@@ -400,6 +493,20 @@ func (x *Container) GetSpecHash() string {
 	return ""
 }
 
+func (x *Container) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *Container) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
 type CreateContainerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -414,7 +521,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_containers_v1_containers_proto_msgTypes[3]
+	mi := &file_containers_v1_containers_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +533,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_containers_v1_containers_proto_msgTypes[3]
+	mi := &file_containers_v1_containers_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +546,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_containers_v1_containers_proto_rawDescGZIP(), []int{3}
+	return file_containers_v1_containers_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateContainerRequest) GetNamespace() string {
@@ -493,7 +600,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_containers_v1_containers_proto_msgTypes[4]
+	mi := &file_containers_v1_containers_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +612,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_containers_v1_containers_proto_msgTypes[4]
+	mi := &file_containers_v1_containers_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +625,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_containers_v1_containers_proto_rawDescGZIP(), []int{4}
+	return file_containers_v1_containers_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateContainerResponse) GetContainer() *Container {
@@ -538,7 +645,7 @@ type GetContainerRequest struct {
 
 func (x *GetContainerRequest) Reset() {
 	*x = GetContainerRequest{}
-	mi := &file_containers_v1_containers_proto_msgTypes[5]
+	mi := &file_containers_v1_containers_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +657,7 @@ func (x *GetContainerRequest) String() string {
 func (*GetContainerRequest) ProtoMessage() {}
 
 func (x *GetContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_containers_v1_containers_proto_msgTypes[5]
+	mi := &file_containers_v1_containers_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +670,7 @@ func (x *GetContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContainerRequest.ProtoReflect.Descriptor instead.
 func (*GetContainerRequest) Descriptor() ([]byte, []int) {
-	return file_containers_v1_containers_proto_rawDescGZIP(), []int{5}
+	return file_containers_v1_containers_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetContainerRequest) GetNamespace() string {
@@ -589,7 +696,7 @@ type GetContainerResponse struct {
 
 func (x *GetContainerResponse) Reset() {
 	*x = GetContainerResponse{}
-	mi := &file_containers_v1_containers_proto_msgTypes[6]
+	mi := &file_containers_v1_containers_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +708,7 @@ func (x *GetContainerResponse) String() string {
 func (*GetContainerResponse) ProtoMessage() {}
 
 func (x *GetContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_containers_v1_containers_proto_msgTypes[6]
+	mi := &file_containers_v1_containers_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +721,7 @@ func (x *GetContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContainerResponse.ProtoReflect.Descriptor instead.
 func (*GetContainerResponse) Descriptor() ([]byte, []int) {
-	return file_containers_v1_containers_proto_rawDescGZIP(), []int{6}
+	return file_containers_v1_containers_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetContainerResponse) GetContainer() *Container {
@@ -633,7 +740,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_containers_v1_containers_proto_msgTypes[7]
+	mi := &file_containers_v1_containers_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +752,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_containers_v1_containers_proto_msgTypes[7]
+	mi := &file_containers_v1_containers_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +765,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_containers_v1_containers_proto_rawDescGZIP(), []int{7}
+	return file_containers_v1_containers_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListContainersRequest) GetNamespace() string {
@@ -677,7 +784,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_containers_v1_containers_proto_msgTypes[8]
+	mi := &file_containers_v1_containers_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +796,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_containers_v1_containers_proto_msgTypes[8]
+	mi := &file_containers_v1_containers_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +809,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_containers_v1_containers_proto_rawDescGZIP(), []int{8}
+	return file_containers_v1_containers_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -722,7 +829,7 @@ type DeleteContainerRequest struct {
 
 func (x *DeleteContainerRequest) Reset() {
 	*x = DeleteContainerRequest{}
-	mi := &file_containers_v1_containers_proto_msgTypes[9]
+	mi := &file_containers_v1_containers_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +841,7 @@ func (x *DeleteContainerRequest) String() string {
 func (*DeleteContainerRequest) ProtoMessage() {}
 
 func (x *DeleteContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_containers_v1_containers_proto_msgTypes[9]
+	mi := &file_containers_v1_containers_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +854,7 @@ func (x *DeleteContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteContainerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteContainerRequest) Descriptor() ([]byte, []int) {
-	return file_containers_v1_containers_proto_rawDescGZIP(), []int{9}
+	return file_containers_v1_containers_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteContainerRequest) GetNamespace() string {
@@ -772,7 +879,7 @@ type DeleteContainerResponse struct {
 
 func (x *DeleteContainerResponse) Reset() {
 	*x = DeleteContainerResponse{}
-	mi := &file_containers_v1_containers_proto_msgTypes[10]
+	mi := &file_containers_v1_containers_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +891,7 @@ func (x *DeleteContainerResponse) String() string {
 func (*DeleteContainerResponse) ProtoMessage() {}
 
 func (x *DeleteContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_containers_v1_containers_proto_msgTypes[10]
+	mi := &file_containers_v1_containers_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +904,7 @@ func (x *DeleteContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteContainerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteContainerResponse) Descriptor() ([]byte, []int) {
-	return file_containers_v1_containers_proto_rawDescGZIP(), []int{10}
+	return file_containers_v1_containers_proto_rawDescGZIP(), []int{11}
 }
 
 var File_containers_v1_containers_proto protoreflect.FileDescriptor
@@ -809,7 +916,7 @@ const file_containers_v1_containers_proto_rawDesc = "" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
 	"\x06target\x18\x03 \x01(\tR\x06target\x12\x18\n" +
-	"\aoptions\x18\x04 \x03(\tR\aoptions\"\xe1\x04\n" +
+	"\aoptions\x18\x04 \x03(\tR\aoptions\"\xb3\x05\n" +
 	"\bSettings\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12\x1e\n" +
 	"\n" +
@@ -832,10 +939,17 @@ const file_containers_v1_containers_proto_rawDesc = "" +
 	"\vannotations\x18\x0f \x03(\v2..berth.containers.v1.Settings.AnnotationsEntryR\vannotations\x12\x12\n" +
 	"\x04init\x18\x14 \x01(\bR\x04init\x12\x1f\n" +
 	"\vstop_signal\x18\x15 \x01(\tR\n" +
-	"stopSignal\x1a>\n" +
+	"stopSignal\x12\x18\n" +
+	"\anetwork\x18\x16 \x01(\tR\anetwork\x126\n" +
+	"\x05ports\x18\x17 \x03(\v2 .berth.containers.v1.PortMappingR\x05ports\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x01\n" +
+	"\vPortMapping\x12\x17\n" +
+	"\ahost_ip\x18\x01 \x01(\tR\x06hostIp\x12\x1b\n" +
+	"\thost_port\x18\x02 \x01(\x05R\bhostPort\x12%\n" +
+	"\x0econtainer_port\x18\x03 \x01(\x05R\rcontainerPort\x12\x1a\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\"\xcc\x04\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12!\n" +
@@ -851,7 +965,9 @@ const file_containers_v1_containers_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1b\n" +
-	"\tspec_hash\x18\f \x01(\tR\bspecHash\x1a9\n" +
+	"\tspec_hash\x18\f \x01(\tR\bspecHash\x12\x18\n" +
+	"\anetwork\x18\r \x01(\tR\anetwork\x12\x1c\n" +
+	"\taddresses\x18\x0e \x03(\tR\taddresses\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc5\x02\n" +
@@ -901,49 +1017,51 @@ func file_containers_v1_containers_proto_rawDescGZIP() []byte {
 	return file_containers_v1_containers_proto_rawDescData
 }
 
-var file_containers_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_containers_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_containers_v1_containers_proto_goTypes = []any{
 	(*Mount)(nil),                   // 0: berth.containers.v1.Mount
 	(*Settings)(nil),                // 1: berth.containers.v1.Settings
-	(*Container)(nil),               // 2: berth.containers.v1.Container
-	(*CreateContainerRequest)(nil),  // 3: berth.containers.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil), // 4: berth.containers.v1.CreateContainerResponse
-	(*GetContainerRequest)(nil),     // 5: berth.containers.v1.GetContainerRequest
-	(*GetContainerResponse)(nil),    // 6: berth.containers.v1.GetContainerResponse
-	(*ListContainersRequest)(nil),   // 7: berth.containers.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),  // 8: berth.containers.v1.ListContainersResponse
-	(*DeleteContainerRequest)(nil),  // 9: berth.containers.v1.DeleteContainerRequest
-	(*DeleteContainerResponse)(nil), // 10: berth.containers.v1.DeleteContainerResponse
-	nil,                             // 11: berth.containers.v1.Settings.AnnotationsEntry
-	nil,                             // 12: berth.containers.v1.Container.LabelsEntry
-	nil,                             // 13: berth.containers.v1.CreateContainerRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil),   // 14: google.protobuf.Timestamp
+	(*PortMapping)(nil),             // 2: berth.containers.v1.PortMapping
+	(*Container)(nil),               // 3: berth.containers.v1.Container
+	(*CreateContainerRequest)(nil),  // 4: berth.containers.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil), // 5: berth.containers.v1.CreateContainerResponse
+	(*GetContainerRequest)(nil),     // 6: berth.containers.v1.GetContainerRequest
+	(*GetContainerResponse)(nil),    // 7: berth.containers.v1.GetContainerResponse
+	(*ListContainersRequest)(nil),   // 8: berth.containers.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),  // 9: berth.containers.v1.ListContainersResponse
+	(*DeleteContainerRequest)(nil),  // 10: berth.containers.v1.DeleteContainerRequest
+	(*DeleteContainerResponse)(nil), // 11: berth.containers.v1.DeleteContainerResponse
+	nil,                             // 12: berth.containers.v1.Settings.AnnotationsEntry
+	nil,                             // 13: berth.containers.v1.Container.LabelsEntry
+	nil,                             // 14: berth.containers.v1.CreateContainerRequest.LabelsEntry
+	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
 }
 var file_containers_v1_containers_proto_depIdxs = []int32{
 	0,  // 0: berth.containers.v1.Settings.mounts:type_name -> berth.containers.v1.Mount
-	11, // 1: berth.containers.v1.Settings.annotations:type_name -> berth.containers.v1.Settings.AnnotationsEntry
-	1,  // 2: berth.containers.v1.Container.settings:type_name -> berth.containers.v1.Settings
-	12, // 3: berth.containers.v1.Container.labels:type_name -> berth.containers.v1.Container.LabelsEntry
-	14, // 4: berth.containers.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	14, // 5: berth.containers.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
-	1,  // 6: berth.containers.v1.CreateContainerRequest.settings:type_name -> berth.containers.v1.Settings
-	13, // 7: berth.containers.v1.CreateContainerRequest.labels:type_name -> berth.containers.v1.CreateContainerRequest.LabelsEntry
-	2,  // 8: berth.containers.v1.CreateContainerResponse.container:type_name -> berth.containers.v1.Container
-	2,  // 9: berth.containers.v1.GetContainerResponse.container:type_name -> berth.containers.v1.Container
-	2,  // 10: berth.containers.v1.ListContainersResponse.containers:type_name -> berth.containers.v1.Container
-	3,  // 11: berth.containers.v1.Containers.Create:input_type -> berth.containers.v1.CreateContainerRequest
-	5,  // 12: berth.containers.v1.Containers.Get:input_type -> berth.containers.v1.GetContainerRequest
-	7,  // 13: berth.containers.v1.Containers.List:input_type -> berth.containers.v1.ListContainersRequest
-	9,  // 14: berth.containers.v1.Containers.Delete:input_type -> berth.containers.v1.DeleteContainerRequest
-	4,  // 15: berth.containers.v1.Containers.Create:output_type -> berth.containers.v1.CreateContainerResponse
-	6,  // 16: berth.containers.v1.Containers.Get:output_type -> berth.containers.v1.GetContainerResponse
-	8,  // 17: berth.containers.v1.Containers.List:output_type -> berth.containers.v1.ListContainersResponse
-	10, // 18: berth.containers.v1.Containers.Delete:output_type -> berth.containers.v1.DeleteContainerResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	12, // 1: berth.containers.v1.Settings.annotations:type_name -> berth.containers.v1.Settings.AnnotationsEntry
+	2,  // 2: berth.containers.v1.Settings.ports:type_name -> berth.containers.v1.PortMapping
+	1,  // 3: berth.containers.v1.Container.settings:type_name -> berth.containers.v1.Settings
+	13, // 4: berth.containers.v1.Container.labels:type_name -> berth.containers.v1.Container.LabelsEntry
+	15, // 5: berth.containers.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	15, // 6: berth.containers.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 7: berth.containers.v1.CreateContainerRequest.settings:type_name -> berth.containers.v1.Settings
+	14, // 8: berth.containers.v1.CreateContainerRequest.labels:type_name -> berth.containers.v1.CreateContainerRequest.LabelsEntry
+	3,  // 9: berth.containers.v1.CreateContainerResponse.container:type_name -> berth.containers.v1.Container
+	3,  // 10: berth.containers.v1.GetContainerResponse.container:type_name -> berth.containers.v1.Container
+	3,  // 11: berth.containers.v1.ListContainersResponse.containers:type_name -> berth.containers.v1.Container
+	4,  // 12: berth.containers.v1.Containers.Create:input_type -> berth.containers.v1.CreateContainerRequest
+	6,  // 13: berth.containers.v1.Containers.Get:input_type -> berth.containers.v1.GetContainerRequest
+	8,  // 14: berth.containers.v1.Containers.List:input_type -> berth.containers.v1.ListContainersRequest
+	10, // 15: berth.containers.v1.Containers.Delete:input_type -> berth.containers.v1.DeleteContainerRequest
+	5,  // 16: berth.containers.v1.Containers.Create:output_type -> berth.containers.v1.CreateContainerResponse
+	7,  // 17: berth.containers.v1.Containers.Get:output_type -> berth.containers.v1.GetContainerResponse
+	9,  // 18: berth.containers.v1.Containers.List:output_type -> berth.containers.v1.ListContainersResponse
+	11, // 19: berth.containers.v1.Containers.Delete:output_type -> berth.containers.v1.DeleteContainerResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_containers_v1_containers_proto_init() }
@@ -957,7 +1075,7 @@ func file_containers_v1_containers_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_containers_v1_containers_proto_rawDesc), len(file_containers_v1_containers_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
