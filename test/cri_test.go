@@ -367,3 +367,66 @@ func TestCRI_PodLifecycle(t *testing.T) {
 		t.Errorf("sandbox container left after remove:\n%s", out)
 	}
 }
+
+// TestCRI_Kill9 kills berthd with SIGKILL while a pod runs: after the
+// restart the kubelet sees the same pod and container IDs, states and IP,
+// and the container still answers an exec.
+func TestCRI_Kill9(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: "cri:\n  sandboxImage: 127.0.0.1:1/none/pause:1\n", AllowUncleanStop: true})
+	c := dialCRI(t, d)
+	ctx := criCtx(t)
+	img := pullBusybox(t, c, ctx)
+	pcfg := podConfig(t, "crash-pod")
+	rp, err := c.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: pcfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: rp.PodSandboxId, SandboxConfig: pcfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "sleeper"}, Image: &runtime.ImageSpec{Image: img},
+		Command: []string{"sleep", "1000"}, LogPath: "sleeper.log"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: rp.PodSandboxId})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d.Kill9()
+	d.Restart()
+	c = dialCRI(t, d)
+
+	pl, err := c.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
+	if err != nil || len(pl.Items) != 1 || pl.Items[0].Id != rp.PodSandboxId || pl.Items[0].State != runtime.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("pods after kill -9: %v %v", pl, err)
+	}
+	after, err := c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: rp.PodSandboxId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status.Network.GetIp() != before.Status.Network.GetIp() || after.Status.CreatedAt != before.Status.CreatedAt {
+		t.Errorf("pod after kill -9: ip %s created %d, before %s %d", after.Status.Network.GetIp(), after.Status.CreatedAt,
+			before.Status.Network.GetIp(), before.Status.CreatedAt)
+	}
+	cl, err := c.ListContainers(ctx, &runtime.ListContainersRequest{})
+	if err != nil || len(cl.Containers) != 1 || cl.Containers[0].Id != cc.ContainerId || cl.Containers[0].State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("containers after kill -9: %v %v", cl, err)
+	}
+	ex, err := c.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cc.ContainerId, Cmd: []string{"echo", "alive"}, Timeout: 10})
+	if err != nil || string(ex.Stdout) != "alive\n" {
+		t.Errorf("exec after kill -9: %v %v", ex, err)
+	}
+	if _, err := c.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: rp.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: rp.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
+	if cl, _ := c.ListContainers(ctx, &runtime.ListContainersRequest{}); len(cl.Containers) != 0 {
+		t.Errorf("containers left after the pod's removal: %v", cl.Containers)
+	}
+}
