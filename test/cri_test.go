@@ -229,7 +229,7 @@ func TestCRI_PodLifecycle(t *testing.T) {
 	ccfg := &runtime.ContainerConfig{
 		Metadata: &runtime.ContainerMetadata{Name: "sh"},
 		Image:    &runtime.ImageSpec{Image: img},
-		Command:  []string{"sh", "-c", "echo hello; cat /etc/hostname; grep -c 10.96.0.10 /etc/resolv.conf; exec sleep 1000"},
+		Command:  []string{"sh", "-c", "echo hello; cat /etc/hostname; grep -c 10.96.0.10 /etc/resolv.conf; while true; do echo tick; sleep 0.2; done"},
 		LogPath:  "sh/0.log",
 		Labels:   map[string]string{"c": "sh"},
 	}
@@ -262,7 +262,59 @@ func TestCRI_PodLifecycle(t *testing.T) {
 		t.Errorf("berth -n k8s.io task ls lacks %s:\n%s", cc.ContainerId, out)
 	}
 
+	ex, err := c.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cc.ContainerId, Cmd: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}, Timeout: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ex.Stdout) != "out\n" || string(ex.Stderr) != "err\n" || ex.ExitCode != 3 {
+		t.Errorf("exec sync: got stdout %q stderr %q exit %d", ex.Stdout, ex.Stderr, ex.ExitCode)
+	}
 	start := time.Now()
+	if _, err := c.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cc.ContainerId, Cmd: []string{"sleep", "30"}, Timeout: 1}); err == nil {
+		t.Errorf("exec sync past its timeout: want an error")
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("exec sync with a 1 s timeout took %v", el)
+	}
+
+	cs, err := c.ContainerStats(ctx, &runtime.ContainerStatsRequest{ContainerId: cc.ContainerId})
+	if err != nil || cs.Stats.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || cs.Stats.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
+		t.Errorf("container stats: %v %v", cs, err)
+	}
+	ls, err := c.ListContainerStats(ctx, &runtime.ListContainerStatsRequest{})
+	if err != nil || len(ls.Stats) != 1 {
+		t.Errorf("list container stats: %v %v", ls, err)
+	}
+	if _, err := c.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{ContainerId: cc.ContainerId,
+		Linux: &runtime.LinuxContainerResources{MemoryLimitInBytes: 96 << 20, CpuPeriod: 100000, CpuQuota: 50000}}); err != nil {
+		t.Fatal(err)
+	}
+	read := 0
+	for _, f := range []string{"/sys/fs/cgroup/memory/berth/k8s.io/" + cc.ContainerId + "/memory.limit_in_bytes", "/sys/fs/cgroup/berth/k8s.io/" + cc.ContainerId + "/memory.max"} {
+		if b, err := os.ReadFile(f); err == nil {
+			read++
+			if strings.TrimSpace(string(b)) != "100663296" {
+				t.Errorf("%s after update: got %s, want 100663296", f, b)
+			}
+		}
+	}
+	if read == 0 {
+		t.Errorf("no memory limit file of the container's cgroup found")
+	}
+
+	// The kubelet's rotation: rename, reopen, and the new file fills.
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReopenContainerLog(ctx, &runtime.ReopenContainerLogRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), " stdout F tick\n"), string(b)
+	})
+
+	start = time.Now()
 	if _, err := c.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: cc.ContainerId, Timeout: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -313,5 +365,68 @@ func TestCRI_PodLifecycle(t *testing.T) {
 	}
 	if out := d.MustCLI(t, "-n", "k8s.io", "container", "ls"); strings.Contains(out, rp.PodSandboxId) {
 		t.Errorf("sandbox container left after remove:\n%s", out)
+	}
+}
+
+// TestCRI_Kill9 kills berthd with SIGKILL while a pod runs: after the
+// restart the kubelet sees the same pod and container IDs, states and IP,
+// and the container still answers an exec.
+func TestCRI_Kill9(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: "cri:\n  sandboxImage: 127.0.0.1:1/none/pause:1\n", AllowUncleanStop: true})
+	c := dialCRI(t, d)
+	ctx := criCtx(t)
+	img := pullBusybox(t, c, ctx)
+	pcfg := podConfig(t, "crash-pod")
+	rp, err := c.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: pcfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: rp.PodSandboxId, SandboxConfig: pcfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "sleeper"}, Image: &runtime.ImageSpec{Image: img},
+		Command: []string{"sleep", "1000"}, LogPath: "sleeper.log"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: rp.PodSandboxId})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d.Kill9()
+	d.Restart()
+	c = dialCRI(t, d)
+
+	pl, err := c.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
+	if err != nil || len(pl.Items) != 1 || pl.Items[0].Id != rp.PodSandboxId || pl.Items[0].State != runtime.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("pods after kill -9: %v %v", pl, err)
+	}
+	after, err := c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: rp.PodSandboxId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status.Network.GetIp() != before.Status.Network.GetIp() || after.Status.CreatedAt != before.Status.CreatedAt {
+		t.Errorf("pod after kill -9: ip %s created %d, before %s %d", after.Status.Network.GetIp(), after.Status.CreatedAt,
+			before.Status.Network.GetIp(), before.Status.CreatedAt)
+	}
+	cl, err := c.ListContainers(ctx, &runtime.ListContainersRequest{})
+	if err != nil || len(cl.Containers) != 1 || cl.Containers[0].Id != cc.ContainerId || cl.Containers[0].State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("containers after kill -9: %v %v", cl, err)
+	}
+	ex, err := c.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cc.ContainerId, Cmd: []string{"echo", "alive"}, Timeout: 10})
+	if err != nil || string(ex.Stdout) != "alive\n" {
+		t.Errorf("exec after kill -9: %v %v", ex, err)
+	}
+	if _, err := c.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: rp.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: rp.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
+	if cl, _ := c.ListContainers(ctx, &runtime.ListContainersRequest{}); len(cl.Containers) != 0 {
+		t.Errorf("containers left after the pod's removal: %v", cl.Containers)
 	}
 }

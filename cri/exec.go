@@ -1,0 +1,158 @@
+package cri
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"berth.dev/berth/node"
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// maxExecOutput bounds what ExecSync keeps of each stream: the kubelet's
+// probes read a few lines, and a runaway command must not fill berthd.
+const maxExecOutput = 16 << 20
+
+// execDrain is how long output may still arrive after an exec exits (the
+// shim's copiers finish the pipe).
+const execDrain = 2 * time.Second
+
+// ExecSync runs a command in a running container and returns its output
+// and exit code; with a timeout, a command still running then is killed
+// and the call fails with DeadlineExceeded, as the kubelet's probes expect.
+func (s *Service) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*runtime.ExecSyncResponse, error) {
+	id, _, err := s.containers.get(req.GetContainerId())
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", req.GetContainerId(), err)
+	}
+	if len(req.GetCmd()) == 0 {
+		return nil, fmt.Errorf("exec in %s: no command: %w", id, errdefs.ErrInvalidArgument)
+	}
+	if t := req.GetTimeout(); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Second)
+		defer cancel()
+	}
+	var stdout, stderr limitedBuffer
+	code, err := s.execCapture(ctx, id, req.GetCmd(), &stdout, &stderr)
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+}
+
+// execCapture runs cmd in container id with its output copied to stdout
+// and stderr through FIFOs, and returns its exit status.
+func (s *Service) execCapture(ctx context.Context, id string, cmd []string, stdout, stderr io.Writer) (uint32, error) {
+	if err := os.MkdirAll(s.opts.TempDir, 0o700); err != nil {
+		return 0, err
+	}
+	dir, err := os.MkdirTemp(s.opts.TempDir, "exec-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	outPath, errPath := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
+	for _, p := range []string{outPath, errPath} {
+		if err := unix.Mkfifo(p, 0o600); err != nil {
+			return 0, fmt.Errorf("exec fifo: %w", err)
+		}
+	}
+	// Each FIFO is read from its own goroutine: its open blocks until the
+	// shim opens the other end while it creates the process.
+	var copies sync.WaitGroup
+	readers := make(chan *os.File, 2)
+	for _, o := range []struct {
+		path string
+		w    io.Writer
+	}{{outPath, stdout}, {errPath, stderr}} {
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			f, err := os.OpenFile(o.path, os.O_RDONLY, 0)
+			if err != nil {
+				return
+			}
+			readers <- f
+			_, _ = io.Copy(o.w, f)
+		}()
+	}
+	defer func() {
+		// Unblock a reader whose open still waits (the exec never
+		// started), and close what is open once drained or timed out.
+		for _, p := range []string{outPath, errPath} {
+			if f, err := os.OpenFile(p, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+		}
+		done := make(chan struct{})
+		go func() { copies.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(execDrain):
+		}
+		close(readers)
+		for f := range readers {
+			f.Close()
+		}
+		<-done
+	}()
+	execID := "exec-" + newID()[:16]
+	if err := s.node.Exec(ctx, Namespace, id, execID, node.ExecOptions{Args: cmd, Stdio: node.Stdio{Stdout: outPath, Stderr: errPath}}); err != nil {
+		return 0, err
+	}
+	cctx := context.WithoutCancel(ctx)
+	defer func() {
+		if _, err := s.node.DeleteExec(cctx, Namespace, id, execID); err != nil && !errdefs.IsNotFound(err) {
+			s.log.Debug("delete exec", "id", id, "exec", execID, "err", err)
+		}
+	}()
+	if _, err := s.node.StartTask(ctx, Namespace, id, execID); err != nil {
+		return 0, err
+	}
+	e, err := s.node.WaitTask(ctx, Namespace, id, execID)
+	if err != nil {
+		if ctx.Err() != nil {
+			_ = s.node.KillTask(cctx, Namespace, id, execID, syscall.SIGKILL, false)
+			wctx, cancel := context.WithTimeout(cctx, 5*time.Second)
+			_, _ = s.node.WaitTask(wctx, Namespace, id, execID)
+			cancel()
+			return 0, fmt.Errorf("exec in %s: command timed out: %w", id, context.DeadlineExceeded)
+		}
+		return 0, err
+	}
+	return e.ExitStatus, nil
+}
+
+// limitedBuffer keeps the first maxExecOutput bytes written to it.
+type limitedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if room := maxExecOutput - l.b.Len(); room > 0 {
+		if len(p) > room {
+			l.b.Write(p[:room])
+		} else {
+			l.b.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
