@@ -61,6 +61,11 @@ func main() {
 			fatal(err)
 		}
 	}
+	// The handler is in place before the socket exists: the harness
+	// counts the daemon started once it can connect, and may stop it at
+	// once (a SIGTERM before Notify would kill the stub by default).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
 	_ = os.Remove(*address) // stale after a kill -9
 	l, err := net.Listen("unix", *address)
 	if err != nil {
@@ -71,8 +76,6 @@ func main() {
 	}
 	fmt.Fprintf(os.Stderr, "stubd: ready pid=%d args=%s\n", os.Getpid(), strings.Join(os.Args[1:], " "))
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM)
 	go func() {
 		for range sigs {
 			if os.Getenv("STUBD_IGNORE_TERM") == "1" {
