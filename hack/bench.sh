@@ -15,3 +15,5 @@ echo
 hack/bench-run.sh
 # BENCH_IDLE shortens the idle-CPU window (default five minutes, as issue 5 asks).
 go run ./hack/bench-manifests -bin bin -idle "${BENCH_IDLE:-5m}"
+echo
+hack/bench-net.sh

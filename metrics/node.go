@@ -20,6 +20,10 @@ type ContainerStats struct {
 	// MemoryLimit is 0 when the container has no limit.
 	MemoryLimit uint64
 	Pids        uint64
+	// Network counters of a bridged container (HasNetwork), as the
+	// container sees them.
+	HasNetwork       bool
+	RxBytes, TxBytes uint64
 }
 
 // TaskStats lists the cgroup statistics of the node's running containers.
@@ -57,6 +61,7 @@ type NodeCollector struct {
 	contentBytes, contentBlobs *prometheus.Desc
 	snapshotBytes              *prometheus.Desc
 	cpu, mem, memLimit, pids   *prometheus.Desc
+	rx, tx                     *prometheus.Desc
 
 	mu   sync.Mutex
 	disk map[string]diskSample
@@ -91,13 +96,15 @@ func NewNodeCollector(src NodeSources) *NodeCollector {
 		mem:           prometheus.NewDesc("berth_container_memory_bytes", "Memory used by a container's cgroup.", ctr, nil),
 		memLimit:      prometheus.NewDesc("berth_container_memory_limit_bytes", "Memory limit of a container's cgroup (0: none).", ctr, nil),
 		pids:          prometheus.NewDesc("berth_container_pids", "Processes in a container's cgroup.", ctr, nil),
+		rx:            prometheus.NewDesc("berth_container_network_receive_bytes_total", "Bytes a bridged container received.", ctr, nil),
+		tx:            prometheus.NewDesc("berth_container_network_transmit_bytes_total", "Bytes a bridged container sent.", ctr, nil),
 		disk:          map[string]diskSample{},
 	}
 }
 
 // Describe sends the descriptors of every metric Collect may send.
 func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.contentBytes, c.contentBlobs, c.snapshotBytes, c.cpu, c.mem, c.memLimit, c.pids} {
+	for _, d := range []*prometheus.Desc{c.contentBytes, c.contentBlobs, c.snapshotBytes, c.cpu, c.mem, c.memLimit, c.pids, c.rx, c.tx} {
 		ch <- d
 	}
 }
@@ -128,6 +135,10 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.mem, prometheus.GaugeValue, float64(s.MemoryBytes), s.Namespace, s.Name)
 			ch <- prometheus.MustNewConstMetric(c.memLimit, prometheus.GaugeValue, float64(s.MemoryLimit), s.Namespace, s.Name)
 			ch <- prometheus.MustNewConstMetric(c.pids, prometheus.GaugeValue, float64(s.Pids), s.Namespace, s.Name)
+			if s.HasNetwork {
+				ch <- prometheus.MustNewConstMetric(c.rx, prometheus.CounterValue, float64(s.RxBytes), s.Namespace, s.Name)
+				ch <- prometheus.MustNewConstMetric(c.tx, prometheus.CounterValue, float64(s.TxBytes), s.Namespace, s.Name)
+			}
 		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 // newTestManager is a Manager on temporary directories with its own
 // built-in bridge and subnet, so it disturbs nothing else on the host.
-func newTestManager(t *testing.T) *Manager {
+func newTestManager(t testing.TB) *Manager {
 	t.Helper()
 	testutil.RequireRoot(t)
 	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {

@@ -540,6 +540,29 @@ func TestNetwork_RunPublish(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &c); err != nil || c.Network != "bridge" || len(c.Addresses) == 0 {
 		t.Errorf("container info: network %q addresses %v (%v), want bridge and an address:\n%.400s", c.Network, c.Addresses, err, out)
 	}
+	// Its network bytes are in berth stats and in the metrics (the GETs
+	// above went through it).
+	var stats []struct {
+		Name       string  `json:"name"`
+		NetRxBytes *uint64 `json:"netRxBytes"`
+		NetTxBytes *uint64 `json:"netTxBytes"`
+	}
+	out = d.MustCLI(t, "stats", "--no-stream", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &stats); err != nil || len(stats) == 0 || stats[0].NetRxBytes == nil || *stats[0].NetRxBytes == 0 || *stats[0].NetTxBytes == 0 {
+		t.Errorf("stats: want runweb's rx/tx bytes (%v):\n%s", err, out)
+	}
+	if table := d.MustCLI(t, "stats", "--no-stream"); !strings.Contains(table, "NET I/O") {
+		t.Errorf("stats table lacks NET I/O:\n%s", table)
+	}
+	resp, err := http.Get("http://" + d.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `berth_container_network_transmit_bytes_total{name="runweb",namespace="default"}`) {
+		t.Errorf("metrics lack runweb's network bytes")
+	}
 	// The same host port again is refused naming the holder.
 	r := d.CLI("run", "-d", "--network", "bridge", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "busybox:latest", "runweb2", "sleep", "100")
 	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "default/runweb") {

@@ -146,9 +146,13 @@ func (s *Tasks) Metrics(ctx context.Context, r *tasksapi.MetricsRequest) (*tasks
 	if err != nil {
 		return nil, err
 	}
-	return &tasksapi.MetricsResponse{CpuUsageNs: m.CPUUsageNs, MemoryUsage: m.MemoryUsage, MemoryLimit: m.MemoryLimit,
+	resp := &tasksapi.MetricsResponse{CpuUsageNs: m.CPUUsageNs, MemoryUsage: m.MemoryUsage, MemoryLimit: m.MemoryLimit,
 		MemoryMaxUsage: m.MemoryMaxUsage, OomKills: m.OOMKills, PidsCurrent: m.PidsCurrent, PidsLimit: m.PidsLimit,
-		Timestamp: timestamppb.New(m.Timestamp)}, nil
+		Timestamp: timestamppb.New(m.Timestamp)}
+	if n, err := s.Node.NetworkStats(r.Namespace, r.ContainerId); err == nil {
+		resp.HasNetwork, resp.NetRxBytes, resp.NetTxBytes = true, n.RxBytes, n.TxBytes
+	}
+	return resp, nil
 }
 
 // Logs streams the container's log records; a line ends with "\n" unless

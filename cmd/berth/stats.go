@@ -25,6 +25,10 @@ type statView struct {
 	MemoryLimit   uint64  `json:"memoryLimit"`
 	MemoryPercent float64 `json:"memoryPercent"`
 	Pids          uint64  `json:"pids"`
+	// NetRxBytes and NetTxBytes are a bridged container's (absent for
+	// host and none).
+	NetRxBytes *uint64 `json:"netRxBytes,omitempty"`
+	NetTxBytes *uint64 `json:"netTxBytes,omitempty"`
 }
 
 // cpuSample is one reading of a task's cumulative CPU time.
@@ -117,6 +121,10 @@ func readStats(ctx context.Context, tc tasksapi.TasksClient, ns string, names []
 			now = m.Timestamp.AsTime()
 		}
 		v := statView{Namespace: ns, Name: tk.Id, MemoryUsage: m.MemoryUsage, Pids: m.PidsCurrent}
+		if m.HasNetwork {
+			rx, tx := m.NetRxBytes, m.NetTxBytes
+			v.NetRxBytes, v.NetTxBytes = &rx, &tx
+		}
 		if m.MemoryLimit < 1<<62 { // cgroup v1 reports "no limit" as ~MaxInt64
 			v.MemoryLimit = m.MemoryLimit
 		}
@@ -133,13 +141,21 @@ func readStats(ctx context.Context, tc tasksapi.TasksClient, ns string, names []
 }
 
 func printStats(w io.Writer, format string, rows []statView) error {
-	return printList(w, format, rows, []string{"NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"}, func(v statView) []string {
+	return printList(w, format, rows, []string{"NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "PIDS"}, func(v statView) []string {
 		limit := "-"
 		if v.MemoryLimit > 0 {
 			limit = units.Bytes(int64(v.MemoryLimit))
 		}
 		return []string{v.Name, fmt.Sprintf("%.2f%%", v.CPUPercent),
 			units.Bytes(int64(v.MemoryUsage)) + " / " + limit,
-			fmt.Sprintf("%.2f%%", v.MemoryPercent), fmt.Sprint(v.Pids)}
+			fmt.Sprintf("%.2f%%", v.MemoryPercent), netIO(v), fmt.Sprint(v.Pids)}
 	})
+}
+
+// netIO is the NET I/O column: received / sent, "-" without a network.
+func netIO(v statView) string {
+	if v.NetRxBytes == nil || v.NetTxBytes == nil {
+		return "-"
+	}
+	return units.Bytes(int64(*v.NetRxBytes)) + " / " + units.Bytes(int64(*v.NetTxBytes))
 }

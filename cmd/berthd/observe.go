@@ -161,11 +161,15 @@ func (t taskStats) Stats(ctx context.Context) ([]metrics.ContainerStats, error) 
 				t.d.log.Debug("metrics: task stats", "namespace", ns.Name, "id", tk.ID, "err", err)
 				continue
 			}
-			out = append(out, metrics.ContainerStats{
+			cs := metrics.ContainerStats{
 				Namespace: ns.Name, Name: tk.ID,
 				CPUSeconds:  float64(m.CPUUsageNs) / 1e9,
 				MemoryBytes: m.MemoryUsage, MemoryLimit: memoryLimit(m.MemoryLimit), Pids: m.PidsCurrent,
-			})
+			}
+			if n, err := t.d.node.NetworkStats(ns.Name, tk.ID); err == nil {
+				cs.HasNetwork, cs.RxBytes, cs.TxBytes = true, n.RxBytes, n.TxBytes
+			}
+			out = append(out, cs)
 		}
 	}
 	return out, nil

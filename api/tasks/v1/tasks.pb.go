@@ -1859,8 +1859,13 @@ type MetricsResponse struct {
 	PidsCurrent    uint64                 `protobuf:"varint,6,opt,name=pids_current,json=pidsCurrent,proto3" json:"pids_current,omitempty"`
 	PidsLimit      uint64                 `protobuf:"varint,7,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"`
 	Timestamp      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Network bytes of a bridged container, as it sees them (has_network
+	// false for host and none).
+	HasNetwork    bool   `protobuf:"varint,9,opt,name=has_network,json=hasNetwork,proto3" json:"has_network,omitempty"`
+	NetRxBytes    uint64 `protobuf:"varint,10,opt,name=net_rx_bytes,json=netRxBytes,proto3" json:"net_rx_bytes,omitempty"`
+	NetTxBytes    uint64 `protobuf:"varint,11,opt,name=net_tx_bytes,json=netTxBytes,proto3" json:"net_tx_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MetricsResponse) Reset() {
@@ -1947,6 +1952,27 @@ func (x *MetricsResponse) GetTimestamp() *timestamppb.Timestamp {
 		return x.Timestamp
 	}
 	return nil
+}
+
+func (x *MetricsResponse) GetHasNetwork() bool {
+	if x != nil {
+		return x.HasNetwork
+	}
+	return false
+}
+
+func (x *MetricsResponse) GetNetRxBytes() uint64 {
+	if x != nil {
+		return x.NetRxBytes
+	}
+	return 0
+}
+
+func (x *MetricsResponse) GetNetTxBytes() uint64 {
+	if x != nil {
+		return x.NetTxBytes
+	}
+	return 0
 }
 
 type LogsRequest struct {
@@ -2217,7 +2243,7 @@ const file_tasks_v1_tasks_proto_rawDesc = "" +
 	"\tprocesses\x18\x01 \x03(\v2\x1b.berth.tasks.v1.ProcessInfoR\tprocesses\"Q\n" +
 	"\x0eMetricsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n" +
-	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\"\xbc\x02\n" +
+	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\"\xa1\x03\n" +
 	"\x0fMetricsResponse\x12 \n" +
 	"\fcpu_usage_ns\x18\x01 \x01(\x04R\n" +
 	"cpuUsageNs\x12!\n" +
@@ -2228,7 +2254,14 @@ const file_tasks_v1_tasks_proto_rawDesc = "" +
 	"\fpids_current\x18\x06 \x01(\x04R\vpidsCurrent\x12\x1d\n" +
 	"\n" +
 	"pids_limit\x18\a \x01(\x04R\tpidsLimit\x128\n" +
-	"\ttimestamp\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"\xde\x01\n" +
+	"\ttimestamp\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x1f\n" +
+	"\vhas_network\x18\t \x01(\bR\n" +
+	"hasNetwork\x12 \n" +
+	"\fnet_rx_bytes\x18\n" +
+	" \x01(\x04R\n" +
+	"netRxBytes\x12 \n" +
+	"\fnet_tx_bytes\x18\v \x01(\x04R\n" +
+	"netTxBytes\"\xde\x01\n" +
 	"\vLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x12\n" +
