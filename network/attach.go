@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -194,6 +195,13 @@ func (m *Manager) detach(ctx context.Context, a Attachment) error {
 			return err
 		}
 	}
+	if len(a.IPs) == 0 {
+		// A crash between the plugins' ADD and the record of its result
+		// leaves no addresses here, but the firewall plugin's rules name
+		// the address: host-local's lease says which it was (read before
+		// DEL releases it).
+		a.IPs = m.leasedIPs(a)
+	}
 	err := m.del(ctx, a.Conflist, m.runtimeConf(a))
 	// Whatever DEL did, what it can leave in the firewall goes; a DEL that
 	// failed is retried (the record stays "detaching").
@@ -320,4 +328,31 @@ func (m *Manager) InUse(ns, name string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// leasedIPs are the addresses host-local leased to a's container on its
+// network: files named by the address under the IPAM directory, whose
+// first line is the container ID.
+func (m *Manager) leasedIPs(a Attachment) []string {
+	dir := filepath.Join(m.IPAMDir(), a.CNIName)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var ips []string
+	for _, e := range ents {
+		ip, err := netip.ParseAddr(e.Name())
+		if err != nil || e.IsDir() {
+			continue // last_reserved_ip.0, lock
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		owner, _, _ := strings.Cut(string(b), "\n")
+		if strings.TrimSpace(owner) == key(a.Namespace, a.ID) {
+			ips = append(ips, ip.String()+"/32")
+		}
+	}
+	return ips
 }
