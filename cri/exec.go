@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"berth.dev/berth/node"
-	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 )
 
 // maxExecOutput bounds what ExecSync keeps of each stream: the kubelet's
