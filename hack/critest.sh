@@ -8,7 +8,7 @@
 #   REGISTRY=127.0.0.1:5099 make critest   [FOCUS=regex SKIP=regex]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${REGISTRY:?set REGISTRY to the 127.0.0.1 registry holding critest's images}"
+: "${REGISTRY:?set REGISTRY to the 127.0.0.1 registry holding the critest images}"
 VER=v1.37.0
 OUT=${OUT:-$PWD/.berth/critest/$(date +%Y%m%d-%H%M%S)}
 CRITEST=${CRITEST:-$PWD/.berth/critest-$VER}
