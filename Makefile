@@ -11,7 +11,7 @@ RUN_ROOT  ?= $(CURDIR)/.berth
 export BERTH_TESTIMAGES := $(TESTIMAGES)
 export BERTH_BIN := $(CURDIR)/$(BIN)
 
-.PHONY: all build test bench run run-down generate deps lint testimages fuzz-short clean man install
+.PHONY: all build test critest cri-flow bench run run-down generate deps lint testimages fuzz-short clean man install
 
 all: build
 
@@ -37,6 +37,16 @@ test: build testimages
 # in all); CI runs it after make test.
 fuzz-short:
 	hack/fuzz-short.sh
+
+# The CRI validation suite against a private berthd (not part of make test):
+# REGISTRY=127.0.0.1:PORT must serve critest's images (docs/cri.md).
+critest: build
+	hack/critest.sh
+
+# The crictl flow timed step by step (docs/cri.md), with crictl on PATH or
+# in ~/go/bin (go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0).
+cri-flow: build testimages
+	hack/cri-flow.sh
 
 bench: build testimages
 	hack/bench.sh

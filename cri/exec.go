@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 )
 
 // maxExecOutput bounds what ExecSync keeps of each stream: the kubelet's
@@ -52,6 +53,14 @@ func (s *Service) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*
 // execCapture runs cmd in container id with its output copied to stdout
 // and stderr through FIFOs, and returns its exit status.
 func (s *Service) execCapture(ctx context.Context, id string, cmd []string, stdout, stderr io.Writer) (uint32, error) {
+	return s.execStream(ctx, id, cmd, nil, stdout, stderr, false, nil)
+}
+
+// execStream runs cmd in container id with stdin (nil: none), stdout and
+// stderr (nil: discarded) connected through FIFOs to the shim, a terminal
+// when tty (stderr is then part of stdout) resized from resize, and
+// returns its exit status once it exits and its output has drained.
+func (s *Service) execStream(ctx context.Context, id string, cmd []string, stdin io.Reader, stdout, stderr io.Writer, tty bool, resize <-chan remotecommand.TerminalSize) (uint32, error) {
 	if err := os.MkdirAll(s.opts.TempDir, 0o700); err != nil {
 		return 0, err
 	}
@@ -60,36 +69,67 @@ func (s *Service) execCapture(ctx context.Context, id string, cmd []string, stdo
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	outPath, errPath := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
-	for _, p := range []string{outPath, errPath} {
+	var stdio node.Stdio
+	stdio.Terminal = tty
+	outs := []struct {
+		path *string
+		w    io.Writer
+	}{{&stdio.Stdout, stdout}, {&stdio.Stderr, stderr}}
+	if tty {
+		outs = outs[:1]
+	}
+	var fifos []string
+	for i, o := range outs {
+		if o.w == nil {
+			continue
+		}
+		*o.path = filepath.Join(dir, []string{"stdout", "stderr"}[i])
+		fifos = append(fifos, *o.path)
+	}
+	if stdin != nil {
+		stdio.Stdin = filepath.Join(dir, "stdin")
+		fifos = append(fifos, stdio.Stdin)
+	}
+	for _, p := range fifos {
 		if err := unix.Mkfifo(p, 0o600); err != nil {
 			return 0, fmt.Errorf("exec fifo: %w", err)
 		}
 	}
-	// Each FIFO is read from its own goroutine: its open blocks until the
+	// Each FIFO is opened from its own goroutine: an open blocks until the
 	// shim opens the other end while it creates the process.
 	var copies sync.WaitGroup
-	readers := make(chan *os.File, 2)
-	for _, o := range []struct {
-		path string
-		w    io.Writer
-	}{{outPath, stdout}, {errPath, stderr}} {
+	opened := make(chan *os.File, 3)
+	for _, o := range outs {
+		if o.w == nil {
+			continue
+		}
 		copies.Add(1)
-		go func() {
+		go func(path string, w io.Writer) {
 			defer copies.Done()
-			f, err := os.OpenFile(o.path, os.O_RDONLY, 0)
+			f, err := os.OpenFile(path, os.O_RDONLY, 0)
 			if err != nil {
 				return
 			}
-			readers <- f
-			_, _ = io.Copy(o.w, f)
+			opened <- f
+			_, _ = io.Copy(w, f)
+		}(*o.path, o.w)
+	}
+	if stdin != nil {
+		go func() {
+			f, err := os.OpenFile(stdio.Stdin, os.O_WRONLY, 0)
+			if err != nil {
+				return
+			}
+			opened <- f
+			_, _ = io.Copy(f, stdin)
+			f.Close() // EOF for the process
 		}()
 	}
 	defer func() {
-		// Unblock a reader whose open still waits (the exec never
-		// started), and close what is open once drained or timed out.
-		for _, p := range []string{outPath, errPath} {
-			if f, err := os.OpenFile(p, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+		// Unblock an open that still waits (the exec never started), and
+		// close what is open once drained or the drain timed out.
+		for _, p := range fifos {
+			if f, err := os.OpenFile(p, os.O_RDWR|unix.O_NONBLOCK, 0); err == nil {
 				f.Close()
 			}
 		}
@@ -99,14 +139,19 @@ func (s *Service) execCapture(ctx context.Context, id string, cmd []string, stdo
 		case <-done:
 		case <-time.After(execDrain):
 		}
-		close(readers)
-		for f := range readers {
-			f.Close()
+		for {
+			select {
+			case f := <-opened:
+				f.Close()
+				continue
+			default:
+			}
+			break
 		}
 		<-done
 	}()
 	execID := "exec-" + newID()[:16]
-	if err := s.node.Exec(ctx, Namespace, id, execID, node.ExecOptions{Args: cmd, Stdio: node.Stdio{Stdout: outPath, Stderr: errPath}}); err != nil {
+	if err := s.node.Exec(ctx, Namespace, id, execID, node.ExecOptions{Args: cmd, Stdio: stdio}); err != nil {
 		return 0, err
 	}
 	cctx := context.WithoutCancel(ctx)
@@ -117,6 +162,23 @@ func (s *Service) execCapture(ctx context.Context, id string, cmd []string, stdo
 	}()
 	if _, err := s.node.StartTask(ctx, Namespace, id, execID); err != nil {
 		return 0, err
+	}
+	if tty && resize != nil {
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			for {
+				select {
+				case <-rctx.Done():
+					return
+				case sz, ok := <-resize:
+					if !ok {
+						return
+					}
+					_ = s.node.ResizePty(rctx, Namespace, id, execID, uint32(sz.Width), uint32(sz.Height))
+				}
+			}
+		}()
 	}
 	e, err := s.node.WaitTask(ctx, Namespace, id, execID)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 )
 
 // Namespace is where the CRI's images, containers and tasks live.
@@ -73,6 +74,7 @@ type Service struct {
 	sandboxes  *store[sandbox]
 	containers *store[container]
 	pause      sandboxImage
+	stream     streaming.Server
 	ownOOM     int
 
 	// fsUsage caches ImageFsInfo's walk of the image filesystem.
@@ -117,6 +119,9 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 		grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 	)
+	if err := s.startStreaming(ctx); err != nil {
+		return err
+	}
 	runtime.RegisterRuntimeServiceServer(srv, s)
 	runtime.RegisterImageServiceServer(srv, s)
 	errc := make(chan error, 1)

@@ -2,6 +2,9 @@ package test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -13,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/streaming/pkg/httpstream"
+	"k8s.io/streaming/pkg/httpstream/spdy"
 )
 
 // criClient is a kubelet's view of one berthd: the generated CRI clients
@@ -429,4 +434,109 @@ func TestCRI_Kill9(t *testing.T) {
 	if cl, _ := c.ListContainers(ctx, &runtime.ListContainersRequest{}); len(cl.Containers) != 0 {
 		t.Errorf("containers left after the pod's removal: %v", cl.Containers)
 	}
+}
+
+// spdyConnect upgrades a streaming URL the CRI handed out to SPDY, as
+// the kubelet's and crictl's clients do.
+func spdyConnect(t *testing.T, rawURL, protocol string) httpstream.Connection {
+	t.Helper()
+	rt, err := spdy.NewRoundTripper(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(httpstream.HeaderProtocolVersion, protocol)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := rt.NewConnection(resp)
+	if err != nil {
+		t.Fatalf("upgrade %s: %v", rawURL, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func createStream(t *testing.T, conn httpstream.Connection, kv ...string) httpstream.Stream {
+	t.Helper()
+	h := http.Header{}
+	for i := 0; i < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	s, err := conn.CreateStream(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestCRI_Streaming: Exec through the streaming server (SPDY, the
+// v4.channel.k8s.io protocol) returns the output and the exit code, and
+// PortForward reaches a server listening on the pod's loopback only.
+func TestCRI_Streaming(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: "cri:\n  sandboxImage: 127.0.0.1:1/none/pause:1\n"})
+	c := dialCRI(t, d)
+	ctx := criCtx(t)
+	img := pullBusybox(t, c, ctx)
+	pcfg := podConfig(t, "stream-pod")
+	rp, err := c.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: pcfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = c.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: rp.PodSandboxId})
+		_, _ = c.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: rp.PodSandboxId})
+	})
+	cc, err := c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: rp.PodSandboxId, SandboxConfig: pcfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "web"}, Image: &runtime.ImageSpec{Image: img},
+		Command: []string{"sh", "-c", "mkdir -p /tmp/www && echo served > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/www"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+
+	er, err := c.Exec(ctx, &runtime.ExecRequest{ContainerId: cc.ContainerId, Cmd: []string{"sh", "-c", "echo hi; echo oops >&2; exit 3"}, Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := url.Parse(er.Url); !strings.HasPrefix(u.Host, "127.0.0.1:") {
+		t.Errorf("streaming URL %s is not on loopback", er.Url)
+	}
+	conn := spdyConnect(t, er.Url, "v4.channel.k8s.io")
+	errStream := createStream(t, conn, "streamType", "error")
+	stdout := createStream(t, conn, "streamType", "stdout")
+	stderr := createStream(t, conn, "streamType", "stderr")
+	out, _ := io.ReadAll(stdout)
+	serr, _ := io.ReadAll(stderr)
+	status, _ := io.ReadAll(errStream)
+	if string(out) != "hi\n" || string(serr) != "oops\n" {
+		t.Errorf("exec output: stdout %q stderr %q", out, serr)
+	}
+	if !strings.Contains(string(status), "NonZeroExitCode") || !strings.Contains(string(status), `"message":"3"`) {
+		t.Errorf("exec status: got %s, want exit code 3", status)
+	}
+
+	var body string
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		pr, err := c.PortForward(ctx, &runtime.PortForwardRequest{PodSandboxId: rp.PodSandboxId, Port: []int32{8080}})
+		if err != nil {
+			return false, err.Error()
+		}
+		pc := spdyConnect(t, pr.Url, "portforward.k8s.io")
+		createStream(t, pc, "streamType", "error", "port", "8080", "requestID", "0")
+		data := createStream(t, pc, "streamType", "data", "port", "8080", "requestID", "0")
+		if _, err := io.WriteString(data, "GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n"); err != nil {
+			return false, err.Error()
+		}
+		b, _ := io.ReadAll(data)
+		body = string(b)
+		return strings.Contains(body, "served"), body
+	})
 }
