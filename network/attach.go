@@ -194,6 +194,11 @@ func (m *Manager) detach(ctx context.Context, a Attachment) error {
 			return err
 		}
 	}
+	if len(a.IPs) == 0 {
+		// Half attached (a crash mid-ADD): the address is only in the
+		// lease, which DEL releases; the sweep below needs it.
+		a.IPs = m.leasedIPs(a)
+	}
 	err := m.del(ctx, a.Conflist, m.runtimeConf(a))
 	// Whatever DEL did, what it can leave in the firewall goes; a DEL that
 	// failed is retried (the record stays "detaching").
@@ -319,5 +324,23 @@ func (m *Manager) InUse(ns, name string) []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// leasedIPs are the addresses host-local leased to an attachment (the
+// lease file, named by the address, holds the container id first).
+func (m *Manager) leasedIPs(a Attachment) []string {
+	dir := filepath.Join(m.IPAMDir(), a.CNIName)
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		if id, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n"); strings.TrimSpace(id) == key(a.Namespace, a.ID) {
+			out = append(out, e.Name()+"/32")
+		}
+	}
 	return out
 }
