@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -196,10 +195,8 @@ func (m *Manager) detach(ctx context.Context, a Attachment) error {
 		}
 	}
 	if len(a.IPs) == 0 {
-		// A crash between the plugins' ADD and the record of its result
-		// leaves no addresses here, but the firewall plugin's rules name
-		// the address: host-local's lease says which it was (read before
-		// DEL releases it).
+		// Half attached (a crash mid-ADD): the address is only in the
+		// lease, which DEL releases; the sweep below needs it.
 		a.IPs = m.leasedIPs(a)
 	}
 	err := m.del(ctx, a.Conflist, m.runtimeConf(a))
@@ -330,29 +327,20 @@ func (m *Manager) InUse(ns, name string) []string {
 	return out
 }
 
-// leasedIPs are the addresses host-local leased to a's container on its
-// network: files named by the address under the IPAM directory, whose
-// first line is the container ID.
+// leasedIPs are the addresses host-local leased to an attachment (the
+// lease file, named by the address, holds the container id first).
 func (m *Manager) leasedIPs(a Attachment) []string {
 	dir := filepath.Join(m.IPAMDir(), a.CNIName)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var ips []string
+	ents, _ := os.ReadDir(dir)
+	var out []string
 	for _, e := range ents {
-		ip, err := netip.ParseAddr(e.Name())
-		if err != nil || e.IsDir() {
-			continue // last_reserved_ip.0, lock
-		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			continue
 		}
-		owner, _, _ := strings.Cut(string(b), "\n")
-		if strings.TrimSpace(owner) == key(a.Namespace, a.ID) {
-			ips = append(ips, ip.String()+"/32")
+		if id, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n"); strings.TrimSpace(id) == key(a.Namespace, a.ID) {
+			out = append(out, e.Name()+"/32")
 		}
 	}
-	return ips
+	return out
 }
