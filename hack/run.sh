@@ -13,6 +13,7 @@ if [ "${1:-}" = down ]; then
   [ -d "$dir/root" ] || exit 0
   # With no manifest source, everything the files declared is torn down.
   "$top/bin/berthd" --root "$dir/root" --state "$dir/state" --address "$dir/berth.sock" \
+    --cri-address "$dir/cri.sock" --cni-conf-dir "$dir/cni/net.d" --cni-bridge berth-run0 --cni-subnet 10.85.0.0/16 \
     --manifests "" --metrics-address off --log-level warn &
   pid=$!
   for _ in $(seq 1 600); do
@@ -45,5 +46,8 @@ In another terminal:
 Ctrl-C stops the agent and leaves the containers running (as after a crash);
 make run-down tears them down.
 MSG
+# Its CRI socket, CNI configuration and built-in bridge are its own too, so
+# nothing lands in /run/berth or /etc/berth of the host.
 exec "$top/bin/berthd" --root "$dir/root" --state "$dir/state" --address "$dir/berth.sock" \
+  --cri-address "$dir/cri.sock" --cni-conf-dir "$dir/cni/net.d" --cni-bridge berth-run0 --cni-subnet 10.85.0.0/16 \
   --manifests "$top/examples/manifests" --metrics-address 127.0.0.1:11338
