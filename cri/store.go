@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"berth.dev/berth/internal/atomicfile"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -64,7 +65,7 @@ func (s *store[T]) put(id string, v *T) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := writeFileSync(filepath.Join(s.dir, id+".json"), b); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, id+".json"), b); err != nil {
 		return fmt.Errorf("cri record %s: %w", id, err)
 	}
 	s.m[id] = v
@@ -94,7 +95,7 @@ func (s *store[T]) delete(id string) error {
 		return err
 	}
 	delete(s.m, id)
-	return syncDir(s.dir)
+	return atomicfile.SyncDir(s.dir)
 }
 
 // get returns id's record; id may be a unique prefix (crictl passes what
@@ -138,35 +139,4 @@ func (s *store[T]) list() []*T {
 		out = append(out, s.m[k])
 	}
 	return out
-}
-
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"berth.dev/berth/internal/atomicfile"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -229,28 +230,13 @@ func (m *Manager) writeRecord(a Attachment) error {
 	return writeFile(m.recordPath(a.Namespace, a.ID), b)
 }
 
-// writeFile writes data through a temporary file and a rename, fsynced, so
-// a crash leaves the old file or the new one.
+// writeFile writes data so that a crash leaves the old file or the new
+// one (atomicfile), making its directory first.
 func writeFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, data)
 }
 
 // List returns every attachment record, in any phase.

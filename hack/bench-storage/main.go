@@ -6,15 +6,13 @@
 package main
 
 import (
+	"berth.dev/berth/internal/benchkit"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -89,13 +87,13 @@ func run(images, bin string, runs int) error {
 	rows := []struct {
 		what string
 		mb   float64
-		fn   func(d *berthd, sn string, i int) (time.Duration, error)
+		fn   func(d *benchkit.Berthd, sn string, i int) (time.Duration, error)
 	}{
-		{"unpack debian", uncompressedMB, func(d *berthd, sn string, i int) (time.Duration, error) {
-			if _, err := d.cli("image", "import", "--unpack=false", filepath.Join(images, "debian")); err != nil {
+		{"unpack debian", uncompressedMB, func(d *benchkit.Berthd, sn string, i int) (time.Duration, error) {
+			if _, err := d.CLI("image", "import", "--unpack=false", filepath.Join(images, "debian")); err != nil {
 				return 0, err
 			}
-			return d.cli("image", "unpack", "--snapshotter", sn, "debian:latest")
+			return d.CLI("image", "unpack", "--snapshotter", sn, "debian:latest")
 		}},
 		{"container commit, 10 MB changed (gzip)", changedMB, commit(images, "gzip")},
 		{"container commit, 10 MB changed (zstd)", changedMB, commit(images, "zstd")},
@@ -110,7 +108,7 @@ func run(images, bin string, runs int) error {
 					return err
 				}
 				took, err := r.fn(d, sn, i)
-				d.stop()
+				d.Stop()
 				if err != nil {
 					return err
 				}
@@ -121,7 +119,7 @@ func run(images, bin string, runs int) error {
 	fmt.Printf("\nberth storage — overlayfs and btrfs snapshotters on the same loopback btrfs, median of %d\n\n", runs)
 	fmt.Printf("%-40s %12s %12s %12s %12s\n", "operation", "overlayfs s", "MB/s", "btrfs s", "MB/s")
 	for ri, r := range rows {
-		o, b := median(times[fmt.Sprint(ri, "overlayfs")]), median(times[fmt.Sprint(ri, "btrfs")])
+		o, b := benchkit.Median(times[fmt.Sprint(ri, "overlayfs")]), benchkit.Median(times[fmt.Sprint(ri, "btrfs")])
 		fmt.Printf("%-40s %12.2f %12.1f %12.2f %12.1f\n", r.what, o.Seconds(), r.mb/o.Seconds(), b.Seconds(), r.mb/b.Seconds())
 	}
 	return nil
@@ -129,69 +127,29 @@ func run(images, bin string, runs int) error {
 
 // commit times `berth container commit` of a busybox container that wrote
 // 10 MB of random data (incompressible: the layer is as large).
-func commit(images, compression string) func(d *berthd, sn string, i int) (time.Duration, error) {
-	return func(d *berthd, sn string, i int) (time.Duration, error) {
-		if _, err := d.cli("image", "import", "--snapshotter", sn, filepath.Join(images, "busybox")); err != nil {
+func commit(images, compression string) func(d *benchkit.Berthd, sn string, i int) (time.Duration, error) {
+	return func(d *benchkit.Berthd, sn string, i int) (time.Duration, error) {
+		if _, err := d.CLI("image", "import", "--snapshotter", sn, filepath.Join(images, "busybox")); err != nil {
 			return 0, err
 		}
 		id := fmt.Sprintf("bench-commit-%d", i)
-		if _, err := d.cli("run", "--snapshotter", sn, "busybox:latest", id, "dd", "if=/dev/urandom", "of=/changed", "bs=1M", fmt.Sprint("count=", changedMB)); err != nil {
+		if _, err := d.CLI("run", "--snapshotter", sn, "busybox:latest", id, "dd", "if=/dev/urandom", "of=/changed", "bs=1M", fmt.Sprint("count=", changedMB)); err != nil {
 			return 0, err
 		}
-		took, err := d.cli("container", "commit", "--compression", compression, id, fmt.Sprintf("bench/commit:%d", i))
-		d.cli("container", "rm", id)
+		took, err := d.CLI("container", "commit", "--compression", compression, id, fmt.Sprintf("bench/commit:%d", i))
+		d.CLI("container", "rm", id)
 		return took, err
 	}
 }
 
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
+// startBerthd runs berthd with snapshotter as its configured default.
+func startBerthd(bin, root, state, snapshotter string) (*benchkit.Berthd, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
 	}
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
-type berthd struct {
-	cmd         *exec.Cmd
-	bin, socket string
-}
-
-func startBerthd(bin, root, state, snapshotter string) (*berthd, error) {
-	os.MkdirAll(root, 0o700)
 	cfg := filepath.Join(root, "config.yaml")
 	if err := os.WriteFile(cfg, []byte("snapshotter: "+snapshotter+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	d := &berthd{bin: bin, socket: filepath.Join(state, "berth.sock")}
-	d.cmd = exec.Command(filepath.Join(bin, "berthd"), "--config", cfg, "--root", filepath.Join(root, "root"), "--state", state,
-		"--address", d.socket, "--metrics-address", "off", "--manifests", "", "--log-level", "warn")
-	d.cmd.Stderr = os.Stderr
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if c, err := net.Dial("unix", d.socket); err == nil {
-			c.Close()
-			return d, nil
-		}
-	}
-	d.stop()
-	return nil, fmt.Errorf("berthd did not start under %s", root)
-}
-
-func (d *berthd) cli(args ...string) (time.Duration, error) {
-	start := time.Now()
-	out, err := exec.Command(filepath.Join(d.bin, "berth"), append([]string{"--address", d.socket}, args...)...).CombinedOutput()
-	took := time.Since(start)
-	if err != nil {
-		return took, fmt.Errorf("berth %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return took, nil
-}
-
-func (d *berthd) stop() {
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	return benchkit.StartBerthdAt(bin, root, state, "--config", cfg)
 }

@@ -110,7 +110,12 @@ type Berthd struct {
 // StartBerthd starts bin/berthd with its root and state under root and
 // extra flags, and waits for its socket.
 func StartBerthd(bin, root string, extra ...string) (*Berthd, error) {
-	state := filepath.Join(root, "state")
+	return StartBerthdAt(bin, root, filepath.Join(root, "state"), extra...)
+}
+
+// StartBerthdAt is StartBerthd with the state directory elsewhere (on
+// tmpfs while the root is on the filesystem under test, say).
+func StartBerthdAt(bin, root, state string, extra ...string) (*Berthd, error) {
 	d := &Berthd{bin: bin, Socket: filepath.Join(state, "berth.sock")}
 	args := append([]string{"--root", filepath.Join(root, "root"), "--state", state,
 		"--address", d.Socket, "--metrics-address", "off", "--manifests", "", "--log-level", "warn",
