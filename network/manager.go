@@ -134,6 +134,9 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("network: root, state and conf dir are required: %w", errdefs.ErrInvalidArgument)
 	}
 	m := &Manager{opts: opts, log: opts.Log}
+	if err := m.migrateLayout(); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{m.cacheDir(), m.IPAMDir(), m.netnsDir(), m.containersDir(), opts.ConfDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("network: create %s: %w", d, err)
@@ -147,8 +150,15 @@ func New(opts Options) (*Manager, error) {
 }
 
 func (m *Manager) cacheDir() string      { return filepath.Join(m.opts.Root, "cni", "cache") }
-func (m *Manager) netnsDir() string      { return filepath.Join(m.opts.State, "network", "netns") }
-func (m *Manager) containersDir() string { return filepath.Join(m.opts.State, "network", "containers") }
+// stateDirName is berth's network directory in the state directory. It
+// starts with a dot, which no namespace can (they are DNS-1123 labels),
+// so it never collides with a namespace's task bundles (<state>/<ns>/<id>):
+// the layout before it, <state>/network, was the bundle directory of a
+// namespace named "network".
+const stateDirName = ".network"
+
+func (m *Manager) netnsDir() string      { return filepath.Join(m.opts.State, stateDirName, "netns") }
+func (m *Manager) containersDir() string { return filepath.Join(m.opts.State, stateDirName, "containers") }
 
 // IPAMDir is where host-local keeps the leases of berth's networks.
 func (m *Manager) IPAMDir() string { return filepath.Join(m.opts.Root, "cni", "networks") }
