@@ -149,7 +149,8 @@ func New(opts Options) (*Manager, error) {
 	return m, nil
 }
 
-func (m *Manager) cacheDir() string      { return filepath.Join(m.opts.Root, "cni", "cache") }
+func (m *Manager) cacheDir() string { return filepath.Join(m.opts.Root, "cni", "cache") }
+
 // stateDirName is berth's network directory in the state directory. It
 // starts with a dot, which no namespace can (they are DNS-1123 labels),
 // so it never collides with a namespace's task bundles (<state>/<ns>/<id>):
@@ -157,8 +158,10 @@ func (m *Manager) cacheDir() string      { return filepath.Join(m.opts.Root, "cn
 // namespace named "network".
 const stateDirName = ".network"
 
-func (m *Manager) netnsDir() string      { return filepath.Join(m.opts.State, stateDirName, "netns") }
-func (m *Manager) containersDir() string { return filepath.Join(m.opts.State, stateDirName, "containers") }
+func (m *Manager) netnsDir() string { return filepath.Join(m.opts.State, stateDirName, "netns") }
+func (m *Manager) containersDir() string {
+	return filepath.Join(m.opts.State, stateDirName, "containers")
+}
 
 // IPAMDir is where host-local keeps the leases of berth's networks.
 func (m *Manager) IPAMDir() string { return filepath.Join(m.opts.Root, "cni", "networks") }
