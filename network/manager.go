@@ -108,9 +108,29 @@ type Manager struct {
 	opts Options
 	log  *slog.Logger
 	cni  *libcni.CNIConfig
-	// mu serialises attaches and detaches: they read every record (port
-	// clashes, peers' hosts files), and each is milliseconds of plugins.
+	// mu guards what spans containers: a port check and the record it
+	// admits, the peers' hosts files, whether a network is left empty;
+	// and ops and nets. Plugins never run under it: attaches of
+	// different containers run their plugins side by side (host-local
+	// has its own lock on the IPAM directory).
 	mu sync.Mutex
+	// ops has a channel for each container with an attach or detach in
+	// progress, closed when it ends: one operation per container at a
+	// time, and a detach left to the background is waited for by the
+	// next attach of that container or of its host ports.
+	ops  map[string]chan struct{}
+	nets map[string]*netState
+	// bg counts the detaches running in the background (Close waits).
+	bg sync.WaitGroup
+}
+
+// netState is what a Manager knows of one CNI network. Attaches take rw
+// for reading; the first attach to a network takes it for writing, so
+// the bridge and berth's rules for it are made by one attach alone, and
+// so does the removal of an emptied network's bridge.
+type netState struct {
+	rw    sync.RWMutex
+	ready bool
 }
 
 // New returns a Manager; it creates the directories it owns.
@@ -133,7 +153,7 @@ func New(opts Options) (*Manager, error) {
 	if opts.Root == "" || opts.State == "" || opts.ConfDir == "" {
 		return nil, fmt.Errorf("network: root, state and conf dir are required: %w", errdefs.ErrInvalidArgument)
 	}
-	m := &Manager{opts: opts, log: opts.Log}
+	m := &Manager{opts: opts, log: opts.Log, ops: map[string]chan struct{}{}, nets: map[string]*netState{}}
 	if err := m.migrateLayout(); err != nil {
 		return nil, err
 	}
