@@ -361,7 +361,7 @@ func (m *Manager) detach(ctx context.Context, a Attachment) error {
 		return err
 	}
 	m.mu.Lock()
-	err = os.RemoveAll(m.FilesDir(a.Namespace, a.ID))
+	err = m.removeRecord(key(a.Namespace, a.ID))
 	m.refreshPeers(a.CNIName, "")
 	m.mu.Unlock()
 	if err != nil {
@@ -430,7 +430,7 @@ func (m *Manager) Recover(ctx context.Context, exists func(ns, id string) bool) 
 	if ents, err := os.ReadDir(m.containersDir()); err == nil {
 		for _, e := range ents {
 			if !known[e.Name()] {
-				errs = append(errs, os.RemoveAll(filepath.Join(m.containersDir(), e.Name())))
+				errs = append(errs, m.removeRecord(e.Name()))
 			}
 		}
 	}
