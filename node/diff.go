@@ -18,8 +18,8 @@ import (
 	"berth.dev/berth/content/remote"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
-	"berth.dev/berth/snapshot/layer"
 	"berth.dev/berth/snapshot/diff"
+	"berth.dev/berth/snapshot/layer"
 )
 
 // LayerOptions say how a layer computed from changes is written.
