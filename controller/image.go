@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"berth.dev/berth/content/remote"
+	"berth.dev/berth/content/reference"
 	"berth.dev/berth/desired"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
@@ -17,7 +17,7 @@ import (
 
 // imageName is the image record an Image object keeps: its normalised ref.
 func imageName(is spec.ImageSpec) (string, error) {
-	r, err := remote.ParseRef(is.Ref)
+	r, err := reference.Parse(is.Ref)
 	if err != nil {
 		return "", err
 	}

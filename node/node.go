@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"berth.dev/berth/content"
-	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
@@ -40,12 +38,6 @@ func New(opts Options) *Node {
 	}
 	return &Node{opts: opts, log: opts.Log, leases: leases{started: map[int64]time.Time{}, digests: map[digest.Digest]int{}}}
 }
-
-// Content is the node's content store.
-func (n *Node) Content() content.Store { return n.opts.Content }
-
-// DB is the node's observed-state database.
-func (n *Node) DB() *observed.DB { return n.opts.DB }
 
 // Snapshotter returns the named snapshotter ("" is the default).
 func (n *Node) Snapshotter(name string) (snapshot.Snapshotter, string, error) {

@@ -19,7 +19,9 @@ import (
 
 // Containers serves container records through the node's operations.
 type Containers struct {
-	Node *node.Node
+	Node node.Containers
+	// DB answers Get and List from the container records.
+	DB *observed.DB
 }
 
 var _ ctrapi.ContainersService = (*Containers)(nil)
@@ -37,7 +39,7 @@ func (s *Containers) Create(ctx context.Context, r *ctrapi.CreateContainerReques
 }
 
 func (s *Containers) Get(ctx context.Context, r *ctrapi.GetContainerRequest) (*ctrapi.GetContainerResponse, error) {
-	c, err := s.Node.DB().GetContainer(ctx, r.Namespace, r.Id)
+	c, err := s.DB.GetContainer(ctx, r.Namespace, r.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -45,10 +47,10 @@ func (s *Containers) Get(ctx context.Context, r *ctrapi.GetContainerRequest) (*c
 }
 
 func (s *Containers) List(ctx context.Context, r *ctrapi.ListContainersRequest) (*ctrapi.ListContainersResponse, error) {
-	if _, err := s.Node.DB().GetNamespace(ctx, r.Namespace); err != nil {
+	if _, err := s.DB.GetNamespace(ctx, r.Namespace); err != nil {
 		return nil, err
 	}
-	cs, err := s.Node.DB().ListContainers(ctx, r.Namespace)
+	cs, err := s.DB.ListContainers(ctx, r.Namespace)
 	if err != nil {
 		return nil, err
 	}

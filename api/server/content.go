@@ -18,7 +18,11 @@ const maxRead = 1 << 20
 
 // Content serves the content store.
 type Content struct {
-	Node *node.Node
+	// Store is the blob store itself: this service reads and deletes
+	// blobs by digest, the containerd content API's contract, so it needs
+	// no operation of the node's beyond Prune.
+	Store content.Store
+	Node  node.Images
 }
 
 var _ contentapi.ContentService = (*Content)(nil)
@@ -33,7 +37,7 @@ func (s *Content) Info(ctx context.Context, r *contentapi.InfoRequest) (*content
 	if err != nil {
 		return nil, err
 	}
-	info, err := s.Node.Content().Info(ctx, d)
+	info, err := s.Store.Info(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +46,7 @@ func (s *Content) Info(ctx context.Context, r *contentapi.InfoRequest) (*content
 
 func (s *Content) List(ctx context.Context, _ *contentapi.ListContentRequest) (*contentapi.ListContentResponse, error) {
 	resp := &contentapi.ListContentResponse{}
-	err := s.Node.Content().Walk(ctx, func(i content.Info) error {
+	err := s.Store.Walk(ctx, func(i content.Info) error {
 		resp.Info = append(resp.Info, toInfo(i))
 		return nil
 	})
@@ -54,7 +58,7 @@ func (s *Content) Read(ctx context.Context, r *contentapi.ReadContentRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	ra, err := s.Node.Content().ReaderAt(ctx, ocispec.Descriptor{Digest: d})
+	ra, err := s.Store.ReaderAt(ctx, ocispec.Descriptor{Digest: d})
 	if err != nil {
 		return nil, err
 	}
@@ -82,14 +86,14 @@ func (s *Content) Delete(ctx context.Context, r *contentapi.DeleteContentRequest
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Node.Content().Delete(ctx, d); err != nil {
+	if err := s.Store.Delete(ctx, d); err != nil {
 		return nil, err
 	}
 	return &contentapi.DeleteContentResponse{}, nil
 }
 
 func (s *Content) ListStatuses(ctx context.Context, _ *contentapi.ListStatusesRequest) (*contentapi.ListStatusesResponse, error) {
-	sts, err := s.Node.Content().ListStatuses(ctx)
+	sts, err := s.Store.ListStatuses(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 	"slices"
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
-	"berth.dev/berth/content/remote"
+	"berth.dev/berth/content/reference"
 	"berth.dev/berth/desired"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
@@ -144,7 +144,7 @@ type addFunc func(verb, reason string, fields ...string)
 
 func (p *diffPlan) image(ctx context.Context, o spec.Object, old *spec.Object, add addFunc) error {
 	is, _ := o.ImageSpec()
-	ref, err := remote.ParseRef(is.Ref)
+	ref, err := reference.Parse(is.Ref)
 	if err != nil {
 		return fmt.Errorf("%s: spec.ref: %v: %w", o.Key(), err, errdefs.ErrInvalidArgument)
 	}
@@ -177,7 +177,7 @@ func (p *diffPlan) image(ctx context.Context, o spec.Object, old *spec.Object, a
 func (p *diffPlan) container(ctx context.Context, o spec.Object, old *spec.Object, add addFunc) error {
 	k := o.Key()
 	cs, _ := o.ContainerSpec()
-	ctr, err := p.s.Node.DB().GetContainer(ctx, k.Namespace, k.Name)
+	ctr, err := p.s.DB.GetContainer(ctx, k.Namespace, k.Name)
 	if errdefs.IsNotFound(err) {
 		add("create", "no container "+k.Name+" on the node")
 		return nil

@@ -16,7 +16,10 @@ import (
 
 // Images serves image records and the operations on them.
 type Images struct {
-	Node *node.Node
+	Node node.Images
+	// DB answers Get and List from the image records, which need no node
+	// operation.
+	DB *observed.DB
 }
 
 var _ imagesapi.ImagesService = (*Images)(nil)
@@ -36,7 +39,7 @@ func toImage(img observed.Image) *imagesapi.Image {
 }
 
 func (s *Images) Get(ctx context.Context, r *imagesapi.GetImageRequest) (*imagesapi.GetImageResponse, error) {
-	img, err := s.Node.DB().GetImage(ctx, r.Namespace, r.Name)
+	img, err := s.DB.GetImage(ctx, r.Namespace, r.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -44,10 +47,10 @@ func (s *Images) Get(ctx context.Context, r *imagesapi.GetImageRequest) (*images
 }
 
 func (s *Images) List(ctx context.Context, r *imagesapi.ListImagesRequest) (*imagesapi.ListImagesResponse, error) {
-	if _, err := s.Node.DB().GetNamespace(ctx, r.Namespace); err != nil {
+	if _, err := s.DB.GetNamespace(ctx, r.Namespace); err != nil {
 		return nil, err
 	}
-	imgs, err := s.Node.DB().ListImages(ctx, r.Namespace)
+	imgs, err := s.DB.ListImages(ctx, r.Namespace)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 // Layers serves the diff API: apply a layer, compare two trees, commit a
 // container. (Diff is taken: Manifests.Diff is `berth diff`.)
 type Layers struct {
-	Node *node.Node
+	Node node.Layers
 }
 
 var _ diffapi.DiffService = (*Layers)(nil)

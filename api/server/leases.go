@@ -16,7 +16,9 @@ import (
 
 // Leases serves the leases API.
 type Leases struct {
-	Node *node.Node
+	Node node.Leases
+	// DB answers Get from the lease records.
+	DB *observed.DB
 }
 
 var _ leasesapi.LeasesService = (*Leases)(nil)
@@ -123,7 +125,7 @@ func (s *Leases) DeleteResource(ctx context.Context, r *leasesapi.DeleteResource
 
 func (s *Leases) ListResources(ctx context.Context, r *leasesapi.ListResourcesRequest) (*leasesapi.ListResourcesResponse, error) {
 	ns := defaultNS(r.Namespace)
-	l, err := s.Node.DB().GetLease(ctx, ns, r.Id)
+	l, err := s.DB.GetLease(ctx, ns, r.Id)
 	if err != nil {
 		return nil, err
 	}

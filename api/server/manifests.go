@@ -28,7 +28,9 @@ type Manifests struct {
 	API     *desired.APISource
 	DB      *observed.DB
 	Recent  *observed.Recent
-	Node    *node.Node
+	// Node is asked for the tasks' state, which diff compares with the
+	// Tasks given (a task lives in its shim, not in the database).
+	Node node.Tasks
 }
 
 var _ manifestsapi.ManifestsService = (*Manifests)(nil)

@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
-	"berth.dev/berth/content/remote"
+	"berth.dev/berth/content/reference"
 	"berth.dev/berth/desired"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/spec"
@@ -139,7 +139,7 @@ func eventMatcher(e desired.Entry) func(observed.Event) bool {
 	case spec.TaskSpec:
 		id = sp.Container
 	case spec.ImageSpec:
-		if ref, err := remote.ParseRef(sp.Ref); err == nil {
+		if ref, err := reference.Parse(sp.Ref); err == nil {
 			id = ref.Name()
 		}
 	}

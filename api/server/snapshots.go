@@ -12,7 +12,10 @@ import (
 
 // Snapshots serves the snapshotters, scoping keys to the namespace.
 type Snapshots struct {
-	Node   *node.Node
+	Node node.Snapshots
+	// DB is asked whether a request's namespace exists, so no snapshot is
+	// made for a namespace nobody created.
+	DB     *observed.DB
 	Events observed.Publisher
 }
 
@@ -34,7 +37,7 @@ type key struct {
 }
 
 func (s *Snapshots) resolve(ctx context.Context, ns, snapshotter string, keys ...key) (snapshot.Snapshotter, []string, error) {
-	if _, err := s.Node.DB().GetNamespace(ctx, ns); err != nil {
+	if _, err := s.DB.GetNamespace(ctx, ns); err != nil {
 		return nil, nil, err
 	}
 	sn, _, err := s.Node.Snapshotter(snapshotter)

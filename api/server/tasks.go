@@ -11,7 +11,7 @@ import (
 
 // Tasks serves the node's tasks.
 type Tasks struct {
-	Node *node.Node
+	Node node.Tasks
 }
 
 var _ tasksapi.TasksService = (*Tasks)(nil)
