@@ -53,7 +53,7 @@ var layers = []struct {
 	{"internal/...", [][]string{{"version"}}},
 	// api/server serves the layer below; the generated api packages import
 	// only each other (and never api/server, see restricted).
-	{"api/server/...", [][]string{{"api/...", "spec/...", "node"}, nodeFacing, base}},
+	{"api/server/...", [][]string{{"api/...", "spec/...", "node", "plan"}, nodeFacing, base}},
 	{"api/...", [][]string{base}},
 	// The stores: each may use spec and the api protos (content/proxy is a
 	// ttrpc client), never another store.
@@ -65,13 +65,16 @@ var layers = []struct {
 	{"oci/...", [][]string{{"spec/..."}, base}},
 	{"network/...", [][]string{base}},              // CNI mechanism: no berth store, not even spec
 	{"policy/...", [][]string{{"spec/..."}, base}}, // the node policy: pure evaluation
+	// plan: desired + observed facts → actions, the one rule the
+	// reconcilers execute and berth diff prints; pure, so spec only.
+	{"plan", [][]string{{"spec/..."}, base}},
 	// node joins the stores into imperative operations; the controllers and
 	// api/server use it.
 	{"node/...", [][]string{{"spec/...", "api/shim/..."}, stores, base}}, // shim/client takes api/shim/v1 requests
 	// cri is the kubelet's front door beside api/server: node and network,
 	// never the controllers.
 	{"cri/...", [][]string{{"spec/...", "node/...", "network/..."}, stores, base}},
-	{"controller/...", [][]string{{"spec/...", "api/...", "node", "metrics/..."}, nodeFacing, base}},
+	{"controller/...", [][]string{{"spec/...", "api/...", "node", "plan", "metrics/..."}, nodeFacing, base}},
 	// metrics: Prometheus collectors; reads the node through its own small
 	// interfaces, so it imports no berth package.
 	{"metrics/...", [][]string{base}},

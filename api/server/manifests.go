@@ -31,6 +31,9 @@ type Manifests struct {
 	// Node is asked for the tasks' state, which diff compares with the
 	// Tasks given (a task lives in its shim, not in the database).
 	Node node.Tasks
+	// Snapshots lets diff see a container's missing snapshot, which the
+	// reconciler would recreate; nil assumes it present.
+	Snapshots node.Snapshots
 }
 
 var _ manifestsapi.ManifestsService = (*Manifests)(nil)

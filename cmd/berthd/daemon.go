@@ -339,7 +339,7 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
 	eventsapi.RegisterEventsService(srv, d.eventsService())
 	manifestsapi.RegisterManifestsService(srv, &server.Manifests{
-		Desired: d.decl.store, API: d.decl.api, DB: d.obs, Recent: d.decl.recent, Node: d.node,
+		Desired: d.decl.store, API: d.decl.api, DB: d.obs, Recent: d.decl.recent, Node: d.node, Snapshots: d.node,
 	})
 }
 
