@@ -351,3 +351,10 @@ func (c *Controller) countObjects(ctx context.Context) {
 		c.opts.Observer.Objects(kind, len(entries), ready)
 	}
 }
+
+// Reconcile reconciles one key now, outside the queue: tests and tools
+// drive the reconcilers step by step with it. A panic is an error, as in
+// the queue's workers.
+func (c *Controller) Reconcile(ctx context.Context, key spec.Key) (Result, error) {
+	return c.safeReconcile(ctx, key)
+}
