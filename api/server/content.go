@@ -14,6 +14,9 @@ import (
 )
 
 // maxRead bounds one Read call's answer.
+//
+// A client reads a large blob in pieces with offsets; one answer never
+// holds more than this, whatever the client asked.
 const maxRead = 1 << 20
 
 // Content serves the content store.
@@ -27,11 +30,15 @@ type Content struct {
 
 var _ contentapi.ContentService = (*Content)(nil)
 
+// toInfo passes the labels on: garbage collection roots and the
+// uncompressed digest live there.
 func toInfo(i content.Info) *contentapi.Info {
 	return &contentapi.Info{Digest: i.Digest.String(), Size: i.Size, Labels: i.Labels,
 		CreatedAt: timestamppb.New(i.CreatedAt), UpdatedAt: timestamppb.New(i.UpdatedAt)}
 }
 
+// Info parses the digest strictly first, so a malformed one is
+// InvalidArgument and never becomes a path under the store.
 func (s *Content) Info(ctx context.Context, r *contentapi.InfoRequest) (*contentapi.InfoResponse, error) {
 	d, err := content.ParseDigest(r.Digest)
 	if err != nil {
@@ -53,6 +60,8 @@ func (s *Content) List(ctx context.Context, _ *contentapi.ListContentRequest) (*
 	return resp, err
 }
 
+// Read is by offset and size rather than a stream so a client can resume
+// or read one part (a manifest's first bytes) cheaply.
 func (s *Content) Read(ctx context.Context, r *contentapi.ReadContentRequest) (*contentapi.ReadContentResponse, error) {
 	d, err := content.ParseDigest(r.Digest)
 	if err != nil {
@@ -81,6 +90,8 @@ func (s *Content) Read(ctx context.Context, r *contentapi.ReadContentRequest) (*
 	return &contentapi.ReadContentResponse{Offset: r.Offset, Data: buf[:n]}, nil
 }
 
+// Delete removes a blob even if an image references it (containerd's
+// contract: the caller knows); Prune is the safe way to reclaim space.
 func (s *Content) Delete(ctx context.Context, r *contentapi.DeleteContentRequest) (*contentapi.DeleteContentResponse, error) {
 	d, err := content.ParseDigest(r.Digest)
 	if err != nil {
@@ -92,6 +103,8 @@ func (s *Content) Delete(ctx context.Context, r *contentapi.DeleteContentRequest
 	return &contentapi.DeleteContentResponse{}, nil
 }
 
+// ListStatuses shows the ingests in progress or left by a failed pull,
+// which is where the space a pull took goes when it did not finish.
 func (s *Content) ListStatuses(ctx context.Context, _ *contentapi.ListStatusesRequest) (*contentapi.ListStatusesResponse, error) {
 	sts, err := s.Store.ListStatuses(ctx)
 	if err != nil {
@@ -105,6 +118,8 @@ func (s *Content) ListStatuses(ctx context.Context, _ *contentapi.ListStatusesRe
 	return resp, nil
 }
 
+// Prune is the node's collection, which honours leases and every
+// namespace's images; dry run says what it would remove.
 func (s *Content) Prune(ctx context.Context, r *contentapi.PruneRequest) (*contentapi.PruneResponse, error) {
 	res, err := s.Node.Prune(ctx, r.DryRun)
 	resp := &contentapi.PruneResponse{Bytes: res.Bytes, RemovedSnapshots: res.Snapshots, RemovedIngests: res.Ingests}
