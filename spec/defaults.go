@@ -212,6 +212,7 @@ func (s Status) DeepCopy() Status {
 	}
 	if s.TaskStatus != nil {
 		ts := *s.TaskStatus
+		ts.StartedAfter = slices.Clone(ts.StartedAfter)
 		s.TaskStatus = &ts
 	}
 	if s.NetworkStatus != nil {
