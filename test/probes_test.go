@@ -239,6 +239,11 @@ spec: {container: cyc-b, dependsOn: [{task: cyc-a}]}
 	if r.ExitCode != 1 || !strings.Contains(r.Stdout, "spec.dependsOn: dependency cycle: cyc-a → cyc-b → cyc-a") || !strings.Contains(r.Stdout, "cycle.yaml") {
 		t.Errorf("berth validate on a cycle: %s", r)
 	}
+	if r := d.CLI("apply", "-f", f); r.ExitCode != 2 || !strings.Contains(r.Stderr, "dependency cycle: cyc-a → cyc-b → cyc-a") {
+		t.Errorf("berth apply of a cycle: want exit 2 naming it, got %s", r)
+	}
+	// In the watched directory it cannot be refused as a whole: berthd
+	// leaves the Tasks of the cycle Degraded, naming it, and starts none.
 	writeAtomic(t, filepath.Join(dir, "cycle.yaml"), cycle)
 	harness.Eventually(t, 15*time.Second, func() (bool, string) {
 		a := getObjects(t, d, "tasks")["cyc-a"]
