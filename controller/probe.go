@@ -279,17 +279,22 @@ func (c *Controller) runProbe(ctx context.Context, ns, id string, pid int, p *sp
 	case p.HTTPGet != nil:
 		return httpProbe(ctx, netnsOf(pid), p.HTTPGet, timeout)
 	case p.TCPSocket != nil:
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		addr := net.JoinHostPort(probeHost(p.TCPSocket.Host), strconv.Itoa(p.TCPSocket.Port))
-		conn, err := network.DialIn(ctx, netnsOf(pid), addr)
-		if err != nil {
-			return false, "tcp " + addr + ": " + err.Error()
-		}
-		conn.Close()
-		return true, "tcp " + addr + ": connected"
+		return tcpProbe(ctx, netnsOf(pid), p.TCPSocket, timeout)
 	}
 	return false, "no probe handler"
+}
+
+// tcpProbe connects from inside netns: a connection is success.
+func tcpProbe(ctx context.Context, netns string, t *spec.TCPSocketAction, timeout time.Duration) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	addr := net.JoinHostPort(probeHost(t.Host), strconv.Itoa(t.Port))
+	conn, err := network.DialIn(ctx, netns, addr)
+	if err != nil {
+		return false, "tcp " + addr + ": " + err.Error()
+	}
+	conn.Close()
+	return true, "tcp " + addr + ": connected"
 }
 
 // netnsOf is the network namespace of a task's init: the container's,
