@@ -92,6 +92,10 @@ func parseFiles(files []requestFile, namespace string) ([]spec.Object, error) {
 			objs = append(objs, o)
 		}
 	}
+	// A dependsOn cycle within the set: refused as berth validate does.
+	// (A cycle through Tasks declared elsewhere is found by the
+	// controller, which leaves them Degraded.)
+	errs = append(errs, spec.CheckDependencies(objs)...)
 	if len(errs) > 0 {
 		// One error with one class: the list's own Unwrap would make the
 		// wire error carry one detail per field error.
