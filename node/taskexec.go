@@ -34,32 +34,7 @@ func (n *Node) Exec(ctx context.Context, ns, id, execID string, o ExecOptions) e
 	if err != nil {
 		return err
 	}
-	if len(o.Args) == 0 {
-		return fmt.Errorf("exec in %s: no command: %w", id, errdefs.ErrInvalidArgument)
-	}
-	c, err := n.opts.DB.GetContainer(ctx, ns, id)
-	if err != nil {
-		return err
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(c.Spec, &spec); err != nil || spec.Process == nil {
-		return fmt.Errorf("container %s: stored spec has no process: %v: %w", id, err, errdefs.ErrFailedPrecondition)
-	}
-	p := *spec.Process
-	p.Args, p.Terminal, p.ConsoleSize = o.Args, o.Stdio.Terminal, nil
-	p.Env = append(append([]string(nil), p.Env...), o.Env...)
-	if o.Cwd != "" {
-		if !path.IsAbs(o.Cwd) {
-			return fmt.Errorf("exec cwd %q: want an absolute path: %w", o.Cwd, errdefs.ErrInvalidArgument)
-		}
-		p.Cwd = o.Cwd
-	}
-	if o.User != "" {
-		if p.User, err = numericUser(o.User); err != nil {
-			return err
-		}
-	}
-	data, err := json.Marshal(&p)
+	data, err := n.execSpec(ctx, ns, id, o)
 	if err != nil {
 		return err
 	}
@@ -69,6 +44,37 @@ func (n *Node) Exec(ctx context.Context, ns, id, execID string, o ExecOptions) e
 	}
 	n.publish(ctx, ns, "/tasks/exec-added", map[string]any{"id": id, "exec_id": execID})
 	return nil
+}
+
+// execSpec is the OCI process of an exec: the container's own, with o's
+// settings on top.
+func (n *Node) execSpec(ctx context.Context, ns, id string, o ExecOptions) ([]byte, error) {
+	if len(o.Args) == 0 {
+		return nil, fmt.Errorf("exec in %s: no command: %w", id, errdefs.ErrInvalidArgument)
+	}
+	c, err := n.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(c.Spec, &spec); err != nil || spec.Process == nil {
+		return nil, fmt.Errorf("container %s: stored spec has no process: %v: %w", id, err, errdefs.ErrFailedPrecondition)
+	}
+	p := *spec.Process
+	p.Args, p.Terminal, p.ConsoleSize = o.Args, o.Stdio.Terminal, nil
+	p.Env = append(append([]string(nil), p.Env...), o.Env...)
+	if o.Cwd != "" {
+		if !path.IsAbs(o.Cwd) {
+			return nil, fmt.Errorf("exec cwd %q: want an absolute path: %w", o.Cwd, errdefs.ErrInvalidArgument)
+		}
+		p.Cwd = o.Cwd
+	}
+	if o.User != "" {
+		if p.User, err = numericUser(o.User); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(&p)
 }
 
 // numericUser parses "uid[:gid]"; names would need the rootfs's passwd,
