@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -150,7 +151,7 @@ func sweepNeeded(conf []byte, ports bool) bool {
 		switch {
 		case p.Type == "bridge" && p.IPMasq, p.Type == "firewall", p.Type == "portmap" && ports:
 			return true
-		case p.Type != "bridge" && p.Type != "portmap" && p.Type != "tuning" && p.Type != "host-local":
+		case !slices.Contains([]string{"bridge", "portmap", "tuning", "macvlan", "ipvlan"}, p.Type):
 			return true // a plugin berth does not know what it leaves
 		}
 	}
