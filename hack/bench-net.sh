@@ -93,7 +93,12 @@ many() { # network prefix -> ns until all C run; CPU ticks appended to $T/many-$
   echo $((e - s))
   echo $(($(cpu) - c)) >>"$T/many-$1.cpu"
   rm -f "$T/manifests/many.yaml"
-  for _ in $(seq 1200); do [ "$(ncontainers)" -le 1 ] && break; sleep 0.1; done
+  # Gone, and their detaches' background part done (namespace files go
+  # last), so it does not fall on the next batch.
+  for _ in $(seq 1200); do
+    [ "$(ncontainers)" -le 1 ] && [ "$(ls "$T/state/.network/netns" | wc -l)" -le 1 ] && break
+    sleep 0.1
+  done
   rm -f "$T/out/$2"*
 }
 : >"$T/many-none.ns"; : >"$T/many-bridge.ns"; : >"$T/many-none.cpu"; : >"$T/many-bridge.cpu"

@@ -212,7 +212,7 @@ func TestManager_ParallelAttaches(t *testing.T) {
 		seen[addrs[i]] = true
 	}
 	save := func() string { out, _ := exec.Command("iptables-save").Output(); return string(out) }
-	if s := save(); !strings.Contains(s, "bridge berth-ut0: masquerade") || !strings.Contains(s, "bridge berth-ut0: from the containers") {
+	if s := save(); !strings.Contains(s, "bridge berth-ut0 subnet 10.86.250.0/24: masquerade") || !strings.Contains(s, "bridge berth-ut0 subnet 10.86.250.0/24: from the containers") {
 		t.Errorf("no subnet rules of berth-ut0 while attached:\n%s", s)
 	}
 	// Each one's /etc/hosts names the others.
