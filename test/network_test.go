@@ -811,3 +811,61 @@ func kernelRelease() string {
 	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return strings.TrimSpace(string(b))
 }
+
+// TestNetwork_KillDuringDetach kills berthd while 10 bridged containers,
+// with published ports, are being deleted (their detaches run in the
+// background): after the restart every one is gone and nothing of them is
+// left on the host.
+func TestNetwork_KillDuringDetach(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := startNet(t)
+	d.Stop()
+	d = harness.StartDaemon(t, harness.DaemonOptions{Config: declConfig, LogLevel: "info", AllowUncleanStop: true})
+	before := snapshotNet(t, d)
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	waitImage(t, d)
+	var all, ids []string
+	for i := range 10 {
+		id := fmt.Sprintf("kd%d", i)
+		ids = append(ids, id)
+		all = append(all, webManifest(id, "bridge", freePort(t)))
+	}
+	writeAtomic(t, filepath.Join(d.Manifests, "many.yaml"), strings.Join(all, "---\n"))
+	for _, id := range ids {
+		waitTask(t, d, id, 0)
+	}
+	during := snapshotNet(t, d)
+	os.Remove(filepath.Join(d.Manifests, "many.yaml"))
+	// Killed as soon as a record says "detaching" (its plugins' DEL runs
+	// in the background), so that detach is in flight and others are
+	// done or not begun.
+	records := filepath.Join(d.State, ".network", "containers")
+	detaching := func() bool {
+		ents, _ := os.ReadDir(records)
+		for _, e := range ents {
+			if b, err := os.ReadFile(filepath.Join(records, e.Name(), "record.json")); err == nil && strings.Contains(string(b), `"phase":"detaching"`) {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !detaching() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // polling as fast as a detach is short
+	}
+	if !detaching() {
+		t.Fatalf("no record was ever detaching: %v", listTree(records))
+	}
+	d.Kill9()
+	d.Restart()
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		out := d.MustCLI(t, "container", "ls", "-o", "json")
+		var cs []json.RawMessage
+		_ = json.Unmarshal([]byte(out), &cs)
+		return len(cs) == 0, "containers left: " + out
+	})
+	checkNoLeaks(t, d, before, during, ids)
+	if !strings.Contains(d.Log(), "detaching a container's network left by a crash") {
+		t.Errorf("the restart finished no detach the kill cut short")
+	}
+}
