@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/containerd/errdefs"
 	"github.com/containernetworking/cni/libcni"
 	"golang.org/x/sys/unix"
 )
@@ -46,6 +47,11 @@ func ownConflist(name string) bool {
 
 // planFor is the plugin list an attach of req runs for list.
 func planFor(list *libcni.NetworkConfigList, req Request) (plan, error) {
+	if len(req.Ports) > 0 && !slices.ContainsFunc(list.Plugins, func(p *libcni.PluginConfig) bool { return p.Network.Capabilities["portMappings"] }) {
+		// No plugin would publish them (macvlan, ipvlan, a user's
+		// conflist without portmap): said, not ignored.
+		return plan{}, fmt.Errorf("network %s has no plugin that publishes ports (portmap): the container cannot have ports: %w", list.Name, errdefs.ErrInvalidArgument)
+	}
 	if !ownConflist(list.Name) {
 		return plan{list: list}, nil
 	}

@@ -3,8 +3,10 @@ package network
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/containerd/errdefs"
 	"github.com/containernetworking/cni/libcni"
 )
 
@@ -44,7 +46,7 @@ func TestPlanFor(t *testing.T) {
 			&netRules{cni: builtinCNIName, bridge: "berth0", subnet: "10.87.0.0/16", masq: true, forward: true}, true},
 		{"declared without ipMasq", noMasq, nil, []string{"bridge"}, false,
 			&netRules{cni: "berth_default_back", bridge: "berth-x", subnet: "10.89.1.0/24", forward: true}, false},
-		{"macvlan", macvlan, ports, []string{"macvlan"}, false, nil, false},
+		{"macvlan", macvlan, nil, []string{"macvlan"}, false, nil, false},
 		{"ipvlan", ipvlan, nil, []string{"ipvlan"}, false, nil, false},
 		{"a user's conflist runs as written", user, nil, []string{"bridge", "portmap", "firewall", "tuning"}, true, nil, true},
 	} {
@@ -83,5 +85,10 @@ func TestPlanFor(t *testing.T) {
 				t.Errorf("sweepNeeded = %v, want %v", s, tc.sweep)
 			}
 		})
+	}
+	// Ports on a network no plugin can publish them on are refused.
+	list, _ := libcni.NetworkConfFromBytes(macvlan)
+	if _, err := planFor(list, Request{Ports: ports}); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "portmap") {
+		t.Errorf("ports on macvlan: %v, want InvalidArgument naming portmap", err)
 	}
 }
