@@ -142,6 +142,7 @@ var fieldDocs = map[string]string{
 	"TaskSpec.State":                "State is what the task should be: Running, Stopped or Paused.",
 	"TaskSpec.StopTimeout":          "StopTimeout is how long a stop waits after SIGTERM before SIGKILL.",
 	"TaskStatus.ContainerCreatedAt": "ContainerCreatedAt is when the container this task last ran in was created: a task found gone whose container is newer was stopped by the container's recreation, not by a crash (a fresh start, no restart counted), and a restarted berthd can still tell.",
+	"TaskStatus.OOMKilled":          "OOMKilled says the kernel killed the last run (the one ExitCode is of) for exceeding the container's memory limit.",
 }
 
 // enumValues are the string constants declared for each named type, in

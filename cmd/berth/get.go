@@ -273,6 +273,9 @@ func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string
 			}
 			if !ts.FinishedAt.IsZero() {
 				exit = strconv.Itoa(ts.ExitCode)
+				if ts.OOMKilled {
+					exit += " (OOMKilled)"
+				}
 			}
 			started := reason
 			if !ts.StartedAt.IsZero() {
