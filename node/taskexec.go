@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"time"
 
 	shimapi "berth.dev/berth/api/shim/v1"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/oci"
 	"berth.dev/berth/shim/logs"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -25,7 +26,7 @@ type ExecOptions struct {
 	Args  []string
 	Env   []string // KEY=VALUE added to the container's
 	Cwd   string   // absolute; "" is the container's
-	User  string   // "uid[:gid]"; "" is the container's
+	User  string   // "uid[:gid]" or "name[:group]"; "" is the container's
 	Stdio Stdio
 }
 
@@ -56,8 +57,10 @@ func (n *Node) Exec(ctx context.Context, ns, id, execID string, o ExecOptions) e
 		p.Cwd = o.Cwd
 	}
 	if o.User != "" {
-		if p.User, err = numericUser(o.User); err != nil {
-			return err
+		// Names are looked up in the container's own /etc/passwd and
+		// /etc/group (its mounted rootfs, as it is now), as run -u does.
+		if p.User, err = oci.ResolveUser(ctx, filepath.Join(tk.bundle, "rootfs"), o.User); err != nil {
+			return fmt.Errorf("exec in %s: %w", id, err)
 		}
 	}
 	data, err := json.Marshal(&p)
@@ -70,23 +73,6 @@ func (n *Node) Exec(ctx context.Context, ns, id, execID string, o ExecOptions) e
 	}
 	n.publish(ctx, ns, "/tasks/exec-added", map[string]any{"id": id, "exec_id": execID})
 	return nil
-}
-
-// numericUser parses "uid[:gid]"; names would need the rootfs's passwd,
-// which an exec does not look up.
-func numericUser(s string) (specs.User, error) {
-	u, g, _ := strings.Cut(s, ":")
-	uid, err := strconv.ParseUint(u, 10, 31)
-	if err != nil {
-		return specs.User{}, fmt.Errorf("exec user %q: want uid[:gid]: %w", s, errdefs.ErrInvalidArgument)
-	}
-	gid := uid
-	if g != "" {
-		if gid, err = strconv.ParseUint(g, 10, 31); err != nil {
-			return specs.User{}, fmt.Errorf("exec user %q: want uid[:gid]: %w", s, errdefs.ErrInvalidArgument)
-		}
-	}
-	return specs.User{UID: uint32(uid), GID: uint32(gid)}, nil
 }
 
 // DeleteExec removes an exited exec process and returns its exit status.
