@@ -183,10 +183,13 @@ func (s *Manifests) Apply(ctx context.Context, r *manifestsapi.ApplyRequest) (*m
 	if err != nil {
 		return nil, err
 	}
+	// Before the apply, while the node still holds the old containers.
+	restarted := s.restartedTasks(ctx, objs, s.recreatedContainers(ctx, objs, opts.ApplySet))
 	results, err := s.API.Apply(ctx, objs, opts)
 	if err != nil {
 		return nil, err
 	}
+	results = withRestarts(results, restarted)
 	resp := &manifestsapi.ApplyResponse{}
 	for _, res := range results {
 		resp.Results = append(resp.Results, resultToAPI(res))
