@@ -164,6 +164,13 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open networks: %w", err)
 	}
+	// Closed after the node (closers run last first): detaches left to
+	// the background finish, or are finished by the next start's Recover.
+	d.closers = append(d.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return d.net.Close(ctx)
+	})
 	d.node = node.New(node.Options{
 		Unpack:             unpackOpts,
 		Policy:             pol,
