@@ -184,10 +184,31 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	return c, nil
 }
 
-// generateSpec mounts the prepared snapshot on a scratch directory so the
-// image's /etc/passwd and /etc/group can be read, generates the spec, and
-// unmounts. The spec's root is "rootfs", relative to the bundle.
+// generateSpec generates the spec against the image's files, which it
+// reads for /etc/passwd and /etc/group. A snapshot just prepared holds
+// nothing of its own yet, so those are read in place from the parent's
+// directory or through a read-only overlay of the parents
+// (snapshot.ImageFiles): no writable mount, whose unmount would sync the
+// whole upper filesystem. Other mount shapes are mounted on a scratch
+// directory as they are. The spec's root is "rootfs", relative to the
+// bundle.
 func (n *Node) generateSpec(ctx context.Context, mounts []snapshot.Mount, img ocispec.ImageConfig, s oci.Settings) (*specs.Spec, error) {
+	if s.Init {
+		s.InitPath = n.opts.Tasks.InitBinary
+	}
+	rootDir, ro, ok := snapshot.ImageFiles(mounts)
+	if ok && rootDir != "" {
+		defer span.Start(ctx, "spec.generate")()
+		spec, err := oci.Generate(ctx, rootDir, img, s)
+		if err != nil {
+			return nil, err
+		}
+		spec.Root.Path = "rootfs"
+		return spec, nil
+	}
+	if ok {
+		mounts = ro
+	}
 	tmpRoot := filepath.Join(n.opts.Tasks.State, ".tmp")
 	if err := os.MkdirAll(tmpRoot, 0o700); err != nil {
 		return nil, err
@@ -202,9 +223,6 @@ func (n *Node) generateSpec(ctx context.Context, mounts []snapshot.Mount, img oc
 		return nil, fmt.Errorf("mount rootfs to generate the spec: %w", err)
 	}
 	endMount()
-	if s.Init {
-		s.InitPath = n.opts.Tasks.InitBinary
-	}
 	endGen := span.Start(ctx, "spec.generate")
 	spec, gerr := oci.Generate(ctx, dir, img, s)
 	endGen()
