@@ -596,4 +596,3 @@ func maxOf(v []float64) float64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
