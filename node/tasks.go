@@ -46,6 +46,17 @@ type TaskInfo struct {
 // task (not started). A create that fails stops the shim and removes the
 // bundle again.
 func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (TaskInfo, error) {
+	return n.createTaskLocked(ctx, ns, id, stdio, false)
+}
+
+// RunTask is CreateTask and StartTask in one: the shim runs the container
+// with one runtime call (`runc run --detach`) instead of two, and the task
+// answered is running. /tasks/create and /tasks/start are both published.
+func (n *Node) RunTask(ctx context.Context, ns, id string, stdio Stdio) (TaskInfo, error) {
+	return n.createTaskLocked(ctx, ns, id, stdio, true)
+}
+
+func (n *Node) createTaskLocked(ctx context.Context, ns, id string, stdio Stdio, start bool) (TaskInfo, error) {
 	unlock, err := n.tt.locks.lock(ctx, ns, id, false)
 	if err != nil {
 		return TaskInfo{}, err
@@ -69,7 +80,7 @@ func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (Task
 			return TaskInfo{}, err
 		}
 	}
-	tk, err := n.createTask(ctx, ns, c, stdio)
+	tk, err := n.createTask(ctx, ns, c, stdio, start)
 	done(tk)
 	if err != nil {
 		return TaskInfo{}, err
@@ -77,10 +88,14 @@ func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (Task
 	tt.wg.Add(1)
 	go n.monitor(tk)
 	n.publish(ctx, ns, "/tasks/create", map[string]any{"id": id, "pid": tk.pid, "bundle": tk.bundle})
+	if start {
+		n.publish(ctx, ns, "/tasks/start", map[string]any{"id": id, "pid": tk.pid})
+		return TaskInfo{ID: id, Pid: tk.pid, Status: spec.TaskPhaseRunning}, nil
+	}
 	return TaskInfo{ID: id, Pid: tk.pid, Status: spec.TaskPhaseCreated}, nil
 }
 
-func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, stdio Stdio) (_ *task, err error) {
+func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, stdio Stdio, start bool) (_ *task, err error) {
 	sn, _, err := n.Snapshotter(c.Snapshotter)
 	if err != nil {
 		return nil, err
@@ -163,6 +178,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 		Id: c.ID, Bundle: bundle, Runtime: rt, RuntimeRoot: n.runtimeRoot(ns),
 		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal},
 		Log:   &shimapi.Log{Path: logPath, MaxSize: logMax, MaxFiles: int32(n.opts.Tasks.LogMaxFiles)},
+		Start: start,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", c.ID, err)

@@ -29,7 +29,11 @@ func taskToAPI(t node.TaskInfo) *tasksapi.Task {
 }
 
 func (s *Tasks) Create(ctx context.Context, r *tasksapi.CreateTaskRequest) (*tasksapi.CreateTaskResponse, error) {
-	t, err := s.Node.CreateTask(ctx, r.Namespace, r.ContainerId, stdioFromAPI(r.Stdio))
+	create := s.Node.CreateTask
+	if r.Start {
+		create = s.Node.RunTask
+	}
+	t, err := create(ctx, r.Namespace, r.ContainerId, stdioFromAPI(r.Stdio))
 	if err != nil {
 		return nil, err
 	}
