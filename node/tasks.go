@@ -263,6 +263,7 @@ func (n *Node) monitor(tk *task) {
 	tt := n.tasks()
 	defer tt.wg.Done()
 	var e observed.Exit
+	tWait := time.Now()
 	for {
 		w, err := tk.c.Wait(tt.ctx, &shimapi.WaitRequest{Id: tk.id})
 		if tt.ctx.Err() != nil {
@@ -294,9 +295,13 @@ func (n *Node) monitor(tk *task) {
 		}
 		break
 	}
+	tReport := time.Now()
 	n.reportExit(tt.ctx, tk.ns, tk.id, e)
 	tk.exit = &e
 	close(tk.done)
+	// The same "spans" line the API calls log, for the step no call owns:
+	// from the shim's answer to Wait until the exit is recorded.
+	n.log.Debug("spans", "method", "monitor.exit", "total", time.Since(tWait), "shim.wait-after-exit", tReport.Sub(e.ExitedAt), "exit.record", time.Since(tReport))
 }
 
 // exitOfDeadShim is the durable exit record a dead shim left, or, when it

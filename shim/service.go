@@ -148,7 +148,7 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 	s.claimPending(p)
 	s.log.Info("created", "id", req.Id, "pid", pid, "started", req.Start)
 	if req.Start {
-		go dropColdText()
+		s.trimLater()
 	}
 	return &shimapi.CreateResponse{Pid: uint32(pid)}, nil
 }
@@ -207,9 +207,7 @@ func (s *Service) Start(ctx context.Context, req *shimapi.StartRequest) (*shimap
 			return nil, fmt.Errorf("start %s: %w", s.id, err)
 		}
 		p.status = shimapi.Status_RUNNING
-		// From here the shim mostly waits; let go of the code only
-		// creating and starting needed, after this answer is on its way.
-		go dropColdText()
+		s.trimLater()
 		return &shimapi.StartResponse{Pid: uint32(p.pid)}, nil
 	}
 	specPath := filepath.Join(s.bundle, "exec-"+p.execID+".json")

@@ -325,8 +325,9 @@ func (b *bench) memoryAndRestart(c int) error {
 	if err := start(0, c); err != nil {
 		return err
 	}
-	// Let the shims settle (they drop their start-up pages once running).
-	time.Sleep(time.Second)
+	// Let the shims settle (they drop their start-up pages once their
+	// task has run a second).
+	time.Sleep(3 * time.Second)
 	var rss, pss []float64
 	for i := 0; i < c; i++ {
 		pid, err := readPid(filepath.Join(b.state, "default", fmt.Sprintf("s%d", i), "shim.pid"))
