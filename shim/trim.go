@@ -1,15 +1,14 @@
 package shim
 
 import (
-	"time"
-
-	shimapi "berth.dev/berth/api/shim/v1"
 	"bufio"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
+	shimapi "berth.dev/berth/api/shim/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,5 +67,8 @@ func dropColdText() {
 		// Fault back single pages, not read-ahead windows.
 		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_RANDOM)
 		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
+		// PAGEOUT leaves pages other shims map too; unmap those from this
+		// process (they stay in the page cache for the others).
+		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
 	}
 }
