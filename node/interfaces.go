@@ -55,6 +55,9 @@ type Containers interface {
 type Tasks interface {
 	CreateTask(ctx context.Context, ns, id string, stdio Stdio) (TaskInfo, error)
 	StartTask(ctx context.Context, ns, id, execID string) (uint32, error)
+	// RunTask is CreateTask and StartTask in one runtime call; the task
+	// answered is running.
+	RunTask(ctx context.Context, ns, id string, stdio Stdio) (TaskInfo, error)
 	KillTask(ctx context.Context, ns, id, execID string, sig syscall.Signal, all bool) error
 	WaitTask(ctx context.Context, ns, id, execID string) (observed.Exit, error)
 	DeleteTask(ctx context.Context, ns, id string, force bool) (observed.Exit, error)

@@ -253,6 +253,18 @@ func (n *Node) CreateTask(ctx context.Context, ns, id string, _ node.Stdio) (nod
 	return node.TaskInfo{ID: id, Pid: n.pid, Status: spec.TaskPhaseCreated}, nil
 }
 
+func (n *Node) RunTask(ctx context.Context, ns, id string, stdio node.Stdio) (node.TaskInfo, error) {
+	info, err := n.CreateTask(ctx, ns, id, stdio)
+	if err != nil {
+		return info, err
+	}
+	if _, err := n.StartTask(ctx, ns, id, ""); err != nil {
+		return info, err
+	}
+	info.Status = spec.TaskPhaseRunning
+	return info, nil
+}
+
 // get returns the task of ns/id with n.mu held; the caller unlocks.
 func (n *Node) get(ns, id string) (*task, error) {
 	n.mu.Lock()
