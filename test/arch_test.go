@@ -45,7 +45,7 @@ var layers = []struct {
 	{"internal/...", [][]string{{"version"}}},
 	// api/server serves the layer below; the generated api packages import
 	// only each other (and never api/server, see restricted).
-	{"api/server/...", [][]string{{"api/...", "spec/...", "node/..."}, stores, base}},
+	{"api/server/...", [][]string{{"api/...", "spec/...", "node/...", "rollout/..."}, stores, base}},
 	{"api/...", [][]string{base}},
 	// The stores: each may use spec and the api protos (content/proxy is a
 	// ttrpc client), never another store.
@@ -64,6 +64,9 @@ var layers = []struct {
 	// never the controllers.
 	{"cri/...", [][]string{{"spec/...", "node/...", "network/..."}, stores, base}},
 	{"controller/...", [][]string{{"spec/...", "api/...", "node/...", "metrics/..."}, stores, base}},
+	// rollout applies sets as revisions: the desired store, node (its
+	// pre-pulls) and the observed statuses, never the controllers.
+	{"rollout/...", [][]string{{"spec/...", "node/..."}, stores, base}},
 	// metrics: Prometheus collectors; reads the node through its own small
 	// interfaces, so it imports no berth package.
 	{"metrics/...", [][]string{base}},

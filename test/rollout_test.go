@@ -1,0 +1,264 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/test/harness"
+)
+
+// The rollout end-to-end tests: berth apply --atomic, rollout history and
+// undo, and a kill -9 in the middle of a rollout.
+
+// loopCommand runs until SIGTERM, printing its greeting.
+const loopCommand = `trap "exit 0" TERM; echo "greeting=$GREETING"; while true; do sleep 0.1; done`
+
+// rolloutSet is an Image, a Container and its Task, all named name.
+func rolloutSet(name, ref, greeting, command string) string {
+	return fmt.Sprintf(`apiVersion: berth.dev/v1
+kind: Image
+metadata: {name: %[1]s}
+spec: {ref: %[2]q}
+---
+apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: %[1]s}
+spec:
+  image: %[1]s
+  command: [sh, -c, %[4]q]
+  env: [{name: GREETING, value: %[3]s}]
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: %[1]s}
+spec: {container: %[1]s, restartPolicy: Always, stopTimeout: 2s}
+`, name, ref, greeting, command)
+}
+
+// revisionJSON is what `berth rollout history -o json` prints of one.
+type revisionJSON struct {
+	Set     string `json:"set"`
+	Number  int64  `json:"number"`
+	Hash    string `json:"hash"`
+	Source  string `json:"source"`
+	Commit  string `json:"commit"`
+	State   string `json:"state"`
+	Reason  string `json:"reason"`
+	Objects int32  `json:"objects"`
+	Current bool   `json:"current"`
+}
+
+func rolloutHistory(t *testing.T, d *harness.Daemon, set string) map[int64]revisionJSON {
+	t.Helper()
+	var revs []revisionJSON
+	out := d.MustCLI(t, "rollout", "history", "--applyset", set, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &revs); err != nil {
+		t.Fatalf("rollout history: %v\n%s", err, out)
+	}
+	m := map[int64]revisionJSON{}
+	for _, r := range revs {
+		m[r.Number] = r
+	}
+	return m
+}
+
+// containerDigest is the image digest the Container object's container
+// was made from, as its status records it.
+func containerDigest(t *testing.T, d *harness.Daemon, name string) string {
+	t.Helper()
+	c := getObjects(t, d, "containers")[name]
+	if c.Status.ContainerStatus == nil {
+		return ""
+	}
+	return c.Status.ContainerStatus.ImageDigest
+}
+
+// waitRunningOn waits until Task name runs, Ready, in a container made from
+// digest, and prints want (its greeting) in its log.
+func waitRunningOn(t *testing.T, d *harness.Daemon, name, digest, greeting string) declObject {
+	t.Helper()
+	var task declObject
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		got := containerDigest(t, d, name)
+		if got != digest {
+			return false, fmt.Sprintf("container %s made from %s, want %s", name, got, digest)
+		}
+		task = getObjects(t, d, "tasks")[name]
+		if ts := task.task(); !task.ready() || ts.State != "running" {
+			return false, fmt.Sprintf("task %s: %+v %+v", name, ts, task.Status.Conditions)
+		}
+		logs := d.CLI("logs", name)
+		return strings.Contains(logs.Stdout, "greeting="+greeting), "logs of " + name + ": " + logs.Stdout
+	})
+	return task
+}
+
+func layoutDigest(t *testing.T, image string) string {
+	t.Helper()
+	return harness.LayoutDigest(t, filepath.Join(testutil.TestImages(t, image), image), "")
+}
+
+func TestRollout_AtomicRollbackHistoryUndo(t *testing.T) {
+	d := startDecl(t, "")
+	reg := harness.StartRegistry(t)
+	refs := harness.PushTestImages(t, reg.Addr, "busybox", "layered")
+	busybox, layered := layoutDigest(t, "busybox"), layoutDigest(t, "layered")
+	app := t.TempDir()
+	file := filepath.Join(app, "app.yaml")
+	write := func(data string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const name = "rtweb"
+	apply := func(timeout string) harness.Result {
+		return d.CLI("apply", "-f", app, "--atomic", "--applyset", "rt", "--timeout", timeout)
+	}
+
+	// Revision 1.
+	write(rolloutSet(name, refs["busybox"], "v1", loopCommand))
+	if r := apply("30s"); r.ExitCode != 0 || !strings.Contains(r.Stdout, "revision 1 of rt ready") {
+		t.Fatalf("first atomic apply: %s", r)
+	}
+	first := waitRunningOn(t, d, name, busybox, "v1")
+
+	// Revision 2: a new image and a command that exits. It fails, and
+	// within the timeout the node runs revision 1 again: its image, its
+	// command, a task that runs.
+	write(rolloutSet(name, refs["layered"], "v2", "echo greeting=v2; exit 3"))
+	start := time.Now()
+	r := apply("20s")
+	took := time.Since(start)
+	t.Logf("failed rollout (%s): %s", took.Round(time.Millisecond), r.Stderr)
+	if r.ExitCode != 2 || !strings.Contains(r.Stderr, "revision 2 of rt failed: Task default/"+name) ||
+		!strings.Contains(r.Stderr, "rolled back to revision 1: ready again") {
+		t.Fatalf("atomic apply of a failing revision: want exit 2 naming the Task and the rollback: %s", r)
+	}
+	if took > 40*time.Second {
+		t.Errorf("the failed rollout and its rollback took %s, more than twice the timeout", took)
+	}
+	back := waitRunningOn(t, d, name, busybox, "v1")
+	if back.task().Pid == first.task().Pid {
+		t.Logf("the task was not restarted (pid %d): the new revision never reached it", back.task().Pid)
+	}
+	hist := rolloutHistory(t, d, "rt")
+	if h := hist[1]; h.State != "Ready" || !h.Current || h.Source != app || h.Objects != 3 || !strings.HasPrefix(h.Hash, "sha256:") {
+		t.Errorf("revision 1 in history: %+v", h)
+	}
+	if h := hist[2]; h.State != "Failed" || h.Current || !strings.Contains(h.Reason, "Task default/"+name) || !strings.Contains(h.Reason, "rolled back to revision 1") {
+		t.Errorf("revision 2 in history: %+v", h)
+	}
+
+	// Revision 3: the new image with a command that works.
+	write(rolloutSet(name, refs["layered"], "v3", loopCommand))
+	if r := apply("30s"); r.ExitCode != 0 || !strings.Contains(r.Stdout, "revision 3 of rt ready") {
+		t.Fatalf("atomic apply of a good revision: %s", r)
+	}
+	waitRunningOn(t, d, name, layered, "v3")
+	// The same set again is no new revision.
+	if r := apply("30s"); r.ExitCode != 0 || !strings.Contains(r.Stdout, "revision 3 of rt unchanged") {
+		t.Errorf("atomic apply of the current revision: %s", r)
+	}
+
+	// undo: back to revision 1 (the Ready one before 3), as revision 4.
+	r = d.CLI("rollout", "undo", "--applyset", "rt", "--timeout", "30s")
+	if r.ExitCode != 0 || !strings.Contains(r.Stdout, "revision 4 of rt ready") {
+		t.Fatalf("rollout undo: %s", r)
+	}
+	waitRunningOn(t, d, name, busybox, "v1")
+	// undo --to-revision 3.
+	r = d.CLI("rollout", "undo", "--applyset", "rt", "--to-revision", "3", "--timeout", "30s")
+	if r.ExitCode != 0 || !strings.Contains(r.Stdout, "revision 5 of rt ready") {
+		t.Fatalf("rollout undo --to-revision 3: %s", r)
+	}
+	waitRunningOn(t, d, name, layered, "v3")
+	hist = rolloutHistory(t, d, "rt")
+	if h := hist[5]; !h.Current || !strings.Contains(h.Source, "undo to revision 3") {
+		t.Errorf("revision 5 in history: %+v", h)
+	}
+	if r := d.CLI("rollout", "undo", "--applyset", "rt", "--to-revision", "42"); r.ExitCode != 2 || !strings.Contains(r.Stderr, "revision 42") {
+		t.Errorf("undo to a revision that does not exist: %s", r)
+	}
+}
+
+// TestRollout_PrePullDeadRegistry: a revision whose image cannot be fetched
+// changes nothing: the old task is never stopped.
+func TestRollout_PrePullDeadRegistry(t *testing.T) {
+	d := startDecl(t, "")
+	reg := harness.StartRegistry(t)
+	refs := harness.PushTestImages(t, reg.Addr, "busybox")
+	app := t.TempDir()
+	file := filepath.Join(app, "app.yaml")
+	const name = "rtpull"
+	if err := os.WriteFile(file, []byte(rolloutSet(name, refs["busybox"], "v1", loopCommand)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.MustCLI(t, "apply", "-f", file, "--atomic", "--applyset", "rtpull", "--timeout", "30s")
+	before := waitRunningOn(t, d, name, layoutDigest(t, "busybox"), "v1")
+	reg.Stop() // the network is gone
+	missing := strings.Replace(refs["busybox"], "library/busybox", "library/gone", 1)
+	if err := os.WriteFile(file, []byte(rolloutSet(name, missing, "v2", loopCommand)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := d.CLI("apply", "-f", file, "--atomic", "--applyset", "rtpull", "--timeout", "30s")
+	if r.ExitCode != 2 || !strings.Contains(r.Stderr, "Image default/"+name) || !strings.Contains(r.Stderr, "fetch failed") {
+		t.Fatalf("atomic apply with an image that cannot be fetched: %s", r)
+	}
+	after := getObjects(t, d, "tasks")[name]
+	if after.task().Pid != before.task().Pid || !after.ready() {
+		t.Errorf("the old task was disturbed: pid %d → %d, %+v", before.task().Pid, after.task().Pid, after.Status.Conditions)
+	}
+	if h := rolloutHistory(t, d, "rtpull")[2]; h.State != "Failed" || !strings.Contains(h.Reason, "nothing was changed") {
+		t.Errorf("revision 2 in history: %+v", h)
+	}
+}
+
+// TestRollout_KillDuringRollout kills berthd while a revision is pending:
+// the restarted berthd rolls it back before its controllers run, so the
+// node converges to the previous revision, and history says why.
+func TestRollout_KillDuringRollout(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: declConfig, LogLevel: "info", AllowUncleanStop: true})
+	reg := harness.StartRegistry(t)
+	refs := harness.PushTestImages(t, reg.Addr, "busybox", "layered")
+	busybox := layoutDigest(t, "busybox")
+	app := t.TempDir()
+	file := filepath.Join(app, "app.yaml")
+	const name = "rtkill"
+	if err := os.WriteFile(file, []byte(rolloutSet(name, refs["busybox"], "v1", loopCommand)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.MustCLI(t, "apply", "-f", file, "--atomic", "--applyset", "rtkill", "--timeout", "30s")
+	waitRunningOn(t, d, name, busybox, "v1")
+	// A revision that is Ready but must stay so for minutes: the kill lands
+	// while it is pending, with its new container running.
+	if err := os.WriteFile(file, []byte(rolloutSet(name, refs["layered"], "v2", loopCommand)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan harness.Result, 1)
+	go func() { done <- d.CLI("apply", "-f", file, "--atomic", "--applyset", "rtkill", "--timeout", "5m", "--min-ready", "4m") }()
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		h := rolloutHistory(t, d, "rtkill")[2]
+		return h.State == "Pending" && containerDigest(t, d, name) != busybox,
+			fmt.Sprintf("revision 2: %+v, container on %s", h, containerDigest(t, d, name))
+	})
+	d.Kill9()
+	<-done
+	d.Restart()
+	waitRunningOn(t, d, name, busybox, "v1")
+	hist := rolloutHistory(t, d, "rtkill")
+	if h := hist[2]; h.State != "Failed" || !strings.Contains(h.Reason, "interrupted") {
+		t.Errorf("revision 2 after the kill: %+v", h)
+	}
+	if h := hist[1]; !h.Current {
+		t.Errorf("revision 1 is not current after the kill: %+v", h)
+	}
+}
