@@ -64,6 +64,9 @@ type Controller struct {
 	pending  map[spec.Key]bool          // keys to reconcile before ready
 	ready    bool
 	lastPull map[spec.Key]lastPull // of Images, for pullPolicy Always
+	// heldReady is since when a Container moved by an image update has
+	// been Ready (autoupdate.go).
+	heldReady map[string]time.Time
 }
 
 // New returns a controller; call Run.

@@ -42,7 +42,9 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 	present := err == nil
 	// Always pulls when the spec changed and again once per resync period,
 	// so a moved tag is followed (an unchanged image costs one request).
-	wantFetch := !present || (is.PullPolicy == spec.PullAlways &&
+	// An updatePolicy moves the digest itself, one Container at a time
+	// (autoupdate.go): no re-pull here moves them all at once.
+	wantFetch := !present || (is.PullPolicy == spec.PullAlways && is.UpdatePolicy == nil &&
 		(prevStatus.SpecHash != e.Hash || c.pullDue(e.Key)))
 	if wantFetch {
 		if !present {
@@ -87,16 +89,26 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 			return Result{}, err
 		}
 	}
-	o := observation{ready: true, owns: name, kind: imageKindStatus(img, true)}
+	var update *spec.ImageUpdateStatus
+	var requeue time.Duration
+	kick := false
+	if is.UpdatePolicy != nil {
+		img, update, requeue, kick = c.autoUpdate(ctx, e, is, name, img, prevStatus)
+	}
+	kind := imageKindStatus(img, true)
+	o := observation{ready: true, owns: name, kind: func(st *spec.Status) {
+		kind(st)
+		st.ImageStatus.Update = update
+	}}
 	if perr := c.lastPullErr(e.Key); perr != nil {
 		o.degraded, o.reason, o.message = true, "PullFailed", perr.Error()
 	}
-	changed := c.record(ctx, e, o)
+	changed := c.record(ctx, e, o) || kick
 	// A new digest (a moved tag) recreates the containers using it.
 	if prev := prevStatus.Status.ImageStatus; prev != nil && prev.Digest != img.Target.Digest.String() {
 		changed = true
 	}
-	return Result{Changed: changed}, nil
+	return Result{Changed: changed, RequeueAfter: requeue}, nil
 }
 
 func (c *Controller) fetchImage(ctx context.Context, e desired.Entry, is spec.ImageSpec, name string, progress func(node.Progress)) (observed.Image, error) {

@@ -3,13 +3,22 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrlayout "github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/spec"
 	"berth.dev/berth/test/harness"
 )
 
@@ -260,5 +269,174 @@ func TestRollout_KillDuringRollout(t *testing.T) {
 	}
 	if h := hist[1]; !h.Current {
 		t.Errorf("revision 1 is not current after the kill: %+v", h)
+	}
+}
+
+// pushVariant pushes the busybox test image with files added on top to
+// repoTag in the registry, and returns the pushed digest: a new digest
+// behind a tag, as a registry sees one.
+func pushVariant(t *testing.T, addr, repoTag string, files map[string]string) string {
+	t.Helper()
+	p, err := ggcrlayout.FromPath(filepath.Join(testutil.TestImages(t, "busybox"), "busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) == 0 {
+		t.Fatalf("busybox layout: %v", err)
+	}
+	img, err := p.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := map[string][]byte{}
+	for k, v := range files {
+		fm[k] = []byte(v)
+	}
+	layer, err := crane.Layer(fm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.AppendLayers(img, layer); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(addr+"/"+repoTag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ggcrremote.Write(ref, img); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+// updateCommand fails at once in an image that has /broken, else runs,
+// printing the image's /version.
+const updateCommand = `if [ -e /broken ]; then echo broken; exit 1; fi; trap "exit 0" TERM; echo "greeting=$(cat /version)"; while true; do sleep 0.1; done`
+
+func imageUpdate(t *testing.T, d *harness.Daemon, name string) spec.ImageUpdateStatus {
+	t.Helper()
+	img := getObjects(t, d, "images")[name]
+	if img.Status.ImageStatus == nil || img.Status.ImageStatus.Update == nil {
+		return spec.ImageUpdateStatus{}
+	}
+	return *img.Status.ImageStatus.Update
+}
+
+func metricValue(t *testing.T, d *harness.Daemon, series string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + d.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestRollout_ImageAutoUpdate: an Image with updatePolicy follows its tag.
+// A new digest is pulled and both Containers move to it; a broken digest
+// is rolled back, and stays rejected while the tag names it.
+func TestRollout_ImageAutoUpdate(t *testing.T) {
+	d := startDecl(t, "")
+	reg := harness.StartRegistry(t)
+	const repoTag = "library/autoupd:latest"
+	d1 := pushVariant(t, reg.Addr, repoTag, map[string]string{"version": "1"})
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: berth.dev/v1
+kind: Image
+metadata: {name: autoupd}
+spec:
+  ref: %s/%s
+  updatePolicy: {mode: Digest, interval: 1s, timeout: 20s}
+`, reg.Addr, repoTag)
+	for _, n := range []string{"auone", "autwo"} {
+		fmt.Fprintf(&b, `---
+apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: %[1]s}
+spec:
+  image: autoupd
+  command: [sh, -c, %[2]q]
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: %[1]s}
+spec: {container: %[1]s, restartPolicy: Always, stopTimeout: 2s}
+`, n, updateCommand)
+	}
+	writeAtomic(t, filepath.Join(d.Manifests, "autoupd.yaml"), b.String())
+	for _, n := range []string{"auone", "autwo"} {
+		waitRunningOn(t, d, n, d1, "1")
+	}
+
+	// A new digest: both Containers move to it.
+	d2 := pushVariant(t, reg.Addr, repoTag, map[string]string{"version": "2"})
+	for _, n := range []string{"auone", "autwo"} {
+		waitRunningOn(t, d, n, d2, "2")
+	}
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		u := imageUpdate(t, d, "autoupd")
+		return u.Updates == 1 && u.Target == "", fmt.Sprintf("update status: %+v", u)
+	})
+	// One at a time: the second container was made only after the first
+	// had been Ready on the new digest for a while.
+	ts := getObjects(t, d, "tasks")
+	if a, b := ts["auone"].task().ContainerCreatedAt, ts["autwo"].task().ContainerCreatedAt; b.Sub(a) < 900*time.Millisecond {
+		t.Errorf("containers recreated %s apart (auone %s, autwo %s): not one at a time", b.Sub(a), a, b)
+	}
+
+	// A broken digest: the first Container moved fails, the update rolls
+	// back to d2, and d3 is not tried again while the tag names it.
+	d3 := pushVariant(t, reg.Addr, repoTag, map[string]string{"version": "3", "broken": "yes"})
+	var rolledBack spec.ImageUpdateStatus
+	harness.Eventually(t, 60*time.Second, func() (bool, string) {
+		rolledBack = imageUpdate(t, d, "autoupd")
+		return rolledBack.Rejected == d3 && rolledBack.Rollbacks == 1 && rolledBack.Target == "", fmt.Sprintf("update status: %+v", rolledBack)
+	})
+	if !strings.Contains(rolledBack.RejectedReason, "Container default/au") {
+		t.Errorf("rejected reason: %q", rolledBack.RejectedReason)
+	}
+	for _, n := range []string{"auone", "autwo"} {
+		waitRunningOn(t, d, n, d2, "2")
+	}
+	// It stays: several checks later d3 is still rejected, nothing moved.
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		u := imageUpdate(t, d, "autoupd")
+		return u.LastCheck.After(rolledBack.LastCheck.Add(2*time.Second)), fmt.Sprintf("waiting for two more checks: %+v", u)
+	})
+	if u := imageUpdate(t, d, "autoupd"); u.Rejected != d3 || u.Rollbacks != 1 || u.Target != "" {
+		t.Errorf("after more checks: %+v", u)
+	}
+	for _, n := range []string{"auone", "autwo"} {
+		if got := containerDigest(t, d, n); got != d2 {
+			t.Errorf("container %s on %s after the rollback, want %s", n, got, d2)
+		}
+	}
+	if v := metricValue(t, d, `berth_image_updates_total{result="updated"}`); v != "1" {
+		t.Errorf("updated metric: %q", v)
+	}
+	if v := metricValue(t, d, `berth_image_updates_total{result="rolledback"}`); v != "1" {
+		t.Errorf("rolledback metric: %q", v)
+	}
+	ev := d.MustCLI(t, "describe", "image", "autoupd")
+	t.Logf("describe image:\n%s", ev)
+	for _, topic := range []string{"/images/autoupdate/start", "/images/autoupdate/done", "/images/autoupdate/rollback"} {
+		if !strings.Contains(ev, topic) {
+			t.Errorf("describe image lacks the event %s:\n%s", topic, ev)
+		}
 	}
 }

@@ -43,3 +43,10 @@ func (o rolloutObserver) Rollback(took time.Duration) {
 		m.RollbackDuration.Observe(took.Seconds())
 	}
 }
+
+// ImageUpdate counts an automatic image update (controller.UpdateObserver).
+func (o metricsObserver) ImageUpdate(result string) {
+	if m := o.d.metrics; m != nil {
+		m.ImageUpdates.WithLabelValues(result).Inc()
+	}
+}
