@@ -253,7 +253,9 @@ func TestRollout_KillDuringRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan harness.Result, 1)
-	go func() { done <- d.CLI("apply", "-f", file, "--atomic", "--applyset", "rtkill", "--timeout", "5m", "--min-ready", "4m") }()
+	go func() {
+		done <- d.CLI("apply", "-f", file, "--atomic", "--applyset", "rtkill", "--timeout", "5m", "--min-ready", "4m")
+	}()
 	harness.Eventually(t, 30*time.Second, func() (bool, string) {
 		h := rolloutHistory(t, d, "rtkill")[2]
 		return h.State == "Pending" && containerDigest(t, d, name) != busybox,
@@ -416,7 +418,7 @@ spec: {container: %[1]s, restartPolicy: Always, stopTimeout: 2s}
 	// It stays: several checks later d3 is still rejected, nothing moved.
 	harness.Eventually(t, 30*time.Second, func() (bool, string) {
 		u := imageUpdate(t, d, "autoupd")
-		return u.LastCheck.After(rolledBack.LastCheck.Add(2*time.Second)), fmt.Sprintf("waiting for two more checks: %+v", u)
+		return u.LastCheck.After(rolledBack.LastCheck.Add(2 * time.Second)), fmt.Sprintf("waiting for two more checks: %+v", u)
 	})
 	if u := imageUpdate(t, d, "autoupd"); u.Rejected != d3 || u.Rollbacks != 1 || u.Target != "" {
 		t.Errorf("after more checks: %+v", u)
