@@ -52,7 +52,10 @@ type RolloutRevision struct {
 	Time   time.Time `json:"time"`
 	Source string    `json:"source,omitempty"`
 	Commit string    `json:"commit,omitempty"`
-	State  string    `json:"state"`
+	// Directory says the set is a watched directory in atomic mode (its
+	// objects reach the store from the revision, not from the API source).
+	Directory bool   `json:"directory,omitempty"`
+	State     string `json:"state"`
 	// Reason says why a Failed revision failed: the object and its reason.
 	Reason string `json:"reason,omitempty"`
 	// FinishedAt is when it turned Ready or was rolled back.

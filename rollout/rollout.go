@@ -75,7 +75,10 @@ type Engine struct {
 	opts   Options
 	base   context.Context
 	cancel context.CancelFunc
-	mu     sync.Mutex
+	mu     sync.Mutex // one rollout at a time
+
+	dmu  sync.Mutex
+	dirs map[string]*dirTarget // watched directories in atomic mode, by set
 }
 
 // New returns an engine. Its rollouts run under its own context until
@@ -145,9 +148,13 @@ func (e *Engine) Recover() error {
 		if !ok {
 			continue
 		}
-		if err := e.opts.API.Restore(p.Prior); err != nil {
-			errs = append(errs, fmt.Errorf("roll back interrupted revision %d of %s: %w", p.Number, set, err))
-			continue
+		// A directory's revisions reach the store from memory only: its
+		// first read publishes the current revision (see Directory).
+		if !p.Directory {
+			if err := e.opts.API.Restore(p.Prior); err != nil {
+				errs = append(errs, fmt.Errorf("roll back interrupted revision %d of %s: %w", p.Number, set, err))
+				continue
+			}
 		}
 		prev := int64(0)
 		if c, ok := e.opts.Revisions.Current(set); ok {
@@ -182,13 +189,18 @@ func (r *Request) defaults() {
 // Apply rolls req out as one revision (see the package doc). ctx bounds
 // only how long the caller waits: the rollout itself runs to its end.
 func (e *Engine) Apply(ctx context.Context, req Request) (Outcome, error) {
+	return e.wait(ctx, func(ctx context.Context) (Outcome, error) { return e.apply(ctx, req) })
+}
+
+// wait runs f under the engine's context and waits for it, or for ctx.
+func (e *Engine) wait(ctx context.Context, f func(context.Context) (Outcome, error)) (Outcome, error) {
 	type res struct {
 		o   Outcome
 		err error
 	}
 	done := make(chan res, 1)
 	go func() {
-		o, err := e.apply(e.base, req)
+		o, err := f(e.base)
 		done <- res{o, err}
 	}()
 	select {
@@ -200,21 +212,38 @@ func (e *Engine) Apply(ctx context.Context, req Request) (Outcome, error) {
 }
 
 func (e *Engine) apply(ctx context.Context, req Request) (Outcome, error) {
-	req.defaults()
-	if req.Set == "" {
-		return Outcome{}, fmt.Errorf("an atomic apply needs a set: %w", errdefs.ErrInvalidArgument)
-	}
-	if len(req.Objects) == 0 {
-		return Outcome{}, fmt.Errorf("no objects to apply: %w", errdefs.ErrInvalidArgument)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	opts := desired.ApplyOptions{Manager: e.opts.Manager, ApplySet: req.Set, Prune: true}
-	dry := opts
+	return e.applyTo(ctx, apiTarget{e: e, set: req.Set}, req)
+}
+
+// target is where a revision's objects go: the API source (berth apply
+// --atomic) or the store as a watched directory's one source.
+type target interface {
+	// check reports what applying objs would do, and refuses conflicts.
+	check(ctx context.Context, objs []spec.Object) (results []desired.Result, changed bool, err error)
+	// save is what restore needs to put every touched key back.
+	save(objs []spec.Object) ([]desired.SavedObject, error)
+	put(ctx context.Context, objs []spec.Object) ([]desired.Result, error)
+	// restore puts back prior (saved) or the previous revision prev (nil:
+	// the state before any revision), and returns the keys to wait for.
+	restore(prior []desired.SavedObject, prev *desired.RolloutRevision) ([]spec.Key, error)
+	directory() bool
+}
+
+type apiTarget struct {
+	e   *Engine
+	set string
+}
+
+func (t apiTarget) opts() desired.ApplyOptions {
+	return desired.ApplyOptions{Manager: t.e.opts.Manager, ApplySet: t.set, Prune: true}
+}
+
+func (t apiTarget) check(ctx context.Context, objs []spec.Object) ([]desired.Result, bool, error) {
+	dry := t.opts()
 	dry.DryRun = true
-	results, err := e.opts.API.Apply(ctx, req.Objects, dry)
+	results, err := t.e.opts.API.Apply(ctx, objs, dry)
 	if err != nil {
-		return Outcome{}, err
+		return nil, false, err
 	}
 	var conflicts []string
 	changed := false
@@ -228,7 +257,48 @@ func (e *Engine) apply(ctx context.Context, req Request) (Outcome, error) {
 		}
 	}
 	if len(conflicts) > 0 {
-		return Outcome{Results: results}, fmt.Errorf("not applied: %s: %w", strings.Join(conflicts, "; "), errdefs.ErrFailedPrecondition)
+		return results, false, fmt.Errorf("not applied: %s: %w", strings.Join(conflicts, "; "), errdefs.ErrFailedPrecondition)
+	}
+	return results, changed, nil
+}
+
+func (t apiTarget) save(objs []spec.Object) ([]desired.SavedObject, error) {
+	keys := make([]spec.Key, 0, len(objs))
+	for _, o := range objs {
+		keys = append(keys, o.Key())
+	}
+	return t.e.opts.API.Save(append(keys, t.e.opts.API.Members(t.set)...))
+}
+
+func (t apiTarget) put(ctx context.Context, objs []spec.Object) ([]desired.Result, error) {
+	return t.e.opts.API.Apply(ctx, objs, t.opts())
+}
+
+func (t apiTarget) restore(prior []desired.SavedObject, _ *desired.RolloutRevision) ([]spec.Key, error) {
+	var back []spec.Key
+	for _, s := range prior {
+		if !s.Absent {
+			back = append(back, s.Key)
+		}
+	}
+	return back, t.e.opts.API.Restore(prior)
+}
+
+func (apiTarget) directory() bool { return false }
+
+func (e *Engine) applyTo(ctx context.Context, tg target, req Request) (Outcome, error) {
+	req.defaults()
+	if req.Set == "" {
+		return Outcome{}, fmt.Errorf("an atomic apply needs a set: %w", errdefs.ErrInvalidArgument)
+	}
+	if len(req.Objects) == 0 && !tg.directory() {
+		return Outcome{}, fmt.Errorf("no objects to apply: %w", errdefs.ErrInvalidArgument)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	results, changed, err := tg.check(ctx, req.Objects)
+	if err != nil {
+		return Outcome{Results: results}, err
 	}
 	resolved := make([]spec.Object, len(req.Objects))
 	for i, o := range req.Objects {
@@ -243,18 +313,19 @@ func (e *Engine) apply(ctx context.Context, req Request) (Outcome, error) {
 	for _, o := range req.Objects {
 		keys = append(keys, o.Key())
 	}
-	prior, err := e.opts.API.Save(append(slices.Clone(keys), e.opts.API.Members(req.Set)...))
+	prior, err := tg.save(req.Objects)
 	if err != nil {
 		return Outcome{}, err
 	}
 	rev, err := e.opts.Revisions.Begin(desired.RolloutRevision{Set: req.Set, Hash: hash, Source: req.Source, Commit: req.Commit,
-		Objects: req.Objects, Prior: prior})
+		Directory: tg.directory(), Objects: req.Objects, Prior: prior})
 	if err != nil {
 		return Outcome{}, err
 	}
 	prevNum := int64(0)
+	var prev *desired.RolloutRevision
 	if hasCur {
-		prevNum = cur.Number
+		prevNum, prev = cur.Number, &cur
 	}
 	start := time.Now()
 	e.publish(ctx, "/rollout/start", rev, nil)
@@ -271,9 +342,9 @@ func (e *Engine) apply(ctx context.Context, req Request) (Outcome, error) {
 		log.Warn("rollout failed before any change", "object", k.String(), "err", err)
 		return Outcome{Revision: rev, Results: results, Failed: true, Object: k, Reason: reason, RolledBackTo: prevNum, RollbackReady: true}, nil
 	}
-	results, err = e.opts.API.Apply(ctx, req.Objects, opts)
+	results, err = tg.put(ctx, req.Objects)
 	if err != nil {
-		_ = e.opts.API.Restore(prior)
+		_, _ = tg.restore(prior, prev)
 		rev, _ = e.opts.Revisions.Finish(req.Set, rev.Number, desired.RevisionFailed, "apply: "+err.Error())
 		return Outcome{Revision: rev}, err
 	}
@@ -291,19 +362,14 @@ func (e *Engine) apply(ctx context.Context, req Request) (Outcome, error) {
 	failedAt := time.Now()
 	log.Warn("rollout failed; rolling back", "object", k.String(), "reason", reason, "to", prevNum)
 	out := Outcome{Revision: rev, Results: results, Failed: true, Object: k, Reason: reason, RolledBackTo: prevNum, ReadyTook: failedAt.Sub(applied)}
-	if err := e.opts.API.Restore(prior); err != nil {
+	back, err := tg.restore(prior, prev)
+	if err != nil {
 		return out, fmt.Errorf("roll back revision %d: %w", rev.Number, err)
 	}
 	msg := fmt.Sprintf("%s: %s; rolled back to revision %d", k, reason, prevNum)
 	out.Revision, _ = e.opts.Revisions.Finish(req.Set, rev.Number, desired.RevisionFailed, msg)
 	e.opts.Observer.Rollout(ResultRolledBack, failedAt.Sub(start))
 	e.publish(ctx, "/rollout/rollback", out.Revision, map[string]any{"object": k.String(), "reason": reason, "to": prevNum})
-	var back []spec.Key
-	for _, s := range prior {
-		if !s.Absent {
-			back = append(back, s.Key)
-		}
-	}
 	bk, breason, bok := e.waitReady(ctx, back, time.Now(), req.Timeout, req.MinReady)
 	out.RollbackReady, out.RollbackTook = bok, time.Since(failedAt)
 	if bok {
@@ -332,8 +398,18 @@ func (e *Engine) Undo(ctx context.Context, set string, to int64, timeout, minRea
 		}
 		target = r
 	}
-	return e.Apply(ctx, Request{Set: set, Objects: target.Objects, Timeout: timeout, MinReady: minReady,
-		Source: fmt.Sprintf("undo to revision %d (%s)", target.Number, target.Source), Commit: target.Commit})
+	req := Request{Set: set, Objects: target.Objects, Timeout: timeout, MinReady: minReady,
+		Source: fmt.Sprintf("undo to revision %d (%s)", target.Number, target.Source), Commit: target.Commit}
+	if target.Directory {
+		e.dmu.Lock()
+		dt := e.dirs[set]
+		e.dmu.Unlock()
+		if dt == nil {
+			return Outcome{}, fmt.Errorf("%s is not a watched directory in atomic mode now: %w", set, errdefs.ErrFailedPrecondition)
+		}
+		return e.wait(ctx, func(ctx context.Context) (Outcome, error) { return e.applyTo(ctx, dt, req) })
+	}
+	return e.Apply(ctx, req)
 }
 
 func (e *Engine) publish(ctx context.Context, topic string, r desired.RolloutRevision, extra map[string]any) {

@@ -442,3 +442,48 @@ spec: {container: %[1]s, restartPolicy: Always, stopTimeout: 2s}
 		}
 	}
 }
+
+// TestRollout_AtomicManifestDirectory: with rollout.atomicManifests the
+// watched directory is rolled out as one revision: a failing set is rolled
+// back, not retried after a restart until the files change, and a good one
+// is rolled out.
+func TestRollout_AtomicManifestDirectory(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: declConfig + "rollout: {atomicManifests: true, timeout: 20s}\n", LogLevel: "info"})
+	reg := harness.StartRegistry(t)
+	refs := harness.PushTestImages(t, reg.Addr, "busybox", "layered")
+	busybox, layered := layoutDigest(t, "busybox"), layoutDigest(t, "layered")
+	const name = "rtdir"
+	file := filepath.Join(d.Manifests, "app.yaml")
+	set := filepath.Clean(d.Manifests)
+
+	writeAtomic(t, file, rolloutSet(name, refs["busybox"], "v1", loopCommand))
+	waitRunningOn(t, d, name, busybox, "v1")
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		h := rolloutHistory(t, d, set)[1]
+		return h.State == "Ready" && h.Current, fmt.Sprintf("revision 1: %+v", h)
+	})
+
+	writeAtomic(t, file, rolloutSet(name, refs["layered"], "v2", "echo greeting=v2; exit 3"))
+	harness.Eventually(t, 45*time.Second, func() (bool, string) {
+		h := rolloutHistory(t, d, set)[2]
+		return h.State == "Failed" && strings.Contains(h.Reason, "Task default/"+name), fmt.Sprintf("revision 2: %+v", h)
+	})
+	waitRunningOn(t, d, name, busybox, "v1")
+
+	// A restart reads the same failing files: revision 1 stays in force and
+	// the failed set is not rolled out again.
+	d.Restart()
+	waitRunningOn(t, d, name, busybox, "v1")
+	if h := rolloutHistory(t, d, set); len(h) != 2 || !h[1].Current {
+		t.Errorf("history after a restart: %+v", h)
+	}
+
+	writeAtomic(t, file, rolloutSet(name, refs["layered"], "v3", loopCommand))
+	waitRunningOn(t, d, name, layered, "v3")
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		h := rolloutHistory(t, d, set)[3]
+		return h.State == "Ready" && h.Current, fmt.Sprintf("revision 3: %+v", h)
+	})
+}

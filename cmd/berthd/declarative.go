@@ -55,6 +55,7 @@ func (d *Daemon) openDeclarative() error {
 		decl.dir = desired.NewDirSource(d.cfg.Manifests, decl.store, desired.DirOptions{
 			Resync: d.cfg.Reconcile.Relist.Duration, Settle: d.cfg.ManifestSettle.Duration, Logger: d.log,
 			MissingIsEmpty: !d.cfg.ManifestsGiven,
+			Atomic:         d.atomicManifests(decl),
 		})
 	}
 	decl.ctrl = controller.New(controller.Options{

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"time"
 
 	"berth.dev/berth/api/server"
@@ -49,4 +50,28 @@ func (o metricsObserver) ImageUpdate(result string) {
 	if m := o.d.metrics; m != nil {
 		m.ImageUpdates.WithLabelValues(result).Inc()
 	}
+}
+
+// RolloutConfig is the rollout section of berthd's configuration.
+type RolloutConfig struct {
+	// AtomicManifests rolls the watched directory out as one revision, as
+	// berth apply --atomic does: a set whose objects are not all Ready
+	// within Timeout is rolled back to the previous revision, and a file
+	// that does not parse holds the whole set back.
+	AtomicManifests bool `json:"atomicManifests"`
+	// Timeout is how long a revision may take to become Ready (default 60s).
+	Timeout Duration `json:"timeout"`
+	// MinReady is how long every object must stay Ready together (default 1s).
+	MinReady Duration `json:"minReady"`
+}
+
+// atomicManifests is the watched directory's Atomic hook, nil unless
+// rollout.atomicManifests is set.
+func (d *Daemon) atomicManifests(decl *declarative) func(desired.AtomicSet) {
+	if !d.cfg.Rollout.AtomicManifests {
+		return nil
+	}
+	return decl.rollouts.Directory(filepath.Clean(d.cfg.Manifests), rollout.DirOptions{
+		Timeout: d.cfg.Rollout.Timeout.Duration, MinReady: d.cfg.Rollout.MinReady.Duration,
+	})
 }
