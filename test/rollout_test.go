@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,6 +109,23 @@ func waitRunningOn(t *testing.T, d *harness.Daemon, name, digest, greeting strin
 	return task
 }
 
+// gitCommitAll makes dir a git checkout with everything committed and
+// returns the commit (the test is skipped without git).
+func gitCommitAll(t *testing.T, dir string) string {
+	t.Helper()
+	testutil.RequireBinary(t, "git")
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "v1"}} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 func layoutDigest(t *testing.T, image string) string {
 	t.Helper()
 	return harness.LayoutDigest(t, filepath.Join(testutil.TestImages(t, image), image), "")
@@ -131,8 +149,9 @@ func TestRollout_AtomicRollbackHistoryUndo(t *testing.T) {
 		return d.CLI("apply", "-f", app, "--atomic", "--applyset", "rt", "--timeout", timeout)
 	}
 
-	// Revision 1.
+	// Revision 1, from a git checkout: history records its commit.
 	write(rolloutSet(name, refs["busybox"], "v1", loopCommand))
+	commit := gitCommitAll(t, app)
 	if r := apply("30s"); r.ExitCode != 0 || !strings.Contains(r.Stdout, "revision 1 of rt ready") {
 		t.Fatalf("first atomic apply: %s", r)
 	}
@@ -158,7 +177,7 @@ func TestRollout_AtomicRollbackHistoryUndo(t *testing.T) {
 		t.Logf("the task was not restarted (pid %d): the new revision never reached it", back.task().Pid)
 	}
 	hist := rolloutHistory(t, d, "rt")
-	if h := hist[1]; h.State != "Ready" || !h.Current || h.Source != app || h.Objects != 3 || !strings.HasPrefix(h.Hash, "sha256:") {
+	if h := hist[1]; h.State != "Ready" || !h.Current || h.Source != app || h.Objects != 3 || !strings.HasPrefix(h.Hash, "sha256:") || h.Commit != commit {
 		t.Errorf("revision 1 in history: %+v", h)
 	}
 	if h := hist[2]; h.State != "Failed" || h.Current || !strings.Contains(h.Reason, "Task default/"+name) || !strings.Contains(h.Reason, "rolled back to revision 1") {
