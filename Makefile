@@ -38,8 +38,8 @@ test: build testimages
 fuzz-short:
 	hack/fuzz-short.sh
 
-# The CRI validation suite against a private berthd (not part of make test):
-# REGISTRY=127.0.0.1:PORT must serve critest's images (docs/cri.md).
+# The CRI validation suite against a private berthd, its images served
+# offline by hack/criimages (docs/cri.md; not part of make test).
 critest: build
 	hack/critest.sh
 
