@@ -147,7 +147,9 @@ func capabilitySet(sec *Security, privileged bool) []string {
 	if sec == nil {
 		return caps
 	}
-	has := func(l []string) bool { return slices.ContainsFunc(l, func(c string) bool { return strings.EqualFold(c, "ALL") }) }
+	has := func(l []string) bool {
+		return slices.ContainsFunc(l, func(c string) bool { return strings.EqualFold(c, "ALL") })
+	}
 	if has(sec.CapAdd) {
 		caps = ownCapabilities()
 	}
