@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"berth.dev/berth/node"
@@ -218,7 +219,15 @@ func (s *Service) containerSettings(ctx context.Context, id string, sb *sandbox,
 				return st, fmt.Errorf("mount %s: %w", m.GetHostPath(), err)
 			}
 		}
-		st.Mounts = append(st.Mounts, oci.Mount{Type: oci.MountBind, Source: m.GetHostPath(), Target: path.Clean(m.GetContainerPath()), ReadOnly: m.GetReadonly()})
+		prop := ""
+		switch m.GetPropagation() {
+		case runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+			prop = "rslave"
+		case runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+			prop = "rshared"
+		}
+		st.Mounts = append(st.Mounts, oci.Mount{Type: oci.MountBind, Source: m.GetHostPath(), Target: path.Clean(m.GetContainerPath()),
+			ReadOnly: m.GetReadonly(), Propagation: prop})
 	}
 	// The pod's hosts, resolv.conf and hostname are the node's to mount
 	// (ContainerSettings.NetworkFilesOf): they live under berthd's state
@@ -238,7 +247,17 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	if c.StartedAt != 0 {
 		return nil, fmt.Errorf("container %s was started already: %w", id, errdefs.ErrFailedPrecondition)
 	}
-	if _, err := s.node.CreateTask(ctx, Namespace, id, node.Stdio{Terminal: c.config().GetTty()}); err != nil {
+	cfg := c.config()
+	stdio := node.Stdio{Terminal: cfg.GetTty()}
+	if cfg.GetStdin() {
+		// The container's stdin is a FIFO the shim keeps open: attach
+		// writes to it, and with stdin_once the first attach's end closes it.
+		if stdio.Stdin, err = s.stdinFIFO(id); err != nil {
+			return nil, fmt.Errorf("container %s: %w", id, err)
+		}
+		stdio.StdinOpen = true
+	}
+	if _, err := s.node.CreateTask(ctx, Namespace, id, stdio); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	if _, err := s.node.StartTask(ctx, Namespace, id, ""); err != nil {
@@ -277,6 +296,9 @@ func (s *Service) removeContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	if err := s.node.DeleteContainer(ctx, Namespace, id); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := os.Remove(s.stdinPath(id)); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	return s.containers.delete(id)
@@ -362,7 +384,8 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtime.ContainerSta
 		status.ExitCode, status.Reason = 0, ""
 	}
 	for _, m := range cfg.GetMounts() {
-		status.Mounts = append(status.Mounts, &runtime.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(), Readonly: m.GetReadonly()})
+		status.Mounts = append(status.Mounts, &runtime.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(), Readonly: m.GetReadonly(),
+			Propagation: m.GetPropagation(), SelinuxRelabel: m.GetSelinuxRelabel()})
 	}
 	if r := cfg.GetLinux().GetResources(); r != nil {
 		status.Resources = &runtime.ContainerResources{Linux: r}
@@ -428,4 +451,19 @@ func security(caps *runtime.Capability, prof *runtime.SecurityProfile, deprecate
 		return nil, fmt.Errorf("seccomp localhost profile %q: want an absolute path: %w", sec.SeccompProfile, errdefs.ErrInvalidArgument)
 	}
 	return sec, nil
+}
+
+// stdinPath is where a container's stdin FIFO is.
+func (s *Service) stdinPath(id string) string { return filepath.Join(s.opts.Root, "cri", "stdin", id) }
+
+// stdinFIFO makes the container's stdin FIFO (again, after a crash).
+func (s *Service) stdinFIFO(id string) (string, error) {
+	p := s.stdinPath(id)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", err
+	}
+	if err := syscall.Mkfifo(p, 0o600); err != nil && !os.IsExist(err) {
+		return "", fmt.Errorf("stdin fifo: %w", err)
+	}
+	return p, nil
 }

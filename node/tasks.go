@@ -28,6 +28,9 @@ import (
 type Stdio struct {
 	Stdin, Stdout, Stderr string
 	Terminal              bool
+	// StdinOpen keeps the Stdin FIFO open in the shim: writers come and
+	// go, and the process's stdin ends only on CloseIO.
+	StdinOpen bool
 }
 
 // TaskInfo is a task as the API shows it.
@@ -155,7 +158,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	tShim := time.Now()
 	resp, err := cl.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Bundle: bundle, Runtime: rt, RuntimeRoot: n.runtimeRoot(ns),
-		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal},
+		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal, StdinOpen: stdio.StdinOpen},
 		Log:   &shimapi.Log{Path: logPath, MaxSize: logMax, MaxFiles: int32(n.opts.Tasks.LogMaxFiles)},
 	})
 	if err != nil {

@@ -81,6 +81,16 @@ func Generate(ctx context.Context, rootfs string, img ocispec.ImageConfig, s Set
 		}
 		spec.Annotations[StopSignalAnnotation] = stop
 	}
+	// A mount that propagates needs a rootfs that does (runc makes the
+	// rootfs rprivate otherwise, which cuts the mount's propagation).
+	for _, m := range s.Mounts {
+		switch {
+		case m.Propagation == "rshared":
+			spec.Linux.RootfsPropagation = "rshared"
+		case m.Propagation == "rslave" && spec.Linux.RootfsPropagation == "":
+			spec.Linux.RootfsPropagation = "rslave"
+		}
+	}
 	applySecurity(spec, s)
 	// The profile allows syscalls by the capabilities in the bounding set,
 	// so it is computed last.
@@ -204,8 +214,12 @@ func specMount(m Mount) specs.Mount {
 		rw = "ro"
 	}
 	if m.Type == MountBind {
+		prop := m.Propagation
+		if prop == "" {
+			prop = "rprivate"
+		}
 		return specs.Mount{Destination: filepath.Clean(m.Target), Type: "bind", Source: m.Source,
-			Options: []string{"rbind", "rprivate", rw}}
+			Options: []string{"rbind", prop, rw}}
 	}
 	mode := m.Mode
 	if mode == 0 {

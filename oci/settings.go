@@ -120,6 +120,10 @@ type Mount struct {
 	SizeBytes int64
 	// Mode is a tmpfs's root directory mode; 0 means 01777.
 	Mode os.FileMode
+	// Propagation of a bind mount: "" or "rprivate" (the default),
+	// "rslave" (host mounts appear inside) or "rshared" (both ways); the
+	// rootfs then propagates as much.
+	Propagation string `json:",omitempty"`
 }
 
 // Resources are the cgroup limits of a container; zero means unlimited.
@@ -260,6 +264,11 @@ func (m Mount) validate() error {
 		}
 		if m.SizeBytes != 0 || m.Mode != 0 {
 			return fmt.Errorf("bind %s: size and mode are tmpfs options: %w", m.Target, errdefs.ErrInvalidArgument)
+		}
+		switch m.Propagation {
+		case "", "rprivate", "rslave", "rshared":
+		default:
+			return fmt.Errorf("bind %s: propagation %q: want rprivate, rslave or rshared: %w", m.Target, m.Propagation, errdefs.ErrInvalidArgument)
 		}
 	case MountTmpfs:
 		if m.SizeBytes < 0 {
