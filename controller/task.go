@@ -183,11 +183,19 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 // why a failing probe stopped it ("" for an exit of its own).
 func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSpec, id string, info node.TaskInfo, prev spec.TaskStatus, unhealthy string) (Result, error) {
 	prev.State, prev.Pid, prev.ExitCode, prev.FinishedAt = spec.TaskPhaseExited, 0, int(info.ExitStatus), info.ExitedAt
+	prev.OOMKilled = info.OOMKilled
+	how := fmt.Sprintf("exited with status %d", info.ExitStatus)
+	if info.OOMKilled {
+		how = fmt.Sprintf("killed for exceeding its memory limit (OOMKilled), status %d", info.ExitStatus)
+	}
 	if !restarts(ts, info.ExitStatus) {
 		o := observation{reason: "Completed", owns: id, kind: taskKind(prev), ready: info.ExitStatus == 0,
-			message: fmt.Sprintf("exited with status %d; restartPolicy %s", info.ExitStatus, ts.RestartPolicy)}
+			message: fmt.Sprintf("%s; restartPolicy %s", how, ts.RestartPolicy)}
 		if info.ExitStatus != 0 {
 			o.reason, o.degraded = "Failed", true
+		}
+		if info.OOMKilled {
+			o.reason, o.degraded = "OOMKilled", true
 		}
 		if unhealthy != "" {
 			o.reason, o.degraded, o.ready = "Unhealthy", true, false
@@ -205,7 +213,7 @@ func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSp
 	}
 	rs.failures++
 	rs.nextAt = time.Now().Add(delay)
-	msg := fmt.Sprintf("exited with status %d; restarting in %s", info.ExitStatus, delay.Round(time.Millisecond))
+	msg := fmt.Sprintf("%s; restarting in %s", how, delay.Round(time.Millisecond))
 	reason := "BackOff"
 	if unhealthy != "" {
 		reason, msg = "Unhealthy", unhealthy+"; "+msg

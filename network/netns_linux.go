@@ -72,27 +72,6 @@ func isNetNS(path string) bool {
 	return st.Type == unix.NSFS_MAGIC
 }
 
-// loopbackUp sets lo up in the calling thread's network namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("loopback: socket: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("loopback: get flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("loopback: set up: %w", err)
-	}
-	return nil
-}
-
 // DialIn dials a TCP address from inside the network namespace at netns
 // (a namespace file: a bind mount, or /proc/<pid>/ns/net of a container's
 // process). Only the socket's creation and connect run on an OS thread
@@ -138,4 +117,25 @@ func dialInLocked(ctx context.Context, netns, addr string) (c net.Conn, err erro
 	var d net.Dialer
 	c, err = d.DialContext(ctx, "tcp", addr)
 	return c, err, unix.Setns(own, unix.CLONE_NEWNET) == nil
+}
+
+// loopbackUp sets lo up in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: set up: %w", err)
+	}
+	return nil
 }

@@ -24,6 +24,7 @@ import (
 	manifestsapi "berth.dev/berth/api/manifests/v1"
 	nsapi "berth.dev/berth/api/namespaces/v1"
 	netapi "berth.dev/berth/api/networks/v1"
+	rolloutapi "berth.dev/berth/api/rollout/v1"
 	"berth.dev/berth/api/server"
 	snapi "berth.dev/berth/api/snapshots/v1"
 	tasksapi "berth.dev/berth/api/tasks/v1"
@@ -343,11 +344,12 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	diffapi.RegisterDiffService(srv, &server.Layers{Node: d.node})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node, DB: d.obs})
 	netapi.RegisterNetworksService(srv, &server.Networks{Manager: d.net})
-	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
-	eventsapi.RegisterEventsService(srv, d.eventsService())
+	tasksapi.RegisterTasksService(srv, d.observeTasks(&server.Tasks{Node: d.node, Desired: d.decl.store}))
+	eventsapi.RegisterEventsService(srv, d.observeEvents(d.eventsService()))
 	manifestsapi.RegisterManifestsService(srv, &server.Manifests{
 		Desired: d.decl.store, API: d.decl.api, DB: d.obs, Recent: d.decl.recent, Node: d.node, Snapshots: d.node,
 	})
+	rolloutapi.RegisterRolloutService(srv, &server.Rollout{Engine: d.decl.rollouts, Revisions: d.decl.revs})
 }
 
 // listenUnix creates the API socket with mode 0600 from the start: the
