@@ -112,14 +112,18 @@ type prober struct {
 }
 
 // newProber starts the probes; wake is called on every change.
-func newProber(ctx context.Context, ident string, probes spec.Probes, startedAt time.Time, run probeFunc, wake func()) *prober {
+// wasReady starts the run as passed its startup probe and ready.
+func newProber(ctx context.Context, ident string, probes spec.Probes, startedAt time.Time, wasReady bool, run probeFunc, wake func()) *prober {
 	ctx, cancel := context.WithCancel(ctx)
-	pr := &prober{ident: ident, cancel: cancel, states: map[probeKind]*probeState{}, started: probes.Startup == nil}
+	pr := &prober{ident: ident, cancel: cancel, states: map[probeKind]*probeState{}, started: probes.Startup == nil || wasReady}
 	for kind, p := range map[probeKind]*spec.Probe{probeLiveness: probes.Liveness, probeReadiness: probes.Readiness, probeStartup: probes.Startup} {
 		if p == nil {
 			continue
 		}
 		pr.states[kind] = newProbeState(kind, p)
+		if wasReady {
+			pr.states[kind].passing = true
+		}
 		pr.wg.Add(1)
 		go func() {
 			defer pr.wg.Done()
@@ -219,7 +223,10 @@ func proberIdent(id string, pid int, startedAt time.Time, probes spec.Probes) st
 // ensureProber returns the running prober of the task's current run,
 // starting it (and stopping one of an earlier run) as needed; nil when the
 // task has no probes.
-func (c *Controller) ensureProber(key spec.Key, ns, id string, pid int, startedAt time.Time, probes spec.Probes) *prober {
+//
+// wasReady starts it as the recorded status left the run: started and
+// ready (a berthd restarted under a running task).
+func (c *Controller) ensureProber(key spec.Key, ns, id string, pid int, startedAt time.Time, probes spec.Probes, wasReady bool) *prober {
 	if !probes.Any() {
 		c.stopProber(key)
 		return nil
@@ -237,7 +244,7 @@ func (c *Controller) ensureProber(key spec.Key, ns, id string, pid int, startedA
 		pr.stop()
 	}
 	run := func(ctx context.Context, p *spec.Probe) (bool, string) { return c.runProbe(ctx, ns, id, pid, p) }
-	pr = newProber(c.runCtx, ident, probes, startedAt, run, func() { c.queue.Add(key) })
+	pr = newProber(c.runCtx, ident, probes, startedAt, wasReady, run, func() { c.queue.Add(key) })
 	c.mu.Lock()
 	if old := c.probers[key]; old != nil {
 		// Another reconcile of this key cannot run at once (the queue
