@@ -166,6 +166,11 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 // exited handles a task that ended while it should run; unhealthy says
 // why a failing probe stopped it ("" for an exit of its own).
 func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSpec, id string, info node.TaskInfo, prev spec.TaskStatus, unhealthy string) (Result, error) {
+	if unhealthy == "" && prev.Unhealthy != "" && !prev.UnhealthyAt.Before(info.ExitedAt) {
+		// The exit of the stop a failing probe made, seen again (its
+		// /tasks/exit event, a resync): the probe stays its reason.
+		unhealthy = prev.Unhealthy
+	}
 	prev.State, prev.Pid, prev.ExitCode, prev.FinishedAt = spec.TaskPhaseExited, 0, int(info.ExitStatus), info.ExitedAt
 	if !restarts(ts, info.ExitStatus) {
 		o := observation{reason: "Completed", owns: id, kind: taskKind(prev), ready: info.ExitStatus == 0,

@@ -255,3 +255,64 @@ spec: {container: cyc-b, dependsOn: [{task: cyc-a}]}
 		t.Error("a Task in a cycle was started")
 	}
 }
+
+// On the built-in bridge network: a startup probe (HTTP) holds readiness
+// (TCP) off until it passes, then the Task is Ready; a startup probe that
+// never passes stops the task, which restartPolicy Never leaves Degraded
+// with reason Unhealthy.
+func TestProbes_BridgeStartupAndTCP(t *testing.T) {
+	d := startNet(t)
+	file := filepath.Join(t.TempDir(), "probes.yaml")
+	writeAtomic(t, file, imageManifest(t)+`---
+apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: probe-br}
+spec:
+  image: busybox
+  init: true
+  network: bridge
+  command: [sh, -c, 'sleep 2; mkdir -p /www && echo up > /www/index.html && exec httpd -f -p 8080 -h /www']
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: probe-br}
+spec:
+  container: probe-br
+  stopTimeout: 2s
+  startupProbe: {httpGet: {port: 8080}, periodSeconds: 1, failureThreshold: 30}
+  readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: probe-never}
+spec:
+  image: busybox
+  init: true
+  network: bridge
+  command: [sleep, "1000"]
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: probe-never}
+spec:
+  container: probe-never
+  restartPolicy: Never
+  stopTimeout: 2s
+  startupProbe: {tcpSocket: {port: 9}, periodSeconds: 1, failureThreshold: 2}
+`)
+	d.MustCLI(t, "apply", "-f", file)
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		o := getObjects(t, d, "tasks")["probe-br"]
+		c := readyCond(o)
+		return o.task().State == "running" && c.Reason == "Starting", fmt.Sprintf("%+v %+v", o.task(), o.Status.Conditions)
+	})
+	if r := d.CLI("wait", "task", "probe-br", "--timeout", "20s"); r.ExitCode != 0 {
+		t.Fatalf("berth wait: %s", r)
+	}
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		o := getObjects(t, d, "tasks")["probe-never"]
+		deg, _ := o.Status.Condition(spec.ConditionDegraded)
+		return deg.Status == spec.ConditionTrue && deg.Reason == "Unhealthy" && strings.Contains(deg.Message, "startup probe failed 2 times: tcp 127.0.0.1:9") &&
+			o.task().State == "exited", fmt.Sprintf("%+v %+v", o.task(), o.Status.Conditions)
+	})
+}
