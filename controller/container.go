@@ -35,7 +35,8 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	is, _ := imgEntry.Object.ImageSpec()
 	imgName, _ := imageName(is)
 	digest := imgStatus.Status.ImageStatus.Digest
-	want := spec.ContainerInstanceHash(e.Hash, digest)
+	// Probes are not part of what the container is made from.
+	want := spec.ContainerInstanceHash(spec.InstanceHash(e.Object), digest)
 	netHash, netDeclared := c.networkHash(ns, cs)
 	if netDeclared {
 		netKey := spec.Key{Namespace: ns, Kind: spec.KindNetwork, Name: string(cs.Network)}
@@ -52,7 +53,11 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	// declared (refused removal while in use) disturbs none.
 	case err == nil && existing.Labels[spec.LabelSpecHash] == want && (!netDeclared || existing.Labels[labelNetworkHash] == netHash):
 		if c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey) {
-			return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})}, nil
+			changed := c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})
+			// A spec changed in what does not recreate the container (its
+			// probes): its Task, which may have looked while the status
+			// was of the old spec, looks again.
+			return Result{Changed: changed || prevStatus.SpecHash != e.Hash}, nil
 		}
 		c.repaired(ctx, e.Key, "snapshot "+existing.SnapshotKey+" was removed; recreating the container")
 		fallthrough

@@ -119,8 +119,8 @@ type ContainerSpec struct {
 	// Hosts are extra /etc/hosts entries.
 	Hosts []HostAlias `json:"hosts,omitempty"`
 	// LivenessProbe restarts the container's task when it fails (a Task's
-	// own livenessProbe replaces it). A change recreates the container:
-	// declare probes on the Task to change them without a restart.
+	// own livenessProbe replaces it). Changing a probe restarts the probes,
+	// not the container.
 	LivenessProbe *Probe `json:"livenessProbe,omitempty"`
 	// ReadinessProbe decides whether the container's task is Ready (a
 	// Task's own readinessProbe replaces it).

@@ -66,7 +66,7 @@ var fieldDocs = map[string]string{
 	"ContainerSpec.Hosts":           "Hosts are extra /etc/hosts entries.",
 	"ContainerSpec.Image":           "Image is the name of an Image object in the same namespace.",
 	"ContainerSpec.Init":            "Init runs berth's small init as PID 1, with the program as its child: it forwards signals and reaps orphans, so a program that ignores SIGTERM as PID 1 (busybox httpd) still stops at once.",
-	"ContainerSpec.LivenessProbe":   "LivenessProbe restarts the container's task when it fails (a Task's own livenessProbe replaces it). A change recreates the container: declare probes on the Task to change them without a restart.",
+	"ContainerSpec.LivenessProbe":   "LivenessProbe restarts the container's task when it fails (a Task's own livenessProbe replaces it). Changing a probe restarts the probes, not the container.",
 	"ContainerSpec.Mounts":          "Mounts are bind mounts of host paths and tmpfs mounts.",
 	"ContainerSpec.Network":         "Network is host, none, bridge (the built-in network) or a Network's name.",
 	"ContainerSpec.Ports":           "Ports are published on the host (bridged networks only).",

@@ -103,7 +103,7 @@ func TestProbes_ExecReadinessFlips(t *testing.T) {
 	dir := t.TempDir()
 	d := startDecl(t, dir)
 	writeAtomic(t, filepath.Join(dir, "image.yaml"), imageManifest(t))
-	writeAtomic(t, filepath.Join(dir, "ready.yaml"), `apiVersion: berth.dev/v1
+	readyYAML := `apiVersion: berth.dev/v1
 kind: Container
 metadata: {name: probe-ready}
 spec:
@@ -118,7 +118,8 @@ apiVersion: berth.dev/v1
 kind: Task
 metadata: {name: probe-ready}
 spec: {container: probe-ready, stopTimeout: 2s}
-`)
+`
+	writeAtomic(t, filepath.Join(dir, "ready.yaml"), readyYAML)
 	waitImage(t, d)
 	notReady := func(want string) {
 		t.Helper()
@@ -147,6 +148,17 @@ spec: {container: probe-ready, stopTimeout: 2s}
 	}
 	if r := d.CLI("wait", "task", "no-such-task", "--timeout", "300ms"); r.ExitCode != 2 {
 		t.Errorf("berth wait on an undeclared task: want exit 2, got %s", r)
+	}
+	// A changed probe (the file it tests) restarts the probes, not the
+	// container nor its task.
+	before := getObjects(t, d, "tasks")["probe-ready"].task()
+	writeAtomic(t, filepath.Join(dir, "ready.yaml"), strings.Replace(readyYAML, "/tmp/ready", "/etc/passwd", 1))
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		o := getObjects(t, d, "tasks")["probe-ready"]
+		return o.ready() && o.Status.ObservedGeneration > 0, fmt.Sprintf("%+v %+v", o.task(), o.Status.Conditions)
+	})
+	if after := getObjects(t, d, "tasks")["probe-ready"].task(); after.Pid != before.Pid || !after.ContainerCreatedAt.Equal(before.ContainerCreatedAt) {
+		t.Errorf("a probe change restarted the task or recreated the container: before %+v, after %+v", before, after)
 	}
 	// The probe's execs leave nothing in the container's output log.
 	if out := d.MustCLI(t, "logs", "probe-ready"); strings.Contains(out, "no ready file") {

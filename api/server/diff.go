@@ -190,7 +190,7 @@ func (p *diffPlan) container(ctx context.Context, o spec.Object, old *spec.Objec
 		add("recreate", "its Image "+cs.Image+" will be pulled again", "image")
 		return nil
 	}
-	if ctr.Labels[spec.LabelSpecHash] == spec.ContainerInstanceHash(spec.Hash(o), ctr.ImageDigest) {
+	if ctr.Labels[spec.LabelSpecHash] == spec.ContainerInstanceHash(spec.InstanceHash(o), ctr.ImageDigest) {
 		return nil // made from exactly this spec and its current image
 	}
 	fields := []string{"spec"}
