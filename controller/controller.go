@@ -31,10 +31,21 @@ func (nopObserver) QueueDepth(spec.Kind, int)                   {}
 func (nopObserver) DriftRepaired(spec.Kind)                     {}
 func (nopObserver) Objects(spec.Kind, int, int)                 {}
 
+// Node is what the reconcilers do to the node: make images present,
+// containers exist and tasks run. It is the whole of their reach into the
+// node (records and statuses they read from observed.DB), so a unit test
+// fakes only this.
+type Node interface {
+	node.Images
+	node.Containers
+	node.Tasks
+	node.Snapshots
+}
+
 // Options configure the controllers.
 type Options struct {
 	Desired *desired.Store
-	Node    *node.Node
+	Node    Node
 	// Networks writes and removes declared Networks; nil leaves them
 	// Degraded (no CNI networking on this node).
 	Networks Networks
@@ -356,4 +367,11 @@ func (c *Controller) countObjects(ctx context.Context) {
 		}
 		c.opts.Observer.Objects(kind, len(entries), ready)
 	}
+}
+
+// Reconcile reconciles one key now, outside the queue: tests and tools
+// drive the reconcilers step by step with it. A panic is an error, as in
+// the queue's workers.
+func (c *Controller) Reconcile(ctx context.Context, key spec.Key) (Result, error) {
+	return c.safeReconcile(ctx, key)
 }

@@ -9,6 +9,7 @@ import (
 	"berth.dev/berth/desired"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/plan"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
@@ -43,7 +44,11 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 	if prev.Status.TaskStatus != nil {
 		prevTask = *prev.Status.TaskStatus
 	}
-	if owner := c.taskOf(ns, id); owner != e.Key.Name {
+	// The plan (package plan) decides; this executes it. It is asked first
+	// with who owns the container, then, once the container is ready, with
+	// the task as the node has it.
+	owner := c.taskOf(ns, id)
+	if acts := plan.Task(e.Key.Name, ts, plan.TaskFacts{Owner: owner}); plan.Has(acts, plan.Wait) {
 		c.stopProber(e.Key)
 		return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "ContainerInUse",
 			message: fmt.Sprintf("Task %s/%s already runs Container %s", ns, owner, id), kind: taskKind(prevTask)})}, nil
@@ -59,6 +64,17 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 	if err != nil && !errdefs.IsNotFound(err) {
 		return Result{}, err
 	}
+	facts := plan.TaskFacts{Owner: owner}
+	var lastExit *observed.Exit
+	if exists {
+		facts.Phase, facts.ExitStatus = info.Status, info.ExitStatus
+	} else {
+		facts.Replaced = c.containerReplaced(ctx, ns, id, prevTask)
+		if lastExit = c.exitOfLastRun(ctx, ns, id, prevTask); lastExit != nil {
+			facts.LastExit = &plan.Exit{Status: lastExit.ExitStatus}
+		}
+	}
+	acts := plan.Task(e.Key.Name, ts, facts)
 	stopTimeout := stopTimeout(string(ts.StopTimeout))
 	if ts.State != spec.TaskRunning || !exists {
 		// Probes watch one run of a running task; a new run gets new ones.
@@ -66,6 +82,8 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 	}
 	switch ts.State {
 	case spec.TaskStopped:
+		// A task that ended is deleted too (housekeeping, no plan verb):
+		// stopTask only signals a live one, which is the plan's Stop.
 		if exists {
 			if err := c.stopTask(ctx, ns, id, stopTimeout); err != nil {
 				return Result{}, err
@@ -75,10 +93,10 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 		prevTask.State, prevTask.Pid = spec.TaskPhaseStopped, 0
 		return Result{Changed: c.record(ctx, e, observation{ready: true, reason: "Stopped", owns: id, kind: taskKind(prevTask)})}, nil
 	case spec.TaskPaused:
-		if !exists || info.Status == spec.TaskPhaseStopped {
-			return c.startTask(ctx, e, id, prevTask, exists)
+		if plan.Has(acts, plan.Start) {
+			return c.startTask(ctx, e, id, prevTask, exists) // starts it paused
 		}
-		if info.Status == spec.TaskPhaseRunning {
+		if plan.Has(acts, plan.Pause) {
 			if err := c.opts.Node.PauseTask(ctx, ns, id); err != nil {
 				return Result{}, err
 			}
@@ -88,32 +106,34 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 	}
 	// Running.
 	if !exists {
-		if c.containerReplaced(ctx, ns, id, prevTask) {
+		switch {
+		case facts.Replaced:
 			// Its container was recreated on purpose: a fresh start.
 			prevTask.State = ""
-		} else if x := c.exitOfLastRun(ctx, ns, id, prevTask); x != nil && !restarts(ts, x.ExitStatus) {
+		case !plan.Has(acts, plan.Start):
 			// The task is gone because it exited (its shim died, and a
 			// restarted berthd cleaned its bundle up): not drift, an exit
 			// the restart policy judges like any other.
+			x := lastExit
 			info := node.TaskInfo{ID: id, Status: spec.TaskPhaseStopped, ExitStatus: x.ExitStatus, ExitedAt: x.ExitedAt, OOMKilled: x.OOMKilled}
 			return c.exited(ctx, e, ts, id, info, prevTask, "")
-		} else if prevTask.State == spec.TaskPhaseRunning && prev.SpecHash == e.Hash {
+		case prevTask.State == spec.TaskPhaseRunning && prev.SpecHash == e.Hash:
 			c.repaired(ctx, e.Key, "task of container "+id+" was gone; starting it again")
 		}
 		return c.startTask(ctx, e, id, prevTask, false)
 	}
-	switch info.Status {
-	case spec.TaskPhaseCreated:
+	switch {
+	case plan.Has(acts, plan.Start): // created, not started
 		if _, err := c.opts.Node.StartTask(ctx, ns, id, ""); err != nil {
 			return Result{}, err
 		}
 		return c.reconcileTask(ctx, e)
-	case spec.TaskPhasePaused:
+	case plan.Has(acts, plan.Resume):
 		if err := c.opts.Node.ResumeTask(ctx, ns, id); err != nil {
 			return Result{}, err
 		}
 		fallthrough
-	case spec.TaskPhaseRunning:
+	case info.Status == spec.TaskPhaseRunning || info.Status == spec.TaskPhasePaused:
 		rs := c.restartsOf(e.Key)
 		prevTask.State, prevTask.Pid = spec.TaskPhaseRunning, int(info.Pid)
 		if prevTask.ContainerCreatedAt.IsZero() { // a status kept by an older berthd
@@ -151,7 +171,8 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 		o.kind = taskKind(prevTask)
 		res.Changed = c.record(ctx, e, o)
 		return res, nil
-	case spec.TaskPhaseStopped:
+	case info.Status == spec.TaskPhaseStopped:
+		// The plan restarts it or not by its policy; exited does either.
 		c.stopProber(e.Key)
 		return c.exited(ctx, e, ts, id, info, prevTask, "")
 	default:
@@ -172,11 +193,19 @@ func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSp
 		unhealthy = prev.Unhealthy
 	}
 	prev.State, prev.Pid, prev.ExitCode, prev.FinishedAt = spec.TaskPhaseExited, 0, int(info.ExitStatus), info.ExitedAt
+	prev.OOMKilled = info.OOMKilled
+	how := fmt.Sprintf("exited with status %d", info.ExitStatus)
+	if info.OOMKilled {
+		how = fmt.Sprintf("killed for exceeding its memory limit (OOMKilled), status %d", info.ExitStatus)
+	}
 	if !restarts(ts, info.ExitStatus) {
 		o := observation{reason: "Completed", owns: id, kind: taskKind(prev), ready: info.ExitStatus == 0,
-			message: fmt.Sprintf("exited with status %d; restartPolicy %s", info.ExitStatus, ts.RestartPolicy)}
+			message: fmt.Sprintf("%s; restartPolicy %s", how, ts.RestartPolicy)}
 		if info.ExitStatus != 0 {
 			o.reason, o.degraded = "Failed", true
+		}
+		if info.OOMKilled {
+			o.reason, o.degraded = "OOMKilled", true
 		}
 		if unhealthy != "" {
 			o.reason, o.degraded, o.ready = "Unhealthy", true, false
@@ -194,7 +223,7 @@ func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSp
 	}
 	rs.failures++
 	rs.nextAt = time.Now().Add(delay)
-	msg := fmt.Sprintf("exited with status %d; restarting in %s", info.ExitStatus, delay.Round(time.Millisecond))
+	msg := fmt.Sprintf("%s; restarting in %s", how, delay.Round(time.Millisecond))
 	reason := "BackOff"
 	if unhealthy != "" {
 		reason, msg = "Unhealthy", unhealthy+"; "+msg
@@ -206,7 +235,7 @@ func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSp
 // restarts reports whether the restart policy restarts a task that exited
 // with status.
 func restarts(ts spec.TaskSpec, status uint32) bool {
-	return ts.RestartPolicy == spec.RestartAlways || (ts.RestartPolicy == spec.RestartOnFailure && status != 0)
+	return plan.Restarts(ts.RestartPolicy, status)
 }
 
 // exitOfLastRun is the container's recorded exit if it is the exit of the
@@ -217,16 +246,8 @@ func (c *Controller) exitOfLastRun(ctx context.Context, ns, id string, prev spec
 	if err != nil || ctr.LastExit == nil {
 		return nil
 	}
-	x := ctr.LastExit
-	switch prev.State {
-	case spec.TaskPhaseExited:
-		if x.ExitedAt.Equal(prev.FinishedAt) {
-			return x
-		}
-	case spec.TaskPhaseRunning, spec.TaskPhasePaused:
-		if prev.Pid > 0 && x.Pid == uint32(prev.Pid) {
-			return x
-		}
+	if x := ctr.LastExit; plan.IsLastRun(prev, x.Pid, x.ExitedAt) {
+		return x
 	}
 	return nil
 }
@@ -291,11 +312,8 @@ func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, 
 // the one the task's status kept), so no memory a restart loses is needed.
 // A status from before that time was kept says no.
 func (c *Controller) containerReplaced(ctx context.Context, ns, id string, prev spec.TaskStatus) bool {
-	if prev.ContainerCreatedAt.IsZero() {
-		return false
-	}
 	ctr, err := c.opts.DB.GetContainer(ctx, ns, id)
-	return err == nil && !ctr.CreatedAt.Equal(prev.ContainerCreatedAt)
+	return err == nil && plan.Replaced(prev, ctr.CreatedAt)
 }
 
 // containerCreatedAt is when the container's record was made (zero if it

@@ -11,8 +11,9 @@ import (
 
 // teardown removes what an object no longer declared had made: a Task's
 // task, a Container's container and snapshot (and task). An Image's record
-// is dropped, unless another Image object declares the same reference, and
-// its data is left to garbage collection.
+// is dropped if the Image made it (st.Owns: not one pulled by hand before
+// it was declared), unless another Image object declares the same
+// reference, and its data is left to garbage collection.
 func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error) {
 	st, err := c.opts.DB.GetStatus(ctx, key)
 	if errdefs.IsNotFound(err) {

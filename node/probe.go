@@ -41,7 +41,7 @@ func (n *Node) ProbeExec(ctx context.Context, ns, id string, args []string, time
 	if err != nil {
 		return ExecResult{}, err
 	}
-	data, err := n.execSpec(ctx, ns, id, ExecOptions{Args: args})
+	data, err := n.execSpec(ctx, ns, id, filepath.Join(tk.bundle, "rootfs"), ExecOptions{Args: args})
 	if err != nil {
 		return ExecResult{}, err
 	}

@@ -129,9 +129,12 @@ type NetworkStatus struct {
 
 // TaskStatus is what was observed of a Task.
 type TaskStatus struct {
-	Pid          int       `json:"pid,omitempty"`
-	State        TaskPhase `json:"state,omitempty"`
-	ExitCode     int       `json:"exitCode,omitempty"`
+	Pid      int       `json:"pid,omitempty"`
+	State    TaskPhase `json:"state,omitempty"`
+	ExitCode int       `json:"exitCode,omitempty"`
+	// OOMKilled says the kernel killed the last run (the one ExitCode is
+	// of) for exceeding the container's memory limit.
+	OOMKilled    bool      `json:"oomKilled,omitempty"`
 	RestartCount int       `json:"restartCount,omitempty"`
 	StartedAt    time.Time `json:"startedAt,omitzero"`
 	FinishedAt   time.Time `json:"finishedAt,omitzero"`

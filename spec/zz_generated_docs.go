@@ -176,6 +176,7 @@ var fieldDocs = map[string]string{
 	"TaskSpec.State":                "State is what the task should be: Running, Stopped or Paused.",
 	"TaskSpec.StopTimeout":          "StopTimeout is how long a stop waits after SIGTERM before SIGKILL.",
 	"TaskStatus.ContainerCreatedAt": "ContainerCreatedAt is when the container this task last ran in was created: a task found gone whose container is newer was stopped by the container's recreation, not by a crash (a fresh start, no restart counted), and a restarted berthd can still tell.",
+	"TaskStatus.OOMKilled":          "OOMKilled says the kernel killed the last run (the one ExitCode is of) for exceeding the container's memory limit.",
 	"TaskStatus.StartedAfter":       "StartedAfter are the Tasks (dependsOn) this one was started after: a teardown of those waits for this one to stop first, when it goes too, even after its manifest is gone.",
 	"TaskStatus.Unhealthy":          "Unhealthy is why a liveness or startup probe last stopped the task (the probe and its last output), kept across the restart that followed; UnhealthyAt is when.",
 }
