@@ -278,8 +278,17 @@ type Dependency struct {
 	// Task is the name of a Task in the same namespace.
 	Task string `json:"task"`
 	// Condition is what the Task must be: Ready.
-	Condition ConditionType `json:"condition,omitempty"`
+	Condition DependencyCondition `json:"condition,omitempty"`
 }
+
+// DependencyCondition is what a dependsOn waits for.
+type DependencyCondition string
+
+// The conditions a Task may wait for.
+const (
+	// DependOnReady waits until the Task's Ready condition is True.
+	DependOnReady DependencyCondition = "Ready"
+)
 
 // Kind implements Spec.
 func (TaskSpec) Kind() Kind { return KindTask }

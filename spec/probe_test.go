@@ -84,7 +84,7 @@ func TestValidate_DependsOn(t *testing.T) {
 		}
 	}
 	ts, _ := Default(Object{Kind: KindTask, Spec: TaskSpec{DependsOn: []Dependency{{Task: "db"}}}}).TaskSpec()
-	if ts.DependsOn[0].Condition != ConditionReady {
+	if ts.DependsOn[0].Condition != DependOnReady {
 		t.Errorf("condition not defaulted: %q", ts.DependsOn[0].Condition)
 	}
 }

@@ -93,7 +93,7 @@ var defaultNotes = map[string]string{
 	"spec.readinessProbe":             "none: the task is Ready while it runs",
 	"spec.startupProbe":               "none",
 	"Task.spec.dependsOn":             "none",
-	"Dependency.condition":            string(ConditionReady),
+	"Dependency.condition":            string(DependOnReady),
 	"Probe.exec":                      "none",
 	"Probe.httpGet":                   "none",
 	"Probe.tcpSocket":                 "none",
