@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -326,5 +327,64 @@ spec:
 		deg, _ := o.Status.Condition(spec.ConditionDegraded)
 		return deg.Status == spec.ConditionTrue && deg.Reason == "Unhealthy" && strings.Contains(deg.Message, "startup probe failed 2 times: tcp 127.0.0.1:9") &&
 			o.task().State == "exited", fmt.Sprintf("%+v %+v", o.task(), o.Status.Conditions)
+	})
+}
+
+// An exec probe that outlives timeoutSeconds fails with a timeout, and its
+// process is killed and removed from the shim (nothing of it stays
+// running in the container).
+func TestProbes_ExecTimeout(t *testing.T) {
+	dir := t.TempDir()
+	d := startDecl(t, dir)
+	writeAtomic(t, filepath.Join(dir, "image.yaml"), imageManifest(t))
+	writeAtomic(t, filepath.Join(dir, "slow.yaml"), `apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: probe-slow}
+spec:
+  image: busybox
+  command: [sh, -c, 'trap "exit 0" TERM; while true; do sleep 0.1; done']
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: probe-slow}
+spec:
+  container: probe-slow
+  stopTimeout: 2s
+  readinessProbe: {exec: {command: [sleep, "30"]}, timeoutSeconds: 1, periodSeconds: 2, failureThreshold: 1}
+`)
+	waitImage(t, d)
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		o := getObjects(t, d, "tasks")["probe-slow"]
+		c := readyCond(o)
+		return c.Reason == "NotReady" && strings.Contains(c.Message, "timed out after 1s"), fmt.Sprintf("%+v %+v", o.task(), o.Status.Conditions)
+	})
+	// Between two probes (period 2 s, timeout 1 s) no `sleep 30` is left
+	// in the container: a probe process outlives its timeout by at most
+	// its kill.
+	leftover := func() (int, string) {
+		var ps []struct {
+			Pid int `json:"pid"`
+		}
+		out := d.MustCLI(t, "task", "ps", "probe-slow", "-o", "json")
+		if err := json.Unmarshal([]byte(out), &ps); err != nil {
+			t.Fatalf("task ps: %v\n%s", err, out)
+		}
+		n := 0
+		for _, p := range ps {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.Pid)); string(b) == "sleep\x0030\x00" {
+				n++
+			}
+		}
+		return n, out
+	}
+	sawProbe := false
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		n, out := leftover()
+		sawProbe = sawProbe || n > 0
+		return sawProbe, "no probe process seen running: " + out
+	})
+	harness.Eventually(t, 3*time.Second, func() (bool, string) {
+		n, out := leftover()
+		return n == 0, fmt.Sprintf("%d probe processes left: %s", n, out)
 	})
 }
