@@ -35,7 +35,8 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	}
 	is, _ := imgEntry.Object.ImageSpec()
 	imgName, _ := imageName(is)
-	digest := imgStatus.Status.ImageStatus.Digest
+	// During an update of the image, the digest this Container may use.
+	imgName, digest := containerImage(imgName, imgStatus.Status.ImageStatus, id)
 	// Probes are not part of what the container is made from.
 	instance := spec.InstanceHash(e.Object)
 	want := spec.ContainerInstanceHash(instance, digest)

@@ -31,6 +31,9 @@ type Images interface {
 	Export(ctx context.Context, ns string, names []string, w io.Writer) error
 	Unpack(ctx context.Context, ns, name, snapshotter, platform string, progress func(Progress)) (string, error)
 	Tag(ctx context.Context, ns, src, target string) (observed.Image, error)
+	// ResolveDigest asks the registry which digest ref names now, fetching
+	// nothing (an Image's updatePolicy following its tag).
+	ResolveDigest(ctx context.Context, ref, authFile string) (string, error)
 	RemoveImage(ctx context.Context, ns, name string, sync bool) error
 	ImageConfig(ctx context.Context, img observed.Image, platform string) (ocispec.Manifest, ocispec.Image, error)
 	GC(ctx context.Context, dryRun bool) (GCResult, error)

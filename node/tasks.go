@@ -29,6 +29,9 @@ import (
 type Stdio struct {
 	Stdin, Stdout, Stderr string
 	Terminal              bool
+	// StdinOpen keeps the Stdin FIFO open in the shim: writers come and
+	// go, and the process's stdin ends only on CloseIO.
+	StdinOpen bool
 }
 
 // TaskInfo is a task as the API shows it.
@@ -177,7 +180,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	span.From(ctx).Add("shim.start", tShim.Sub(tStart))
 	resp, err := cl.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Bundle: bundle, Runtime: rt, RuntimeRoot: n.runtimeRoot(ns),
-		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal},
+		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal, StdinOpen: stdio.StdinOpen},
 		Log:   &shimapi.Log{Path: logPath, MaxSize: logMax, MaxFiles: int32(n.opts.Tasks.LogMaxFiles)},
 		Start: start,
 	})

@@ -25,6 +25,7 @@ var typeDocs = map[string]string{
 	"ImageSource":         "ImageSource names an OCI image archive (tar) or an OCI layout directory. Exactly one is set. Relative paths are relative to the manifest's directory (Object.ResolvePath).",
 	"ImageSpec":           "ImageSpec is the desired state of an Image.",
 	"ImageStatus":         "ImageStatus is what was observed of an Image.",
+	"ImageUpdateStatus":   "ImageUpdateStatus is where an Image's automatic update stands.",
 	"Key":                 "Key identifies an object: (namespace, kind, name).",
 	"Kind":                "Kind names a type of object.",
 	"LayerProgress":       "LayerProgress is one blob of a running pull.",
@@ -55,6 +56,8 @@ var typeDocs = map[string]string{
 	"TaskState":           "TaskState is the desired state of a task.",
 	"TaskStatus":          "TaskStatus is what was observed of a Task.",
 	"Unpacked":            "Unpacked says where an image's layers are unpacked.",
+	"UpdateMode":          "UpdateMode says what an Image's updatePolicy follows.",
+	"UpdatePolicy":        "UpdatePolicy is an Image's automatic update.",
 }
 
 // fieldDocs is the doc comment of each documented field, by Type.Field.
@@ -118,10 +121,17 @@ var fieldDocs = map[string]string{
 	"ImageSpec.Ref":                 "Ref is a reference with a tag or a digest.",
 	"ImageSpec.Snapshotter":         "Snapshotter unpacks the image: overlayfs, native (or btrfs where the node has it). Empty: berthd's configured default.",
 	"ImageSpec.Source":              "Source is an optional offline source, used before any registry.",
+	"ImageSpec.UpdatePolicy":        "UpdatePolicy follows the ref's tag to new digests: each new digest is pulled fully, the Containers using the image are recreated on it one at a time, and if one does not become Ready the previous digest is restored and the new one is not tried again until the tag moves.",
 	"ImageStatus.Digest":            "Digest is the manifest digest the ref resolved to.",
 	"ImageStatus.DroppedXattrs":     "DroppedXattrs counts the extended attributes (trusted.*, security.selinux) left out of the unpacked layers.",
 	"ImageStatus.Progress":          "Progress is where a first pull stands, while it runs.",
 	"ImageStatus.SkippedDevices":    "SkippedDevices counts the block and character device nodes the image's layers held and berth did not create (unpack.allowDevices).",
+	"ImageStatus.Update":            "Update is the automatic update's state (spec.updatePolicy).",
+	"ImageUpdateStatus.LastCheck":   "LastCheck is when the registry was last asked what the tag names.",
+	"ImageUpdateStatus.MovingSince": "MovingSince is when the last Container of Moved was moved.",
+	"ImageUpdateStatus.Previous":    "Previous and Target are the digests of an update in progress: the Containers in Moved are on Target, the others stay on Previous.",
+	"ImageUpdateStatus.Rejected":    "Rejected is a digest that was rolled back: it is not tried again while the tag names it. RejectedReason says why it was.",
+	"ImageUpdateStatus.Updates":     "Updates and Rollbacks count the updates done and rolled back.",
 	"LayerProgress.Rate":            "Rate is bytes per second.",
 	"LayerProgress.Status":          "Status is downloading, done, unpacking, unpacked or retrying.",
 	"Metadata.Annotations":          "Annotations are key=value notes berth keeps but does not interpret.",
@@ -180,6 +190,9 @@ var fieldDocs = map[string]string{
 	"TaskStatus.OOMKilled":          "OOMKilled says the kernel killed the last run (the one ExitCode is of) for exceeding the container's memory limit.",
 	"TaskStatus.StartedAfter":       "StartedAfter are the Tasks (dependsOn) this one was started after: a teardown of those waits for this one to stop first, when it goes too, even after its manifest is gone.",
 	"TaskStatus.Unhealthy":          "Unhealthy is why a liveness or startup probe last stopped the task (the probe and its last output), kept across the restart that followed; UnhealthyAt is when.",
+	"UpdatePolicy.Interval":         "Interval is how often the registry is asked what the tag names (at least 1s).",
+	"UpdatePolicy.Mode":             "Mode is Digest: follow the tag of spec.ref to new digests.",
+	"UpdatePolicy.Timeout":          "Timeout is how long each recreated Container (and its Task) may take to become Ready on the new digest before the update is rolled back.",
 }
 
 // enumValues are the string constants declared for each named type, in
@@ -195,4 +208,5 @@ var enumValues = map[string][]string{
 	"RestartPolicy":       {"Always", "OnFailure", "Never"},
 	"TaskPhase":           {"unknown", "created", "running", "paused", "stopped", "exited"},
 	"TaskState":           {"Running", "Stopped", "Paused"},
+	"UpdateMode":          {"Digest"},
 }

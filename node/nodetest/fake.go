@@ -183,6 +183,10 @@ func (n *Node) Push(context.Context, string, string, string, node.PushOptions) (
 func (n *Node) Export(context.Context, string, []string, io.Writer) error {
 	return errdefs.ErrNotImplemented
 }
+func (n *Node) ResolveDigest(context.Context, string, string) (string, error) {
+	return "", errdefs.ErrNotImplemented
+}
+
 func (n *Node) Tag(context.Context, string, string, string) (observed.Image, error) {
 	return observed.Image{}, errdefs.ErrNotImplemented
 }
