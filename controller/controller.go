@@ -148,13 +148,7 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			c.queue.ShutDown()
 			wg.Wait()
-			c.mu.Lock()
-			probers := c.probers
-			c.probers = map[spec.Key]*prober{}
-			c.mu.Unlock()
-			for _, pr := range probers {
-				pr.stop()
-			}
+			c.stopAllProbers()
 			return
 		case ev := <-exits:
 			c.onTaskEvent(ev)

@@ -269,6 +269,17 @@ func (c *Controller) stopProber(key spec.Key) {
 	}
 }
 
+// stopAllProbers stops every task's probes (the controller ends).
+func (c *Controller) stopAllProbers() {
+	c.mu.Lock()
+	probers := c.probers
+	c.probers = map[spec.Key]*prober{}
+	c.mu.Unlock()
+	for _, pr := range probers {
+		pr.stop()
+	}
+}
+
 // runProbe runs p once against the task of container id (init pid).
 func (c *Controller) runProbe(ctx context.Context, ns, id string, pid int, p *spec.Probe) (bool, string) {
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
