@@ -24,6 +24,15 @@ type Observer interface {
 	Objects(kind spec.Kind, desired, ready int)
 }
 
+// ProbeObserver is told of health probes, when the Observer is one too.
+type ProbeObserver interface {
+	// Probed: one run of a probe (liveness, readiness, startup) with a
+	// handler (exec, httpGet, tcpSocket), its result and latency.
+	Probed(probe, handler string, ok bool, d time.Duration)
+	// Unhealthy: a failing liveness or startup probe stopped a task.
+	Unhealthy()
+}
+
 type nopObserver struct{}
 
 func (nopObserver) Reconciled(spec.Kind, time.Duration, string) {}

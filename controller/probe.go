@@ -243,7 +243,15 @@ func (c *Controller) ensureProber(key spec.Key, ns, id string, pid int, startedA
 	if pr != nil {
 		pr.stop()
 	}
-	run := func(ctx context.Context, p *spec.Probe) (bool, string) { return c.runProbe(ctx, ns, id, pid, p) }
+	po, _ := c.opts.Observer.(ProbeObserver)
+	run := func(ctx context.Context, p *spec.Probe) (bool, string) {
+		start := time.Now()
+		ok, out := c.runProbe(ctx, ns, id, pid, p)
+		if po != nil && ctx.Err() == nil {
+			po.Probed(string(kindOf(probes, p)), handlerOf(p), ok, time.Since(start))
+		}
+		return ok, out
+	}
 	pr = newProber(c.runCtx, ident, probes, startedAt, wasReady, run, func() { c.queue.Add(key) })
 	c.mu.Lock()
 	if old := c.probers[key]; old != nil {
@@ -267,6 +275,28 @@ func (c *Controller) stopProber(key spec.Key) {
 	if pr != nil {
 		pr.stop()
 	}
+}
+
+// kindOf says which of probes p is.
+func kindOf(probes spec.Probes, p *spec.Probe) probeKind {
+	switch p {
+	case probes.Liveness:
+		return probeLiveness
+	case probes.Startup:
+		return probeStartup
+	}
+	return probeReadiness
+}
+
+// handlerOf names p's handler, as the manifest does.
+func handlerOf(p *spec.Probe) string {
+	switch {
+	case p.Exec != nil:
+		return "exec"
+	case p.HTTPGet != nil:
+		return "httpGet"
+	}
+	return "tcpSocket"
 }
 
 // stopAllProbers stops every task's probes (the controller ends).

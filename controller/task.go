@@ -351,6 +351,9 @@ func (c *Controller) stopUnhealthy(ctx context.Context, e desired.Entry, ts spec
 	c.stopProber(e.Key)
 	c.log.Info("task unhealthy: stopping it", "object", e.Key.String(), "reason", why)
 	c.opts.Bus.Publish(ctx, ns, "/tasks/unhealthy", map[string]any{"kind": e.Key.Kind, "name": e.Key.Name, "id": id, "reason": why})
+	if po, ok := c.opts.Observer.(ProbeObserver); ok {
+		po.Unhealthy()
+	}
 	x, err := c.killTask(ctx, ns, id, timeout)
 	if err != nil {
 		return Result{}, fmt.Errorf("stop unhealthy task %s/%s: %w", ns, id, err)

@@ -93,6 +93,16 @@ spec:
 	if unhealthy == 0 {
 		t.Errorf("no /tasks/unhealthy event with the probe's output: %+v", evs.events(t))
 	}
+	body := scrape(t, d)
+	if n := mustMetric(t, body, "berth_probe_unhealthy_total"); n < 1 {
+		t.Errorf("berth_probe_unhealthy_total = %v, want >= 1", n)
+	}
+	if n := mustMetric(t, body, "berth_probes_total", "probe", "liveness", "result", "failure"); n < threshold {
+		t.Errorf("berth_probes_total{liveness,failure} = %v, want >= %d", n, threshold)
+	}
+	if n := mustMetric(t, body, "berth_probe_duration_seconds_count", "handler", "httpGet"); n < threshold {
+		t.Errorf("berth_probe_duration_seconds_count{httpGet} = %v", n)
+	}
 	if execs != 1 { // berth exec rm's own
 		t.Errorf("%d /tasks/exec-added events, want 1 (berth exec's; probes publish none)", execs)
 	}
