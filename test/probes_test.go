@@ -323,14 +323,18 @@ spec:
   stopTimeout: 2s
   startupProbe: {tcpSocket: {port: 9}, periodSeconds: 1, failureThreshold: 2}
 `)
-	d.MustCLI(t, "apply", "-f", file)
-	harness.Eventually(t, 20*time.Second, func() (bool, string) {
-		o := getObjects(t, d, "tasks")["probe-br"]
-		c := readyCond(o)
-		return o.task().State == "running" && c.Reason == "Starting", fmt.Sprintf("%+v %+v", o.task(), o.Status.Conditions)
-	})
+	// apply --wait means healthy: it waits for probe-br's probes, and
+	// fails naming the Task whose startup probe never passes.
+	r := d.CLI("apply", "-f", file, "--wait", "--timeout", "8s")
+	if r.ExitCode != 2 || !strings.Contains(r.Stderr, "probe-never") || strings.Contains(r.Stderr, "probe-br") {
+		t.Errorf("apply --wait: want exit 2 naming probe-never only, got %s", r)
+	}
 	if r := d.CLI("wait", "task", "probe-br", "--timeout", "20s"); r.ExitCode != 0 {
 		t.Fatalf("berth wait: %s", r)
+	}
+	// It was Starting first: its command sleeps 2 s before serving.
+	if c := readyCond(getObjects(t, d, "tasks")["probe-br"]); c.LastTransitionTime.Sub(getObjects(t, d, "tasks")["probe-br"].task().StartedAt) < 2*time.Second {
+		t.Errorf("probe-br Ready %s after its start, before its server could answer", c.LastTransitionTime.Sub(getObjects(t, d, "tasks")["probe-br"].task().StartedAt))
 	}
 	harness.Eventually(t, 20*time.Second, func() (bool, string) {
 		o := getObjects(t, d, "tasks")["probe-never"]
