@@ -151,6 +151,13 @@ func TestReconcile_DependsOn(t *testing.T) {
 	if _, reason, msg := r.readyReason("web"); reason != "WaitingForDependency" || !strings.Contains(msg, "db") {
 		t.Fatalf("web: %s %q, want WaitingForDependency naming db", reason, msg)
 	}
+	r.apply(strings.Replace(set, "dependsOn: [{task: db}]", "dependsOn: [{task: db}, {task: cache}]", 1))
+	r.reconcile(web)
+	if _, _, msg := r.readyReason("web"); !strings.Contains(msg, "cache (not declared)") {
+		t.Errorf("web waits for an undeclared Task without saying so: %q", msg)
+	}
+	r.apply(set)
+	r.reconcile(web)
 	if p := r.node.Phase("default", "web"); p != "" {
 		t.Fatalf("web's task is %q before db is Ready", p)
 	}
