@@ -36,34 +36,7 @@ func (n *Node) Exec(ctx context.Context, ns, id, execID string, o ExecOptions) e
 	if err != nil {
 		return err
 	}
-	if len(o.Args) == 0 {
-		return fmt.Errorf("exec in %s: no command: %w", id, errdefs.ErrInvalidArgument)
-	}
-	c, err := n.opts.DB.GetContainer(ctx, ns, id)
-	if err != nil {
-		return err
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(c.Spec, &spec); err != nil || spec.Process == nil {
-		return fmt.Errorf("container %s: stored spec has no process: %v: %w", id, err, errdefs.ErrFailedPrecondition)
-	}
-	p := *spec.Process
-	p.Args, p.Terminal, p.ConsoleSize = o.Args, o.Stdio.Terminal, nil
-	p.Env = append(append([]string(nil), p.Env...), o.Env...)
-	if o.Cwd != "" {
-		if !path.IsAbs(o.Cwd) {
-			return fmt.Errorf("exec cwd %q: want an absolute path: %w", o.Cwd, errdefs.ErrInvalidArgument)
-		}
-		p.Cwd = o.Cwd
-	}
-	if o.User != "" {
-		// Names are looked up in the container's own /etc/passwd and
-		// /etc/group (its mounted rootfs, as it is now), as run -u does.
-		if p.User, err = oci.ResolveUser(ctx, filepath.Join(tk.bundle, "rootfs"), o.User); err != nil {
-			return fmt.Errorf("exec in %s: %w", id, err)
-		}
-	}
-	data, err := json.Marshal(&p)
+	data, err := n.execSpec(ctx, ns, id, filepath.Join(tk.bundle, "rootfs"), o)
 	if err != nil {
 		return err
 	}
@@ -73,6 +46,38 @@ func (n *Node) Exec(ctx context.Context, ns, id, execID string, o ExecOptions) e
 	}
 	n.publish(ctx, ns, "/tasks/exec-added", map[string]any{"id": id, "exec_id": execID})
 	return nil
+}
+
+// execSpec is the OCI process of an exec: the container's own, with o's
+// settings on top. A user name is looked up in the container's own
+// /etc/passwd and /etc/group under rootfs (as it is now), as run -u does.
+func (n *Node) execSpec(ctx context.Context, ns, id, rootfs string, o ExecOptions) ([]byte, error) {
+	if len(o.Args) == 0 {
+		return nil, fmt.Errorf("exec in %s: no command: %w", id, errdefs.ErrInvalidArgument)
+	}
+	c, err := n.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(c.Spec, &spec); err != nil || spec.Process == nil {
+		return nil, fmt.Errorf("container %s: stored spec has no process: %v: %w", id, err, errdefs.ErrFailedPrecondition)
+	}
+	p := *spec.Process
+	p.Args, p.Terminal, p.ConsoleSize = o.Args, o.Stdio.Terminal, nil
+	p.Env = append(append([]string(nil), p.Env...), o.Env...)
+	if o.Cwd != "" {
+		if !path.IsAbs(o.Cwd) {
+			return nil, fmt.Errorf("exec cwd %q: want an absolute path: %w", o.Cwd, errdefs.ErrInvalidArgument)
+		}
+		p.Cwd = o.Cwd
+	}
+	if o.User != "" {
+		if p.User, err = oci.ResolveUser(ctx, rootfs, o.User); err != nil {
+			return nil, fmt.Errorf("exec in %s: %w", id, err)
+		}
+	}
+	return json.Marshal(&p)
 }
 
 // DeleteExec removes an exited exec process and returns its exit status.

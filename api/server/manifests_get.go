@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
-	"berth.dev/berth/content/remote"
+	"berth.dev/berth/content/reference"
 	"berth.dev/berth/desired"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/spec"
@@ -16,9 +16,16 @@ import (
 )
 
 // maxDescribeEvents bounds the events Describe returns (the newest).
+//
+// The recent-events ring is shared by every object; a chatty one (a task
+// in a restart loop) must not make describe of it unreadable.
 const maxDescribeEvents = 50
 
 // Get lists the objects in force with their recorded status.
+//
+// It lists the desired store, not the observed statuses: what is in force
+// is what the user asked for, and an object whose status is not written
+// yet (just applied) is still shown, with no conditions.
 func (s *Manifests) Get(ctx context.Context, r *manifestsapi.GetRequest) (*manifestsapi.GetResponse, error) {
 	kind, err := ParseKind(r.Kind)
 	if err != nil {
@@ -70,6 +77,9 @@ func (s *Manifests) withStatus(ctx context.Context, e desired.Entry) (spec.Objec
 	return o, nil
 }
 
+// objectToAPI sends the object as JSON rather than as a proto message:
+// the manifest types live in spec and evolve there, and the CLI decodes
+// them with the same types, so no second schema has to be kept in step.
 func (s *Manifests) objectToAPI(ctx context.Context, e desired.Entry) (*manifestsapi.Object, error) {
 	o, err := s.withStatus(ctx, e)
 	if err != nil {
@@ -136,6 +146,10 @@ func (s *Manifests) Describe(ctx context.Context, r *manifestsapi.DescribeReques
 // controllers naming its kind and name, those of the node naming what it
 // made (a container's or task's id, an image's record name), and the
 // errors of the manifest file that declares it.
+//
+// Events carry no object key of their own (the node's events are
+// containerd's and know nothing of manifests), so the match is by what
+// the object made on the node.
 func eventMatcher(e desired.Entry) func(observed.Event) bool {
 	k := e.Key
 	id := "" // the node's id of what the object made
@@ -145,7 +159,7 @@ func eventMatcher(e desired.Entry) func(observed.Event) bool {
 	case spec.TaskSpec:
 		id = sp.Container
 	case spec.ImageSpec:
-		if ref, err := remote.ParseRef(sp.Ref); err == nil {
+		if ref, err := reference.Parse(sp.Ref); err == nil {
 			id = ref.Name()
 		}
 	}

@@ -34,7 +34,7 @@ func (s *Manifests) recreatedContainers(ctx context.Context, objs []spec.Object,
 			}
 			inForce = &e.Object
 		}
-		ctr, err := s.Node.DB().GetContainer(ctx, k.Namespace, k.Name)
+		ctr, err := s.DB.GetContainer(ctx, k.Namespace, k.Name)
 		if err != nil {
 			continue // none to recreate (a create), or unknown
 		}

@@ -19,6 +19,7 @@ func (d *Daemon) serveCRI(ctx context.Context) (stop func(), err error) {
 	}
 	svc, err := cri.New(cri.Options{
 		Node:           d.node,
+		DB:             d.obs,
 		Network:        d.net,
 		CNIConfDir:     d.cfg.CNI.ConfDir,
 		PauseBinary:    siblingBinary("berth-pause"),

@@ -44,7 +44,7 @@ func (d *Daemon) registerNodeCollector() {
 		sns[name] = filepath.Join(d.cfg.Root, "snapshots", name)
 	}
 	d.reg.MustRegister(metrics.NewNodeCollector(metrics.NodeSources{
-		Content:      contentUsage{d.node.Content()},
+		Content:      contentUsage{d.blobs},
 		Snapshotters: sns,
 		Tasks:        taskStats{d},
 		Log:          d.log,
