@@ -78,3 +78,36 @@ func TestCLI_LogsFollowRestarts(t *testing.T) {
 		t.Errorf("logs -f of a task that will not run again: want its log at once, no marker\n%s", r)
 	}
 }
+
+// TestCLI_LogsFollowRecreation: logs -f follows a declared Task across the
+// recreation of its Container (a changed spec), even when its restart
+// policy would not restart the exit the recreation's stop caused (0 under
+// OnFailure), and ends once the objects are deleted.
+func TestCLI_LogsFollowRecreation(t *testing.T) {
+	d := startDecl(t, "")
+	const name = "lf-recreate"
+	img := imageManifest(t) + "---\n"
+	if r := d.CLIStdin(img+taskManifest(name, "one", "OnFailure"), "apply", "-f", "-"); r.ExitCode != 0 {
+		t.Fatal(r)
+	}
+	pid := waitTask(t, d, name, 0).task().Pid
+	f := startStreaming(t, d, "logs", "-f", name)
+	f.waitFor(t, "the first run's line", func(out string) bool { return out == "greeting=one\n" })
+	if r := d.CLIStdin(img+taskManifest(name, "two", "OnFailure"), "apply", "-f", "-"); r.ExitCode != 0 {
+		t.Fatal(r)
+	}
+	waitTask(t, d, name, pid)
+	marker := regexp.MustCompile(`^greeting=one\n--- berth: ` + name + ` restarted at \S+Z \(its last run exited with status 0\) ---\ngreeting=two\n$`)
+	f.waitFor(t, "the marker and the new run's line", marker.MatchString)
+	if r := d.CLIStdin(img+taskManifest(name, "two", "OnFailure"), "delete", "-f", "-"); r.ExitCode != 0 {
+		t.Fatal(r)
+	}
+	select {
+	case <-f.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("logs -f still running 30s after the Task was deleted\nstdout:\n%s", f.stdout.String())
+	}
+	if code := f.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit %d, want 0\nstderr:\n%s", code, f.stderr.String())
+	}
+}
