@@ -227,4 +227,20 @@ func TestCLI_GetSelectorAndWatch(t *testing.T) {
 			}
 		}
 	})
+	t.Run("delete -l", func(t *testing.T) {
+		r := d.CLI("delete", "tasks", "-l", "app=blog")
+		if r.ExitCode != 0 || r.Stdout != "Task default/gw-blog-b deleted\nTask default/gw-blog-c deleted\n" {
+			t.Errorf("want the app=blog tasks deleted\n%s", r)
+		}
+		if got := declaredNames(t, d); got != "gw-shop-b" {
+			t.Errorf("declared tasks %q, want gw-shop-b", got)
+		}
+		r = d.CLI("delete", "all", "-l", "app=blog")
+		if r.ExitCode != 0 || r.Stdout != "" || r.Stderr != "no objects applied with berth apply in namespace default match app=blog\n" {
+			t.Errorf("nothing left to match: want exit 0 and a note\n%s", r)
+		}
+		if r := d.CLI("delete", "tasks", "gw-shop-b", "-l", "app=shop"); r.ExitCode != 2 {
+			t.Errorf("names with -l: want exit 2\n%s", r)
+		}
+	})
 }
