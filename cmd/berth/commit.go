@@ -23,6 +23,9 @@ func (f *layerFlags) add(cmd *cobra.Command) {
 		"clamp every mtime (and date the image) to this Unix time, for a reproducible digest (default: $SOURCE_DATE_EPOCH if set)")
 }
 
+// options reads SOURCE_DATE_EPOCH as the reproducible-builds convention
+// says, so a build system that sets it gets the same digest from berth
+// as from its other tools; the flag wins over the environment.
 func (f *layerFlags) options(getenv func(string) string) (*diffapi.LayerOptions, error) {
 	o := &diffapi.LayerOptions{Compression: f.compression}
 	s := f.sourceDateEpoch
@@ -39,6 +42,8 @@ func (f *layerFlags) options(getenv func(string) string) (*diffapi.LayerOptions,
 	return o, nil
 }
 
+// diffClient is the diff API's client, shared by commit and snapshot diff
+// (the two ways to make a layer from changes).
 func diffClient(g *globals, cmd *cobra.Command) (diffapi.DiffService, func(), error) {
 	c, err := g.dial(cmd.Context())
 	if err != nil {
@@ -68,6 +73,8 @@ paused while its tree is read unless --pause=false.`,
 			if err != nil {
 				return err
 			}
+			// --entrypoint and --cmd are shorthands for --change lines, so
+			// berthd has one way to apply a config change.
 			if entrypoint != "" {
 				changes = append(changes, "ENTRYPOINT "+jsonArray([]string{entrypoint}))
 			}
@@ -87,6 +94,8 @@ paused while its tree is read unless --pause=false.`,
 			if err != nil {
 				return err
 			}
+			// The image on stdout (scripts capture it), the layer's figures
+			// on stderr (people read them).
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", resp.Name, resp.Target.Digest)
 			fmt.Fprintf(cmd.ErrOrStderr(), "layer %s (%d bytes, diffID %s) in %s\n", resp.Layer.Digest, resp.Layer.Size, resp.DiffId, time.Since(start).Round(time.Millisecond))
 			return nil
@@ -104,6 +113,9 @@ paused while its tree is read unless --pause=false.`,
 	return cmd
 }
 
+// layerView is a computed layer as -o json/yaml prints it; FastPath says
+// whether berthd read the overlay upperdir directly or walked both trees
+// (a figure for whoever wonders why one diff was slow).
 type layerView struct {
 	Digest    string   `json:"digest"`
 	DiffID    string   `json:"diffID"`
@@ -163,6 +175,8 @@ func newSnapshotDiffCmd(g *globals, snapshotter *string) *cobra.Command {
 	return cmd
 }
 
+// jsonArray writes the exec form (["a","b"]) of a --change instruction,
+// so arguments with spaces survive without shell parsing.
 func jsonArray(args []string) string {
 	if args == nil {
 		args = []string{}

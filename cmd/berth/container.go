@@ -15,6 +15,10 @@ import (
 func init() { extraCommands = append(extraCommands, newContainerCmd) }
 
 // containerFlags are the settings `container create` and `run` share.
+//
+// They map onto the containers API's Settings one to one; validation of
+// values is berthd's (the same rules as a manifest's), and only what the
+// CLI alone can know (a flag's syntax) is checked here.
 type containerFlags struct {
 	env, mounts            []string
 	memory, hostname, user string
@@ -57,6 +61,9 @@ func (f *containerFlags) add(cmd *cobra.Command) {
 // parsePublish reads -p as nerdctl and podman take it:
 // [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], or CONTAINERPORT alone
 // (published on the same host port).
+//
+// The port range is checked here only to name the flag in the error;
+// berthd checks the mapping again as it checks a manifest's ports.
 func parsePublish(s string) (*ctrapi.PortMapping, error) {
 	rest, proto, _ := strings.Cut(s, "/")
 	if proto == "" {
@@ -87,6 +94,9 @@ func parsePublish(s string) (*ctrapi.PortMapping, error) {
 }
 
 // request builds the create request of container id from image with args.
+//
+// Labels without "=" get an empty value rather than an error, as docker
+// --label does.
 func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.CreateContainerRequest, error) {
 	mem, err := parseBytes(f.memory)
 	if err != nil {
@@ -105,6 +115,8 @@ func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.C
 		}
 		s.Ports = append(s.Ports, pm)
 	}
+	// The stop signal is parsed here for an early, flag-named error; it is
+	// sent as written and berthd parses it again with the same function.
 	if f.stopSignal != "" {
 		if _, err := spec.ParseSignal(f.stopSignal); err != nil {
 			return nil, fmt.Errorf("--stop-signal: %w", err)
@@ -171,6 +183,9 @@ func parseMount(s string) (*ctrapi.Mount, error) {
 }
 
 // parseBytes parses 64Mi, 1G, 512k or a plain number of bytes.
+//
+// Both binary (Mi) and decimal (M) suffixes are taken because users copy
+// limits from docker (decimal-ish) and from Kubernetes (binary).
 func parseBytes(s string) (int64, error) {
 	if s == "" {
 		return 0, nil
@@ -196,6 +211,8 @@ func parseBytes(s string) (int64, error) {
 	return n, nil
 }
 
+// containerView is a container as -o json/yaml prints it; settings and
+// the OCI spec only for info, as a list of full specs is unreadable.
 type containerView struct {
 	ID          string            `json:"id"`
 	Image       string            `json:"image"`
@@ -223,6 +240,9 @@ func toContainerView(c *ctrapi.Container, withSpec bool) containerView {
 	return v
 }
 
+// newContainerCmd is ctr's container verbs: a container is a record and a
+// snapshot, nothing runs until `task start` (or `berth run`, which does
+// both).
 func newContainerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "container", Aliases: []string{"containers", "c"}, Short: "Manage containers"}
 	client := func(cmd *cobra.Command) (ctrapi.ContainersService, func(), error) {

@@ -15,11 +15,18 @@ import (
 func init() { extraCommands = append(extraCommands, newLeaseCmd) }
 
 // addLeaseFlag adds --lease to a command that creates resources.
+//
+// A lease is how a script that builds something in several steps (pull,
+// prepare, commit) keeps garbage collection off its parts between the
+// steps; the flag is the same on every command that creates something.
 func addLeaseFlag(cmd *cobra.Command, lease *string) {
 	cmd.Flags().StringVar(lease, "lease", "", "add what this creates to lease ID (see berth lease create)")
 }
 
 // withLease names the lease in the request metadata of calls made with ctx.
+//
+// It travels as ttrpc metadata, as containerd's does, so the request
+// messages need no lease field and every service honours it alike.
 func withLease(ctx context.Context, id string) context.Context {
 	if id == "" {
 		return ctx
@@ -32,6 +39,7 @@ func withLease(ctx context.Context, id string) context.Context {
 	return ttrpc.WithMetadata(ctx, md)
 }
 
+// leaseView's ExpiresAt is nil for a lease that never expires.
 type leaseView struct {
 	ID        string            `json:"id"`
 	CreatedAt time.Time         `json:"createdAt"`
@@ -48,6 +56,9 @@ func toLeaseView(l *leasesapi.Lease) leaseView {
 	return v
 }
 
+// parseLabels refuses a label without "=": a lease's labels are GC
+// roots (containerd.io/gc.ref.*), and a typo must not become an empty
+// one silently.
 func parseLabels(kvs []string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, kv := range kvs {
@@ -60,6 +71,7 @@ func parseLabels(kvs []string) (map[string]string, error) {
 	return out, nil
 }
 
+// newLeaseCmd is ctr's lease verbs.
 func newLeaseCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "lease", Aliases: []string{"leases"}, Short: "Manage leases: what a lease holds is kept from garbage collection"}
 	client := func(cmd *cobra.Command) (leasesapi.LeasesService, func(), error) {
@@ -88,6 +100,8 @@ func newLeaseCmd(g *globals) *cobra.Command {
 			}
 			defer done()
 			resp, err := s.Create(cmd.Context(), &leasesapi.CreateLeaseRequest{Namespace: g.namespace, Id: id, Labels: ls,
+				// The expiry is rounded up to whole seconds (the wire's
+				// unit), so --expires 1ms is a second and not "never".
 				ExpiresSeconds: int64((expires + time.Second - 1) / time.Second)})
 			if err != nil {
 				return err
