@@ -8,6 +8,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// newDiffCmd prints what berthd says it would do: the actions come from
+// the server's plan (package plan), the same function the reconcilers
+// execute, so the CLI computes nothing and cannot drift from berthd. Exit
+// codes are diff(1)'s and kubectl diff's, so scripts can gate on them.
 func newDiffCmd(g *globals) *cobra.Command {
 	var file string
 	var prune bool
@@ -29,6 +33,8 @@ difference (or something to prune), 2 or more an error.`,
 			if err := scope.check(prune); err != nil {
 				return &exitError{code: 2, err: err}
 			}
+			// Files are read here and sent, as for apply: berthd may not
+			// see the client's paths (or may see other files there).
 			files, err := readManifests(file, cmd.InOrStdin())
 			if err != nil {
 				return &exitError{code: 2, err: err}
@@ -57,6 +63,9 @@ difference (or something to prune), 2 or more an error.`,
 }
 
 // printDiffs prints every object that differs and reports whether any did.
+//
+// An object with neither a text difference nor an action is skipped, so
+// a clean diff prints nothing, as diff(1) does.
 func printDiffs(cmd *cobra.Command, diffs []*manifestsapi.ObjectDiff) bool {
 	out := cmd.OutOrStdout()
 	differs := false
@@ -83,6 +92,8 @@ func printDiffs(cmd *cobra.Command, diffs []*manifestsapi.ObjectDiff) bool {
 	return differs
 }
 
+// indent prefixes each non-empty line, keeping a trailing newline as is,
+// so nested output (a diff inside an object's section) lines up.
 func indent(s, prefix string) string {
 	lines := strings.SplitAfter(s, "\n")
 	var b strings.Builder

@@ -43,6 +43,9 @@ type listedObject struct {
 	view       objectView
 }
 
+// MarshalJSON flattens source and generation into the object so -o json
+// is the manifest a user could apply again, plus two fields they can
+// ignore, rather than a wrapper they must unwrap.
 func (l listedObject) MarshalJSON() ([]byte, error) {
 	m := map[string]any{}
 	for k, v := range l.obj {
@@ -53,6 +56,9 @@ func (l listedObject) MarshalJSON() ([]byte, error) {
 	return json.Marshal(m)
 }
 
+// decodeObjects decodes each object twice: as a generic map, to print
+// every field berthd sent even ones this CLI's spec does not know (a
+// newer berthd), and as typed, for the table's columns.
 func decodeObjects(objs []*manifestsapi.Object) ([]listedObject, error) {
 	var out []listedObject
 	for _, o := range objs {
@@ -83,6 +89,7 @@ func printSourceErrors(ctx context.Context, svc manifestsapi.ManifestsService, w
 	}
 }
 
+// sourceView is a manifest source as -o json/yaml prints it.
 type sourceView struct {
 	Name      string    `json:"name"`
 	Revision  string    `json:"revision,omitempty"`
@@ -117,6 +124,8 @@ func getSources(cmd *cobra.Command, g *globals, output string) error {
 	})
 }
 
+// sinceText says what a broken source means for the user: the objects
+// shown are its last good ones, not what the file says now.
 func sinceText(t time.Time, ok bool) string {
 	if !ok || t.IsZero() {
 		return ""
@@ -124,6 +133,9 @@ func sinceText(t time.Time, ok bool) string {
 	return fmt.Sprintf(" (since %s; its last good objects stay in force)", t.Local().Format(time.RFC3339))
 }
 
+// newGetCmd lists what is declared (desired) with its status (observed),
+// as kubectl get does. `get sources` is a verb of its own because sources
+// are not objects but where objects come from.
 func newGetCmd(g *globals) *cobra.Command {
 	var (
 		output string
@@ -152,6 +164,8 @@ func newGetCmd(g *globals) *cobra.Command {
 			}
 			defer done()
 			resp, err := svc.Get(ctx, req)
+			// Printed before the error check: a get that finds nothing
+			// because the file declaring it is broken should say so.
 			printSourceErrors(ctx, svc, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -161,6 +175,8 @@ func newGetCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if output == "json" || output == "yaml" {
+				// One named object prints as that object, not a list
+				// of one, so `get image x -o json | jq .status` works.
 				if req.Name != "" && len(objs) == 1 {
 					return printObject(cmd.OutOrStdout(), output, objs[0])
 				}
@@ -169,6 +185,8 @@ func newGetCmd(g *globals) *cobra.Command {
 			if output != "table" && output != "" && output != "wide" {
 				return fmt.Errorf("unknown output format %q (table, wide, json, yaml)", output)
 			}
+			// An empty result is not an error (exit 0), but says so
+			// on stderr so an empty stdout is not mistaken for a hang.
 			if len(objs) == 0 {
 				where := "namespace " + g.namespace
 				if all {
@@ -177,6 +195,9 @@ func newGetCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "no objects declared in %s\n", where)
 				return nil
 			}
+			// "all" prints one table per kind in dependency order
+			// (Networks, Images, Containers, Tasks), since their columns
+			// differ.
 			kinds := []string{kind}
 			if kind == "" {
 				kinds = []string{string(spec.KindNetwork), string(spec.KindImage), string(spec.KindContainer), string(spec.KindTask)}
@@ -228,6 +249,8 @@ func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS, wide b
 	if withNS {
 		header = append([]string{"NAMESPACE"}, header...)
 	}
+	// Columns are separated by three spaces so a value with one space in
+	// it (a Ready reason) does not look like two columns.
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, o := range objs {
@@ -266,6 +289,8 @@ func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS, wide b
 			if ts.Pid > 0 {
 				pid = strconv.Itoa(ts.Pid)
 			}
+			// An exit code only once the task has finished at least
+			// once: 0 before would read as a clean exit.
 			if !ts.FinishedAt.IsZero() {
 				exit = strconv.Itoa(ts.ExitCode)
 			}
@@ -297,6 +322,8 @@ func readyColumn(st spec.Status) (string, time.Time) {
 	return fmt.Sprintf("%s (%s)", c.Status, c.Reason), c.LastTransitionTime
 }
 
+// shortDigest is the first 12 hex digits, as docker prints image IDs:
+// enough to tell images apart on one node.
 func shortDigest(d string) string {
 	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
 		return hex[:12]
@@ -304,6 +331,8 @@ func shortDigest(d string) string {
 	return d
 }
 
+// sourceColumn shows a file's base name: the watched directory is the
+// same for every file, and the full path would crowd the table.
 func sourceColumn(s string) string {
 	if s == "" || s == "api" {
 		return orDash(s)

@@ -14,6 +14,11 @@ import (
 
 func init() { extraCommands = append(extraCommands, newLogsCmd) }
 
+// newLogsCmd reads the log berthd keeps under its root (CRI format,
+// rotated by size), not the shim's pipes: the log outlives the task and
+// berthd restarts, so logs of an exited or crashed container can still be
+// read. The window (--since/--until/--tail) is applied by berthd across
+// the rotated files, so a tail of a big log sends only the tail.
 func newLogsCmd(g *globals) *cobra.Command {
 	var follow, timestamps bool
 	var tail int64
@@ -29,6 +34,8 @@ among the records they keep.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &tasksapi.LogsRequest{Namespace: g.namespace, ContainerId: args[0], Tail: tail, Follow: follow}
+			// One "now" for both bounds, so --since 10m --until 5m is
+			// exactly five minutes wide.
 			now := time.Now()
 			for _, b := range []struct {
 				flag, value string
@@ -66,6 +73,9 @@ among the records they keep.`,
 					}
 					return err
 				}
+				// stdout and stderr stay apart, as the container wrote
+				// them, so `berth logs web 2>/dev/null` works as with
+				// docker.
 				w := cmd.OutOrStdout()
 				if chunk.Stream == "stderr" {
 					w = cmd.ErrOrStderr()
@@ -92,6 +102,10 @@ among the records they keep.`,
 
 // parseLogTime reads a --since/--until value: an RFC 3339 time, a date, a
 // Unix time in seconds, or a duration back from now.
+//
+// A duration is tried first: "10m" is also a valid prefix of nothing
+// else, while a bare number is read as Unix seconds only if it is not a
+// duration.
 func parseLogTime(v string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(v); err == nil {
 		if d < 0 {

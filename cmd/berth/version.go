@@ -28,6 +28,9 @@ type serverInfo struct {
 	State     string `json:"state"`
 }
 
+// newVersionCmd prints the client's version before it dials, so a user
+// with no berthd running (or the wrong --address) still learns which CLI
+// they have, and sees the dial error after it.
 func newVersionCmd(g *globals) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
@@ -65,6 +68,8 @@ func newVersionCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// serverVersion asks introspection, which answers from berthd's start-up
+// values and touches no store, so it works on a wedged daemon too.
 func serverVersion(cmd *cobra.Command, g *globals) (*introapi.VersionResponse, error) {
 	c, err := g.dial(cmd.Context())
 	if err != nil {
