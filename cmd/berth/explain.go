@@ -54,6 +54,8 @@ func newExplainCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// printFields marks required fields and defaults beside the type, where
+// the eye is, because those two are what one checks a manifest against.
 func printFields(w interface{ Write([]byte) (int, error) }, fs []spec.Field, pad string, recursive bool) {
 	for _, f := range fs {
 		note := ""
@@ -72,6 +74,9 @@ func printFields(w interface{ Write([]byte) (int, error) }, fs []spec.Field, pad
 	}
 }
 
+// canonicalKind takes the kind as people type it (task, Tasks) and
+// returns it as the reference names it; anything else passes through so
+// the reference's own "unknown kind" error names what was typed.
 func canonicalKind(s string) string {
 	for _, k := range spec.Kinds {
 		if strings.EqualFold(string(k), s) || strings.EqualFold(string(k)+"s", s) {
