@@ -20,6 +20,9 @@ import (
 // than hanging the shell.
 type lister func(ctx context.Context, c *ttrpc.Client, ns string) []string
 
+// completeTaskIDs lists tasks, not containers, for verbs that need a live
+// task (kill, pause, exec): completing a container without one would only
+// lead to an error.
 func completeTaskIDs(ctx context.Context, c *ttrpc.Client, ns string) []string {
 	resp, err := tasksapi.NewTasksClient(c).List(ctx, &tasksapi.ListTasksRequest{Namespace: ns})
 	if err != nil {
@@ -75,6 +78,9 @@ func objectNames(kind string) lister {
 }
 
 // complete runs l against berthd and keeps what starts with prefix.
+//
+// The connect timeout is cut to a second for completion: a shell waiting
+// on tab must not wait the full connect timeout for an absent berthd.
 func (g *globals) complete(cmd *cobra.Command, l lister, prefix string) []string {
 	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
 	defer cancel()
@@ -126,6 +132,9 @@ func completeEach(g *globals, l lister) cobra.CompletionFunc {
 }
 
 // kindArgs complete a KIND argument (get, describe, delete).
+//
+// Only the plural forms are offered; the singular and short forms are
+// accepted but would clutter the list.
 var kindArgs = []string{"images", "containers", "tasks", "all"}
 
 // kindThenNames completes KIND, then the names of that kind's objects

@@ -272,6 +272,8 @@ func newContainerCmd(g *globals) *cobra.Command {
 	}
 	cf.add(create)
 	var output string
+	// ls shows records only (no spec): it must stay fast with hundreds of
+	// containers, and info is there for one container's whole story.
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List the namespace's containers", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -307,6 +309,8 @@ func newContainerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// info is one record with nested settings: JSON by default,
+			// as image inspect.
 			if infoOut == "table" {
 				infoOut = "json"
 			}
@@ -314,6 +318,8 @@ func newContainerCmd(g *globals) *cobra.Command {
 		},
 	}
 	addOutputFlag(info, &infoOut)
+	// rm refuses (in berthd) a container whose task still exists: a
+	// container is removed after its task, never under it.
 	rm := &cobra.Command{
 		Use: "rm ID...", Aliases: []string{"delete", "remove"}, Short: "Delete containers and their snapshots", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
