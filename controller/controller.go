@@ -75,6 +75,10 @@ type Controller struct {
 	pending  map[spec.Key]bool          // keys to reconcile before ready
 	ready    bool
 	lastPull map[spec.Key]lastPull // of Images, for pullPolicy Always
+	probers  map[spec.Key]*prober  // of Tasks whose task runs with probes
+	// runCtx is Run's: probers live as long as the controller, not as
+	// long as the reconcile that started them.
+	runCtx context.Context
 }
 
 // New returns a controller; call Run.
@@ -101,11 +105,14 @@ func New(opts Options) *Controller {
 		queue:    NewQueue[spec.Key](500*time.Millisecond, opts.MaxBackoff),
 		restarts: map[spec.Key]*restartState{},
 		lastPull: map[spec.Key]lastPull{},
+		probers:  map[spec.Key]*prober{},
+		runCtx:   context.Background(),
 	}
 }
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
+	c.runCtx = ctx
 	// Changes go straight into the one coalescing queue: the store calls
 	// back, so no second queue sits between a change and its reconcile.
 	c.opts.Desired.Watch(ctx, func(keys []spec.Key) {
@@ -138,6 +145,13 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			c.queue.ShutDown()
 			wg.Wait()
+			c.mu.Lock()
+			probers := c.probers
+			c.probers = map[spec.Key]*prober{}
+			c.mu.Unlock()
+			for _, pr := range probers {
+				pr.stop()
+			}
 			return
 		case ev := <-exits:
 			c.onTaskEvent(ev)
@@ -228,6 +242,9 @@ func (c *Controller) dependents(key spec.Key) []spec.Key {
 				names[e.Key.Name] = true
 			}
 		}
+	case spec.KindTask:
+		// The Tasks that wait for it (dependsOn).
+		return c.taskDependents(key.Namespace, key.Name)
 	default:
 		return nil
 	}

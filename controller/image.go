@@ -90,7 +90,15 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 			return Result{}, err
 		}
 	}
-	o := observation{ready: true, owns: name, kind: imageKindStatus(img, true)}
+	o := observation{ready: true, kind: imageKindStatus(img, true)}
+	// The record is this object's to remove only if it made it: one that
+	// was on the node before the object first saw it (pulled or imported
+	// by hand) stays when the object goes, as other objects' do.
+	if present && prevStatus.Owns != name {
+		o.message = "the image was on the node before it was declared: deleting the Image leaves it"
+	} else {
+		o.owns = name
+	}
 	if perr := c.lastPullErr(e.Key); perr != nil {
 		o.degraded, o.reason, o.message = true, "PullFailed", perr.Error()
 	}

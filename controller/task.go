@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"time"
 
 	"berth.dev/berth/desired"
@@ -48,11 +49,13 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 	// the task as the node has it.
 	owner := c.taskOf(ns, id)
 	if acts := plan.Task(e.Key.Name, ts, plan.TaskFacts{Owner: owner}); plan.Has(acts, plan.Wait) {
+		c.stopProber(e.Key)
 		return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "ContainerInUse",
 			message: fmt.Sprintf("Task %s/%s already runs Container %s", ns, owner, id), kind: taskKind(prevTask)})}, nil
 	}
 	ckey := spec.Key{Namespace: ns, Kind: spec.KindContainer, Name: id}
 	if _, ok := c.isReady(ctx, ckey); !ok {
+		c.stopProber(e.Key)
 		return Result{Changed: c.record(ctx, e, observation{reason: "WaitingForContainer", owns: id,
 			message: fmt.Sprintf("waiting for Container %s/%s to be ready", ns, id), kind: taskKind(prevTask)})}, nil
 	}
@@ -73,6 +76,10 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 	}
 	acts := plan.Task(e.Key.Name, ts, facts)
 	stopTimeout := stopTimeout(string(ts.StopTimeout))
+	if ts.State != spec.TaskRunning || !exists {
+		// Probes watch one run of a running task; a new run gets new ones.
+		c.stopProber(e.Key)
+	}
 	switch ts.State {
 	case spec.TaskStopped:
 		// A task that ended is deleted too (housekeeping, no plan verb):
@@ -109,7 +116,7 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 			// the restart policy judges like any other.
 			x := lastExit
 			info := node.TaskInfo{ID: id, Status: spec.TaskPhaseStopped, ExitStatus: x.ExitStatus, ExitedAt: x.ExitedAt, OOMKilled: x.OOMKilled}
-			return c.exited(ctx, e, ts, id, info, prevTask)
+			return c.exited(ctx, e, ts, id, info, prevTask, "")
 		case prevTask.State == spec.TaskPhaseRunning && prev.SpecHash == e.Hash:
 			c.repaired(ctx, e.Key, "task of container "+id+" was gone; starting it again")
 		}
@@ -140,11 +147,29 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 				res.RequeueAfter = stableAfter
 			}
 		}
-		res.Changed = c.record(ctx, e, observation{ready: true, reason: "Running", owns: id, kind: taskKind(prevTask)})
+		o := observation{ready: true, reason: "Running", owns: id}
+		if info.Status == spec.TaskPhaseRunning {
+			startedAt := prevTask.StartedAt
+			if startedAt.IsZero() {
+				startedAt = time.Now()
+			}
+			if pr := c.ensureProber(e.Key, ns, id, int(info.Pid), startedAt, c.probesOf(e)); pr != nil {
+				unhealthy, ready, reason, msg := pr.health()
+				if unhealthy != "" {
+					return c.stopUnhealthy(ctx, e, ts, id, prevTask, unhealthy, stopTimeout)
+				}
+				if !ready {
+					o = observation{reason: reason, message: msg, owns: id}
+				}
+			}
+		}
+		o.kind = taskKind(prevTask)
+		res.Changed = c.record(ctx, e, o)
 		return res, nil
 	case info.Status == spec.TaskPhaseStopped:
 		// The plan restarts it or not by its policy; exited does either.
-		return c.exited(ctx, e, ts, id, info, prevTask)
+		c.stopProber(e.Key)
+		return c.exited(ctx, e, ts, id, info, prevTask, "")
 	default:
 		// The shim did not answer. If it died, its monitor reports the exit
 		// (from the durable exit record) and the restart policy applies
@@ -154,14 +179,27 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 	}
 }
 
-// exited handles a task that ended while it should run.
-func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSpec, id string, info node.TaskInfo, prev spec.TaskStatus) (Result, error) {
+// exited handles a task that ended while it should run; unhealthy says
+// why a failing probe stopped it ("" for an exit of its own).
+func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSpec, id string, info node.TaskInfo, prev spec.TaskStatus, unhealthy string) (Result, error) {
 	prev.State, prev.Pid, prev.ExitCode, prev.FinishedAt = spec.TaskPhaseExited, 0, int(info.ExitStatus), info.ExitedAt
+	prev.OOMKilled = info.OOMKilled
+	how := fmt.Sprintf("exited with status %d", info.ExitStatus)
+	if info.OOMKilled {
+		how = fmt.Sprintf("killed for exceeding its memory limit (OOMKilled), status %d", info.ExitStatus)
+	}
 	if !restarts(ts, info.ExitStatus) {
 		o := observation{reason: "Completed", owns: id, kind: taskKind(prev), ready: info.ExitStatus == 0,
-			message: fmt.Sprintf("exited with status %d; restartPolicy %s", info.ExitStatus, ts.RestartPolicy)}
+			message: fmt.Sprintf("%s; restartPolicy %s", how, ts.RestartPolicy)}
 		if info.ExitStatus != 0 {
 			o.reason, o.degraded = "Failed", true
+		}
+		if info.OOMKilled {
+			o.reason, o.degraded = "OOMKilled", true
+		}
+		if unhealthy != "" {
+			o.reason, o.degraded, o.ready = "Unhealthy", true, false
+			o.message = unhealthy + "; " + o.message
 		}
 		return Result{Changed: c.record(ctx, e, o)}, nil
 	}
@@ -175,8 +213,12 @@ func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSp
 	}
 	rs.failures++
 	rs.nextAt = time.Now().Add(delay)
-	msg := fmt.Sprintf("exited with status %d; restarting in %s", info.ExitStatus, delay.Round(time.Millisecond))
-	changed := c.record(ctx, e, observation{reason: "BackOff", message: msg, owns: id, kind: taskKind(prev)})
+	msg := fmt.Sprintf("%s; restarting in %s", how, delay.Round(time.Millisecond))
+	reason := "BackOff"
+	if unhealthy != "" {
+		reason, msg = "Unhealthy", unhealthy+"; "+msg
+	}
+	changed := c.record(ctx, e, observation{reason: reason, message: msg, owns: id, kind: taskKind(prev)})
 	return Result{RequeueAfter: max(delay, time.Millisecond), Changed: changed}, nil
 }
 
@@ -203,6 +245,11 @@ func (c *Controller) exitOfLastRun(ctx context.Context, ns, id string, prev spec
 // startTask creates and starts the task, honouring a pending backoff.
 func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, prev spec.TaskStatus, stale bool) (Result, error) {
 	ns := e.Key.Namespace
+	ts, _ := e.Object.TaskSpec()
+	if o, waiting := c.waitForDependencies(ctx, e, ts, prev); waiting {
+		// What it waits for wakes it (dependents); a cycle is not retried.
+		return Result{Changed: c.record(ctx, e, o)}, nil
+	}
 	rs := c.restartsOf(e.Key)
 	if wait := time.Until(rs.nextAt); wait > 0 {
 		return Result{RequeueAfter: wait}, nil
@@ -229,14 +276,25 @@ func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, 
 	}
 	prev.State, prev.Pid, prev.StartedAt, prev.LastError = spec.TaskPhaseRunning, int(pid), time.Now().UTC(), ""
 	prev.ContainerCreatedAt = c.containerCreatedAt(ctx, ns, id)
-	ts, _ := e.Object.TaskSpec()
+	prev.StartedAfter = nil
+	for _, d := range ts.DependsOn {
+		prev.StartedAfter = append(prev.StartedAfter, d.Task)
+	}
 	if ts.State == spec.TaskPaused {
 		if err := c.opts.Node.PauseTask(ctx, ns, id); err != nil {
 			return Result{}, err
 		}
 		prev.State = spec.TaskPhasePaused
 	}
-	return Result{Changed: c.record(ctx, e, observation{ready: true, reason: "Running", owns: id, kind: taskKind(prev)})}, nil
+	o := observation{ready: true, reason: "Running", owns: id, kind: taskKind(prev)}
+	if ts.State == spec.TaskRunning {
+		if pr := c.ensureProber(e.Key, ns, id, int(pid), prev.StartedAt, c.probesOf(e)); pr != nil {
+			if _, ready, reason, msg := pr.health(); !ready {
+				o.ready, o.reason, o.message = false, reason, msg
+			}
+		}
+	}
+	return Result{Changed: c.record(ctx, e, o)}, nil
 }
 
 // containerReplaced reports whether the container is not the one the task
@@ -263,4 +321,47 @@ func taskKind(ts spec.TaskStatus) func(*spec.Status) {
 		t := ts
 		st.TaskStatus = &t
 	}
+}
+
+// probesOf are the probes the Task's task runs: the Task's own, else its
+// Container's.
+func (c *Controller) probesOf(e desired.Entry) spec.Probes {
+	ts, _ := e.Object.TaskSpec()
+	var cs spec.ContainerSpec
+	if ce, ok := c.opts.Desired.Get(spec.Key{Namespace: e.Key.Namespace, Kind: spec.KindContainer, Name: ts.Container}); ok {
+		cs, _ = ce.Object.ContainerSpec()
+	}
+	return spec.EffectiveProbes(ts, cs)
+}
+
+// stopUnhealthy stops a task a liveness or startup probe found failing and
+// hands its exit to the restart policy, with why as the reason.
+func (c *Controller) stopUnhealthy(ctx context.Context, e desired.Entry, ts spec.TaskSpec, id string, prev spec.TaskStatus, why string, timeout time.Duration) (Result, error) {
+	ns := e.Key.Namespace
+	c.stopProber(e.Key)
+	c.log.Info("task unhealthy: stopping it", "object", e.Key.String(), "reason", why)
+	c.opts.Bus.Publish(ctx, ns, "/tasks/unhealthy", map[string]any{"kind": e.Key.Kind, "name": e.Key.Name, "id": id, "reason": why})
+	x, err := c.killTask(ctx, ns, id, timeout)
+	if err != nil {
+		return Result{}, fmt.Errorf("stop unhealthy task %s/%s: %w", ns, id, err)
+	}
+	prev.Unhealthy, prev.UnhealthyAt = why, time.Now().UTC()
+	info := node.TaskInfo{ID: id, Status: spec.TaskPhaseStopped, ExitStatus: x.ExitStatus, ExitedAt: x.ExitedAt, OOMKilled: x.OOMKilled}
+	return c.exited(ctx, e, ts, id, info, prev, why)
+}
+
+// killTask stops the task's init as a stop does (its stop signal, SIGKILL
+// after timeout) and returns its exit; the task is left to be deleted.
+func (c *Controller) killTask(ctx context.Context, ns, id string, timeout time.Duration) (observed.Exit, error) {
+	_ = c.opts.Node.KillTask(ctx, ns, id, "", c.opts.Node.StopSignal(ctx, ns, id), false)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	x, err := c.opts.Node.WaitTask(wctx, ns, id, "")
+	cancel()
+	if err == nil {
+		return x, nil
+	}
+	_ = c.opts.Node.KillTask(ctx, ns, id, "", syscall.SIGKILL, true)
+	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return c.opts.Node.WaitTask(kctx, ns, id, "")
 }

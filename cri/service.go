@@ -66,6 +66,9 @@ type Options struct {
 	Runtimes       []string
 	DefaultRuntime string
 	Log            *slog.Logger
+	// ObserveStream, when set, runs each streaming session (method Exec,
+	// Attach or PortForward) for the API metrics.
+	ObserveStream func(method string, session func() error) error
 }
 
 // Service implements the CRI runtime and image services.

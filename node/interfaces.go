@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"syscall"
+	"time"
 
 	"berth.dev/berth/network"
 	"berth.dev/berth/observed"
@@ -64,6 +65,9 @@ type Tasks interface {
 	// StopSignal is the signal that asks the container to stop (its own
 	// or its image's, SIGTERM when neither names one).
 	StopSignal(ctx context.Context, ns, id string) syscall.Signal
+	// ProbeExec runs a probe's command in the task's container through its
+	// shim and returns its exit and bounded output (no stdio streams).
+	ProbeExec(ctx context.Context, ns, id string, args []string, timeout time.Duration) (ExecResult, error)
 	Exec(ctx context.Context, ns, id, execID string, o ExecOptions) error
 	DeleteExec(ctx context.Context, ns, id, execID string) (uint32, error)
 	ResizePty(ctx context.Context, ns, id, execID string, w, h uint32) error

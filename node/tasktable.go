@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"berth.dev/berth/observed"
 	"berth.dev/berth/shim/client"
@@ -19,6 +20,10 @@ type task struct {
 	pid            uint32
 	done           chan struct{} // closed once exit is known and reported
 	exit           *observed.Exit
+	// created is when this run's creation began: every record of the
+	// container's earlier runs was written before it, none of this run's
+	// (its process starts later). Zero for a task adopted at recovery.
+	created time.Time
 }
 
 // taskTable holds the node's tasks by "<ns>/<id>". Its zero value is ready

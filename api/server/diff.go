@@ -61,6 +61,7 @@ func (s *Manifests) Diff(ctx context.Context, r *manifestsapi.DiffRequest) (*man
 		}
 		resp.Diffs = append(resp.Diffs, d)
 	}
+	resp.Diffs = append(resp.Diffs, p.restartDiffs(ctx)...)
 	if r.Prune {
 		pruned, err := s.pruneDiffs(ctx, objs, opts)
 		if err != nil {

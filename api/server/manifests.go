@@ -92,6 +92,10 @@ func parseFiles(files []requestFile, namespace string) ([]spec.Object, error) {
 			objs = append(objs, o)
 		}
 	}
+	// A dependsOn cycle within the set: refused as berth validate does.
+	// (A cycle through Tasks declared elsewhere is found by the
+	// controller, which leaves them Degraded.)
+	errs = append(errs, spec.CheckDependencies(objs)...)
 	if len(errs) > 0 {
 		// One error with one class: the list's own Unwrap would make the
 		// wire error carry one detail per field error.
@@ -179,10 +183,13 @@ func (s *Manifests) Apply(ctx context.Context, r *manifestsapi.ApplyRequest) (*m
 	if err != nil {
 		return nil, err
 	}
+	// Before the apply, while the node still holds the old containers.
+	restarted := s.restartedTasks(ctx, objs, s.recreatedContainers(ctx, objs, opts.ApplySet))
 	results, err := s.API.Apply(ctx, objs, opts)
 	if err != nil {
 		return nil, err
 	}
+	results = withRestarts(results, restarted)
 	resp := &manifestsapi.ApplyResponse{}
 	for _, res := range results {
 		resp.Results = append(resp.Results, resultToAPI(res))

@@ -31,6 +31,12 @@ func (s *Manifests) Get(ctx context.Context, r *manifestsapi.GetRequest) (*manif
 	if err != nil {
 		return nil, err
 	}
+	// The selector is evaluated here, not in the client, so a watcher or a
+	// script gets only what it asked for.
+	sel, err := spec.ParseSelector(r.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
 	f := desired.Filter{Namespace: r.Namespace, Kind: kind}
 	if r.AllNamespaces {
 		f.Namespace = ""
@@ -39,7 +45,7 @@ func (s *Manifests) Get(ctx context.Context, r *manifestsapi.GetRequest) (*manif
 	}
 	resp := &manifestsapi.GetResponse{}
 	for _, e := range s.Desired.List(f) {
-		if r.Name != "" && e.Key.Name != r.Name {
+		if r.Name != "" && e.Key.Name != r.Name || !sel.Matches(e.Object.Metadata.Labels) {
 			continue
 		}
 		o, err := s.objectToAPI(ctx, e)
@@ -48,7 +54,7 @@ func (s *Manifests) Get(ctx context.Context, r *manifestsapi.GetRequest) (*manif
 		}
 		resp.Objects = append(resp.Objects, o)
 	}
-	if r.Name != "" && len(resp.Objects) == 0 {
+	if r.Name != "" && len(resp.Objects) == 0 && len(sel) == 0 {
 		what := "object"
 		if kind != "" {
 			what = string(kind)

@@ -5,7 +5,10 @@ import (
 	"syscall"
 
 	tasksapi "berth.dev/berth/api/tasks/v1"
+	"berth.dev/berth/desired"
 	"berth.dev/berth/node"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/spec"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -18,6 +21,9 @@ import (
 // caller's to stop and delete, and no controller restarts it.
 type Tasks struct {
 	Node node.Tasks
+	// Desired, when set, lets logs follow a declared Task across the
+	// restarts its policy makes.
+	Desired *desired.Store
 }
 
 var _ tasksapi.TasksService = (*Tasks)(nil)
@@ -195,6 +201,9 @@ func (s *Tasks) Metrics(ctx context.Context, r *tasksapi.MetricsRequest) (*tasks
 // the record is partial.
 func (s *Tasks) Logs(ctx context.Context, r *tasksapi.LogsRequest, stream tasksapi.Tasks_LogsServer) error {
 	opts := node.LogOptions{Tail: int(r.Tail), Follow: r.Follow}
+	if r.FollowRestarts && s.Desired != nil {
+		opts.Restarts = func(exit *observed.Exit) bool { return willRestart(s.Desired, r.Namespace, r.ContainerId, exit) }
+	}
 	if r.Since != nil {
 		opts.Since = r.Since.AsTime()
 	}
@@ -208,4 +217,28 @@ func (s *Tasks) Logs(ctx context.Context, r *tasksapi.LogsRequest, stream tasksa
 		}
 		return stream.Send(&tasksapi.LogChunk{Stream: e.Stream, Data: data, Time: timestamppb.New(e.Time)})
 	}))
+}
+
+// willRestart reports whether a Task declared to run the container will
+// start it again after exit (nil: a run that ended in a way not known, or
+// none yet): its state is Running and its restart policy restarts that
+// exit.
+func willRestart(d *desired.Store, ns, id string, exit *observed.Exit) bool {
+	if ns == "" {
+		ns = spec.DefaultNamespace
+	}
+	for _, e := range d.List(desired.Filter{Namespace: ns, Kind: spec.KindTask}) {
+		ts, ok := e.Object.TaskSpec()
+		if !ok || ts.Container != id || ts.State != spec.TaskRunning {
+			continue
+		}
+		switch ts.RestartPolicy {
+		case spec.RestartAlways:
+			return true
+		case spec.RestartOnFailure:
+			return exit == nil || exit.ExitStatus != 0
+		}
+		return exit == nil
+	}
+	return false
 }

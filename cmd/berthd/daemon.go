@@ -336,8 +336,8 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	diffapi.RegisterDiffService(srv, &server.Layers{Node: d.node})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node, DB: d.obs})
 	netapi.RegisterNetworksService(srv, &server.Networks{Manager: d.net})
-	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
-	eventsapi.RegisterEventsService(srv, d.eventsService())
+	tasksapi.RegisterTasksService(srv, d.observeTasks(&server.Tasks{Node: d.node, Desired: d.decl.store}))
+	eventsapi.RegisterEventsService(srv, d.observeEvents(d.eventsService()))
 	manifestsapi.RegisterManifestsService(srv, &server.Manifests{
 		Desired: d.decl.store, API: d.decl.api, DB: d.obs, Recent: d.decl.recent, Node: d.node, Snapshots: d.node,
 	})

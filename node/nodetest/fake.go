@@ -353,6 +353,9 @@ func (n *Node) StopSignal(context.Context, string, string) syscall.Signal { retu
 func (n *Node) Exec(context.Context, string, string, string, node.ExecOptions) error {
 	return errdefs.ErrNotImplemented
 }
+func (n *Node) ProbeExec(context.Context, string, string, []string, time.Duration) (node.ExecResult, error) {
+	return node.ExecResult{}, errdefs.ErrNotImplemented
+}
 func (n *Node) DeleteExec(context.Context, string, string, string) (uint32, error) {
 	return 0, errdefs.ErrNotImplemented
 }
