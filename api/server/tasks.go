@@ -167,7 +167,7 @@ func (s *Tasks) CloseIO(ctx context.Context, r *tasksapi.CloseIORequest) (*tasks
 	return &tasksapi.CloseIOResponse{}, s.Node.CloseIO(ctx, r.Namespace, r.ContainerId, r.ExecId)
 }
 
-// Pids lists the processes in the task's cgroup, as berth top needs.
+// Pids lists the task's processes, as `berth task ps` shows them.
 func (s *Tasks) Pids(ctx context.Context, r *tasksapi.PidsRequest) (*tasksapi.PidsResponse, error) {
 	ps, err := s.Node.TaskPids(ctx, r.Namespace, r.ContainerId)
 	if err != nil {

@@ -73,6 +73,8 @@ func newContentCmd(g *globals) *cobra.Command {
 			for _, r := range resp.RemovedIngests {
 				fmt.Fprintln(cmd.OutOrStdout(), "ingest", r)
 			}
+			// A dry run says "would remove" so its summary is never read
+			// as something that happened.
 			verb := "removed"
 			if dryRun {
 				verb = "would remove"

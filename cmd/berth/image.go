@@ -130,6 +130,8 @@ func newImageCmd(g *globals) *cobra.Command {
 	}
 	rm.Flags().BoolVar(&syncGC, "sync", false, "wait for garbage collection")
 	var unpackSnapshotter, unpackPlatform string
+	// unpack is for a snapshotter other than the one the pull unpacked
+	// into; it prints the chain ID, the key of the top layer's snapshot.
 	unpackCmd := &cobra.Command{
 		Use: "unpack NAME", Short: "Unpack an image into a snapshotter", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

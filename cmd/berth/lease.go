@@ -132,6 +132,8 @@ func newLeaseCmd(g *globals) *cobra.Command {
 				views = append(views, toLeaseView(l))
 			}
 			return printList(cmd.OutOrStdout(), output, views, []string{"ID", "CREATED", "EXPIRES", "LABELS"}, func(v leaseView) []string {
+				// An absolute local time, not "in 5m": a lease's expiry
+				// is compared with clocks and logs, not read as a countdown.
 				exp := "never"
 				if v.ExpiresAt != nil {
 					exp = v.ExpiresAt.Local().Format(time.RFC3339)
@@ -140,6 +142,8 @@ func newLeaseCmd(g *globals) *cobra.Command {
 				for k, val := range v.Labels {
 					kv = append(kv, k+"="+val)
 				}
+				// Sorted, so the column does not change between runs
+				// (Go's map order would shuffle it).
 				sort.Strings(kv)
 				return []string{v.ID, ago(v.CreatedAt), exp, strings.Join(kv, ",")}
 			})
@@ -148,6 +152,8 @@ func newLeaseCmd(g *globals) *cobra.Command {
 	addOutputFlag(ls, &output)
 
 	var syncGC bool
+	// rm ends leases; with --sync the collection runs before it returns,
+	// so a script can count on the space being free afterwards.
 	rm := &cobra.Command{
 		Use: "rm ID...", Aliases: []string{"delete"}, Short: "End leases (what only they held goes at the next garbage collection)", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

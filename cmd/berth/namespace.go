@@ -68,6 +68,8 @@ func newNamespaceCmd(g *globals) *cobra.Command {
 		},
 	}
 	create.Flags().StringArrayVar(&labels, "label", nil, "label KEY=VALUE (repeatable)")
+	// rm stops at the first namespace berthd refuses (still in use), so
+	// the output lists exactly the ones removed.
 	rm := &cobra.Command{
 		Use: "rm NAME [NAME...]", Aliases: []string{"remove", "delete"}, Short: "Remove empty namespaces", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -149,6 +149,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 	kill.Flags().StringVarP(&sigName, "signal", "s", "SIGTERM", "signal name or number")
 	kill.Flags().BoolVarP(&all, "all", "a", false, "signal every process of the container")
 	kill.Flags().StringVar(&execID, "exec-id", "", "signal this exec process instead")
+	// pause and resume freeze and thaw the cgroup; a paused task keeps its
+	// memory and its pid, so resume continues where it stopped.
 	pause := &cobra.Command{
 		Use: "pause ID", Short: "Freeze a task", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -168,6 +170,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 		},
 	}
 	var force bool
+	// rm deletes the task record and its shim; the container (and its
+	// snapshot) stays, so the task can be started again.
 	rm := &cobra.Command{
 		Use: "rm [-f] ID...", Aliases: []string{"delete"}, Short: "Delete stopped tasks (-f kills running ones first)", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -206,6 +210,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 	}
 	addOutputFlag(metrics, &mOut)
 	var psOut string
+	// ps lists the container's pids as the shim reports them (host pids)
+	// with each one's command name from /proc, read by berthd on the node.
 	ps := &cobra.Command{
 		Use: "ps ID", Short: "List the processes of a task's container", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
