@@ -8,6 +8,7 @@ import (
 	"berth.dev/berth/desired"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/plan"
 	"berth.dev/berth/spec"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -232,13 +233,9 @@ func willRestart(d *desired.Store, ns, id string, exit *observed.Exit) bool {
 		if !ok || ts.Container != id || ts.State != spec.TaskRunning {
 			continue
 		}
-		switch ts.RestartPolicy {
-		case spec.RestartAlways:
-			return true
-		case spec.RestartOnFailure:
-			return exit == nil || exit.ExitStatus != 0
-		}
-		return exit == nil
+		// The restart policy's rule is plan's, the one the reconciler
+		// applies.
+		return exit == nil || plan.Restarts(ts.RestartPolicy, exit.ExitStatus)
 	}
 	return false
 }

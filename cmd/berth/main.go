@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/ttrpc"
 	"github.com/spf13/cobra"
@@ -89,7 +90,7 @@ func newRootCmd() *cobra.Command {
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.address, "address", envOr("BERTH_ADDRESS", "/run/berth/berth.sock"), "berthd API socket ($BERTH_ADDRESS)")
-	pf.StringVarP(&g.namespace, "namespace", "n", envOr("BERTH_NAMESPACE", "default"), "namespace ($BERTH_NAMESPACE)")
+	pf.StringVarP(&g.namespace, "namespace", "n", envOr("BERTH_NAMESPACE", spec.DefaultNamespace), "namespace ($BERTH_NAMESPACE)")
 	// The connect timeout is short by default: a CLI that hangs on a dead
 	// socket is worse than one that says berthd is not there.
 	pf.DurationVar(&g.timeout, "connect-timeout", 5*time.Second, "how long to wait for berthd's socket")
