@@ -239,11 +239,7 @@ func keyFromAPI(r *manifestsapi.Ref) (spec.Key, error) {
 	if k == "" {
 		return spec.Key{}, fmt.Errorf("a reference needs a kind (image, container or task): %w", errdefs.ErrInvalidArgument)
 	}
-	ns := r.Namespace
-	if ns == "" {
-		ns = spec.DefaultNamespace
-	}
-	return spec.Key{Namespace: ns, Kind: k, Name: r.Name}, nil
+	return spec.Key{Namespace: defaultNS(r.Namespace), Kind: k, Name: r.Name}, nil
 }
 
 // Delete removes objects applied through the API. An object a manifest

@@ -225,10 +225,7 @@ func (s *Tasks) Logs(ctx context.Context, r *tasksapi.LogsRequest, stream tasksa
 // none yet): its state is Running and its restart policy restarts that
 // exit.
 func willRestart(d *desired.Store, ns, id string, exit *observed.Exit) bool {
-	if ns == "" {
-		ns = spec.DefaultNamespace
-	}
-	for _, e := range d.List(desired.Filter{Namespace: ns, Kind: spec.KindTask}) {
+	for _, e := range d.List(desired.Filter{Namespace: defaultNS(ns), Kind: spec.KindTask}) {
 		ts, ok := e.Object.TaskSpec()
 		if !ok || ts.Container != id || ts.State != spec.TaskRunning {
 			continue
