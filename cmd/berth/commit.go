@@ -53,6 +53,9 @@ func diffClient(g *globals, cmd *cobra.Command) (diffapi.DiffService, func(), er
 }
 
 // newContainerCommitCmd is `berth container commit ID REF`.
+//
+// It pauses a running task by default: a tree read while it is written
+// gives a layer no run of the container ever had on disk.
 func newContainerCommitCmd(g *globals) *cobra.Command {
 	var lf layerFlags
 	var changes []string
@@ -127,6 +130,10 @@ type layerView struct {
 }
 
 // newSnapshotDiffCmd is `berth snapshot diff KEY [PARENT]`.
+//
+// It writes the layer into the content store (under a lease, if given)
+// and prints its digests; making an image of it is left to the caller,
+// so it also serves tools that only want to inspect a change (-l).
 func newSnapshotDiffCmd(g *globals, snapshotter *string) *cobra.Command {
 	var lf layerFlags
 	var list bool

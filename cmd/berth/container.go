@@ -245,6 +245,8 @@ func toContainerView(c *ctrapi.Container, withSpec bool) containerView {
 // both).
 func newContainerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "container", Aliases: []string{"containers", "c"}, Short: "Manage containers"}
+	// client dials per subcommand, so --help and flag errors need no
+	// berthd.
 	client := func(cmd *cobra.Command) (ctrapi.ContainersService, func(), error) {
 		c, err := g.dial(cmd.Context())
 		if err != nil {
@@ -266,6 +268,8 @@ func newContainerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
+			// Under a lease, what the create makes is kept from garbage
+			// collection until the lease ends.
 			_, err = s.Create(withLease(cmd.Context(), cf.lease), req)
 			return err
 		},

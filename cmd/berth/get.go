@@ -226,6 +226,10 @@ READY "Deleted".`,
 }
 
 // tableKinds are the kinds a listing of kind shows, in their order.
+//
+// The order is that of dependencies (a Network before the Containers on
+// it, an Image before its Containers, a Container before its Task), so a
+// listing reads top-down in the order things become Ready.
 func tableKinds(kind string) []string {
 	if kind != "" {
 		return []string{kind}
@@ -234,6 +238,11 @@ func tableKinds(kind string) []string {
 }
 
 // tableRows are one kind's header and a row per object.
+//
+// Each kind has its own columns because what one checks differs: an
+// Image's digest, a Container's image, a Task's state, pid, restarts and
+// exit. Rows are built as strings first so the watch printer can compare
+// a new row with the one it printed last and skip unchanged ones.
 func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string, [][]string) {
 	var header []string
 	switch kind {
@@ -255,6 +264,9 @@ func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string
 	var rows [][]string
 	for _, o := range objs {
 		st := o.view.Status
+		// AGE is since Ready last changed, not since creation: what one
+		// wants to know of a declared object is how long it has been in
+		// its current state.
 		ready, reason := readyColumn(st)
 		row := []string{o.view.Metadata.Name, ready}
 		switch kind {
@@ -266,6 +278,8 @@ func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string
 			row = append(row, digest, age(reason))
 		case spec.KindContainer:
 			var cs spec.ContainerSpec
+			// A spec that does not decode (a newer berthd's) shows empty
+			// columns rather than failing the whole listing.
 			_ = json.Unmarshal(o.view.Spec, &cs)
 			row = append(row, cs.Image)
 			if wide {
@@ -297,6 +311,8 @@ func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string
 					exit += " (OOMKilled)"
 				}
 			}
+			// A Task's AGE is since its task started, when it did: its
+			// Ready condition changes less often than its runs.
 			started := reason
 			if !ts.StartedAt.IsZero() {
 				started = ts.StartedAt
@@ -314,6 +330,9 @@ func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string
 
 // readyColumn is "True", or "False (Reason)"; it also returns when
 // readiness last changed.
+//
+// The reason is shown only when not Ready: "True (Running)" would say
+// nothing more than "True".
 func readyColumn(st spec.Status) (string, time.Time) {
 	c, ok := st.Condition(spec.ConditionReady)
 	if !ok {
@@ -344,6 +363,9 @@ func sourceColumn(s string) string {
 }
 
 // age prints how long ago t was, briefly: 45s, 3m, 5h, 2d.
+//
+// Hours up to two days, since "30h" reads better than "1d" for something
+// that happened yesterday evening.
 func age(t time.Time) string {
 	if t.IsZero() {
 		return "-"
@@ -362,6 +384,10 @@ func age(t time.Time) string {
 
 // networkColumns are a Container's NETWORK, ADDRESSES and PORTS: the
 // network it asked for, and the addresses and ports observed.
+//
+// The network shown is the one the container was attached to, as
+// observed; the spec's only while it is not attached, so the column says
+// where the container is, not merely where it was asked to be.
 func networkColumns(cs spec.ContainerSpec, st spec.Status) []string {
 	netw, addrs, ports := string(cs.Network), "-", "-"
 	if st.ContainerStatus != nil {

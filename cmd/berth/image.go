@@ -51,6 +51,8 @@ func isTerminal(f *os.File) bool {
 // image --help` works without a berthd.
 func newImageCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Aliases: []string{"images", "i"}, Short: "Manage images"}
+	// client dials per subcommand, so --help and flag errors need no
+	// berthd.
 	client := func(cmd *cobra.Command) (imagesapi.ImagesClient, func(), error) {
 		c, err := g.dial(cmd.Context())
 		if err != nil {

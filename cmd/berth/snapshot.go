@@ -35,7 +35,11 @@ func toSnapshotView(i *snapi.Info) snapshotView {
 func newSnapshotCmd(g *globals) *cobra.Command {
 	var sn string
 	cmd := &cobra.Command{Use: "snapshot", Aliases: []string{"snapshots", "snap"}, Short: "Manage snapshots"}
+	// --snapshotter is persistent: every subcommand acts on one
+	// snapshotter, and keys of different snapshotters are unrelated.
 	cmd.PersistentFlags().StringVar(&sn, "snapshotter", "", "snapshotter (default: berthd's, overlayfs)")
+	// client dials per subcommand, so --help and flag errors need no
+	// berthd.
 	client := func(cmd *cobra.Command) (snapi.SnapshotsService, func(), error) {
 		c, err := g.dial(cmd.Context())
 		if err != nil {
