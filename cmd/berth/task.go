@@ -50,6 +50,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "task", Aliases: []string{"tasks", "t"}, Short: "Manage tasks (a container's running process)"}
 	// run dials berthd and calls fn with a tasks client; signals to berth
 	// must not cut an RPC short half-way.
+	// One dial per subcommand, closed when it returns: the tasks
+	// subcommands are single calls.
 	run := func(cmd *cobra.Command, fn func(context.Context, tasksapi.TasksClient) error) error {
 		ctx := cmd.Context()
 		c, err := g.dial(ctx)
@@ -69,6 +71,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 				// is forwarded as a signal; it must not cancel the create
 				// or start half-way and leave a task nobody waits for.
 				ctx = context.WithoutCancel(ctx)
+				// Detached: no FIFOs, so the output goes only to the
+				// container's log (berth logs), as docker run -d.
 				if detach {
 					if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id}); err != nil {
 						return err
@@ -93,6 +97,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// The task's exit status becomes berth's, so a script
+				// can run a container like a command.
 				if status != 0 {
 					return &exitError{code: int(status)}
 				}
