@@ -35,7 +35,8 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	}
 	is, _ := imgEntry.Object.ImageSpec()
 	imgName, _ := imageName(is)
-	digest := imgStatus.Status.ImageStatus.Digest
+	// During an update of the image, the digest this Container may use.
+	imgName, digest := containerImage(imgName, imgStatus.Status.ImageStatus, id)
 	want := spec.ContainerInstanceHash(e.Hash, digest)
 	netHash, netDeclared := c.networkHash(ns, cs)
 	if netDeclared {

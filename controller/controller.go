@@ -79,6 +79,9 @@ type Controller struct {
 	// runCtx is Run's: probers live as long as the controller, not as
 	// long as the reconcile that started them.
 	runCtx context.Context
+	// heldReady is since when a Container moved by an image update has
+	// been Ready (autoupdate.go).
+	heldReady map[string]time.Time
 }
 
 // New returns a controller; call Run.

@@ -90,7 +90,17 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 			return Result{}, err
 		}
 	}
-	o := observation{ready: true, kind: imageKindStatus(img, true)}
+	var update *spec.ImageUpdateStatus
+	var requeue time.Duration
+	kick := false
+	if is.UpdatePolicy != nil {
+		img, update, requeue, kick = c.autoUpdate(ctx, e, is, name, img, prevStatus)
+	}
+	kind := imageKindStatus(img, true)
+	o := observation{ready: true, kind: func(st *spec.Status) {
+		kind(st)
+		st.ImageStatus.Update = update
+	}}
 	// The record is this object's to remove only if it made it: one that
 	// was on the node before the object first saw it (pulled or imported
 	// by hand) stays when the object goes, as other objects' do.
@@ -102,12 +112,12 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 	if perr := c.lastPullErr(e.Key); perr != nil {
 		o.degraded, o.reason, o.message = true, "PullFailed", perr.Error()
 	}
-	changed := c.record(ctx, e, o)
+	changed := c.record(ctx, e, o) || kick
 	// A new digest (a moved tag) recreates the containers using it.
 	if prev := prevStatus.Status.ImageStatus; prev != nil && prev.Digest != img.Target.Digest.String() {
 		changed = true
 	}
-	return Result{Changed: changed}, nil
+	return Result{Changed: changed, RequeueAfter: requeue}, nil
 }
 
 func (c *Controller) fetchImage(ctx context.Context, e desired.Entry, is spec.ImageSpec, name string, progress func(node.Progress)) (observed.Image, error) {

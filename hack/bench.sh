@@ -15,5 +15,7 @@ echo
 hack/bench-run.sh
 # BENCH_IDLE shortens the idle-CPU window (default five minutes, as issue 5 asks).
 go run ./hack/bench-manifests -bin bin -idle "${BENCH_IDLE:-5m}"
+# Atomic rollouts of a watched directory: change → Ready and rollback, 20 objects.
+go run ./hack/bench-rollout -bin bin
 echo
 hack/bench-net.sh

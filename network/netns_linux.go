@@ -12,10 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createNetNS creates a network namespace and bind-mounts it on path (a
-// file it creates). The unshare happens on a locked OS thread that is left
-// to die with its goroutine, so no other goroutine ever runs in the new
-// namespace.
+// createNetNS creates a network namespace with its loopback up and
+// bind-mounts it on path (a file it creates). The unshare happens on a
+// locked OS thread that is left to die with its goroutine, so no other
+// goroutine ever runs in the new namespace. Bringing lo up here, on the
+// thread already inside, is what the loopback plugin's exec did.
 func createNetNS(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
@@ -31,6 +32,10 @@ func createNetNS(path string) error {
 		runtime.LockOSThread()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare network namespace: %w", err)
+			return
+		}
+		if err := loopbackUp(); err != nil {
+			errc <- err
 			return
 		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
@@ -112,4 +117,25 @@ func dialInLocked(ctx context.Context, netns, addr string) (c net.Conn, err erro
 	var d net.Dialer
 	c, err = d.DialContext(ctx, "tcp", addr)
 	return c, err, unix.Setns(own, unix.CLONE_NEWNET) == nil
+}
+
+// loopbackUp sets lo up in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: set up: %w", err)
+	}
+	return nil
 }

@@ -75,6 +75,28 @@ type ImageStatus struct {
 	DroppedXattrs int `json:"droppedXattrs,omitempty"`
 	// Progress is where a first pull stands, while it runs.
 	Progress *PullProgress `json:"progress,omitempty"`
+	// Update is the automatic update's state (spec.updatePolicy).
+	Update *ImageUpdateStatus `json:"update,omitempty"`
+}
+
+// ImageUpdateStatus is where an Image's automatic update stands.
+type ImageUpdateStatus struct {
+	// LastCheck is when the registry was last asked what the tag names.
+	LastCheck time.Time `json:"lastCheck,omitzero"`
+	// Previous and Target are the digests of an update in progress: the
+	// Containers in Moved are on Target, the others stay on Previous.
+	Previous string   `json:"previous,omitempty"`
+	Target   string   `json:"target,omitempty"`
+	Moved    []string `json:"moved,omitempty"`
+	// MovingSince is when the last Container of Moved was moved.
+	MovingSince time.Time `json:"movingSince,omitzero"`
+	// Rejected is a digest that was rolled back: it is not tried again
+	// while the tag names it. RejectedReason says why it was.
+	Rejected       string `json:"rejected,omitempty"`
+	RejectedReason string `json:"rejectedReason,omitempty"`
+	// Updates and Rollbacks count the updates done and rolled back.
+	Updates   int `json:"updates,omitempty"`
+	Rollbacks int `json:"rollbacks,omitempty"`
 }
 
 // PullProgress is a running pull, blob by blob.

@@ -53,7 +53,7 @@ var layers = []struct {
 	{"internal/...", [][]string{{"version"}}},
 	// api/server serves the layer below; the generated api packages import
 	// only each other (and never api/server, see restricted).
-	{"api/server/...", [][]string{{"api/...", "spec/...", "node", "plan"}, nodeFacing, base}},
+	{"api/server/...", [][]string{{"api/...", "spec/...", "node", "plan", "rollout"}, nodeFacing, base}},
 	{"api/...", [][]string{base}},
 	// The stores: each may use spec and the api protos (content/proxy is a
 	// ttrpc client), never another store.
@@ -75,6 +75,9 @@ var layers = []struct {
 	// never the controllers.
 	{"cri/...", [][]string{{"spec/...", "node/...", "network/..."}, stores, base}},
 	{"controller/...", [][]string{{"spec/...", "api/...", "node", "plan", "metrics/..."}, nodeFacing, base}},
+	// rollout applies sets as revisions: the desired store, node's images
+	// (its pre-pulls) and the observed statuses, never the controllers.
+	{"rollout/...", [][]string{{"spec/...", "node"}, nodeFacing, base}},
 	// metrics: Prometheus collectors; reads the node through its own small
 	// interfaces, so it imports no berth package.
 	{"metrics/...", [][]string{base}},
@@ -85,7 +88,8 @@ var layers = []struct {
 	{"cmd/berth-init/...", [][]string{base}}, // PID 1 in containers: no berth package
 	{"cmd/berth/...", [][]string{{"api/...", "spec/...", "content", "snapshot", "*/proxy/..."}, base}},
 	// Tooling and tests.
-	{"hack/...", [][]string{base}},
+	// Benchmarks may drive berthd through its API clients, as the CLI does.
+	{"hack/...", [][]string{{"api/..."}, base}},
 	{"test/...", [][]string{{"..."}}},
 }
 

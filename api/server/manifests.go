@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
@@ -104,34 +103,9 @@ func parseFiles(files []requestFile, namespace string) ([]spec.Object, error) {
 	return objs, nil
 }
 
-// absolutePaths resolves relative paths of o against its Origin.Dir. A
-// relative path with no directory to resolve against is left for
-// validation to refuse or the controller to report.
-func absolutePaths(o spec.Object) spec.Object {
-	if o.Origin.Dir == "" || !filepath.IsAbs(o.Origin.Dir) {
-		return o
-	}
-	switch s := o.Spec.(type) {
-	case spec.ImageSpec:
-		if s.Source != nil {
-			if s.Source.Archive != "" {
-				s.Source.Archive = o.ResolvePath(s.Source.Archive)
-			}
-			if s.Source.Layout != "" {
-				s.Source.Layout = o.ResolvePath(s.Source.Layout)
-			}
-		}
-		o.Spec = s
-	case spec.ContainerSpec:
-		for i, m := range s.Mounts {
-			if m.Type == spec.MountBind && m.Source != "" {
-				s.Mounts[i].Source = o.ResolvePath(m.Source)
-			}
-		}
-		o.Spec = s
-	}
-	return o
-}
+// absolutePaths resolves relative paths of o against its Origin.Dir
+// (spec.AbsolutePaths).
+func absolutePaths(o spec.Object) spec.Object { return spec.AbsolutePaths(o) }
 
 // applyScope checks an apply's set name and selector and returns the
 // options they make, with the objects the selector keeps.

@@ -64,6 +64,7 @@ func main() {
 	root := newRootCmd()
 	err := root.ExecuteContext(ctx)
 	stop()
+	printSpans()
 	if err == nil {
 		return
 	}
@@ -113,10 +114,15 @@ var extraCommands []func(*globals) *cobra.Command
 // One connection per command: the CLI is short-lived, and ttrpc
 // multiplexes the calls a command makes over it.
 func (g *globals) dial(ctx context.Context) (*ttrpc.Client, error) {
+	t := time.Now()
 	d := net.Dialer{Timeout: g.timeout}
 	conn, err := d.DialContext(ctx, "unix", g.address)
 	if err != nil {
 		return nil, dialError(g.address, err)
+	}
+	if cliSpans != nil {
+		cliSpans.Add("dial", time.Since(t))
+		return ttrpc.NewClient(conn, ttrpc.WithUnaryClientInterceptor(spanInterceptor)), nil
 	}
 	return ttrpc.NewClient(conn), nil
 }

@@ -24,6 +24,7 @@ import (
 	manifestsapi "berth.dev/berth/api/manifests/v1"
 	nsapi "berth.dev/berth/api/namespaces/v1"
 	netapi "berth.dev/berth/api/networks/v1"
+	rolloutapi "berth.dev/berth/api/rollout/v1"
 	"berth.dev/berth/api/server"
 	snapi "berth.dev/berth/api/snapshots/v1"
 	tasksapi "berth.dev/berth/api/tasks/v1"
@@ -164,6 +165,13 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open networks: %w", err)
 	}
+	// Closed after the node (closers run last first): detaches left to
+	// the background finish, or are finished by the next start's Recover.
+	d.closers = append(d.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return d.net.Close(ctx)
+	})
 	d.node = node.New(node.Options{
 		Unpack:             unpackOpts,
 		Policy:             pol,
@@ -341,6 +349,7 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	manifestsapi.RegisterManifestsService(srv, &server.Manifests{
 		Desired: d.decl.store, API: d.decl.api, DB: d.obs, Recent: d.decl.recent, Node: d.node, Snapshots: d.node,
 	})
+	rolloutapi.RegisterRolloutService(srv, &server.Rollout{Engine: d.decl.rollouts, Revisions: d.decl.revs})
 }
 
 // listenUnix creates the API socket with mode 0600 from the start: the
