@@ -14,6 +14,7 @@ import (
 	"berth.dev/berth/api/server"
 	"berth.dev/berth/controller"
 	"berth.dev/berth/desired"
+	"berth.dev/berth/node"
 	"berth.dev/berth/node/nodetest"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/spec"
@@ -70,6 +71,17 @@ spec: {image: busybox, command: [httpd, -f], env: [{name: A, value: "1"}]}
 		{name: "fresh node", after: running,
 			want: map[string][]string{"Image/busybox": {"pull"}, "Container/web": {"create"}, "Task/web": {"start"}}},
 		{name: "converged", before: running, after: running, want: map[string][]string{}},
+		{name: "fresh node, Paused", after: image + container + task("web", "Paused", "Always"),
+			want: map[string][]string{"Image/busybox": {"pull"}, "Container/web": {"create"}, "Task/web": {"start", "pause"}}},
+		{name: "fresh node, Stopped", after: image + container + task("web", "Stopped", "Always"),
+			want: map[string][]string{"Image/busybox": {"pull"}, "Container/web": {"create"}}},
+		{name: "created, not started", before: image + container + task("web", "Stopped", "Always"), after: running,
+			node: func(r *agreeRig) error {
+				_, err := r.node.CreateTask(r.ctx, "default", "web", node.Stdio{})
+				r.node.Calls()
+				return err
+			},
+			want: map[string][]string{"Task/web": {"start"}}},
 		{name: "container spec changed", before: running, after: image + containerEnv + task("web", "Running", "Always"),
 			want: map[string][]string{"Container/web": {"recreate"}, "Task/web": {"restart"}}},
 		{name: "stop", before: running, after: image + container + task("web", "Stopped", "Always"),
@@ -286,8 +298,8 @@ func verbsOf(kind spec.Kind, calls []string, taskExisted bool) []string {
 		return out // a Container's kill and task delete are its recreate's
 	}
 	switch {
-	case has("start") && taskExisted:
-		out = append(out, "restart")
+	case has("create-task") && taskExisted:
+		out = append(out, "restart") // a new task in place of the one there was
 	case has("start"):
 		out = append(out, "start")
 	case has("kill"):
