@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"berth.dev/berth/desired"
-	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/oci"
 	"berth.dev/berth/plan"
@@ -229,18 +228,5 @@ func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.D
 // (oci.FromSpec, the translator the API's mounts share).
 func containerSettings(o spec.Object, cs spec.ContainerSpec) (node.ContainerSettings, error) {
 	st, err := oci.FromSpec(o, cs)
-	s := node.ContainerSettings{Runtime: cs.Runtime, Settings: st}
-	if cs.Network.Bridged() {
-		s.Network = &node.NetworkSettings{Name: string(cs.Network)}
-		for _, p := range cs.Ports {
-			s.Network.Ports = append(s.Network.Ports, network.PortMapping{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol, HostIP: p.HostIP})
-		}
-		if cs.DNS != nil {
-			s.Network.DNS = network.DNS{Servers: cs.DNS.Servers, Searches: cs.DNS.Searches, Options: cs.DNS.Options}
-		}
-		for _, h := range cs.Hosts {
-			s.Network.Hosts = append(s.Network.Hosts, network.Host{IP: h.IP, Hostnames: h.Hostnames})
-		}
-	}
-	return s, err
+	return node.ContainerSettings{Runtime: cs.Runtime, Settings: st, Network: node.NetworkFromSpec(cs)}, err
 }
