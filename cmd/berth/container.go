@@ -98,6 +98,8 @@ func parsePublish(s string) (*ctrapi.PortMapping, error) {
 // Labels without "=" get an empty value rather than an error, as docker
 // --label does.
 func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.CreateContainerRequest, error) {
+	// Memory is sent in bytes: the API has one unit, and the suffix
+	// grammar is the CLI's to accept (docker's and Kubernetes' both).
 	mem, err := parseBytes(f.memory)
 	if err != nil {
 		return nil, err
@@ -105,9 +107,13 @@ func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.C
 	s := &ctrapi.Settings{Args: args, Env: f.env, User: f.user, WorkingDir: f.workdir, Cpus: f.cpus, MemoryBytes: mem, Pids: f.pids,
 		NetHost: f.netHost, ReadonlyRootfs: f.readOnly, Hostname: f.hostname, Terminal: f.tty, Runtime: f.runtime,
 		Init: f.init, StopSignal: f.stopSignal, Network: f.network}
+	// --net-host is the older spelling of --network host; both at
+	// once is ambiguous, so it is refused rather than one winning.
 	if f.network != "" && f.netHost {
 		return nil, fmt.Errorf("--net-host and --network %s together: give one", f.network)
 	}
+	// -p is parsed here only for its syntax; berthd checks the
+	// mappings by the manifest's rule (spec.ValidatePorts).
 	for _, p := range f.publish {
 		pm, err := parsePublish(p)
 		if err != nil {

@@ -77,11 +77,15 @@ func newImageCmd(g *globals) *cobra.Command {
 			for _, i := range resp.Images {
 				views = append(views, toImageView(i))
 			}
+			// The full digest, not a short one: image ls is where one
+			// copies a digest from to pin a reference.
 			return printList(cmd.OutOrStdout(), output, views, []string{"REF", "DIGEST", "SIZE", "UNPACKED", "CREATED"}, func(v imageView) []string {
 				var sns []string
 				for sn := range v.Unpacked {
 					sns = append(sns, sn)
 				}
+				// Sorted: a map's order would make the column change
+				// between two runs with nothing changed.
 				sort.Strings(sns)
 				return []string{v.Name, v.Digest, units.Bytes(v.Size), orDash(strings.Join(sns, ",")), ago(v.CreatedAt)}
 			})
@@ -125,6 +129,8 @@ func newImageCmd(g *globals) *cobra.Command {
 				if _, err := s.Delete(cmd.Context(), &imagesapi.DeleteImageRequest{Namespace: g.namespace, Name: name, Sync: syncGC}); err != nil {
 					return err
 				}
+				// Each removed name on its own line, so a partial
+				// failure's output says which went.
 				fmt.Fprintln(cmd.OutOrStdout(), name)
 				return nil
 			})
@@ -312,6 +318,8 @@ func newExportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// "-" streams to stdout (into docker load, ssh, a file of the
+			// user's choosing); no partial file is involved then.
 			var out io.Writer = cmd.OutOrStdout()
 			var f *os.File
 			if args[0] != "-" {
@@ -336,6 +344,8 @@ func newExportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 				}
 			}
 			if f != nil {
+				// Synced before the rename, so after a power cut the
+				// name holds either nothing or the whole archive.
 				if err := f.Sync(); err != nil {
 					return err
 				}
@@ -364,6 +374,8 @@ func newPushCmd(g *globals, client imagesClientFunc) *cobra.Command {
 		Use: "push [--platform P|--all-platforms] REF [TARGET]", Short: "Push an image from the content store to a registry",
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Refused here rather than letting one win: the two ask
+			// for different pushes.
 			if all && platform != "" {
 				return fmt.Errorf("--platform and --all-platforms exclude each other")
 			}
