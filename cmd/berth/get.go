@@ -18,19 +18,8 @@ import (
 // parseKindArg maps what people type (task, tasks, Task, all) to a kind;
 // "" is every kind.
 func parseKindArg(s string) (string, error) {
-	switch strings.ToLower(s) {
-	case "", "all":
-		return "", nil
-	case "image", "images", "img":
-		return string(spec.KindImage), nil
-	case "container", "containers", "ctr":
-		return string(spec.KindContainer), nil
-	case "task", "tasks":
-		return string(spec.KindTask), nil
-	case "network", "networks", "net":
-		return string(spec.KindNetwork), nil
-	}
-	return "", fmt.Errorf("kind %q is not one of network(s), image(s), container(s), task(s), all", s)
+	k, err := spec.ParseKind(s) // the API's rule too
+	return string(k), err
 }
 
 // listedObject is an object as get prints it in JSON and YAML: its
