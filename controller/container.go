@@ -57,7 +57,7 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	// use) disturbs none.
 	facts := plan.ContainerFacts{Exists: err == nil}
 	if facts.Exists {
-		facts.InstanceHash, facts.NetworkHash = existing.Labels[spec.LabelSpecHash], existing.Labels[labelNetworkHash]
+		facts.InstanceHash, facts.NetworkHash = existing.Labels[spec.LabelSpecHash], existing.Labels[spec.LabelNetworkHash]
 		facts.ImageDigest = existing.ImageDigest
 		facts.SnapshotPresent = c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey)
 	}
@@ -91,7 +91,7 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	}
 	labels := map[string]string{spec.LabelOwner: "Container/" + id, spec.LabelSpecHash: want}
 	if netDeclared {
-		labels[labelNetworkHash] = netHash
+		labels[spec.LabelNetworkHash] = netHash
 	}
 	ctr, err := c.opts.Node.CreateContainer(ctx, ns, id, imgName, is.Snapshotter, settings, labels)
 	if v := (*policy.Violation)(nil); errors.As(err, &v) {
@@ -108,10 +108,6 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	}
 	return Result{Changed: true, RequeueAfter: 0}, c.recordCreated(ctx, e, ctr.SnapshotKey, digest)
 }
-
-// labelNetworkHash records on a container the spec hash of the declared
-// Network it was attached to.
-const labelNetworkHash = "berth.dev/network-spec-hash"
 
 // policyRefused records a Container the node policy refuses: Degraded,
 // reason PolicyViolation, the message naming the policy key. It is not

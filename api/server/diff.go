@@ -184,7 +184,7 @@ func (p *diffPlan) container(ctx context.Context, o spec.Object, old *spec.Objec
 	f := plan.ContainerFacts{Exists: err == nil}
 	switch {
 	case err == nil:
-		f.InstanceHash, f.NetworkHash, f.ImageDigest = ctr.Labels[spec.LabelSpecHash], ctr.Labels[labelNetworkHash], ctr.ImageDigest
+		f.InstanceHash, f.NetworkHash, f.ImageDigest = ctr.Labels[spec.LabelSpecHash], ctr.Labels[spec.LabelNetworkHash], ctr.ImageDigest
 		f.SnapshotPresent = p.snapshotPresent(ctx, ctr.Snapshotter, ctr.SnapshotKey)
 	case !errdefs.IsNotFound(err):
 		return err
@@ -205,10 +205,6 @@ func (p *diffPlan) container(ctx context.Context, o spec.Object, old *spec.Objec
 	addAll(add, plan.Container(w, f))
 	return nil
 }
-
-// labelNetworkHash is the controller's label of a container's Network
-// spec hash (controller/container.go).
-const labelNetworkHash = "berth.dev/network-spec-hash"
 
 // networkHash is the spec hash of the declared Network cs names (the given
 // one, else the one in force), as the controller's networkHash.
