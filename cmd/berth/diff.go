@@ -20,13 +20,17 @@ func newDiffCmd(g *globals) *cobra.Command {
 		Use:   "diff -f FILE|DIR|-",
 		Short: "Show how manifests differ from what is in force and what berth would do",
 		Long: `Diff compares each object with the one in force and with the node, and prints a
-unified diff of the manifests and the actions berth would take (pull, create,
-recreate with the fields that changed, start, stop, pause, resume, restart).
+unified diff of the manifests and the actions berth would take (pull, unpack,
+create, recreate with the fields that changed, start, stop, pause, resume,
+restart; wait for a Task whose container another Task runs). They are the
+reconcilers' own plan, computed on the node as it is now.
 With --prune (and --applyset or -l, as for apply) it also lists the objects apply
 --prune would delete. It changes nothing. Exit status: 0 no difference, 1 a
 difference (or something to prune), 2 or more an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every failure is exit 2 (exitError), never 1: 1 means
+			// "differs", and a script must not read an error as that.
 			if file == "" {
 				return &exitError{code: 2, err: fmt.Errorf("-f FILE|DIR|- is required")}
 			}
