@@ -137,6 +137,8 @@ func (p *diffPlan) object(ctx context.Context, o spec.Object) (*manifestsapi.Obj
 		err = p.container(ctx, o, oldObj, add)
 	case spec.KindTask:
 		err = p.task(ctx, o, oldObj, add)
+	case spec.KindNetwork:
+		err = p.network(ctx, o, oldObj, add)
 	}
 	if inForce && old.Source != desired.SourceAPI && (d.Diff != "" || len(d.Actions) > 0) {
 		// berth apply would be refused for this key: say so beside what
@@ -203,6 +205,24 @@ func (p *diffPlan) container(ctx context.Context, o spec.Object, old *spec.Objec
 		w.Changed = changedFields(old.Spec, o.Spec)
 	}
 	addAll(add, plan.Container(w, f))
+	return nil
+}
+
+// network plans a Network from its recorded status (what was written).
+func (p *diffPlan) network(ctx context.Context, o spec.Object, old *spec.Object, add addFunc) error {
+	var f plan.NetworkFacts
+	st, err := p.s.DB.GetStatus(ctx, o.Key())
+	switch {
+	case err == nil:
+		f.StatusHash = st.SpecHash
+	case !errdefs.IsNotFound(err):
+		return err
+	}
+	var changed []string
+	if old != nil {
+		changed = changedFields(old.Spec, o.Spec)
+	}
+	addAll(add, plan.Network(spec.Hash(o), f, changed))
 	return nil
 }
 
