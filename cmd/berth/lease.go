@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	leasesapi "berth.dev/berth/api/leases/v1"
@@ -59,17 +57,7 @@ func toLeaseView(l *leasesapi.Lease) leaseView {
 // parseLabels refuses a label without "=": a lease's labels are GC
 // roots (containerd.io/gc.ref.*), and a typo must not become an empty
 // one silently.
-func parseLabels(kvs []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("label %q: want KEY=VALUE", kv)
-		}
-		out[k] = v
-	}
-	return out, nil
-}
+func parseLabels(kvs []string) (map[string]string, error) { return parseKV(kvs) }
 
 // newLeaseCmd is ctr's lease verbs.
 func newLeaseCmd(g *globals) *cobra.Command {
@@ -138,14 +126,7 @@ func newLeaseCmd(g *globals) *cobra.Command {
 				if v.ExpiresAt != nil {
 					exp = v.ExpiresAt.Local().Format(time.RFC3339)
 				}
-				var kv []string
-				for k, val := range v.Labels {
-					kv = append(kv, k+"="+val)
-				}
-				// Sorted, so the column does not change between runs
-				// (Go's map order would shuffle it).
-				sort.Strings(kv)
-				return []string{v.ID, ago(v.CreatedAt), exp, strings.Join(kv, ",")}
+				return []string{v.ID, ago(v.CreatedAt), exp, labelString(v.Labels)}
 			})
 		},
 	}

@@ -79,7 +79,9 @@ func serverVersion(cmd *cobra.Command, g *globals) (*introapi.VersionResponse, e
 	return introapi.NewIntrospectionClient(c).Version(cmd.Context(), &introapi.VersionRequest{})
 }
 
-// parseKV parses KEY=VALUE strings.
+// parseKV parses KEY=VALUE strings (--label of every command). A pair
+// without "=" or with an empty key is refused: labels are matched by
+// selectors and GC rules, where a typo must not pass as an empty label.
 func parseKV(kvs []string) (map[string]string, error) {
 	if len(kvs) == 0 {
 		return nil, nil
@@ -95,6 +97,8 @@ func parseKV(kvs []string) (map[string]string, error) {
 	return m, nil
 }
 
+// labelString is a labels column: sorted k=v pairs (a map's order would
+// shuffle them between runs), "-" for none.
 func labelString(m map[string]string) string {
 	if len(m) == 0 {
 		return "-"
