@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,8 +40,9 @@ func main() {
 	images := flag.String("images", ".cache/testimages", "test images (make testimages)")
 	n := flag.Int("n", 20, "rounds of the interleaved run comparison (≥ 15)")
 	c := flag.Int("containers", 50, "detached tasks for the memory and restart figures")
+	base := flag.String("base", "", "bin directory of an earlier build to interleave as a fourth command (before/after)")
 	flag.Parse()
-	if err := run(*bin, *images, *n, *c); err != nil {
+	if err := run(*bin, *images, *n, *c, *base); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-runpath:", err)
 		os.Exit(1)
 	}
@@ -51,30 +53,51 @@ type bench struct {
 	d                           *exec.Cmd
 }
 
-func run(bin, images string, n, c int) (err error) {
+// newBench starts a berthd of the binaries in bin under its own work
+// directory, with the busybox test image imported and run once.
+func newBench(bin, images string) (*bench, error) {
 	bin, _ = filepath.Abs(bin)
 	work, err := os.MkdirTemp("/tmp", "berth-rp-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b := &bench{bin: bin, work: work, state: filepath.Join(work, "state"), log: filepath.Join(work, "berthd.log")}
 	b.sock = filepath.Join(b.state, "berth.sock")
 	// The state directory is /run/berth in production: a tmpfs, as here.
 	if err := os.MkdirAll(b.state, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	if err := syscall.Mount("tmpfs", b.state, "tmpfs", 0, "size=256m,mode=0700"); err != nil {
-		return fmt.Errorf("mount tmpfs state: %w", err)
+		return nil, fmt.Errorf("mount tmpfs state: %w", err)
 	}
-	defer b.cleanup()
 	if err := b.startBerthd(); err != nil {
-		return err
+		b.cleanup()
+		return nil, err
 	}
 	if _, err := b.berth("image", "import", filepath.Join(images, "busybox")); err != nil {
-		return err
+		b.cleanup()
+		return nil, err
 	}
 	if _, err := b.berth("run", "--rm", "busybox:latest", "warm", "true"); err != nil {
+		b.cleanup()
+		return nil, err
+	}
+	return b, nil
+}
+
+func run(bin, images string, n, c int, base string) (err error) {
+	b, err := newBench(bin, images)
+	if err != nil {
 		return err
+	}
+	defer b.cleanup()
+	work := b.work
+	var old *bench
+	if base != "" {
+		if old, err = newBench(base, images); err != nil {
+			return fmt.Errorf("base build: %w", err)
+		}
+		defer old.cleanup()
 	}
 	bundle, err := b.copyBundle()
 	if err != nil {
@@ -105,6 +128,11 @@ func run(bin, images string, n, c int) (err error) {
 	if ctr != nil {
 		cmds = append(cmds, cmdSpec{"ctr", func(i int) []string {
 			return append(append([]string(nil), ctr...), "run", "--rm", "docker.io/library/bb:latest", fmt.Sprintf("c%d", i), "true")
+		}, nil})
+	}
+	if old != nil {
+		cmds = append(cmds, cmdSpec{"base", func(i int) []string {
+			return []string{filepath.Join(old.bin, "berth"), "--address", old.sock, "run", "--rm", "busybox:latest", fmt.Sprintf("o%d", i), "true"}
 		}, nil})
 	}
 	logStart := fileSize(b.log)
@@ -141,7 +169,9 @@ func run(bin, images string, n, c int) (err error) {
 		return err
 	}
 
-	fmt.Printf("\n## run path: %d interleaved rounds, medians (the machine is shared: compare the ratios)\n\n", n)
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("\n%s, %d cores, load average %s (a shared machine: compare the ratios)\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Printf("\n## run path: %d interleaved rounds, medians\n\n", n)
 	fmt.Printf("| what | median ms | command |\n|---|---|---|\n")
 	fmt.Printf("| `berth run --rm busybox true` | %.1f | `berth run --rm busybox:latest bN true` |\n", ms(median(walls["berth"])))
 	fmt.Printf("| `runc run` of the same config.json | %.1f | `runc --root R run -b %s ID` |\n", ms(median(walls["runc"])), "BUNDLE")
@@ -149,6 +179,10 @@ func run(bin, images string, n, c int) (err error) {
 		fmt.Printf("| `ctr run --rm` (containerd %s) | %.1f | `ctr run --rm docker.io/library/bb:latest cN true` |\n", containerdVersion(), ms(median(walls["ctr"])))
 	} else {
 		fmt.Printf("| `ctr run --rm` | n/a (not installed) | `hack/bench-deps.sh` installs it |\n")
+	}
+	if old != nil {
+		fmt.Printf("| `berth run --rm` of the base build | %.1f | `%s/berth run --rm busybox:latest oN true` |\n", ms(median(walls["base"])), base)
+		fmt.Printf("| base ÷ runc | %.2f× | before |\n", ratio(walls["base"], walls["runc"]))
 	}
 	fmt.Printf("| berth ÷ runc | %.2f× | aim ≤ 1.5× |\n", ratio(walls["berth"], walls["runc"]))
 	if ctr != nil {
