@@ -29,7 +29,7 @@ type Writer struct {
 	// costs no fsync on close, on the path of a task's delete.
 	dirty bool
 	buf   []byte
-	now      func() time.Time
+	now   func() time.Time
 }
 
 // Defaults applied by NewWriter to zero values.
