@@ -53,7 +53,7 @@ func (s *Service) info(ctx context.Context, img observed.Image) (imageInfo, erro
 
 // images groups the namespace's records by image ID.
 func (s *Service) images(ctx context.Context) ([]*image, error) {
-	recs, err := s.node.DB().ListImages(ctx, Namespace)
+	recs, err := s.opts.DB.ListImages(ctx, Namespace)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
@@ -135,6 +135,11 @@ func (s *Service) resolveImage(ctx context.Context, ref string) (*image, error) 
 	for _, im := range imgs {
 		for _, rec := range im.records {
 			if rec.Name == want {
+				return im, nil
+			}
+			// A record named another way (docker.io/library/busybox:x as
+			// `berth image import --name` gives it) is the same reference.
+			if rr, err := remote.ParseRef(rec.Name); err == nil && rr.Name() == want {
 				return im, nil
 			}
 			// repo@digest matches any record of the repo at that target.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	goruntime "runtime"
 	"strconv"
 	"time"
@@ -26,6 +27,22 @@ type streamer struct{ s *Service }
 
 var _ streaming.Runtime = streamer{}
 
+// observe runs one streaming session through Options.ObserveStream.
+func (r streamer) observe(method string, session func() error) error {
+	if r.s.opts.ObserveStream == nil {
+		return session()
+	}
+	var err error
+	_ = r.s.opts.ObserveStream(method, func() error {
+		err = session()
+		if _, exited := err.(exitError); exited {
+			return nil // the command's own status, not a failed session
+		}
+		return err
+	})
+	return err
+}
+
 // exitError carries an exec's exit status to the streaming server, which
 // reports it to the client (k8s.io/utils/exec.ExitError).
 type exitError struct{ code int }
@@ -36,6 +53,10 @@ func (e exitError) Exited() bool    { return true }
 func (e exitError) ExitStatus() int { return e.code }
 
 func (r streamer) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	return r.observe("Exec", func() error { return r.exec(ctx, id, cmd, in, out, errw, tty, resize) })
+}
+
+func (r streamer) exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
 	var stdout, stderr io.Writer
 	if out != nil {
 		stdout = out
@@ -53,10 +74,41 @@ func (r streamer) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 	return nil
 }
 
-// Attach streams the container's output as it is logged; berth's shims
-// take a process's stdio when it is created, so a later attach reads the
-// log and cannot write to stdin.
+// Attach streams the container's output as it is logged (from now on)
+// and, for a container made with stdin, writes the client's input to the
+// stdin FIFO the shim keeps open; with stdin_once the end of the first
+// attach's input closes the container's stdin.
 func (r streamer) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	return r.observe("Attach", func() error { return r.attach(ctx, id, in, out, errw, tty, resize) })
+}
+
+func (r streamer) attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	_, c, err := r.s.containers.get(id)
+	if err != nil {
+		return err
+	}
+	cfg := c.config()
+	if in != nil && cfg.GetStdin() {
+		f, err := os.OpenFile(r.s.stdinPath(id), os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("attach %s: stdin: %w", id, err)
+		}
+		go func() {
+			defer f.Close()
+			n, err := io.Copy(f, in)
+			r.s.log.Debug("attach stdin ended", "id", id, "bytes", n, "err", err)
+			if cfg.GetStdinOnce() {
+				_ = r.s.node.CloseIO(context.WithoutCancel(ctx), Namespace, id, "")
+			}
+		}()
+	}
+	if resize != nil && cfg.GetTty() {
+		go func() {
+			for sz := range resize {
+				_ = r.s.node.ResizePty(ctx, Namespace, id, "", uint32(sz.Width), uint32(sz.Height))
+			}
+		}()
+	}
 	return r.s.node.Logs(ctx, Namespace, id, node.LogOptions{Tail: 0, Follow: true}, func(e node.LogEntry) error {
 		w := io.Writer(out)
 		if e.Stream == "stderr" && errw != nil && !tty {
@@ -77,6 +129,10 @@ func (r streamer) Attach(ctx context.Context, id string, in io.Reader, out, errw
 // PortForward connects the stream to port on the pod's loopback: the
 // socket is made inside the pod's network namespace.
 func (r streamer) PortForward(ctx context.Context, podID string, port int32, stream io.ReadWriteCloser) error {
+	return r.observe("PortForward", func() error { return r.portForward(ctx, podID, port, stream) })
+}
+
+func (r streamer) portForward(ctx context.Context, podID string, port int32, stream io.ReadWriteCloser) error {
 	defer stream.Close()
 	_, sb, err := r.s.sandboxes.get(podID)
 	if err != nil {

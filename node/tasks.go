@@ -31,6 +31,9 @@ import (
 type Stdio struct {
 	Stdin, Stdout, Stderr string
 	Terminal              bool
+	// StdinOpen keeps the Stdin FIFO open in the shim: writers come and
+	// go, and the process's stdin ends only on CloseIO.
+	StdinOpen bool
 }
 
 // TaskInfo is a task as the API shows it.
@@ -98,6 +101,7 @@ func (n *Node) createTaskLocked(ctx context.Context, ns, id string, stdio Stdio,
 }
 
 func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, stdio Stdio, start bool) (_ *task, err error) {
+	created := time.Now()
 	sn, _, err := n.Snapshotter(c.Snapshotter)
 	if err != nil {
 		return nil, err
@@ -178,7 +182,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	span.From(ctx).Add("shim.start", tShim.Sub(tStart))
 	resp, err := cl.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Bundle: bundle, Runtime: rt, RuntimeRoot: n.runtimeRoot(ns),
-		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal},
+		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal, StdinOpen: stdio.StdinOpen},
 		Log:   &shimapi.Log{Path: logPath, MaxSize: logMax, MaxFiles: int32(n.opts.Tasks.LogMaxFiles)},
 		Start: start,
 	})
@@ -186,7 +190,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 		return nil, fmt.Errorf("create task %s: %w", c.ID, err)
 	}
 	span.From(ctx).Add("shim.create", time.Since(tShim))
-	return &task{ns: ns, id: c.ID, bundle: bundle, runtime: rt, c: cl, pid: resp.Pid, done: make(chan struct{})}, nil
+	return &task{ns: ns, id: c.ID, bundle: bundle, runtime: rt, c: cl, pid: resp.Pid, done: make(chan struct{}), created: created}, nil
 }
 
 // removeBundle unmounts a bundle's rootfs, force-deletes what the runtime
