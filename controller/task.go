@@ -284,18 +284,15 @@ func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, 
 			return Result{}, err
 		}
 	}
-	if _, err := c.opts.Node.CreateTask(ctx, ns, id, node.Stdio{}); err != nil {
-		prev.LastError = err.Error()
-		c.record(ctx, e, observation{degraded: true, reason: "StartFailed", message: err.Error(), owns: id, kind: taskKind(prev)})
-		return Result{}, err
-	}
-	pid, err := c.opts.Node.StartTask(ctx, ns, id, "")
+	// Created and started in one runtime call (runc run --detach); a
+	// failure leaves no task behind.
+	ti, err := c.opts.Node.RunTask(ctx, ns, id, node.Stdio{})
 	if err != nil {
-		_, _ = c.opts.Node.DeleteTask(ctx, ns, id, true)
 		prev.LastError = err.Error()
 		c.record(ctx, e, observation{degraded: true, reason: "StartFailed", message: err.Error(), owns: id, kind: taskKind(prev)})
 		return Result{}, err
 	}
+	pid := ti.Pid
 	if prev.State != "" {
 		prev.RestartCount++
 	}
