@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"berth.dev/berth/content/remote"
+	"berth.dev/berth/content/reference"
 	"berth.dev/berth/desired"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
@@ -39,6 +39,12 @@ type UpdateObserver interface {
 	ImageUpdate(result string)
 }
 
+// DigestResolver is the optional part of a Node an updatePolicy needs: it
+// asks the registry which digest a tag names now (*node.Node has it).
+type DigestResolver interface {
+	ResolveDigest(ctx context.Context, ref, authFile string) (string, error)
+}
+
 func (c *Controller) observeUpdate(result string) {
 	if o, ok := c.opts.Observer.(UpdateObserver); ok {
 		o.ImageUpdate(result)
@@ -48,7 +54,7 @@ func (c *Controller) observeUpdate(result string) {
 // pinnedImageName is the record that holds an image's previous digest
 // during an update: the repository at that digest.
 func pinnedImageName(name, digest string) string {
-	r, err := remote.ParseRef(name)
+	r, err := reference.Parse(name)
 	if err != nil {
 		return name + "@" + digest
 	}
@@ -95,7 +101,12 @@ func (c *Controller) autoUpdate(ctx context.Context, e desired.Entry, is spec.Im
 		authFile = is.Auth.File
 	}
 	cur := img.Target.Digest.String()
-	d, err := c.opts.Node.ResolveDigest(ctx, is.Ref, authFile)
+	res, ok := c.opts.Node.(DigestResolver)
+	if !ok {
+		log.Warn("update check: this node cannot ask a registry for a digest; not updating")
+		return img, &u, interval, false
+	}
+	d, err := res.ResolveDigest(ctx, is.Ref, authFile)
 	if err != nil {
 		log.Warn("update check: cannot resolve the tag; the image in use stays", "err", err)
 		return img, &u, interval, false

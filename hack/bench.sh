@@ -10,7 +10,7 @@ go run ./hack/bench-registry -images "${BERTH_TESTIMAGES:-.cache/testimages}" -b
 # Snapshotters side by side on one loopback btrfs: unpack, container commit.
 go run ./hack/bench-storage -images "${BERTH_TESTIMAGES:-.cache/testimages}" -bin bin
 echo
-go test -run '^$' -bench 'Apply' -benchtime 4x ./snapshot/archive/ | grep -E '^Benchmark|ok'
+go test -run '^$' -bench 'Apply' -benchtime 4x ./snapshot/layer/ | grep -E '^Benchmark|ok'
 echo
 hack/bench-run.sh
 # BENCH_IDLE shortens the idle-CPU window (default five minutes, as issue 5 asks).

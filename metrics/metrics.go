@@ -24,6 +24,10 @@ type Metrics struct {
 	// name ("OK", "NotFound", …). APIDuration is their latency.
 	APIRequests *prometheus.CounterVec
 	APIDuration *prometheus.HistogramVec
+	// APIStreams are the streaming calls open now (events, followed logs,
+	// pulls, CRI exec and attach sessions), by service and method; each is
+	// counted in APIRequests and APIDuration once it ends.
+	APIStreams *prometheus.GaugeVec
 
 	// ReconcileTotal counts reconciles by kind and result
 	// (success|error|requeue); ReconcileDuration is how long each took.
@@ -85,6 +89,9 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "berth_api_request_duration_seconds", Help: "API call latency by service and method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"service", "method"}),
+		APIStreams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_api_streams_active", Help: "Streaming API calls open now by service and method.",
+		}, []string{"service", "method"}),
 		ReconcileTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_reconcile_total", Help: "Reconciles by kind and result (success, error, requeue).",
 		}, []string{"kind", "result"}),
@@ -139,7 +146,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(
-		m.APIRequests, m.APIDuration,
+		m.APIRequests, m.APIDuration, m.APIStreams,
 		m.ReconcileTotal, m.ReconcileDuration, m.QueueDepth, m.DriftRepairs,
 		m.DesiredObjects, m.ReadyObjects,
 		m.PullDuration, m.PullBytes, m.PullsTotal,

@@ -50,10 +50,12 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	if err := spec.ValidateName("container id", id); err != nil {
 		return observed.Container{}, err
 	}
-	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
+	if err := n.CheckPolicy(ns, settings); err != nil {
 		return observed.Container{}, err
 	}
-	if err := n.CheckPolicy(ns, settings); err != nil {
+	// A create in a namespace that does not exist yet creates it, as a
+	// pull or an import does (and containerd): `berth -n new run` works.
+	if _, err := n.opts.DB.EnsureNamespace(ctx, ns); err != nil {
 		return observed.Container{}, err
 	}
 	unlock, err := n.tt.locks.lock(ctx, ns, id, true)

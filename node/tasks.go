@@ -80,6 +80,7 @@ func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (Task
 }
 
 func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, stdio Stdio) (_ *task, err error) {
+	created := time.Now()
 	sn, _, err := n.Snapshotter(c.Snapshotter)
 	if err != nil {
 		return nil, err
@@ -162,7 +163,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 		return nil, fmt.Errorf("create task %s: %w", c.ID, err)
 	}
 	n.log.Debug("task created", "id", c.ID, "shimStart", tShim.Sub(tStart), "runtimeCreate", time.Since(tShim))
-	return &task{ns: ns, id: c.ID, bundle: bundle, runtime: rt, c: cl, pid: resp.Pid, done: make(chan struct{})}, nil
+	return &task{ns: ns, id: c.ID, bundle: bundle, runtime: rt, c: cl, pid: resp.Pid, done: make(chan struct{}), created: created}, nil
 }
 
 // removeBundle unmounts a bundle's rootfs, force-deletes what the runtime

@@ -172,6 +172,16 @@ type ContainerSpec struct {
 	DNS *DNSConfig `json:"dns,omitempty"`
 	// Hosts are extra /etc/hosts entries.
 	Hosts []HostAlias `json:"hosts,omitempty"`
+	// LivenessProbe restarts the container's task when it fails (a Task's
+	// own livenessProbe replaces it). A change recreates the container:
+	// declare probes on the Task to change them without a restart.
+	LivenessProbe *Probe `json:"livenessProbe,omitempty"`
+	// ReadinessProbe decides whether the container's task is Ready (a
+	// Task's own readinessProbe replaces it).
+	ReadinessProbe *Probe `json:"readinessProbe,omitempty"`
+	// StartupProbe holds the other probes off until it passes once (a
+	// Task's own startupProbe replaces it).
+	StartupProbe *Probe `json:"startupProbe,omitempty"`
 }
 
 // Protocols of a published port.
@@ -304,6 +314,25 @@ type TaskSpec struct {
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
 	// StopTimeout is how long a stop waits after SIGTERM before SIGKILL.
 	StopTimeout Duration `json:"stopTimeout,omitempty"`
+	// LivenessProbe restarts the task when it fails failureThreshold times
+	// in a row, under the restart policy and its backoff (reason Unhealthy).
+	LivenessProbe *Probe `json:"livenessProbe,omitempty"`
+	// ReadinessProbe decides the Task's Ready condition while it runs.
+	ReadinessProbe *Probe `json:"readinessProbe,omitempty"`
+	// StartupProbe holds the liveness and readiness probes off until it
+	// passes once; failing failureThreshold times restarts the task.
+	StartupProbe *Probe `json:"startupProbe,omitempty"`
+	// DependsOn names Tasks of the same namespace that must be Ready
+	// before this one starts; on delete this one stops before them.
+	DependsOn []Dependency `json:"dependsOn,omitempty"`
+}
+
+// Dependency is one Task another waits for.
+type Dependency struct {
+	// Task is the name of a Task in the same namespace.
+	Task string `json:"task"`
+	// Condition is what the Task must be: Ready.
+	Condition ConditionType `json:"condition,omitempty"`
 }
 
 // Kind implements Spec.

@@ -92,6 +92,24 @@ var defaultNotes = map[string]string{
 	"Network.spec.driver":              "bridge",
 	"Task.spec.state":                  string(TaskRunning),
 	"Task.spec.restartPolicy":          string(RestartAlways),
+	"spec.livenessProbe":               "none: the task is alive while it runs",
+	"spec.readinessProbe":              "none: the task is Ready while it runs",
+	"spec.startupProbe":                "none",
+	"Task.spec.dependsOn":              "none",
+	"Dependency.condition":             string(ConditionReady),
+	"Probe.exec":                       "none",
+	"Probe.httpGet":                    "none",
+	"Probe.tcpSocket":                  "none",
+	"Probe.initialDelaySeconds":        "0",
+	"Probe.periodSeconds":              "10",
+	"Probe.timeoutSeconds":             "1",
+	"Probe.failureThreshold":           "3",
+	"Probe.successThreshold":           "1",
+	"HTTPGetAction.path":               "/",
+	"HTTPGetAction.host":               "127.0.0.1 (inside the container's network namespace)",
+	"HTTPGetAction.scheme":             SchemeHTTP,
+	"HTTPGetAction.httpHeaders":        "none",
+	"TCPSocketAction.host":             "127.0.0.1 (inside the container's network namespace)",
 }
 
 // Schema describes kind k: the object's fields (apiVersion, kind,
@@ -193,6 +211,9 @@ func describe(kind, path string, t reflect.Type, required bool) Field {
 		if d, ok := defaultNotes[kind+"."+c.Path]; ok && optional {
 			c.Default = d
 		} else if d, ok := defaultNotes[c.Path]; ok && optional {
+			c.Default = d
+		} else if d, ok := defaultNotes[t.Name()+"."+name]; ok && optional {
+			// A type used in several places (Probe) says it once.
 			c.Default = d
 		}
 		f.Fields = append(f.Fields, c)

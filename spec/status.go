@@ -151,9 +151,12 @@ type NetworkStatus struct {
 
 // TaskStatus is what was observed of a Task.
 type TaskStatus struct {
-	Pid          int       `json:"pid,omitempty"`
-	State        TaskPhase `json:"state,omitempty"`
-	ExitCode     int       `json:"exitCode,omitempty"`
+	Pid      int       `json:"pid,omitempty"`
+	State    TaskPhase `json:"state,omitempty"`
+	ExitCode int       `json:"exitCode,omitempty"`
+	// OOMKilled says the kernel killed the last run (the one ExitCode is
+	// of) for exceeding the container's memory limit.
+	OOMKilled    bool      `json:"oomKilled,omitempty"`
 	RestartCount int       `json:"restartCount,omitempty"`
 	StartedAt    time.Time `json:"startedAt,omitzero"`
 	FinishedAt   time.Time `json:"finishedAt,omitzero"`
@@ -163,4 +166,13 @@ type TaskStatus struct {
 	// the container's recreation, not by a crash (a fresh start, no
 	// restart counted), and a restarted berthd can still tell.
 	ContainerCreatedAt time.Time `json:"containerCreatedAt,omitzero"`
+	// Unhealthy is why a liveness or startup probe last stopped the task
+	// (the probe and its last output), kept across the restart that
+	// followed; UnhealthyAt is when.
+	Unhealthy   string    `json:"unhealthy,omitempty"`
+	UnhealthyAt time.Time `json:"unhealthyAt,omitzero"`
+	// StartedAfter are the Tasks (dependsOn) this one was started after:
+	// a teardown of those waits for this one to stop first, when it goes
+	// too, even after its manifest is gone.
+	StartedAfter []string `json:"startedAfter,omitempty"`
 }

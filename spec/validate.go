@@ -233,6 +233,22 @@ func (v *validator) task(s TaskSpec) {
 	} else if d < 0 || d > MaxStopTimeout {
 		v.add("spec.stopTimeout", "%s is not between 0s and %s", d, MaxStopTimeout)
 	}
+	v.probes(s.LivenessProbe, s.ReadinessProbe, s.StartupProbe)
+	seen := map[string]bool{}
+	for i, d := range s.DependsOn {
+		f := field("spec.dependsOn", i)
+		v.dnsLabel(f+".task", d.Task)
+		if d.Task != "" && d.Task == v.o.Metadata.Name {
+			v.add(f+".task", "%q is this Task itself", d.Task)
+		}
+		if seen[d.Task] {
+			v.add(f+".task", "%q is named twice", truncate(d.Task, 80))
+		}
+		seen[d.Task] = true
+		if d.Condition != "" && d.Condition != ConditionReady {
+			v.add(f+".condition", "%q is not Ready (the only condition a Task waits for)", truncate(string(d.Condition), 32))
+		}
+	}
 }
 
 // userID checks the numeric parts of a user spec fit a uid_t safely.

@@ -506,3 +506,39 @@ func TestRollout_AtomicManifestDirectory(t *testing.T) {
 		return h.State == "Ready" && h.Current, fmt.Sprintf("revision 3: %+v", h)
 	})
 }
+
+// TestRollout_AtomicProbeNeverReady: a revision whose readiness probe never
+// passes is rolled back at the timeout, naming the probe's reason.
+func TestRollout_AtomicProbeNeverReady(t *testing.T) {
+	d := startDecl(t, "")
+	reg := harness.StartRegistry(t)
+	refs := harness.PushTestImages(t, reg.Addr, "busybox")
+	busybox := layoutDigest(t, "busybox")
+	app := t.TempDir()
+	file := filepath.Join(app, "app.yaml")
+	const name = "rtprobe"
+	write := func(data string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(rolloutSet(name, refs["busybox"], "v1", loopCommand))
+	d.MustCLI(t, "apply", "-f", file, "--atomic", "--applyset", "rtprobe", "--timeout", "30s")
+	waitRunningOn(t, d, name, busybox, "v1")
+	withProbe := strings.Replace(rolloutSet(name, refs["busybox"], "v2", loopCommand),
+		"  env: [{name: GREETING, value: v2}]\n",
+		"  env: [{name: GREETING, value: v2}]\n  readinessProbe: {exec: {command: [sh, -c, 'echo not yet; exit 1']}, periodSeconds: 1, failureThreshold: 1}\n", 1)
+	write(withProbe)
+	start := time.Now()
+	r := d.CLI("apply", "-f", file, "--atomic", "--applyset", "rtprobe", "--timeout", "6s")
+	took := time.Since(start)
+	if r.ExitCode != 2 || !strings.Contains(r.Stderr, "revision 2 of rtprobe failed: Task default/"+name+": not Ready after 6s") ||
+		!strings.Contains(r.Stderr, "rolled back to revision 1: ready again") {
+		t.Fatalf("atomic apply of a revision whose probe never passes: %s", r)
+	}
+	if took < 6*time.Second || took > 30*time.Second {
+		t.Errorf("took %s: want the 6s timeout and a rollback", took)
+	}
+	waitRunningOn(t, d, name, busybox, "v1")
+}

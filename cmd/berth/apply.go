@@ -191,6 +191,10 @@ and berth rollout undo.`,
 					continue
 				case "created", "configured", "unchanged":
 					applied = append(applied, r.Ref)
+				case "restarted": // its Container is recreated: say why
+					applied = append(applied, r.Ref)
+					fmt.Fprintf(out, "%s restarted: %s%s\n", refString(r.Ref), r.Message, suffix)
+					continue
 				}
 				fmt.Fprintf(out, "%s %s%s\n", refString(r.Ref), r.Action, suffix)
 			}

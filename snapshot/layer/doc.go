@@ -1,4 +1,4 @@
-// Package archive applies OCI layer tar streams onto a directory tree.
+// Package layer applies OCI layer tar streams onto a directory tree.
 //
 // Apply detects the compression (gzip, zstd or none) from the stream's first
 // bytes, decompresses in its own goroutine, hashes the uncompressed stream
@@ -28,4 +28,4 @@
 // upperdir) ".wh.x" becomes a 0/0 character device and ".wh..wh..opq" the
 // trusted.overlay.opaque=y xattr; otherwise the whited-out paths are deleted
 // (native snapshots, and the bottom layer).
-package archive
+package layer
