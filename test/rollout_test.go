@@ -214,6 +214,15 @@ func TestRollout_AtomicRollbackHistoryUndo(t *testing.T) {
 	if r := d.CLI("rollout", "undo", "--applyset", "rt", "--to-revision", "42"); r.ExitCode != 2 || !strings.Contains(r.Stderr, "revision 42") {
 		t.Errorf("undo to a revision that does not exist: %s", r)
 	}
+	for series, want := range map[string]string{
+		`berth_rollouts_total{result="ready"}`:      "4", // revisions 1, 3, 4, 5
+		`berth_rollouts_total{result="rolledback"}`: "1",
+		`berth_rollback_duration_seconds_count`:     "1",
+	} {
+		if got := metricValue(t, d, series); got != want {
+			t.Errorf("%s: got %q, want %s", series, got, want)
+		}
+	}
 }
 
 // TestRollout_PrePullDeadRegistry: a revision whose image cannot be fetched
