@@ -11,7 +11,7 @@ RUN_ROOT  ?= $(CURDIR)/.berth
 export BERTH_TESTIMAGES := $(TESTIMAGES)
 export BERTH_BIN := $(CURDIR)/$(BIN)
 
-.PHONY: all build test critest cri-flow bench run run-down generate deps lint testimages fuzz-short clean man install
+.PHONY: all build test critest kubelet-e2e cri-flow bench run run-down generate deps lint testimages fuzz-short clean man install
 
 all: build
 
@@ -38,10 +38,16 @@ test: build testimages
 fuzz-short:
 	hack/fuzz-short.sh
 
-# The CRI validation suite against a private berthd (not part of make test):
-# REGISTRY=127.0.0.1:PORT must serve critest's images (docs/cri.md).
+# The CRI validation suite against a private berthd, its images served
+# offline by hack/criimages (docs/cri.md; not part of make test).
 critest: build
 	hack/critest.sh
+
+# A real kubelet (v1.34.4, built from the module proxy into .cache/kubelet)
+# running static pods against a private berthd (docs/cri.md; not part of
+# make test).
+kubelet-e2e: build testimages
+	hack/kubelet-e2e.sh
 
 # The crictl flow timed step by step (docs/cri.md), with crictl on PATH or
 # in ~/go/bin (go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0).

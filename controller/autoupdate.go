@@ -39,12 +39,6 @@ type UpdateObserver interface {
 	ImageUpdate(result string)
 }
 
-// DigestResolver is the optional part of a Node an updatePolicy needs: it
-// asks the registry which digest a tag names now (*node.Node has it).
-type DigestResolver interface {
-	ResolveDigest(ctx context.Context, ref, authFile string) (string, error)
-}
-
 func (c *Controller) observeUpdate(result string) {
 	if o, ok := c.opts.Observer.(UpdateObserver); ok {
 		o.ImageUpdate(result)
@@ -101,12 +95,7 @@ func (c *Controller) autoUpdate(ctx context.Context, e desired.Entry, is spec.Im
 		authFile = is.Auth.File
 	}
 	cur := img.Target.Digest.String()
-	res, ok := c.opts.Node.(DigestResolver)
-	if !ok {
-		log.Warn("update check: this node cannot ask a registry for a digest; not updating")
-		return img, &u, interval, false
-	}
-	d, err := res.ResolveDigest(ctx, is.Ref, authFile)
+	d, err := c.opts.Node.ResolveDigest(ctx, is.Ref, authFile)
 	if err != nil {
 		log.Warn("update check: cannot resolve the tag; the image in use stays", "err", err)
 		return img, &u, interval, false

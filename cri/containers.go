@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"berth.dev/berth/node"
@@ -78,7 +79,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 		return nil, err
 	}
 	id := newID()
-	settings, err := s.containerSettings(id, sb, sbCfg, cfg)
+	settings, err := s.containerSettings(ctx, id, sb, sbCfg, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +114,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 }
 
 // containerSettings turns a ContainerConfig into berth's settings.
-func (s *Service) containerSettings(id string, sb *sandbox, sbCfg *runtime.PodSandboxConfig, cfg *runtime.ContainerConfig) (node.ContainerSettings, error) {
+func (s *Service) containerSettings(ctx context.Context, id string, sb *sandbox, sbCfg *runtime.PodSandboxConfig, cfg *runtime.ContainerConfig) (node.ContainerSettings, error) {
 	var st node.ContainerSettings
 	if len(cfg.GetCommand()) > 0 {
 		st.Entrypoint = cfg.GetCommand()
@@ -128,18 +129,31 @@ func (s *Service) containerSettings(id string, sb *sandbox, sbCfg *runtime.PodSa
 	st.Annotations = map[string]string{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": sb.ID,
 		"io.kubernetes.cri.container-name": cfg.GetMetadata().GetName()}
 	sc := cfg.GetLinux().GetSecurityContext()
-	if sc.GetPrivileged() {
-		return st, fmt.Errorf("container %s: privileged containers are not supported by berth: %w", cfg.GetMetadata().GetName(), errdefs.ErrNotImplemented)
-	}
 	switch {
 	case sc.GetRunAsUser() != nil:
 		st.User = strconv.FormatInt(sc.GetRunAsUser().GetValue(), 10)
 	case sc.GetRunAsUsername() != "":
 		st.User = sc.GetRunAsUsername()
 	}
-	if g := sc.GetRunAsGroup(); g != nil && st.User != "" {
+	if g := sc.GetRunAsGroup(); g != nil {
+		if st.User == "" {
+			return st, fmt.Errorf("container %s: run-as group %d without a run-as user: %w", cfg.GetMetadata().GetName(), g.GetValue(), errdefs.ErrInvalidArgument)
+		}
 		st.User += ":" + strconv.FormatInt(g.GetValue(), 10)
 	}
+	st.Privileged = sc.GetPrivileged()
+	sec, err := security(sc.GetCapabilities(), sc.GetSeccomp(), sc.GetSeccompProfilePath())
+	if err != nil {
+		return st, fmt.Errorf("container %s: %w", cfg.GetMetadata().GetName(), err)
+	}
+	sec.MaskedPaths, sec.ReadonlyPaths = sc.GetMaskedPaths(), sc.GetReadonlyPaths()
+	for _, g := range sc.GetSupplementalGroups() {
+		if g < 0 || g > 1<<31-1 {
+			return st, fmt.Errorf("container %s: supplemental group %d out of range: %w", cfg.GetMetadata().GetName(), g, errdefs.ErrInvalidArgument)
+		}
+		sec.SupplementalGroups = append(sec.SupplementalGroups, uint32(g))
+	}
+	st.Security = sec
 	st.ReadonlyRootfs = sc.GetReadonlyRootfs()
 	nnp := sc.GetNoNewPrivs()
 	st.NoNewPrivileges = &nnp
@@ -170,6 +184,30 @@ func (s *Service) containerSettings(id string, sb *sandbox, sbCfg *runtime.PodSa
 			st.NamespacePaths["pid"] = proc + "pid"
 		}
 	}
+	// The host's namespaces, as the pod's options (repeated on each
+	// container by the kubelet) say; TARGET shares another container's PID
+	// namespace (ephemeral debug containers).
+	nso := sc.GetNamespaceOptions()
+	if nso.GetIpc() == runtime.NamespaceMode_NODE || sbCfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() == runtime.NamespaceMode_NODE {
+		st.NamespacePaths["ipc"] = oci.HostNamespace
+	}
+	switch nso.GetPid() {
+	case runtime.NamespaceMode_NODE:
+		st.NamespacePaths["pid"] = oci.HostNamespace
+	case runtime.NamespaceMode_TARGET:
+		tid, tc, err := s.containers.get(nso.GetTargetId())
+		if err != nil {
+			return st, fmt.Errorf("container %s: PID namespace target %s: %w", cfg.GetMetadata().GetName(), nso.GetTargetId(), err)
+		}
+		if tc.SandboxID != sb.ID {
+			return st, fmt.Errorf("container %s: PID namespace target %s is in another pod: %w", cfg.GetMetadata().GetName(), tid, errdefs.ErrInvalidArgument)
+		}
+		ti, err := s.node.GetTask(ctx, Namespace, tid)
+		if err != nil || ti.Pid == 0 || ti.Status != spec.TaskPhaseRunning {
+			return st, fmt.Errorf("container %s: PID namespace target %s is not running: %w", cfg.GetMetadata().GetName(), tid, errdefs.ErrFailedPrecondition)
+		}
+		st.NamespacePaths["pid"] = "/proc/" + strconv.FormatUint(uint64(ti.Pid), 10) + "/ns/pid"
+	}
 	for _, m := range cfg.GetMounts() {
 		if m.GetHostPath() == "" || m.GetContainerPath() == "" {
 			continue
@@ -181,7 +219,15 @@ func (s *Service) containerSettings(id string, sb *sandbox, sbCfg *runtime.PodSa
 				return st, fmt.Errorf("mount %s: %w", m.GetHostPath(), err)
 			}
 		}
-		st.Mounts = append(st.Mounts, oci.Mount{Type: oci.MountBind, Source: m.GetHostPath(), Target: path.Clean(m.GetContainerPath()), ReadOnly: m.GetReadonly()})
+		prop := ""
+		switch m.GetPropagation() {
+		case runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+			prop = "rslave"
+		case runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+			prop = "rshared"
+		}
+		st.Mounts = append(st.Mounts, oci.Mount{Type: oci.MountBind, Source: m.GetHostPath(), Target: path.Clean(m.GetContainerPath()),
+			ReadOnly: m.GetReadonly(), Propagation: prop})
 	}
 	// The pod's hosts, resolv.conf and hostname are the node's to mount
 	// (ContainerSettings.NetworkFilesOf): they live under berthd's state
@@ -201,7 +247,17 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	if c.StartedAt != 0 {
 		return nil, fmt.Errorf("container %s was started already: %w", id, errdefs.ErrFailedPrecondition)
 	}
-	if _, err := s.node.CreateTask(ctx, Namespace, id, node.Stdio{Terminal: c.config().GetTty()}); err != nil {
+	cfg := c.config()
+	stdio := node.Stdio{Terminal: cfg.GetTty()}
+	if cfg.GetStdin() {
+		// The container's stdin is a FIFO the shim keeps open: attach
+		// writes to it, and with stdin_once the first attach's end closes it.
+		if stdio.Stdin, err = s.stdinFIFO(id); err != nil {
+			return nil, fmt.Errorf("container %s: %w", id, err)
+		}
+		stdio.StdinOpen = true
+	}
+	if _, err := s.node.CreateTask(ctx, Namespace, id, stdio); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	if _, err := s.node.StartTask(ctx, Namespace, id, ""); err != nil {
@@ -240,6 +296,9 @@ func (s *Service) removeContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	if err := s.node.DeleteContainer(ctx, Namespace, id); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := os.Remove(s.stdinPath(id)); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	return s.containers.delete(id)
@@ -325,7 +384,8 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtime.ContainerSta
 		status.ExitCode, status.Reason = 0, ""
 	}
 	for _, m := range cfg.GetMounts() {
-		status.Mounts = append(status.Mounts, &runtime.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(), Readonly: m.GetReadonly()})
+		status.Mounts = append(status.Mounts, &runtime.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(), Readonly: m.GetReadonly(),
+			Propagation: m.GetPropagation(), SelinuxRelabel: m.GetSelinuxRelabel()})
 	}
 	if r := cfg.GetLinux().GetResources(); r != nil {
 		status.Resources = &runtime.ContainerResources{Linux: r}
@@ -362,4 +422,48 @@ func (s *Service) ListContainers(ctx context.Context, req *runtime.ListContainer
 			Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations()})
 	}
 	return resp, nil
+}
+
+// security turns a CRI capability set and seccomp profile (the profile,
+// else the deprecated path form) into berth's security settings. No
+// profile at all is unconfined, as the CRI says: the kubelet asks for
+// RuntimeDefault explicitly.
+func security(caps *runtime.Capability, prof *runtime.SecurityProfile, deprecatedPath string) (*oci.Security, error) {
+	sec := &oci.Security{CapAdd: caps.GetAddCapabilities(), CapDrop: caps.GetDropCapabilities(), Seccomp: oci.SeccompUnconfined}
+	switch {
+	case prof != nil:
+		switch prof.GetProfileType() {
+		case runtime.SecurityProfile_RuntimeDefault:
+			sec.Seccomp = oci.SeccompRuntimeDefault
+		case runtime.SecurityProfile_Unconfined:
+		case runtime.SecurityProfile_Localhost:
+			sec.Seccomp, sec.SeccompProfile = oci.SeccompLocalhost, prof.GetLocalhostRef()
+		}
+	case deprecatedPath == "runtime/default" || deprecatedPath == "docker/default":
+		sec.Seccomp = oci.SeccompRuntimeDefault
+	case deprecatedPath == "" || deprecatedPath == "unconfined":
+	case strings.HasPrefix(deprecatedPath, "localhost/"):
+		sec.Seccomp, sec.SeccompProfile = oci.SeccompLocalhost, strings.TrimPrefix(deprecatedPath, "localhost/")
+	default:
+		return nil, fmt.Errorf("seccomp profile %q: want runtime/default, unconfined or localhost/<path>: %w", deprecatedPath, errdefs.ErrInvalidArgument)
+	}
+	if sec.Seccomp == oci.SeccompLocalhost && !path.IsAbs(sec.SeccompProfile) {
+		return nil, fmt.Errorf("seccomp localhost profile %q: want an absolute path: %w", sec.SeccompProfile, errdefs.ErrInvalidArgument)
+	}
+	return sec, nil
+}
+
+// stdinPath is where a container's stdin FIFO is.
+func (s *Service) stdinPath(id string) string { return filepath.Join(s.opts.Root, "cri", "stdin", id) }
+
+// stdinFIFO makes the container's stdin FIFO (again, after a crash).
+func (s *Service) stdinFIFO(id string) (string, error) {
+	p := s.stdinPath(id)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", err
+	}
+	if err := syscall.Mkfifo(p, 0o600); err != nil && !os.IsExist(err) {
+		return "", fmt.Errorf("stdin fifo: %w", err)
+	}
+	return p, nil
 }

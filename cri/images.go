@@ -137,6 +137,11 @@ func (s *Service) resolveImage(ctx context.Context, ref string) (*image, error) 
 			if rec.Name == want {
 				return im, nil
 			}
+			// A record named another way (docker.io/library/busybox:x as
+			// `berth image import --name` gives it) is the same reference.
+			if rr, err := remote.ParseRef(rec.Name); err == nil && rr.Name() == want {
+				return im, nil
+			}
 			// repo@digest matches any record of the repo at that target.
 			if d, ok := r.(name.Digest); ok {
 				if rr, err := remote.ParseRef(rec.Name); err == nil && rr.Context().Name() == d.Context().Name() && rec.Target.Digest.String() == d.DigestStr() {

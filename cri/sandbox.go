@@ -15,6 +15,7 @@ import (
 
 	"berth.dev/berth/network"
 	"berth.dev/berth/node"
+	"berth.dev/berth/oci"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -139,6 +140,19 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if p := cfg.GetLinux().GetCgroupParent(); p != "" {
 		settings.CgroupsPath = path.Join(path.Clean("/"+p), id)
 	}
+	// The pause holds the pod's namespaces: the host's where the pod asks
+	// (its containers join the same), and the pod's sysctls are set in
+	// them, once, for every container that shares them.
+	settings.NamespacePaths = map[string]string{}
+	if nsOpts.GetIpc() == runtime.NamespaceMode_NODE {
+		settings.NamespacePaths["ipc"] = oci.HostNamespace
+	}
+	if nsOpts.GetPid() == runtime.NamespaceMode_NODE {
+		settings.NamespacePaths["pid"] = oci.HostNamespace
+	}
+	sc := cfg.GetLinux().GetSecurityContext()
+	settings.Privileged = sc.GetPrivileged()
+	settings.Security = &oci.Security{Sysctls: cfg.GetLinux().GetSysctls()}
 	var req0 *network.Request
 	if hostNet {
 		settings.NetworkHost = true

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	goruntime "runtime"
 	"strconv"
 	"time"
@@ -73,14 +74,41 @@ func (r streamer) exec(ctx context.Context, id string, cmd []string, in io.Reade
 	return nil
 }
 
-// Attach streams the container's output as it is logged; berth's shims
-// take a process's stdio when it is created, so a later attach reads the
-// log and cannot write to stdin.
+// Attach streams the container's output as it is logged (from now on)
+// and, for a container made with stdin, writes the client's input to the
+// stdin FIFO the shim keeps open; with stdin_once the end of the first
+// attach's input closes the container's stdin.
 func (r streamer) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	return r.observe("Attach", func() error { return r.attach(ctx, id, out, errw, tty) })
+	return r.observe("Attach", func() error { return r.attach(ctx, id, in, out, errw, tty, resize) })
 }
 
-func (r streamer) attach(ctx context.Context, id string, out, errw io.WriteCloser, tty bool) error {
+func (r streamer) attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	_, c, err := r.s.containers.get(id)
+	if err != nil {
+		return err
+	}
+	cfg := c.config()
+	if in != nil && cfg.GetStdin() {
+		f, err := os.OpenFile(r.s.stdinPath(id), os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("attach %s: stdin: %w", id, err)
+		}
+		go func() {
+			defer f.Close()
+			n, err := io.Copy(f, in)
+			r.s.log.Debug("attach stdin ended", "id", id, "bytes", n, "err", err)
+			if cfg.GetStdinOnce() {
+				_ = r.s.node.CloseIO(context.WithoutCancel(ctx), Namespace, id, "")
+			}
+		}()
+	}
+	if resize != nil && cfg.GetTty() {
+		go func() {
+			for sz := range resize {
+				_ = r.s.node.ResizePty(ctx, Namespace, id, "", uint32(sz.Width), uint32(sz.Height))
+			}
+		}()
+	}
 	return r.s.node.Logs(ctx, Namespace, id, node.LogOptions{Tail: 0, Follow: true}, func(e node.LogEntry) error {
 		w := io.Writer(out)
 		if e.Stream == "stderr" && errw != nil && !tty {

@@ -31,6 +31,9 @@ type Images interface {
 	Export(ctx context.Context, ns string, names []string, w io.Writer) error
 	Unpack(ctx context.Context, ns, name, snapshotter, platform string, progress func(Progress)) (string, error)
 	Tag(ctx context.Context, ns, src, target string) (observed.Image, error)
+	// ResolveDigest asks the registry which digest ref names now, fetching
+	// nothing (an Image's updatePolicy following its tag).
+	ResolveDigest(ctx context.Context, ref, authFile string) (string, error)
 	RemoveImage(ctx context.Context, ns, name string, sync bool) error
 	ImageConfig(ctx context.Context, img observed.Image, platform string) (ocispec.Manifest, ocispec.Image, error)
 	GC(ctx context.Context, dryRun bool) (GCResult, error)
@@ -55,6 +58,9 @@ type Containers interface {
 type Tasks interface {
 	CreateTask(ctx context.Context, ns, id string, stdio Stdio) (TaskInfo, error)
 	StartTask(ctx context.Context, ns, id, execID string) (uint32, error)
+	// RunTask is CreateTask and StartTask in one runtime call; the task
+	// answered is running.
+	RunTask(ctx context.Context, ns, id string, stdio Stdio) (TaskInfo, error)
 	KillTask(ctx context.Context, ns, id, execID string, sig syscall.Signal, all bool) error
 	WaitTask(ctx context.Context, ns, id, execID string) (observed.Exit, error)
 	DeleteTask(ctx context.Context, ns, id string, force bool) (observed.Exit, error)

@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"github.com/containerd/errdefs"
-	"github.com/moby/profiles/seccomp"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -29,8 +28,7 @@ const ociVersion = "1.0.2"
 //
 // Invalid settings or an image config berth refuses (a bad USER or WORKDIR,
 // no command) are errdefs.ErrInvalidArgument; a user or group name missing
-// from the image is errdefs.ErrNotFound; Privileged is
-// errdefs.ErrNotImplemented.
+// from the image is errdefs.ErrNotFound.
 func Generate(ctx context.Context, rootfs string, img ocispec.ImageConfig, s Settings) (*specs.Spec, error) {
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("container %s: %w", s.ID, err)
@@ -83,9 +81,20 @@ func Generate(ctx context.Context, rootfs string, img ocispec.ImageConfig, s Set
 		}
 		spec.Annotations[StopSignalAnnotation] = stop
 	}
+	// A mount that propagates needs a rootfs that does (runc makes the
+	// rootfs rprivate otherwise, which cuts the mount's propagation).
+	for _, m := range s.Mounts {
+		switch {
+		case m.Propagation == "rshared":
+			spec.Linux.RootfsPropagation = "rshared"
+		case m.Propagation == "rslave" && spec.Linux.RootfsPropagation == "":
+			spec.Linux.RootfsPropagation = "rslave"
+		}
+	}
+	applySecurity(spec, s)
 	// The profile allows syscalls by the capabilities in the bounding set,
 	// so it is computed last.
-	sc, err := seccomp.GetDefaultProfile(spec)
+	sc, err := seccompProfile(spec, s)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: seccomp profile: %w", s.ID, err)
 	}
@@ -146,12 +155,13 @@ func hostname(s Settings) string {
 }
 
 func namespaces(s Settings) []specs.LinuxNamespace {
-	ns := []specs.LinuxNamespace{
-		{Type: specs.PIDNamespace, Path: s.NamespacePaths["pid"]},
-		{Type: specs.IPCNamespace, Path: s.NamespacePaths["ipc"]},
-		{Type: specs.UTSNamespace, Path: s.NamespacePaths["uts"]},
-		{Type: specs.MountNamespace},
+	var ns []specs.LinuxNamespace
+	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace} {
+		if p := s.NamespacePaths[string(t)]; p != HostNamespace {
+			ns = append(ns, specs.LinuxNamespace{Type: t, Path: p})
+		}
 	}
+	ns = append(ns, specs.LinuxNamespace{Type: specs.MountNamespace})
 	if !s.NetworkHost {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNSPath})
 	}
@@ -204,8 +214,12 @@ func specMount(m Mount) specs.Mount {
 		rw = "ro"
 	}
 	if m.Type == MountBind {
+		prop := m.Propagation
+		if prop == "" {
+			prop = "rprivate"
+		}
 		return specs.Mount{Destination: filepath.Clean(m.Target), Type: "bind", Source: m.Source,
-			Options: []string{"rbind", "rprivate", rw}}
+			Options: []string{"rbind", prop, rw}}
 	}
 	mode := m.Mode
 	if mode == 0 {

@@ -52,6 +52,7 @@ type Settings struct {
 	NetNSPath string
 	// NamespacePaths join existing namespaces instead of new ones, by
 	// type ("ipc", "uts", "pid"): a pod's containers join its sandbox's.
+	// HostNamespace stays in berthd's own (a pod's hostPID, hostIPC).
 	NamespacePaths map[string]string `json:",omitempty"`
 	// OOMScoreAdj, when set, is the process's oom_score_adj. A value below
 	// berthd's own fails in runc where root lacks CAP_SYS_RESOURCE, so
@@ -76,11 +77,20 @@ type Settings struct {
 	// records the result in the StopSignalAnnotation.
 	StopSignal string
 
-	// Privileged must be false: privileged containers are not built.
+	// Privileged gives the process every capability berthd has, no
+	// seccomp filter, no masked or read-only kernel paths, a writable
+	// /sys and every device in the device cgroup (the CRI's privileged
+	// containers; the node policy sees the capabilities as added).
 	Privileged bool
+	// Security changes the defaults as a Kubernetes security context
+	// does (nil: the defaults).
+	Security *Security `json:",omitempty"`
 	// NoNewPrivileges defaults to true when nil.
 	NoNewPrivileges *bool
 }
+
+// HostNamespace as a NamespacePaths value keeps the host's namespace.
+const HostNamespace = "host"
 
 // InitTarget is where Init mounts berth-init in the container.
 const InitTarget = "/.berth-init"
@@ -110,6 +120,10 @@ type Mount struct {
 	SizeBytes int64
 	// Mode is a tmpfs's root directory mode; 0 means 01777.
 	Mode os.FileMode
+	// Propagation of a bind mount: "" or "rprivate" (the default),
+	// "rslave" (host mounts appear inside) or "rshared" (both ways); the
+	// rootfs then propagates as much.
+	Propagation string `json:",omitempty"`
 }
 
 // Resources are the cgroup limits of a container; zero means unlimited.
@@ -152,8 +166,8 @@ func (s *Settings) validate() error {
 			return err
 		}
 	}
-	if s.Privileged {
-		return fmt.Errorf("privileged containers are not supported: %w", errdefs.ErrNotImplemented)
+	if err := s.Security.validate(); err != nil {
+		return err
 	}
 	if s.Hostname != "" {
 		if err := checkHostname(s.Hostname); err != nil {
@@ -168,6 +182,9 @@ func (s *Settings) validate() error {
 		case "ipc", "uts", "pid":
 		default:
 			return fmt.Errorf("namespace %q: want ipc, uts or pid: %w", typ, errdefs.ErrInvalidArgument)
+		}
+		if p == HostNamespace {
+			continue
 		}
 		if !path.IsAbs(p) || strings.ContainsRune(p, 0) {
 			return fmt.Errorf("%s namespace path %q: want an absolute path: %w", typ, p, errdefs.ErrInvalidArgument)
@@ -247,6 +264,11 @@ func (m Mount) validate() error {
 		}
 		if m.SizeBytes != 0 || m.Mode != 0 {
 			return fmt.Errorf("bind %s: size and mode are tmpfs options: %w", m.Target, errdefs.ErrInvalidArgument)
+		}
+		switch m.Propagation {
+		case "", "rprivate", "rslave", "rshared":
+		default:
+			return fmt.Errorf("bind %s: propagation %q: want rprivate, rslave or rshared: %w", m.Target, m.Propagation, errdefs.ErrInvalidArgument)
 		}
 	case MountTmpfs:
 		if m.SizeBytes < 0 {

@@ -92,15 +92,11 @@ func Image(is spec.ImageSpec, hash string, f ImageFacts) []Action {
 			why += " and pullPolicy is Never: it fails until the image is imported"
 		}
 		return []Action{{Verb: Pull, Reason: why}}
-	case is.UpdatePolicy != nil && !f.Unpacked:
-		// An updatePolicy moves the digest itself, one Container at a time
-		// (controller/autoupdate.go): no re-pull here moves them all at once.
-		return []Action{{Verb: Unpack, Reason: "not unpacked on its snapshotter"}}
-	case is.UpdatePolicy != nil:
-		return nil
-	case is.PullPolicy == spec.PullAlways && f.StatusHash != hash:
+	// An updatePolicy moves the digest itself, one Container at a time:
+	// no re-pull here moves them all at once.
+	case is.PullPolicy == spec.PullAlways && is.UpdatePolicy == nil && f.StatusHash != hash:
 		return []Action{{Verb: Pull, Reason: "spec changed and pullPolicy is Always"}}
-	case is.PullPolicy == spec.PullAlways && f.PullDue:
+	case is.PullPolicy == spec.PullAlways && is.UpdatePolicy == nil && f.PullDue:
 		return []Action{{Verb: Pull, Reason: "pullPolicy is Always: a resync period since the last pull"}}
 	case !f.Unpacked:
 		return []Action{{Verb: Unpack, Reason: "not unpacked on its snapshotter"}}

@@ -59,7 +59,7 @@ type Options struct {
 	API       *desired.APISource
 	Revisions *desired.Revisions
 	DB        *observed.DB
-	Node      *node.Node
+	Node      node.Images
 	Bus       observed.Publisher
 	Log       *slog.Logger
 	Observer  Observer
@@ -459,7 +459,7 @@ func (e *Engine) fetch(ctx context.Context, o spec.Object) error {
 	sn := is.Snapshotter
 	snName := sn
 	if snName == "" {
-		snName = "overlayfs"
+		snName = spec.DefaultSnapshotter
 	}
 	if !present || is.PullPolicy == spec.PullAlways {
 		switch {

@@ -83,8 +83,14 @@ func newPipeIO(stdio *shimapi.Stdio, log *logs.Writer) (*procIO, error) {
 
 // copyStdin opens the stdin FIFO, which blocks until the client opens its
 // end, and copies it to dst until the client closes it.
+// With stdin_open the shim opens it for writing too: the FIFO then never
+// reads EOF, clients come and go, and only CloseIO ends the input.
 func (p *procIO) copyStdin(dst io.Writer) {
-	f, err := os.OpenFile(p.stdio.GetStdin(), os.O_RDONLY, 0)
+	flag := os.O_RDONLY
+	if p.stdio.GetStdinOpen() {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(p.stdio.GetStdin(), flag, 0)
 	if err != nil {
 		p.closeStdin()
 		return

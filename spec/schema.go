@@ -39,9 +39,6 @@ type Field struct {
 // on berthd's configuration.
 var defaultNotes = map[string]string{
 	"Image.spec.pullPolicy":            "Always for an untagged ref or the tag latest, IfNotPresent otherwise",
-	"Image.spec.updatePolicy":          "none: the image changes with its spec (or a re-pull under pullPolicy Always)",
-	"Image.spec.updatePolicy.interval": string(DefaultUpdateInterval),
-	"Image.spec.updatePolicy.timeout":  string(DefaultUpdateTimeout),
 	"Image.spec.snapshotter":           "berthd's configured snapshotter (overlayfs)",
 	"Container.spec.runtime":           "berthd's configured runtime (runc)",
 	"Container.spec.hostname":          "the container's name",
@@ -110,6 +107,9 @@ var defaultNotes = map[string]string{
 	"HTTPGetAction.scheme":             SchemeHTTP,
 	"HTTPGetAction.httpHeaders":        "none",
 	"TCPSocketAction.host":             "127.0.0.1 (inside the container's network namespace)",
+	"Image.spec.updatePolicy":          "none: the image changes with its spec (or a re-pull under pullPolicy Always)",
+	"Image.spec.updatePolicy.interval": string(DefaultUpdateInterval),
+	"Image.spec.updatePolicy.timeout":  string(DefaultUpdateTimeout),
 }
 
 // Schema describes kind k: the object's fields (apiVersion, kind,

@@ -48,7 +48,11 @@ func taskToAPI(t node.TaskInfo) *tasksapi.Task {
 // Create makes the task without starting it, so a client can attach to
 // its stdio before the process writes anything (berth run does).
 func (s *Tasks) Create(ctx context.Context, r *tasksapi.CreateTaskRequest) (*tasksapi.CreateTaskResponse, error) {
-	t, err := s.Node.CreateTask(ctx, r.Namespace, r.ContainerId, stdioFromAPI(r.Stdio))
+	create := s.Node.CreateTask
+	if r.Start {
+		create = s.Node.RunTask
+	}
+	t, err := create(ctx, r.Namespace, r.ContainerId, stdioFromAPI(r.Stdio))
 	if err != nil {
 		return nil, err
 	}

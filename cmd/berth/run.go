@@ -241,25 +241,28 @@ func newRunCmd(g *globals) *cobra.Command {
 				_, err := containers.Delete(ctx, &ctrapi.DeleteContainerRequest{Namespace: ns, Id: id})
 				return err
 			}
+			// Created and started in one call (one runtime run instead of
+			// create then start).
 			if detach {
-				if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id}); err != nil {
+				if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id, Start: true}); err != nil {
 					return errors.Join(err, cleanup())
 				}
-				_, err := tasks.Start(ctx, &tasksapi.StartTaskRequest{Namespace: ns, ContainerId: id})
-				return err
+				return nil
 			}
 			f, err := newFIFOs(cf.tty, true)
 			if err != nil {
 				return errors.Join(err, cleanup())
 			}
 			defer f.close()
-			if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id, Stdio: f.stdio()}); err != nil {
-				return errors.Join(err, cleanup())
-			}
+			created := false
 			status, err := attachAndWait(ctx, tasks, ns, id, "", f, func() error {
-				_, err := tasks.Start(ctx, &tasksapi.StartTaskRequest{Namespace: ns, ContainerId: id})
+				_, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id, Stdio: f.stdio(), Start: true})
+				created = err == nil
 				return err
 			})
+			if !created {
+				return errors.Join(err, cleanup())
+			}
 			// As ctr run: the task goes once it has exited; the container
 			// stays unless --rm.
 			_, derr := tasks.Delete(ctx, &tasksapi.DeleteTaskRequest{Namespace: ns, ContainerId: id, Force: err != nil})

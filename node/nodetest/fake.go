@@ -183,6 +183,10 @@ func (n *Node) Push(context.Context, string, string, string, node.PushOptions) (
 func (n *Node) Export(context.Context, string, []string, io.Writer) error {
 	return errdefs.ErrNotImplemented
 }
+func (n *Node) ResolveDigest(context.Context, string, string) (string, error) {
+	return "", errdefs.ErrNotImplemented
+}
+
 func (n *Node) Tag(context.Context, string, string, string) (observed.Image, error) {
 	return observed.Image{}, errdefs.ErrNotImplemented
 }
@@ -251,6 +255,18 @@ func (n *Node) CreateTask(ctx context.Context, ns, id string, _ node.Stdio) (nod
 	n.pid++
 	n.tasks[k] = &task{phase: spec.TaskPhaseCreated, pid: n.pid}
 	return node.TaskInfo{ID: id, Pid: n.pid, Status: spec.TaskPhaseCreated}, nil
+}
+
+func (n *Node) RunTask(ctx context.Context, ns, id string, stdio node.Stdio) (node.TaskInfo, error) {
+	info, err := n.CreateTask(ctx, ns, id, stdio)
+	if err != nil {
+		return info, err
+	}
+	if _, err := n.StartTask(ctx, ns, id, ""); err != nil {
+		return info, err
+	}
+	info.Status = spec.TaskPhaseRunning
+	return info, nil
 }
 
 // get returns the task of ns/id with n.mu held; the caller unlocks.

@@ -186,10 +186,13 @@ func (x *Stdio) GetTerminal() bool {
 }
 
 type CreateTaskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	ContainerId   string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
-	Stdio         *Stdio                 `protobuf:"bytes,3,opt,name=stdio,proto3" json:"stdio,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Namespace   string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	ContainerId string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	Stdio       *Stdio                 `protobuf:"bytes,3,opt,name=stdio,proto3" json:"stdio,omitempty"`
+	// start starts the task too (one call and one runtime run instead of
+	// Create then Start); the task answered is then running.
+	Start         bool `protobuf:"varint,4,opt,name=start,proto3" json:"start,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -243,6 +246,13 @@ func (x *CreateTaskRequest) GetStdio() *Stdio {
 		return x.Stdio
 	}
 	return nil
+}
+
+func (x *CreateTaskRequest) GetStart() bool {
+	if x != nil {
+		return x.Start
+	}
+	return false
 }
 
 type CreateTaskResponse struct {
@@ -2154,11 +2164,12 @@ const file_tasks_v1_tasks_proto_rawDesc = "" +
 	"\x05stdin\x18\x01 \x01(\tR\x05stdin\x12\x16\n" +
 	"\x06stdout\x18\x02 \x01(\tR\x06stdout\x12\x16\n" +
 	"\x06stderr\x18\x03 \x01(\tR\x06stderr\x12\x1a\n" +
-	"\bterminal\x18\x04 \x01(\bR\bterminal\"\x81\x01\n" +
+	"\bterminal\x18\x04 \x01(\bR\bterminal\"\x97\x01\n" +
 	"\x11CreateTaskRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12+\n" +
-	"\x05stdio\x18\x03 \x01(\v2\x15.berth.tasks.v1.StdioR\x05stdio\">\n" +
+	"\x05stdio\x18\x03 \x01(\v2\x15.berth.tasks.v1.StdioR\x05stdio\x12\x14\n" +
+	"\x05start\x18\x04 \x01(\bR\x05start\">\n" +
 	"\x12CreateTaskResponse\x12(\n" +
 	"\x04task\x18\x01 \x01(\v2\x14.berth.tasks.v1.TaskR\x04task\"l\n" +
 	"\x10StartTaskRequest\x12\x1c\n" +
