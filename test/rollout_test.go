@@ -214,6 +214,13 @@ func TestRollout_AtomicRollbackHistoryUndo(t *testing.T) {
 	if r := d.CLI("rollout", "undo", "--applyset", "rt", "--to-revision", "42"); r.ExitCode != 2 || !strings.Contains(r.Stderr, "revision 42") {
 		t.Errorf("undo to a revision that does not exist: %s", r)
 	}
+	// The Image owns the record the rollout fetched for it: deleting the set
+	// removes it, as if the Image had pulled it itself.
+	d.MustCLI(t, "delete", "-f", file)
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		out := d.MustCLI(t, "image", "ls")
+		return !strings.Contains(out, "library/layered"), "image ls after the delete:\n" + out
+	})
 	for series, want := range map[string]string{
 		`berth_rollouts_total{result="ready"}`:      "4", // revisions 1, 3, 4, 5
 		`berth_rollouts_total{result="rolledback"}`: "1",
