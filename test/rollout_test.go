@@ -558,3 +558,44 @@ func TestRollout_AtomicProbeNeverReady(t *testing.T) {
 	}
 	waitRunningOn(t, d, name, busybox, "v1")
 }
+
+// TestRollout_AtomicDirectoryKillDuringRollout: berthd killed while a
+// revision of its atomic directory is pending (a readiness probe that never
+// passes, a long timeout) starts again on the previous revision and does
+// not roll the interrupted set out again while the files are unchanged.
+func TestRollout_AtomicDirectoryKillDuringRollout(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: declConfig + "rollout: {atomicManifests: true, timeout: 5m}\n",
+		LogLevel: "info", AllowUncleanStop: true})
+	reg := harness.StartRegistry(t)
+	refs := harness.PushTestImages(t, reg.Addr, "busybox", "layered")
+	busybox, layered := layoutDigest(t, "busybox"), layoutDigest(t, "layered")
+	const name = "rtdirkill"
+	file := filepath.Join(d.Manifests, "app.yaml")
+	set := filepath.Clean(d.Manifests)
+	writeAtomic(t, file, rolloutSet(name, refs["busybox"], "v1", loopCommand))
+	waitRunningOn(t, d, name, busybox, "v1")
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		h := rolloutHistory(t, d, set)[1]
+		return h.State == "Ready", fmt.Sprintf("revision 1: %+v", h)
+	})
+	writeAtomic(t, file, strings.Replace(rolloutSet(name, refs["layered"], "v2", loopCommand),
+		"  env: [{name: GREETING, value: v2}]\n",
+		"  env: [{name: GREETING, value: v2}]\n  readinessProbe: {exec: {command: [\"false\"]}, periodSeconds: 1}\n", 1))
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		h := rolloutHistory(t, d, set)[2]
+		return h.State == "Pending" && containerDigest(t, d, name) == layered,
+			fmt.Sprintf("revision 2: %+v, container on %s", h, containerDigest(t, d, name))
+	})
+	d.Kill9()
+	d.Restart()
+	waitRunningOn(t, d, name, busybox, "v1")
+	hist := rolloutHistory(t, d, set)
+	if h := hist[2]; h.State != "Failed" || !strings.Contains(h.Reason, "interrupted") {
+		t.Errorf("revision 2 after the kill: %+v", h)
+	}
+	if len(hist) != 2 || !hist[1].Current {
+		t.Errorf("history after the kill: %+v (want revision 1 current, nothing rolled out again)", hist)
+	}
+}
