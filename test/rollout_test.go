@@ -599,3 +599,63 @@ func TestRollout_AtomicDirectoryKillDuringRollout(t *testing.T) {
 		t.Errorf("history after the kill: %+v (want revision 1 current, nothing rolled out again)", hist)
 	}
 }
+
+// TestRollout_ImageAutoUpdateKillMidUpdate: the update's state is in the
+// Image's status, so a berthd killed while it moves Containers resumes it:
+// the digest whose readiness probe never passes is rolled back once its
+// timeout (counted from before the kill) passes, and rejected.
+func TestRollout_ImageAutoUpdateKillMidUpdate(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	d := harness.StartDaemon(t, harness.DaemonOptions{Manifests: "", Config: declConfig, LogLevel: "info", AllowUncleanStop: true})
+	reg := harness.StartRegistry(t)
+	const repoTag = "library/autokill:latest"
+	d1 := pushVariant(t, reg.Addr, repoTag, map[string]string{"version": "1"})
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: berth.dev/v1
+kind: Image
+metadata: {name: autokill}
+spec:
+  ref: %s/%s
+  updatePolicy: {mode: Digest, interval: 1s, timeout: 15s}
+`, reg.Addr, repoTag)
+	for _, n := range []string{"akone", "aktwo"} {
+		fmt.Fprintf(&b, `---
+apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: %[1]s}
+spec:
+  image: autokill
+  command: [sh, -c, 'trap "exit 0" TERM; echo "greeting=$(cat /version)"; while true; do sleep 0.1; done']
+  readinessProbe: {exec: {command: [sh, -c, 'test ! -e /unready']}, periodSeconds: 1}
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: %[1]s}
+spec: {container: %[1]s, restartPolicy: Always, stopTimeout: 2s}
+`, n)
+	}
+	writeAtomic(t, filepath.Join(d.Manifests, "autokill.yaml"), b.String())
+	for _, n := range []string{"akone", "aktwo"} {
+		waitRunningOn(t, d, n, d1, "1")
+	}
+	d2 := pushVariant(t, reg.Addr, repoTag, map[string]string{"version": "2", "unready": "yes"})
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		u := imageUpdate(t, d, "autokill")
+		return u.Target == d2 && len(u.Moved) == 1 && containerDigest(t, d, u.Moved[0]) == d2, fmt.Sprintf("update: %+v", u)
+	})
+	moving := imageUpdate(t, d, "autokill")
+	d.Kill9()
+	d.Restart()
+	var u spec.ImageUpdateStatus
+	harness.Eventually(t, 45*time.Second, func() (bool, string) {
+		u = imageUpdate(t, d, "autokill")
+		return u.Rejected == d2 && u.Rollbacks == 1 && u.Target == "", fmt.Sprintf("update after the restart: %+v", u)
+	})
+	if !strings.Contains(u.RejectedReason, "Container default/"+moving.Moved[0]) || !strings.Contains(u.RejectedReason, "not Ready after 15s") {
+		t.Errorf("rejected reason: %q", u.RejectedReason)
+	}
+	for _, n := range []string{"akone", "aktwo"} {
+		waitRunningOn(t, d, n, d1, "1")
+	}
+}
