@@ -211,6 +211,12 @@ func TestRollout_AtomicRollbackHistoryUndo(t *testing.T) {
 	if h := hist[5]; !h.Current || !strings.Contains(h.Source, "undo to revision 3") {
 		t.Errorf("revision 5 in history: %+v", h)
 	}
+	table := d.MustCLI(t, "rollout", "history", "--applyset", "rt")
+	for _, want := range []string{"SET", "REVISION", "COMMIT", "5*", "Failed", commit[:12]} {
+		if !strings.Contains(table, want) {
+			t.Errorf("rollout history table lacks %q:\n%s", want, table)
+		}
+	}
 	if r := d.CLI("rollout", "undo", "--applyset", "rt", "--to-revision", "42"); r.ExitCode != 2 || !strings.Contains(r.Stderr, "revision 42") {
 		t.Errorf("undo to a revision that does not exist: %s", r)
 	}
