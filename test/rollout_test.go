@@ -527,6 +527,21 @@ func TestRollout_AtomicManifestDirectory(t *testing.T) {
 		h := rolloutHistory(t, d, set)[3]
 		return h.State == "Ready" && h.Current, fmt.Sprintf("revision 3: %+v", h)
 	})
+
+	// undo goes back to revision 1 while the files still say v3, and a
+	// restart keeps it so: the files are unchanged since they were rolled out.
+	if r := d.CLI("rollout", "undo", "--applyset", set, "--timeout", "30s"); r.ExitCode != 0 || !strings.Contains(r.Stdout, "revision 4 of "+set+" ready") {
+		t.Fatalf("rollout undo of the directory: %s", r)
+	}
+	waitRunningOn(t, d, name, busybox, "v1")
+	d.Restart()
+	waitRunningOn(t, d, name, busybox, "v1")
+	if h := rolloutHistory(t, d, set); len(h) != 4 || !h[4].Current {
+		t.Errorf("history after an undo and a restart: %+v", h)
+	}
+	// A change of the files is rolled out again.
+	writeAtomic(t, file, rolloutSet(name, refs["layered"], "v5", loopCommand))
+	waitRunningOn(t, d, name, layered, "v5")
 }
 
 // TestRollout_AtomicProbeNeverReady: a revision whose readiness probe never
