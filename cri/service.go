@@ -122,6 +122,7 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 	if err := s.startStreaming(ctx); err != nil {
 		return err
 	}
+	go s.warmSandboxImage(ctx)
 	runtime.RegisterRuntimeServiceServer(srv, s)
 	runtime.RegisterImageServiceServer(srv, s)
 	errc := make(chan error, 1)
