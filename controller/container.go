@@ -11,6 +11,7 @@ import (
 	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/oci"
+	"berth.dev/berth/plan"
 	"berth.dev/berth/policy"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
@@ -34,7 +35,8 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	}
 	is, _ := imgEntry.Object.ImageSpec()
 	imgName, _ := imageName(is)
-	digest := imgStatus.Status.ImageStatus.Digest
+	// During an update of the image, the digest this Container may use.
+	imgName, digest := containerImage(imgName, imgStatus.Status.ImageStatus, id)
 	want := spec.ContainerInstanceHash(e.Hash, digest)
 	netHash, netDeclared := c.networkHash(ns, cs)
 	if netDeclared {
@@ -47,16 +49,27 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 
 	prevStatus, _ := c.opts.DB.GetStatus(ctx, e.Key)
 	existing, err := c.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return Result{}, err
+	}
+	// The plan (package plan, which berth diff prints too) decides between
+	// nothing, create and recreate. A changed Network recreates its
+	// containers; a Network no longer declared (refused removal while in
+	// use) disturbs none.
+	facts := plan.ContainerFacts{Exists: err == nil}
+	if facts.Exists {
+		facts.InstanceHash, facts.NetworkHash = existing.Labels[spec.LabelSpecHash], existing.Labels[labelNetworkHash]
+		facts.ImageDigest = existing.ImageDigest
+		facts.SnapshotPresent = c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey)
+	}
+	acts := plan.Container(plan.ContainerWant{Hash: e.Hash, ImageDigest: digest, Network: netHash, NetworkDeclared: netDeclared}, facts)
 	switch {
-	// A changed Network recreates its containers; a Network no longer
-	// declared (refused removal while in use) disturbs none.
-	case err == nil && existing.Labels[spec.LabelSpecHash] == want && (!netDeclared || existing.Labels[labelNetworkHash] == netHash):
-		if c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey) {
-			return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})}, nil
+	case len(acts) == 0:
+		return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})}, nil
+	case plan.Has(acts, plan.Recreate):
+		if !facts.SnapshotPresent && existing.Labels[spec.LabelSpecHash] == want {
+			c.repaired(ctx, e.Key, "snapshot "+existing.SnapshotKey+" was removed; recreating the container")
 		}
-		c.repaired(ctx, e.Key, "snapshot "+existing.SnapshotKey+" was removed; recreating the container")
-		fallthrough
-	case err == nil:
 		// A new spec the policy refuses does not tear down the container
 		// running the previous one.
 		if st, serr := containerSettings(e.Object, cs); serr == nil {
@@ -64,14 +77,11 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 				return c.policyRefused(ctx, e, perr, "; the container of the previous spec is kept"), nil
 			}
 		}
-		reason := "spec or image changed"
-		c.record(ctx, e, observation{reason: "Recreating", message: reason, owns: id})
+		c.record(ctx, e, observation{reason: "Recreating", message: acts[0].Reason, owns: id})
 		if err := c.removeContainer(ctx, ns, id, c.taskStopTimeout(ctx, ns, id)); err != nil {
 			return Result{}, err
 		}
-	case !errdefs.IsNotFound(err):
-		return Result{}, err
-	default:
+	default: // plan.Create
 		if prevStatus.Status.ContainerStatus != nil && prevStatus.SpecHash == e.Hash {
 			c.repaired(ctx, e.Key, "container was removed; recreating it")
 		}

@@ -31,10 +31,21 @@ func (nopObserver) QueueDepth(spec.Kind, int)                   {}
 func (nopObserver) DriftRepaired(spec.Kind)                     {}
 func (nopObserver) Objects(spec.Kind, int, int)                 {}
 
+// Node is what the reconcilers do to the node: make images present,
+// containers exist and tasks run. It is the whole of their reach into the
+// node (records and statuses they read from observed.DB), so a unit test
+// fakes only this.
+type Node interface {
+	node.Images
+	node.Containers
+	node.Tasks
+	node.Snapshots
+}
+
 // Options configure the controllers.
 type Options struct {
 	Desired *desired.Store
-	Node    *node.Node
+	Node    Node
 	// Networks writes and removes declared Networks; nil leaves them
 	// Degraded (no CNI networking on this node).
 	Networks Networks
@@ -64,6 +75,13 @@ type Controller struct {
 	pending  map[spec.Key]bool          // keys to reconcile before ready
 	ready    bool
 	lastPull map[spec.Key]lastPull // of Images, for pullPolicy Always
+	probers  map[spec.Key]*prober  // of Tasks whose task runs with probes
+	// runCtx is Run's: probers live as long as the controller, not as
+	// long as the reconcile that started them.
+	runCtx context.Context
+	// heldReady is since when a Container moved by an image update has
+	// been Ready (autoupdate.go).
+	heldReady map[string]time.Time
 }
 
 // New returns a controller; call Run.
@@ -90,11 +108,14 @@ func New(opts Options) *Controller {
 		queue:    NewQueue[spec.Key](500*time.Millisecond, opts.MaxBackoff),
 		restarts: map[spec.Key]*restartState{},
 		lastPull: map[spec.Key]lastPull{},
+		probers:  map[spec.Key]*prober{},
+		runCtx:   context.Background(),
 	}
 }
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
+	c.runCtx = ctx
 	// Changes go straight into the one coalescing queue: the store calls
 	// back, so no second queue sits between a change and its reconcile.
 	c.opts.Desired.Watch(ctx, func(keys []spec.Key) {
@@ -127,6 +148,13 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			c.queue.ShutDown()
 			wg.Wait()
+			c.mu.Lock()
+			probers := c.probers
+			c.probers = map[spec.Key]*prober{}
+			c.mu.Unlock()
+			for _, pr := range probers {
+				pr.stop()
+			}
 			return
 		case ev := <-exits:
 			c.onTaskEvent(ev)
@@ -217,6 +245,9 @@ func (c *Controller) dependents(key spec.Key) []spec.Key {
 				names[e.Key.Name] = true
 			}
 		}
+	case spec.KindTask:
+		// The Tasks that wait for it (dependsOn).
+		return c.taskDependents(key.Namespace, key.Name)
 	default:
 		return nil
 	}
@@ -339,4 +370,11 @@ func (c *Controller) countObjects(ctx context.Context) {
 		}
 		c.opts.Observer.Objects(kind, len(entries), ready)
 	}
+}
+
+// Reconcile reconciles one key now, outside the queue: tests and tools
+// drive the reconcilers step by step with it. A panic is an error, as in
+// the queue's workers.
+func (c *Controller) Reconcile(ctx context.Context, key spec.Key) (Result, error) {
+	return c.safeReconcile(ctx, key)
 }

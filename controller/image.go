@@ -7,17 +7,18 @@ import (
 	"sync"
 	"time"
 
-	"berth.dev/berth/content/remote"
+	"berth.dev/berth/content/reference"
 	"berth.dev/berth/desired"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/plan"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
 
 // imageName is the image record an Image object keeps: its normalised ref.
 func imageName(is spec.ImageSpec) (string, error) {
-	r, err := remote.ParseRef(is.Ref)
+	r, err := reference.Parse(is.Ref)
 	if err != nil {
 		return "", err
 	}
@@ -40,11 +41,17 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 	prevStatus, _ := c.opts.DB.GetStatus(ctx, e.Key)
 	img, err := c.opts.DB.GetImage(ctx, ns, name)
 	present := err == nil
-	// Always pulls when the spec changed and again once per resync period,
-	// so a moved tag is followed (an unchanged image costs one request).
-	wantFetch := !present || (is.PullPolicy == spec.PullAlways &&
-		(prevStatus.SpecHash != e.Hash || c.pullDue(e.Key)))
-	if wantFetch {
+	sn := is.Snapshotter
+	snName := sn
+	if snName == "" {
+		snName = spec.DefaultSnapshotter
+	}
+	// The plan (package plan, which berth diff prints too): Always pulls
+	// when the spec changed and again once per resync period, so a moved
+	// tag is followed (an unchanged image costs one request).
+	acts := plan.Image(is, e.Hash, plan.ImageFacts{Present: present, Unpacked: present && img.Unpacked[snName] != "",
+		StatusHash: prevStatus.SpecHash, PullDue: c.pullDue(e.Key)})
+	if plan.Has(acts, plan.Pull) {
 		if !present {
 			// A re-pull of a present image stays Ready meanwhile.
 			c.record(ctx, e, observation{reason: "Pulling", message: "fetching " + is.Ref, owns: name})
@@ -73,12 +80,8 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 			}
 		}
 	}
-	sn := is.Snapshotter
-	snName := sn
-	if snName == "" {
-		snName = "overlayfs"
-	}
-	if img.Unpacked[snName] == "" {
+	// Planned again on what the pull left: a new digest is not unpacked yet.
+	if plan.Has(plan.Image(is, e.Hash, plan.ImageFacts{Present: true, Unpacked: img.Unpacked[snName] != "", StatusHash: e.Hash}), plan.Unpack) {
 		c.record(ctx, e, observation{reason: "Unpacking", kind: imageKindStatus(img, true)})
 		if _, err := c.opts.Node.Unpack(ctx, ns, name, sn, is.Platform, nil); err != nil {
 			return Result{Changed: c.record(ctx, e, observation{degraded: true, reason: "UnpackFailed", message: err.Error()})}, err
@@ -87,16 +90,34 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 			return Result{}, err
 		}
 	}
-	o := observation{ready: true, owns: name, kind: imageKindStatus(img, true)}
+	var update *spec.ImageUpdateStatus
+	var requeue time.Duration
+	kick := false
+	if is.UpdatePolicy != nil {
+		img, update, requeue, kick = c.autoUpdate(ctx, e, is, name, img, prevStatus)
+	}
+	kind := imageKindStatus(img, true)
+	o := observation{ready: true, kind: func(st *spec.Status) {
+		kind(st)
+		st.ImageStatus.Update = update
+	}}
+	// The record is this object's to remove only if it made it: one that
+	// was on the node before the object first saw it (pulled or imported
+	// by hand) stays when the object goes, as other objects' do.
+	if present && prevStatus.Owns != name {
+		o.message = "the image was on the node before it was declared: deleting the Image leaves it"
+	} else {
+		o.owns = name
+	}
 	if perr := c.lastPullErr(e.Key); perr != nil {
 		o.degraded, o.reason, o.message = true, "PullFailed", perr.Error()
 	}
-	changed := c.record(ctx, e, o)
+	changed := c.record(ctx, e, o) || kick
 	// A new digest (a moved tag) recreates the containers using it.
 	if prev := prevStatus.Status.ImageStatus; prev != nil && prev.Digest != img.Target.Digest.String() {
 		changed = true
 	}
-	return Result{Changed: changed}, nil
+	return Result{Changed: changed, RequeueAfter: requeue}, nil
 }
 
 func (c *Controller) fetchImage(ctx context.Context, e desired.Entry, is spec.ImageSpec, name string, progress func(node.Progress)) (observed.Image, error) {

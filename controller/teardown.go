@@ -11,8 +11,9 @@ import (
 
 // teardown removes what an object no longer declared had made: a Task's
 // task, a Container's container and snapshot (and task). An Image's record
-// is dropped, unless another Image object declares the same reference, and
-// its data is left to garbage collection.
+// is dropped if the Image made it (st.Owns: not one pulled by hand before
+// it was declared), unless another Image object declares the same
+// reference, and its data is left to garbage collection.
 func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error) {
 	st, err := c.opts.DB.GetStatus(ctx, key)
 	if errdefs.IsNotFound(err) {
@@ -30,6 +31,13 @@ func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error)
 	ns := key.Namespace
 	switch key.Kind {
 	case spec.KindTask:
+		c.stopProber(key)
+		// Tasks started after this one (dependsOn) and going too stop
+		// first.
+		if dep, waiting := c.dependentsStopping(ctx, ns, key.Name); waiting {
+			c.log.Debug("teardown waits for a dependent to stop", "object", key.String(), "dependent", dep)
+			return Result{RequeueAfter: dependencyTeardownPoll}, nil
+		}
 		// A Task renamed in place (same container) must not stop what the
 		// new name runs.
 		if st.Owns != "" && c.taskOf(ns, st.Owns) == "" {
@@ -38,6 +46,13 @@ func (c *Controller) teardown(ctx context.Context, key spec.Key) (Result, error)
 			}
 		}
 	case spec.KindContainer:
+		// The Task running it, going too, stops first: it may have to wait
+		// for its own dependents (dependsOn), which killing the task here
+		// would skip.
+		if t, ok := c.taskTearingDown(ctx, ns, st.Owns); ok {
+			c.log.Debug("container teardown waits for its Task", "object", key.String(), "task", t)
+			return Result{RequeueAfter: dependencyTeardownPoll}, nil
+		}
 		if st.Owns != "" {
 			if err := c.removeContainer(ctx, ns, st.Owns, c.taskStopTimeout(ctx, ns, st.Owns)); err != nil {
 				return Result{}, err

@@ -347,7 +347,7 @@ func (s *Service) state(ctx context.Context, c *container) containerState {
 	}
 	// No task: it was deleted after the exit, or a reboot took it; the
 	// node's record keeps the last exit.
-	if rec, err := s.node.DB().GetContainer(ctx, Namespace, c.ID); err == nil && rec.LastExit != nil {
+	if rec, err := s.opts.DB.GetContainer(ctx, Namespace, c.ID); err == nil && rec.LastExit != nil {
 		return exited(int32(rec.LastExit.ExitStatus), rec.LastExit.ExitedAt, rec.LastExit.OOMKilled)
 	}
 	return containerState{state: runtime.ContainerState_CONTAINER_EXITED, exitCode: 255, reason: "Unknown"}

@@ -53,7 +53,7 @@ func (s *Service) info(ctx context.Context, img observed.Image) (imageInfo, erro
 
 // images groups the namespace's records by image ID.
 func (s *Service) images(ctx context.Context) ([]*image, error) {
-	recs, err := s.node.DB().ListImages(ctx, Namespace)
+	recs, err := s.opts.DB.ListImages(ctx, Namespace)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}

@@ -126,7 +126,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.node.DB().EnsureNamespace(ctx, Namespace); err != nil {
+	if _, err := s.opts.DB.EnsureNamespace(ctx, Namespace); err != nil {
 		return nil, err
 	}
 	img, err := s.sandboxImageName(ctx)

@@ -11,6 +11,7 @@ import (
 
 	"berth.dev/berth/network"
 	"berth.dev/berth/node"
+	"berth.dev/berth/observed"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -28,9 +29,19 @@ const DefaultSandboxImage = "registry.k8s.io/pause:3.10"
 // maxMsgSize is the kubelet's own limit for CRI messages (16 MiB).
 const maxMsgSize = 16 << 20
 
+// Node is what the CRI does to the node: images, containers and tasks.
+type Node interface {
+	node.Images
+	node.Containers
+	node.Tasks
+}
+
 // Options configure a Service.
 type Options struct {
-	Node *node.Node
+	Node Node
+	// DB holds the image and container records the CRI lists and reads
+	// (exits a restarted berthd learned of, say).
+	DB *observed.DB
 	// Network attaches pods to networks; nil leaves NetworkReady false.
 	Network *network.Manager
 	// CNIConfDir is where the conflists are (berth's built-in one among them).
@@ -55,6 +66,9 @@ type Options struct {
 	Runtimes       []string
 	DefaultRuntime string
 	Log            *slog.Logger
+	// ObserveStream, when set, runs each streaming session (method Exec,
+	// Attach or PortForward) for the API metrics.
+	ObserveStream func(method string, session func() error) error
 }
 
 // Service implements the CRI runtime and image services.
@@ -64,7 +78,7 @@ type Service struct {
 
 	opts Options
 	log  *slog.Logger
-	node *node.Node
+	node Node
 
 	// ids caches an image's ID (its config's digest) by its target's
 	// digest: reading the manifest from the store on every list is waste.

@@ -27,6 +27,22 @@ type streamer struct{ s *Service }
 
 var _ streaming.Runtime = streamer{}
 
+// observe runs one streaming session through Options.ObserveStream.
+func (r streamer) observe(method string, session func() error) error {
+	if r.s.opts.ObserveStream == nil {
+		return session()
+	}
+	var err error
+	_ = r.s.opts.ObserveStream(method, func() error {
+		err = session()
+		if _, exited := err.(exitError); exited {
+			return nil // the command's own status, not a failed session
+		}
+		return err
+	})
+	return err
+}
+
 // exitError carries an exec's exit status to the streaming server, which
 // reports it to the client (k8s.io/utils/exec.ExitError).
 type exitError struct{ code int }
@@ -37,6 +53,10 @@ func (e exitError) Exited() bool    { return true }
 func (e exitError) ExitStatus() int { return e.code }
 
 func (r streamer) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	return r.observe("Exec", func() error { return r.exec(ctx, id, cmd, in, out, errw, tty, resize) })
+}
+
+func (r streamer) exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
 	var stdout, stderr io.Writer
 	if out != nil {
 		stdout = out
@@ -59,6 +79,10 @@ func (r streamer) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 // stdin FIFO the shim keeps open; with stdin_once the end of the first
 // attach's input closes the container's stdin.
 func (r streamer) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	return r.observe("Attach", func() error { return r.attach(ctx, id, in, out, errw, tty, resize) })
+}
+
+func (r streamer) attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
 	_, c, err := r.s.containers.get(id)
 	if err != nil {
 		return err
@@ -105,6 +129,10 @@ func (r streamer) Attach(ctx context.Context, id string, in io.Reader, out, errw
 // PortForward connects the stream to port on the pod's loopback: the
 // socket is made inside the pod's network namespace.
 func (r streamer) PortForward(ctx context.Context, podID string, port int32, stream io.ReadWriteCloser) error {
+	return r.observe("PortForward", func() error { return r.portForward(ctx, podID, port, stream) })
+}
+
+func (r streamer) portForward(ctx context.Context, podID string, port int32, stream io.ReadWriteCloser) error {
 	defer stream.Close()
 	_, sb, err := r.s.sandboxes.get(podID)
 	if err != nil {

@@ -37,6 +37,25 @@ type DirOptions struct {
 	// the directory's source, and the source is never read.
 	MissingIsEmpty bool
 	Logger         *slog.Logger
+	// Atomic, when set, takes the whole directory as one set instead of
+	// feeding the store file by file: it is called (from Run's goroutine)
+	// with every file's objects whenever the set read differs from the
+	// last one given, and once at the first read. It owns what reaches
+	// the store for the directory (a rollout, see package rollout).
+	Atomic func(AtomicSet)
+}
+
+// AtomicSet is the whole directory as DirOptions.Atomic receives it.
+type AtomicSet struct {
+	Dir      string
+	Revision Revision
+	// Objects are every file's objects, their relative paths resolved.
+	Objects []spec.Object
+	// Err says a file could not be read or parsed: the set is incomplete
+	// and must not be rolled out.
+	Err error
+	// First is the directory's first read since Run started.
+	First bool
 }
 
 // DirSource feeds a Store from a watched directory of manifests. Each
@@ -320,6 +339,9 @@ func (d *DirSource) sync(now time.Time, force bool) (retry bool) {
 	force = force && now.Sub(d.firstRead) > 20*d.opts.Debounce
 	var updates []SourceUpdate
 	rev := Revision{Hash: setDigest(l.files), Commit: gitCommit(l.resolved), Resolved: l.resolved}
+	if d.opts.Atomic != nil {
+		return d.syncAtomic(l, rev, force)
+	}
 	if d.errored[d.dir] || !d.sent[d.dir] || rev.String() != d.sentRevision {
 		// The directory's own source carries the revision in force, so
 		// `berth get sources` says which set (and git commit) runs.
@@ -370,6 +392,57 @@ func (d *DirSource) sync(now time.Time, force bool) (retry bool) {
 	d.mu.Lock()
 	d.revision = rev
 	first := !d.synced && (!l.retry || force)
+	if first {
+		d.synced = true
+	}
+	d.mu.Unlock()
+	if first {
+		d.store.MarkSynced(d.dir)
+	}
+	return l.retry
+}
+
+// syncAtomic hands the whole directory to DirOptions.Atomic when the set
+// read differs from the last one handed over.
+func (d *DirSource) syncAtomic(l *listing, rev Revision, force bool) (retry bool) {
+	var errs []error
+	var objs []spec.Object
+	names := make([]string, 0, len(l.files))
+	for src := range l.files {
+		names = append(names, src)
+	}
+	sort.Strings(names)
+	for _, src := range names {
+		if err := l.errs[src]; err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, o := range l.files[src].objects {
+			objs = append(objs, spec.AbsolutePaths(o))
+		}
+	}
+	for src, err := range l.errs {
+		if l.files[src] == nil {
+			errs = append(errs, err)
+		}
+	}
+	err := errors.Join(errs...)
+	key := rev.String()
+	if err != nil {
+		key += "\x00" + err.Error()
+	}
+	d.mu.Lock()
+	first := !d.synced && (!l.retry || force)
+	d.mu.Unlock()
+	if !l.retry || force {
+		if key != d.sentRevision || first {
+			d.opts.Atomic(AtomicSet{Dir: d.dir, Revision: rev, Objects: objs, Err: err, First: first})
+			d.sentRevision = key
+		}
+	}
+	d.files = l.files
+	d.mu.Lock()
+	d.revision = rev
 	if first {
 		d.synced = true
 	}

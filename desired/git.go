@@ -128,3 +128,13 @@ func hexOrEmpty(s string) string {
 	}
 	return ""
 }
+
+// GitCommit is the git commit of dir (a checkout, or a git-sync style
+// path naming one), or "" when it has none: what a rollout of a directory
+// records beside its hash.
+func GitCommit(dir string) string {
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = r
+	}
+	return gitCommit(dir)
+}

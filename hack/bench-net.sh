@@ -1,57 +1,115 @@
 #!/usr/bin/env bash
-# bench-net.sh: the cost of container networking. CNI attach and detach of
-# one container to the built-in bridge (median of 20, BenchmarkAttach), and
-# `berth run --rm` of busybox true with --network none beside --network
-# bridge (median of N), with podman's and nerdctl's `run --rm --network
-# bridge` beside them when installed. Needs root, make build, the test
-# images and the CNI plugins. Starts its own berthd on its own bridge and
-# subnet under a temporary directory.
+# bench-net.sh: the cost of container networking.
+#  - CNI attach of one container to the built-in bridge and its detach
+#    (median of 20, BenchmarkAttach): the detach as its caller waits for
+#    it and until its background part is done;
+#  - `berth run --rm` of busybox true with --network none and --network
+#    bridge, interleaved (none, bridge, none, ...) so that the load of a
+#    shared machine falls on both alike: medians and their difference;
+#  - C containers (default 50) started from one manifest file, bridged and
+#    with network none, interleaved over R rounds (default 3): the time from
+#    the file renamed into the watched directory until every container's
+#    first act (touching a marker on a host bind mount) is seen; medians;
+#  - podman's and nerdctl's `run --rm --network bridge` when installed.
+# Needs root, make build, the test images and the CNI plugins. Starts its
+# own berthd on its own bridge and subnet under a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_RUNS:-20}
+C=${BENCH_NET_CONTAINERS:-50}
+R=${BENCH_NET_ROUNDS:-3}
 IMAGES=${BERTH_TESTIMAGES:-.cache/testimages}
 if [ "$(id -u)" != 0 ]; then echo "bench-net: needs root" >&2; exit 1; fi
 T=$(mktemp -d /tmp/berth-bench-net-XXXXXX)
 BERTH="bin/berth --address $T/state/berth.sock"
 DPID=
 cleanup() {
-  if [ -n "$DPID" ]; then kill "$DPID" 2>/dev/null || true; wait "$DPID" 2>/dev/null || true; fi
+  if [ -n "$DPID" ]; then
+    rm -f "$T"/manifests/*.yaml
+    $BERTH task rm -f keep >/dev/null 2>&1 || true; $BERTH container rm keep >/dev/null 2>&1 || true
+    for _ in $(seq 600); do [ "$(ncontainers)" -le 0 ] && break; sleep 0.1; done
+    kill "$DPID" 2>/dev/null || true; wait "$DPID" 2>/dev/null || true
+  fi
   grep -o " $T[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   ip link del berth-bench 2>/dev/null || true
   rm -rf "$T"
 }
 trap cleanup EXIT
+ncontainers() { $BERTH container ls 2>/dev/null | tail -n +2 | wc -l; }
 now() { date +%s%N; }
 median_ms() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
 
-attach=$(go test -run '^$' -bench '^BenchmarkAttach$' -benchtime 1x ./network/ | awk '/^BenchmarkAttach/ {for (i=1;i<=NF;i++) {if ($(i+1)=="ms-attach-median") a=$i; if ($(i+1)=="ms-detach-median") d=$i}} END {print a, d}')
+attach=$(go test -run '^$' -bench '^BenchmarkAttach$' -benchtime 1x ./network/ | awk '/^BenchmarkAttach/ {for (i=1;i<=NF;i++) {if ($(i+1)=="ms-attach-median") a=$i; if ($(i+1)=="ms-detach-median") d=$i; if ($(i+1)=="ms-detach-background-median") b=$i}} END {print a, d, b}')
 
-mkdir -p "$T/state" && mount -t tmpfs -o size=256m,mode=0700 tmpfs "$T/state"
+mkdir -p "$T/state" "$T/manifests" "$T/staging" "$T/out" && mount -t tmpfs -o size=256m,mode=0700 tmpfs "$T/state"
 bin/berthd --root "$T/root" --state "$T/state" --address "$T/state/berth.sock" --manifests "$T/manifests" \
   --metrics-address 127.0.0.1:0 --log-level warn --cni-conf-dir "$T/net.d" \
-  --cni-bridge berth-bench --cni-subnet 10.86.249.0/24 >"$T/berthd.log" 2>&1 &
+  --cni-bridge berth-bench --cni-subnet 10.86.244.0/22 >"$T/berthd.log" 2>&1 &
 DPID=$!
 for _ in $(seq 100); do [ -S "$T/state/berth.sock" ] && break; sleep 0.05; done
 $BERTH image import "$IMAGES/busybox" >/dev/null
 $BERTH run --rm busybox:latest warm true
-$BERTH run -d --network bridge busybox:latest keep sleep 1000 >/dev/null   # keeps the bridge up
-times() { for i in $(seq "$N"); do s=$(now); "$@" "r$i" true >/dev/null; e=$(now); echo $((e - s)); done | median_ms; }
-none=$(times $BERTH run --rm --network none busybox:latest)
-bridge=$(times $BERTH run --rm --network bridge busybox:latest)
+$BERTH run -d --network bridge busybox:latest keep sleep 100000 >/dev/null   # keeps the bridge up
+
+# run --rm, interleaved.
+: >"$T/none.ns"; : >"$T/bridge.ns"
+for i in $(seq "$N"); do
+  for net in none bridge; do
+    s=$(now); $BERTH run --rm --network "$net" busybox:latest "r$net$i" true >/dev/null; e=$(now)
+    echo $((e - s)) >>"$T/$net.ns"
+  done
+done
+none=$(median_ms <"$T/none.ns")
+bridge=$(median_ms <"$T/bridge.ns")
+
+# C containers from one manifest, bridged and none, interleaved.
+printf 'apiVersion: berth.dev/v1\nkind: Image\nmetadata: {name: busybox}\nspec: {ref: "%s", pullPolicy: Never}\n' \
+  "$($BERTH image ls | awk 'NR==2 {print $1}')" >"$T/manifests/image.yaml"
+manifest() { # network prefix
+  for i in $(seq "$C"); do
+    printf -- '---\napiVersion: berth.dev/v1\nkind: Container\nmetadata: {name: %s%d}\nspec:\n  image: busybox\n  network: %s\n  command: [sh, -c, "touch /out/%s%d; exec sleep 100000"]\n  mounts: [{type: bind, source: %s, target: /out}]\n---\napiVersion: berth.dev/v1\nkind: Task\nmetadata: {name: %s%d}\nspec: {container: %s%d, stopTimeout: 1s}\n' \
+      "$2" "$i" "$1" "$2" "$i" "$T/out" "$2" "$i" "$2" "$i"
+  done
+}
+many() { # network prefix -> ns until all C run
+  manifest "$1" "$2" >"$T/staging/many.yaml"
+  s=$(now); mv "$T/staging/many.yaml" "$T/manifests/many.yaml"
+  for _ in $(seq 12000); do
+    [ "$(find "$T/out" -name "$2*" | wc -l)" -ge "$C" ] && break
+    sleep 0.01
+  done
+  e=$(now)
+  [ "$(find "$T/out" -name "$2*" | wc -l)" -ge "$C" ] || { echo "bench-net: $C containers ($1) not running after 2 minutes" >&2; exit 1; }
+  echo $((e - s))
+  rm -f "$T/manifests/many.yaml"
+  for _ in $(seq 1200); do [ "$(ncontainers)" -le 1 ] && break; sleep 0.1; done
+  rm -f "$T/out/$2"*
+}
+: >"$T/many-none.ns"; : >"$T/many-bridge.ns"
+for r in $(seq "$R"); do
+  many none "n$r-" >>"$T/many-none.ns"
+  many bridge "b$r-" >>"$T/many-bridge.ns"
+done
+many_none=$(median_ms <"$T/many-none.ns")
+many_bridge=$(median_ms <"$T/many-bridge.ns")
 $BERTH task rm -f keep >/dev/null; $BERTH container rm keep >/dev/null
 
-echo "Container networking (medians; containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo '?'))"
-printf '%-52s %10s\n' "what" "ms"
-read -r a d <<<"$attach"
-printf '%-52s %10s\n' "CNI attach, built-in bridge (of 20)" "$a"
-printf '%-52s %10s\n' "CNI detach, built-in bridge (of 20)" "$d"
-printf '%-52s %10s\n' "berth run --rm --network none busybox true (of $N)" "$none"
-printf '%-52s %10s\n' "berth run --rm --network bridge busybox true (of $N)" "$bridge"
+echo "Container networking (medians; containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo '?'); load average $(cut -d' ' -f1-3 /proc/loadavg))"
+printf '%-62s %10s\n' "what" "ms"
+read -r a d b <<<"$attach"
+printf '%-62s %10s\n' "CNI attach, built-in bridge (of 20)" "$a"
+printf '%-62s %10s\n' "CNI detach, as the caller waits (of 20)" "$d"
+printf '%-62s %10s\n' "CNI detach, until its background part is done (of 20)" "$b"
+printf '%-62s %10s\n' "berth run --rm --network none busybox true (of $N)" "$none"
+printf '%-62s %10s\n' "berth run --rm --network bridge busybox true (of $N)" "$bridge"
+printf '%-62s %10s\n' "  bridge over none" "$(awk -v a="$bridge" -v b="$none" 'BEGIN {printf "%.1f", a-b}')"
+printf '%-62s %10s\n' "$C containers from a manifest, network none (of $R)" "$many_none"
+printf '%-62s %10s\n' "$C containers from a manifest, network bridge (of $R)" "$many_bridge"
 for tool in podman nerdctl; do
   if command -v "$tool" >/dev/null; then
     t=$(for i in $(seq "$N"); do s=$(now); "$tool" run --rm --network bridge docker.io/library/busybox true >/dev/null 2>&1; e=$(now); echo $((e - s)); done | median_ms)
-    printf '%-52s %10s\n' "$tool run --rm --network bridge busybox true (of $N)" "$t"
+    printf '%-62s %10s\n' "$tool run --rm --network bridge busybox true (of $N)" "$t"
   else
-    printf '%-52s %10s\n' "$tool run --rm --network bridge" "not installed"
+    printf '%-62s %10s\n' "$tool run --rm --network bridge" "not installed"
   fi
 done

@@ -10,10 +10,12 @@ go run ./hack/bench-registry -images "${BERTH_TESTIMAGES:-.cache/testimages}" -b
 # Snapshotters side by side on one loopback btrfs: unpack, container commit.
 go run ./hack/bench-storage -images "${BERTH_TESTIMAGES:-.cache/testimages}" -bin bin
 echo
-go test -run '^$' -bench 'Apply' -benchtime 4x ./snapshot/archive/ | grep -E '^Benchmark|ok'
+go test -run '^$' -bench 'Apply' -benchtime 4x ./snapshot/layer/ | grep -E '^Benchmark|ok'
 echo
 hack/bench-run.sh
 # BENCH_IDLE shortens the idle-CPU window (default five minutes, as issue 5 asks).
 go run ./hack/bench-manifests -bin bin -idle "${BENCH_IDLE:-5m}"
+# Atomic rollouts of a watched directory: change → Ready and rollback, 20 objects.
+go run ./hack/bench-rollout -bin bin
 echo
 hack/bench-net.sh

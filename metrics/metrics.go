@@ -24,6 +24,10 @@ type Metrics struct {
 	// name ("OK", "NotFound", …). APIDuration is their latency.
 	APIRequests *prometheus.CounterVec
 	APIDuration *prometheus.HistogramVec
+	// APIStreams are the streaming calls open now (events, followed logs,
+	// pulls, CRI exec and attach sessions), by service and method; each is
+	// counted in APIRequests and APIDuration once it ends.
+	APIStreams *prometheus.GaugeVec
 
 	// ReconcileTotal counts reconciles by kind and result
 	// (success|error|requeue); ReconcileDuration is how long each took.
@@ -53,7 +57,25 @@ type Metrics struct {
 	EventsDropped   prometheus.Counter
 	// ManifestErrors counts manifest files that failed to parse or validate.
 	ManifestErrors prometheus.Counter
+
+	// Rollouts counts atomic rollouts by result (ready, rolledback,
+	// failed: nothing applied); RolloutDuration is the time to Ready or to
+	// the failure; RollbackDuration the time from a failure to the
+	// previous revision Ready again.
+	Rollouts         *prometheus.CounterVec
+	RolloutDuration  *prometheus.HistogramVec
+	RollbackDuration prometheus.Histogram
+	// ImageUpdates counts automatic image updates (updatePolicy) by result:
+	// updated, rolledback (the new digest did not become Ready), failed
+	// (it could not be fetched).
+	ImageUpdates *prometheus.CounterVec
 }
+
+// RolloutResults and ImageUpdateResults are the result labels pre-set.
+var (
+	RolloutResults     = []string{"ready", "rolledback", "failed"}
+	ImageUpdateResults = []string{"updated", "rolledback", "failed"}
+)
 
 // New creates the collectors, registers them and the Go runtime and process
 // collectors on reg, and pre-sets the label values known in advance. It
@@ -66,6 +88,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		APIDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "berth_api_request_duration_seconds", Help: "API call latency by service and method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"service", "method"}),
+		APIStreams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_api_streams_active", Help: "Streaming API calls open now by service and method.",
 		}, []string{"service", "method"}),
 		ReconcileTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_reconcile_total", Help: "Reconciles by kind and result (success, error, requeue).",
@@ -105,13 +130,28 @@ func New(reg prometheus.Registerer) *Metrics {
 		ManifestErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "berth_manifest_errors_total", Help: "Manifest files that failed to parse or validate.",
 		}),
+		Rollouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_rollouts_total", Help: "Atomic rollouts by result (ready, rolledback, failed).",
+		}, []string{"result"}),
+		RolloutDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "berth_rollout_duration_seconds", Help: "Time from an atomic apply to Ready or to its failure, by result.",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}, []string{"result"}),
+		RollbackDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "berth_rollback_duration_seconds", Help: "Time from a failed rollout to the previous revision Ready again.",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}),
+		ImageUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_image_updates_total", Help: "Automatic image updates by result (updated, rolledback, failed).",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(
-		m.APIRequests, m.APIDuration,
+		m.APIRequests, m.APIDuration, m.APIStreams,
 		m.ReconcileTotal, m.ReconcileDuration, m.QueueDepth, m.DriftRepairs,
 		m.DesiredObjects, m.ReadyObjects,
 		m.PullDuration, m.PullBytes, m.PullsTotal,
 		m.EventsPublished, m.EventsDropped, m.ManifestErrors,
+		m.Rollouts, m.RolloutDuration, m.RollbackDuration, m.ImageUpdates,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -146,6 +186,12 @@ func (m *Metrics) preset() {
 	}
 	for _, t := range Topics {
 		m.EventsPublished.WithLabelValues(t)
+	}
+	for _, r := range RolloutResults {
+		m.Rollouts.WithLabelValues(r)
+	}
+	for _, r := range ImageUpdateResults {
+		m.ImageUpdates.WithLabelValues(r)
 	}
 }
 

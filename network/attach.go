@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containernetworking/cni/libcni"
@@ -16,8 +17,10 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 )
 
-// loopback brings the namespace's lo up.
-var loopbackConf = []byte(`{"cniVersion":"1.0.0","name":"berth-lo","type":"loopback"}`)
+// loopbackConf is the loopback plugin's configuration, which attachments
+// made by an older berthd ran; berth now sets lo up itself (createNetNS),
+// and only removes the plugin's cache entries.
+const loopbackName = "berth-lo"
 
 // Attach puts a container on its network: it creates the container's
 // namespace, runs the network's plugins (ADD) and writes its hosts,
@@ -26,11 +29,15 @@ var loopbackConf = []byte(`{"cniVersion":"1.0.0","name":"berth-lo","type":"loopb
 // request is returned as it is; a half-done one (a crash, a changed
 // request) is detached first. A host port another container publishes is
 // errdefs.ErrConflict naming that container; a network that does not exist
-// is errdefs.ErrNotFound.
+// is errdefs.ErrNotFound. Attaches of different containers run side by
+// side.
 func (m *Manager) Attach(ctx context.Context, req Request) (Attachment, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	ns, id := req.Namespace, req.ID
+	release, err := m.acquire(ctx, key(ns, id))
+	if err != nil {
+		return Attachment{}, err
+	}
+	defer release()
 	if prev, err := m.readRecord(ns, id); err == nil {
 		if prev.Phase == phaseAttached && isNetNS(prev.NetNS) && requestEqual(prev.Request, req) {
 			return prev, nil
@@ -45,13 +52,14 @@ func (m *Manager) Attach(ctx context.Context, req Request) (Attachment, error) {
 	if err != nil {
 		return Attachment{}, err
 	}
-	if err := m.checkPorts(req); err != nil {
+	p, err := planFor(list, req)
+	if err != nil {
 		return Attachment{}, err
 	}
 	a := Attachment{Namespace: ns, ID: id, Network: req.Network, CNIName: list.Name, Phase: phaseAttaching,
-		Request: req, NetNS: m.NetNSPath(ns, id), Ports: req.Ports, Conflist: list.Bytes}
-	if err := m.writeRecord(a); err != nil {
-		return Attachment{}, fmt.Errorf("record attachment of %s/%s: %w", ns, id, err)
+		Request: req, NetNS: m.NetNSPath(ns, id), Ports: req.Ports, Conflist: p.list.Bytes}
+	if err := m.admit(ctx, a); err != nil {
+		return Attachment{}, err
 	}
 	ok := false
 	defer func() {
@@ -65,20 +73,20 @@ func (m *Manager) Attach(ctx context.Context, req Request) (Attachment, error) {
 	if err := createNetNS(a.NetNS); err != nil {
 		return Attachment{}, err
 	}
-	lo, err := libcni.NetworkPluginConfFromBytes(loopbackConf)
-	if err != nil {
-		return Attachment{}, err
-	}
-	if _, err := m.cni.AddNetwork(ctx, lo, m.runtimeConf(a)); err != nil {
-		return Attachment{}, fmt.Errorf("network %s: loopback of %s/%s: %w", req.Network, ns, id, err)
-	}
-	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(a))
+	var res types.Result
+	err = m.onNetwork(a.CNIName, p.rules, func() error {
+		var err error
+		res, err = m.cni.AddNetworkList(ctx, p.list, m.runtimeConf(a))
+		return err
+	})
 	if err != nil {
 		return Attachment{}, fmt.Errorf("network %s: attach %s/%s: %w", req.Network, ns, id, err)
 	}
 	if err := fillResult(&a, res); err != nil {
 		return Attachment{}, fmt.Errorf("network %s: result for %s/%s: %w", req.Network, ns, id, err)
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if err := m.writeFiles(a); err != nil {
 		return Attachment{}, err
 	}
@@ -89,6 +97,99 @@ func (m *Manager) Attach(ctx context.Context, req Request) (Attachment, error) {
 	ok = true
 	m.refreshPeers(a.CNIName, key(ns, id))
 	return a, nil
+}
+
+// acquire waits until no other operation runs for container k and claims
+// it; release ends the claim.
+func (m *Manager) acquire(ctx context.Context, k string) (release func(), err error) {
+	for {
+		m.mu.Lock()
+		ch, busy := m.ops[k]
+		if !busy {
+			ch = make(chan struct{})
+			m.ops[k] = ch
+			m.mu.Unlock()
+			return func() {
+				m.mu.Lock()
+				delete(m.ops, k)
+				m.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// admit checks a's host ports against every other attachment's and
+// records it "attaching", as one step, so two attaches cannot both take a
+// port. A port held by a container being detached in the background is
+// waited for.
+func (m *Manager) admit(ctx context.Context, a Attachment) error {
+	for {
+		m.mu.Lock()
+		holder, err := m.checkPorts(a.Request)
+		if err != nil && holder.Phase == phaseDetaching {
+			if ch, busy := m.ops[key(holder.Namespace, holder.ID)]; busy {
+				m.mu.Unlock()
+				select {
+				case <-ch:
+					continue
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		if err == nil {
+			if werr := m.writeRecord(a); werr != nil {
+				err = fmt.Errorf("record attachment of %s/%s: %w", a.Namespace, a.ID, werr)
+			}
+		}
+		m.mu.Unlock()
+		return err
+	}
+}
+
+// net is the state of CNI network cni.
+func (m *Manager) net(cni string) *netState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.nets[cni]
+	if st == nil {
+		st = &netState{}
+		m.nets[cni] = st
+	}
+	return st
+}
+
+// onNetwork runs fn (an ADD) on network cni: beside other attaches once
+// the network is up, alone for its first attach, which sets up berth's
+// rules for it (rules) and lets the bridge plugin create the bridge and
+// its address with no other ADD racing it.
+func (m *Manager) onNetwork(cni string, rules *netRules, fn func() error) error {
+	st := m.net(cni)
+	st.rw.RLock()
+	if st.ready {
+		defer st.rw.RUnlock()
+		return fn()
+	}
+	st.rw.RUnlock()
+	st.rw.Lock()
+	defer st.rw.Unlock()
+	if !st.ready && rules != nil {
+		if err := rules.ensure(); err != nil {
+			return err
+		}
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	st.ready = true
+	return nil
 }
 
 func requestEqual(a, b Request) bool {
@@ -143,14 +244,15 @@ func fillResult(a *Attachment, r types.Result) error {
 }
 
 // checkPorts refuses a host port another attachment publishes on an
-// address the request's overlaps (unset is every address).
-func (m *Manager) checkPorts(req Request) error {
+// address the request's overlaps (unset is every address), and returns
+// that attachment.
+func (m *Manager) checkPorts(req Request) (Attachment, error) {
 	if len(req.Ports) == 0 {
-		return nil
+		return Attachment{}, nil
 	}
 	all, err := m.List()
 	if err != nil {
-		return err
+		return Attachment{}, err
 	}
 	for _, o := range all {
 		if o.Namespace == req.Namespace && o.ID == req.ID {
@@ -160,33 +262,77 @@ func (m *Manager) checkPorts(req Request) error {
 			for _, q := range o.Ports {
 				if p.HostPort == q.HostPort && strings.EqualFold(p.Protocol, q.Protocol) &&
 					(p.HostIP == "" || q.HostIP == "" || p.HostIP == q.HostIP) {
-					return fmt.Errorf("host port %d/%s is already published by container %s/%s: %w",
+					return o, fmt.Errorf("host port %d/%s is already published by container %s/%s: %w",
 						p.HostPort, strings.ToLower(p.Protocol), o.Namespace, o.ID, errdefs.ErrConflict)
 				}
 			}
 		}
 	}
-	return nil
+	return Attachment{}, nil
 }
 
 // Detach removes a container from its network: DEL with the configuration
 // it was added with, then its namespace and files, then its name from its
-// peers' hosts files. No attachment is fine.
+// peers' hosts files. No attachment is fine. Only marking the record
+// "detaching" is done before Detach returns; the rest runs in the
+// background (a container's delete does not wait for the plugins), tried
+// again a few times if it fails, and finished by Recover after a crash. A
+// later Attach of the container, or of a host port it held, waits for it.
 func (m *Manager) Detach(ctx context.Context, ns, id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	release, err := m.acquire(ctx, key(ns, id))
+	if err != nil {
+		return err
+	}
 	a, err := m.readRecord(ns, id)
 	if errdefs.IsNotFound(err) {
 		// No record, but a namespace file may be left by a crash
 		// between its creation and the record.
+		defer release()
 		return removeNetNS(m.NetNSPath(ns, id))
 	}
+	if err == nil && a.Phase != phaseDetaching {
+		a.Phase = phaseDetaching
+		err = m.writeRecord(a)
+	}
 	if err != nil {
+		release()
 		return err
 	}
-	return m.detach(ctx, a)
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		defer release()
+		ctx := context.WithoutCancel(ctx)
+		for try, wait := 1, 100*time.Millisecond; ; try, wait = try+1, wait*4 {
+			err := m.detach(ctx, a)
+			if err == nil {
+				return
+			}
+			if try == 3 {
+				m.log.Error("detach a container's network; berthd tries again at its next start", "container", key(ns, id), "err", err)
+				return
+			}
+			m.log.Warn("detach a container's network; trying again", "container", key(ns, id), "err", err, "in", wait)
+			time.Sleep(wait)
+		}
+	}()
+	return nil
 }
 
+// Close waits, at most until ctx ends, for the detaches running in the
+// background; what is left is finished by Recover at the next start.
+func (m *Manager) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { m.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("network: detaches still running: %w", ctx.Err())
+	}
+}
+
+// detach undoes an attachment; the caller holds its container's claim.
 func (m *Manager) detach(ctx context.Context, a Attachment) error {
 	if a.Phase != phaseDetaching {
 		a.Phase = phaseDetaching
@@ -199,29 +345,35 @@ func (m *Manager) detach(ctx context.Context, a Attachment) error {
 		// lease, which DEL releases; the sweep below needs it.
 		a.IPs = m.leasedIPs(a)
 	}
+	st := m.net(a.CNIName)
+	st.rw.RLock()
 	err := m.del(ctx, a.Conflist, m.runtimeConf(a))
+	st.rw.RUnlock()
 	// Whatever DEL did, what it can leave in the firewall goes; a DEL that
 	// failed is retried (the record stays "detaching").
-	m.purgeRules(a)
+	if sweepNeeded(a.Conflist, len(a.Ports) > 0) {
+		m.purgeRules(a)
+	}
 	if err != nil {
 		return fmt.Errorf("network %s: detach %s/%s: %w", a.Network, a.Namespace, a.ID, err)
 	}
 	if err := removeNetNS(a.NetNS); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(m.FilesDir(a.Namespace, a.ID)); err != nil {
+	m.mu.Lock()
+	err = m.removeRecord(key(a.Namespace, a.ID))
+	m.refreshPeers(a.CNIName, "")
+	m.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	m.refreshPeers(a.CNIName, "")
-	if left, _ := m.List(); !slices.ContainsFunc(left, func(o Attachment) bool { return o.CNIName == a.CNIName }) {
-		m.emptied(a)
-	}
+	m.emptied(a)
 	return nil
 }
 
-// del runs CNI DEL of a conflist and of the loopback. A namespace already
-// gone is passed as none: the plugins then release what lives outside it
-// (leases, iptables rules), which is what DEL after a reboot needs.
+// del runs CNI DEL of a conflist. A namespace already gone is passed as
+// none: the plugins then release what lives outside it (leases, iptables
+// rules), which is what DEL after a reboot needs.
 func (m *Manager) del(ctx context.Context, conf []byte, rt *libcni.RuntimeConf) error {
 	if !isNetNS(rt.NetNS) {
 		rt.NetNS = ""
@@ -236,17 +388,10 @@ func (m *Manager) del(ctx context.Context, conf []byte, rt *libcni.RuntimeConf) 
 			return err
 		}
 	}
-	lo, err := libcni.NetworkPluginConfFromBytes(loopbackConf)
-	if err != nil {
-		return err
-	}
-	if rt.NetNS == "" {
-		// loopback's DEL needs the namespace; without it there is
-		// nothing to undo, only libcni's cache entry.
-		_ = os.Remove(filepath.Join(m.cacheDir(), "results", "berth-lo-"+rt.ContainerID+"-"+rt.IfName))
-		return nil
-	}
-	return m.cni.DelNetwork(ctx, lo, rt)
+	// The loopback plugin's cache entry of an attachment an older berthd
+	// made: lo goes with the namespace, nothing else to undo.
+	_ = os.Remove(filepath.Join(m.cacheDir(), "results", loopbackName+"-"+rt.ContainerID+"-"+rt.IfName))
+	return nil
 }
 
 // Recover, at start, detaches what a crash left half done and what no
@@ -254,8 +399,6 @@ func (m *Manager) del(ctx context.Context, conf []byte, rt *libcni.RuntimeConf) 
 // namespace files no record names, and releases cached attachments with
 // no record (what a reboot left: leases and rules outlive the tmpfs state).
 func (m *Manager) Recover(ctx context.Context, exists func(ns, id string) bool) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	all, err := m.List()
 	if err != nil {
 		return err
@@ -268,9 +411,14 @@ func (m *Manager) Recover(ctx context.Context, exists func(ns, id string) bool) 
 			continue
 		}
 		m.log.Info("detaching a container's network left by a crash", "container", key(a.Namespace, a.ID), "phase", a.Phase)
+		release, err := m.acquire(ctx, key(a.Namespace, a.ID))
+		if err != nil {
+			return err
+		}
 		if err := m.detach(ctx, a); err != nil {
 			errs = append(errs, err)
 		}
+		release()
 	}
 	if ents, err := os.ReadDir(m.netnsDir()); err == nil {
 		for _, e := range ents {
@@ -282,7 +430,7 @@ func (m *Manager) Recover(ctx context.Context, exists func(ns, id string) bool) 
 	if ents, err := os.ReadDir(m.containersDir()); err == nil {
 		for _, e := range ents {
 			if !known[e.Name()] {
-				errs = append(errs, os.RemoveAll(filepath.Join(m.containersDir(), e.Name())))
+				errs = append(errs, m.removeRecord(e.Name()))
 			}
 		}
 	}
@@ -291,7 +439,7 @@ func (m *Manager) Recover(ctx context.Context, exists func(ns, id string) bool) 
 		errs = append(errs, err)
 	}
 	for _, c := range cached {
-		if known[c.ContainerID] || c.Network == "berth-lo" {
+		if known[c.ContainerID] || c.Network == loopbackName {
 			if !known[c.ContainerID] {
 				_ = os.Remove(filepath.Join(m.cacheDir(), "results", c.Network+"-"+c.ContainerID+"-"+c.IfName))
 			}
@@ -308,23 +456,59 @@ func (m *Manager) Recover(ctx context.Context, exists func(ns, id string) bool) 
 		}
 	}
 	m.gc(ctx, known)
+	m.pruneNetworks()
 	m.cleanupFirewall()
 	return errors.Join(errs...)
 }
 
 // InUse lists the containers ("ns/id") attached to a container network
-// name of namespace ns.
+// name of namespace ns; one being detached in the background is not
+// (it is on its way out; RemoveNetwork waits for it).
 func (m *Manager) InUse(ns, name string) []string {
 	all, _ := m.List()
 	cni := CNIName(ns, name)
 	var out []string
 	for _, a := range all {
-		if a.CNIName == cni {
+		if a.CNIName == cni && !m.leaving(a) {
 			out = append(out, a.Namespace+"/"+a.ID)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// leaving reports whether a is being detached in the background.
+func (m *Manager) leaving(a Attachment) bool {
+	if a.Phase != phaseDetaching {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, busy := m.ops[key(a.Namespace, a.ID)]
+	return busy
+}
+
+// waitLeaving waits for the background detaches of network cni's
+// containers.
+func (m *Manager) waitLeaving(ctx context.Context, cni string) error {
+	all, _ := m.List()
+	for _, a := range all {
+		if a.CNIName != cni || a.Phase != phaseDetaching {
+			continue
+		}
+		m.mu.Lock()
+		ch, busy := m.ops[key(a.Namespace, a.ID)]
+		m.mu.Unlock()
+		if !busy {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // leasedIPs are the addresses host-local leased to an attachment (the

@@ -5,7 +5,7 @@
 // writes the container's /etc/hosts, /etc/resolv.conf and /etc/hostname,
 // and generates the conflists of declared Networks.
 //
-// On disk, under the state directory's network/ (tmpfs: gone at reboot,
+// On disk, under the state directory's .network/ (tmpfs: gone at reboot,
 // as the namespaces are):
 //
 //	netns/<ns>.<id>                the namespace, a bind mount of nsfs

@@ -9,11 +9,16 @@ import (
 	"strings"
 )
 
-// iptables runs iptables, waiting for the xtables lock as the plugins do.
+// iptables runs iptables, waiting for the xtables lock as the plugins do,
+// and returns its standard output: iptables-nft warns on stderr ("legacy
+// tables present"), which is no rule.
 func iptables(args ...string) ([]byte, error) {
-	out, err := exec.Command("iptables", append([]string{"-w", "5"}, args...)...).CombinedOutput()
+	var stderr bytes.Buffer
+	cmd := exec.Command("iptables", append([]string{"-w", "5"}, args...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return out, &cmdError{"iptables " + strings.Join(args, " "), out, err}
+		return out, &cmdError{"iptables " + strings.Join(args, " "), stderr.Bytes(), err}
 	}
 	return out, nil
 }
@@ -148,6 +153,8 @@ const isolateChain = "BERTH-ISOLATE"
 // setIsolation adds (on) or removes the rules that keep a bridge's
 // traffic from other berth bridges, in both directions. Idempotent.
 func setIsolation(bridge string, on bool) error {
+	unlock := lockHostRules()
+	defer unlock()
 	rules := [][]string{
 		{"-i", bridge, "-o", bridge, "-j", "RETURN"},
 		{"-i", bridge, "-o", "berth+", "-j", "DROP"},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -13,16 +14,63 @@ import (
 // its bridge, its IPAM directory, and the CNI chains that are empty. The
 // plugins leave all three behind after the last DEL.
 
-// emptied is called, under mu, when the last container of a CNI network
-// left: the network's bridge and IPAM directory go.
+// emptied removes, once a's detach left its network with no container,
+// what the network leaves on the host: its bridge, berth's rules for it,
+// its IPAM directory and the CNI chains that are empty. It takes the
+// network for writing, so no attach runs its plugins meanwhile; one that
+// recorded itself before is seen and keeps the network as it is.
 func (m *Manager) emptied(a Attachment) {
-	if br := bridgeOf(a.Conflist); strings.HasPrefix(br, "berth") || br == m.opts.Bridge {
+	if m.attached(a.CNIName) {
+		return
+	}
+	st := m.net(a.CNIName)
+	st.rw.Lock()
+	defer st.rw.Unlock()
+	if m.attached(a.CNIName) {
+		return
+	}
+	st.ready = false
+	m.removeNetworkHost(a.CNIName, bridgeOf(a.Conflist))
+	m.cleanupFirewall()
+}
+
+// attached reports whether any container has a record on network cni.
+func (m *Manager) attached(cni string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all, _ := m.List()
+	return slices.ContainsFunc(all, func(o Attachment) bool { return o.CNIName == cni })
+}
+
+// removeNetworkHost removes a network's bridge (one of berth's), berth's
+// rules for it and its IPAM directory.
+func (m *Manager) removeNetworkHost(cni, br string) {
+	if br != "" && (strings.HasPrefix(br, "berth") || br == m.opts.Bridge) {
+		if ownConflist(cni) {
+			netRules{cni: cni, bridge: br}.remove()
+		}
 		if err := deleteLink(br); err != nil {
 			m.log.Warn("remove bridge of an empty network", "bridge", br, "err", err)
 		}
 	}
-	m.removeIPAMDir(a.CNIName)
-	m.cleanupFirewall()
+	m.removeIPAMDir(cni)
+}
+
+// pruneNetworks, at start, removes what berth's networks with no
+// container leave on the host (a crash between a network's last detach
+// and that removal).
+func (m *Manager) pruneNetworks() {
+	nets, _ := m.Networks()
+	for _, n := range nets {
+		if n.Bridge == "" || m.attached(n.CNIName) {
+			continue
+		}
+		st := m.net(n.CNIName)
+		st.rw.Lock()
+		st.ready = false
+		m.removeNetworkHost(n.CNIName, n.Bridge)
+		st.rw.Unlock()
+	}
 }
 
 // bridgeOf is the bridge a conflist's bridge plugin names.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -108,9 +109,33 @@ type Manager struct {
 	opts Options
 	log  *slog.Logger
 	cni  *libcni.CNIConfig
-	// mu serialises attaches and detaches: they read every record (port
-	// clashes, peers' hosts files), and each is milliseconds of plugins.
+	// mu guards what spans containers: a port check and the record it
+	// admits, the peers' hosts files, whether a network is left empty;
+	// and ops and nets. Plugins never run under it: attaches of
+	// different containers run their plugins side by side (host-local
+	// has its own lock on the IPAM directory).
 	mu sync.Mutex
+	// ops has a channel for each container with an attach or detach in
+	// progress, closed when it ends: one operation per container at a
+	// time, and a detach left to the background is waited for by the
+	// next attach of that container or of its host ports.
+	ops  map[string]chan struct{}
+	nets map[string]*netState
+	// bg counts the detaches running in the background (Close waits).
+	bg sync.WaitGroup
+	// recMu guards records, the attachment records as on disk (nil
+	// until first read).
+	recMu   sync.Mutex
+	records map[string]Attachment
+}
+
+// netState is what a Manager knows of one CNI network. Attaches take rw
+// for reading; the first attach to a network takes it for writing, so
+// the bridge and berth's rules for it are made by one attach alone, and
+// so does the removal of an emptied network's bridge.
+type netState struct {
+	rw    sync.RWMutex
+	ready bool
 }
 
 // New returns a Manager; it creates the directories it owns.
@@ -133,7 +158,10 @@ func New(opts Options) (*Manager, error) {
 	if opts.Root == "" || opts.State == "" || opts.ConfDir == "" {
 		return nil, fmt.Errorf("network: root, state and conf dir are required: %w", errdefs.ErrInvalidArgument)
 	}
-	m := &Manager{opts: opts, log: opts.Log}
+	m := &Manager{opts: opts, log: opts.Log, ops: map[string]chan struct{}{}, nets: map[string]*netState{}}
+	if err := m.migrateLayout(); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{m.cacheDir(), m.IPAMDir(), m.netnsDir(), m.containersDir(), opts.ConfDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("network: create %s: %w", d, err)
@@ -146,9 +174,19 @@ func New(opts Options) (*Manager, error) {
 	return m, nil
 }
 
-func (m *Manager) cacheDir() string      { return filepath.Join(m.opts.Root, "cni", "cache") }
-func (m *Manager) netnsDir() string      { return filepath.Join(m.opts.State, "network", "netns") }
-func (m *Manager) containersDir() string { return filepath.Join(m.opts.State, "network", "containers") }
+func (m *Manager) cacheDir() string { return filepath.Join(m.opts.Root, "cni", "cache") }
+
+// stateDirName is berth's network directory in the state directory. It
+// starts with a dot, which no namespace can (they are DNS-1123 labels),
+// so it never collides with a namespace's task bundles (<state>/<ns>/<id>):
+// the layout before it, <state>/network, was the bundle directory of a
+// namespace named "network".
+const stateDirName = ".network"
+
+func (m *Manager) netnsDir() string { return filepath.Join(m.opts.State, stateDirName, "netns") }
+func (m *Manager) containersDir() string {
+	return filepath.Join(m.opts.State, stateDirName, "containers")
+}
 
 // IPAMDir is where host-local keeps the leases of berth's networks.
 func (m *Manager) IPAMDir() string { return filepath.Join(m.opts.Root, "cni", "networks") }
@@ -207,19 +245,46 @@ func (m *Manager) loadConflist(ns, name string) (*libcni.NetworkConfigList, erro
 	return nil, fmt.Errorf("network %q: no Network of that name in namespace %s and no conflist in %s: %w", name, ns, m.opts.ConfDir, errdefs.ErrNotFound)
 }
 
+// readRecord is a container's attachment record, from the cache of
+// records (loaded from disk once: only this Manager writes them), so an
+// attach that looks at every other record (ports, peers) reads no file.
 func (m *Manager) readRecord(ns, id string) (Attachment, error) {
-	b, err := os.ReadFile(m.recordPath(ns, id))
-	if err != nil {
-		if os.IsNotExist(err) {
-			return Attachment{}, fmt.Errorf("attachment of %s/%s: %w", ns, id, errdefs.ErrNotFound)
-		}
-		return Attachment{}, err
-	}
-	var a Attachment
-	if err := json.Unmarshal(b, &a); err != nil {
-		return Attachment{}, fmt.Errorf("attachment record of %s/%s: %w", ns, id, err)
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	m.loadRecords()
+	a, ok := m.records[key(ns, id)]
+	if !ok {
+		return Attachment{}, fmt.Errorf("attachment of %s/%s: %w", ns, id, errdefs.ErrNotFound)
 	}
 	return a, nil
+}
+
+// loadRecords fills the cache from disk the first time; under recMu.
+func (m *Manager) loadRecords() {
+	if m.records != nil {
+		return
+	}
+	m.records = map[string]Attachment{}
+	ents, _ := os.ReadDir(m.containersDir())
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(m.containersDir(), e.Name(), "record.json"))
+		if err != nil {
+			if !os.IsNotExist(err) {
+				m.log.Warn("unreadable attachment record", "container", e.Name(), "err", err)
+			}
+			continue
+		}
+		var a Attachment
+		if err := json.Unmarshal(b, &a); err != nil {
+			m.log.Warn("unreadable attachment record", "container", e.Name(), "err", err)
+			continue
+		}
+		if a.Namespace == "" || key(a.Namespace, a.ID) != e.Name() {
+			m.log.Warn("attachment record of another container", "dir", e.Name(), "container", key(a.Namespace, a.ID))
+			continue
+		}
+		m.records[e.Name()] = a
+	}
 }
 
 func (m *Manager) writeRecord(a Attachment) error {
@@ -227,7 +292,27 @@ func (m *Manager) writeRecord(a Attachment) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(m.recordPath(a.Namespace, a.ID), b)
+	var c Attachment // the cache's own copy, sharing no slice with a
+	if err := json.Unmarshal(b, &c); err != nil {
+		return err
+	}
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	m.loadRecords()
+	if err := writeFile(m.recordPath(a.Namespace, a.ID), b); err != nil {
+		return err
+	}
+	m.records[key(a.Namespace, a.ID)] = c
+	return nil
+}
+
+// removeRecord removes a container's record and files.
+func (m *Manager) removeRecord(k string) error {
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	m.loadRecords()
+	delete(m.records, k)
+	return os.RemoveAll(filepath.Join(m.containersDir(), k))
 }
 
 // writeFile writes data so that a crash leaves the old file or the new
@@ -239,27 +324,16 @@ func writeFile(path string, data []byte) error {
 	return atomicfile.Write(path, data)
 }
 
-// List returns every attachment record, in any phase.
+// List returns every attachment record, in any phase, by container.
 func (m *Manager) List() ([]Attachment, error) {
-	ents, err := os.ReadDir(m.containersDir())
-	if err != nil {
-		return nil, err
-	}
-	var out []Attachment
-	for _, e := range ents {
-		ns, id, ok := strings.Cut(e.Name(), ".")
-		if !ok {
-			continue
-		}
-		a, err := m.readRecord(ns, id)
-		if err != nil {
-			if !errdefs.IsNotFound(err) {
-				m.log.Warn("unreadable attachment record", "container", e.Name(), "err", err)
-			}
-			continue
-		}
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	m.loadRecords()
+	out := make([]Attachment, 0, len(m.records))
+	for _, a := range m.records {
 		out = append(out, a)
 	}
+	slices.SortFunc(out, func(a, b Attachment) int { return strings.Compare(key(a.Namespace, a.ID), key(b.Namespace, b.ID)) })
 	return out, nil
 }
 

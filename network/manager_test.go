@@ -2,10 +2,13 @@ package network
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +29,14 @@ func newTestManager(t testing.TB) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Detaches run in the background: done before the directories go.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
 	return m
 }
 
@@ -81,6 +92,7 @@ func TestManager_AttachDetach(t *testing.T) {
 	if err := m.Detach(ctx, "default", "c1"); err != nil {
 		t.Fatal(err)
 	}
+	m.bg.Wait() // the detach's plugins run in the background
 	if _, err := os.Stat(a.NetNS); !os.IsNotExist(err) {
 		t.Errorf("netns file after detach: %v", err)
 	}
@@ -144,6 +156,7 @@ func TestManager_DetachRemovesRules(t *testing.T) {
 			if err := m.Detach(ctx, "default", tc.id); err != nil {
 				t.Fatal(err)
 			}
+			m.bg.Wait()
 			if r := rules(a); r != "" {
 				t.Errorf("rules left after detach:\n%s", r)
 			}
@@ -163,6 +176,84 @@ func TestSplitRule(t *testing.T) {
 	} {
 		if got := splitRule(tc.in); strings.Join(got, "|") != strings.Join(tc.want, "|") {
 			t.Errorf("splitRule(%s) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestManager_ParallelAttaches attaches containers side by side: each gets
+// an address of its own, berth's subnet rules exist while they are
+// attached, a container detached in the background hands its host port
+// and its name over to the next attach, and once all are gone nothing of
+// the network is left (bridge, rules, chains, leases, namespaces).
+func TestManager_ParallelAttaches(t *testing.T) {
+	m := newTestManager(t)
+	ctx := context.Background()
+	const n = 8
+	var wg sync.WaitGroup
+	addrs := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := m.Attach(ctx, Request{Namespace: "default", ID: fmt.Sprintf("p%d", i), Network: BuiltinNetwork})
+			addrs[i], errs[i] = a.IP(), err
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("attach p%d: %v", i, errs[i])
+		}
+		if seen[addrs[i]] {
+			t.Errorf("address %s given twice", addrs[i])
+		}
+		seen[addrs[i]] = true
+	}
+	save := func() string { out, _ := exec.Command("iptables-save").Output(); return string(out) }
+	if s := save(); !strings.Contains(s, "bridge berth-ut0: masquerade") || !strings.Contains(s, "bridge berth-ut0: from the containers") {
+		t.Errorf("no subnet rules of berth-ut0 while attached:\n%s", s)
+	}
+	// Each one's /etc/hosts names the others.
+	if b, err := os.ReadFile(filepath.Join(m.FilesDir("default", "p0"), "hosts")); err != nil || strings.Count(string(b), "10.86.250.") != n {
+		t.Errorf("p0's hosts file (%v) does not name all %d containers:\n%s", err, n, b)
+	}
+
+	// A port held by a container being detached is handed over.
+	port := []PortMapping{{HostPort: 18393, ContainerPort: 80, Protocol: "tcp"}}
+	if _, err := m.Attach(ctx, Request{Namespace: "default", ID: "old", Network: BuiltinNetwork, Ports: port}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Detach(ctx, "default", "old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Attach(ctx, Request{Namespace: "default", ID: "new", Network: BuiltinNetwork, Ports: port}); err != nil {
+		t.Errorf("attach right after the port's holder was detached: %v", err)
+	}
+	// And the same container again right after its detach.
+	if err := m.Detach(ctx, "default", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Attach(ctx, Request{Namespace: "default", ID: "new", Network: BuiltinNetwork, Ports: port}); err != nil {
+		t.Errorf("attach of a container right after its detach: %v", err)
+	}
+
+	for _, id := range []string{"new", "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"} {
+		if err := m.Detach(ctx, "default", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.bg.Wait()
+	if s := save(); strings.Contains(s, "berth-ut0") || strings.Contains(s, "10.86.250.") {
+		t.Errorf("rules of berth-ut0 left:\n%s", s)
+	}
+	if _, err := os.Stat("/sys/class/net/berth-ut0"); !os.IsNotExist(err) {
+		t.Errorf("bridge after the last detach: %v", err)
+	}
+	for _, d := range []string{m.NetNSDir(), filepath.Join(m.IPAMDir(), builtinCNIName)} {
+		if ents, _ := os.ReadDir(d); len(ents) > 0 {
+			t.Errorf("%s left: %v", d, ents)
 		}
 	}
 }

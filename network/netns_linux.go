@@ -1,8 +1,10 @@
 package network
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,10 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createNetNS creates a network namespace and bind-mounts it on path (a
-// file it creates). The unshare happens on a locked OS thread that is left
-// to die with its goroutine, so no other goroutine ever runs in the new
-// namespace.
+// createNetNS creates a network namespace with its loopback up and
+// bind-mounts it on path (a file it creates). The unshare happens on a
+// locked OS thread that is left to die with its goroutine, so no other
+// goroutine ever runs in the new namespace. Bringing lo up here, on the
+// thread already inside, is what the loopback plugin's exec did.
 func createNetNS(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
@@ -29,6 +32,10 @@ func createNetNS(path string) error {
 		runtime.LockOSThread()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare network namespace: %w", err)
+			return
+		}
+		if err := loopbackUp(); err != nil {
+			errc <- err
 			return
 		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
@@ -63,4 +70,72 @@ func isNetNS(path string) bool {
 		return false
 	}
 	return st.Type == unix.NSFS_MAGIC
+}
+
+// DialIn dials a TCP address from inside the network namespace at netns
+// (a namespace file: a bind mount, or /proc/<pid>/ns/net of a container's
+// process). Only the socket's creation and connect run on an OS thread
+// moved into that namespace: a socket belongs to the namespace it was made
+// in, so the connection is then used from any goroutine. The thread goes
+// back to berthd's namespace; one that cannot is left locked, and the
+// runtime ends it with its goroutine, so no other goroutine ever runs in
+// the container's namespace.
+func DialIn(ctx context.Context, netns, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		c, err, back := dialInLocked(ctx, netns, addr)
+		if back {
+			runtime.UnlockOSThread()
+		}
+		res <- result{c, err}
+	}()
+	r := <-res
+	return r.c, r.err
+}
+
+// dialInLocked runs on a locked thread; back reports whether the thread
+// is in its own namespace again (or never left it).
+func dialInLocked(ctx context.Context, netns, addr string) (c net.Conn, err error, back bool) {
+	own, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open own network namespace: %w", err), true
+	}
+	defer unix.Close(own)
+	target, err := unix.Open(netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", netns, err), true
+	}
+	defer unix.Close(target)
+	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		return nil, fmt.Errorf("enter network namespace %s: %w", netns, err), true
+	}
+	var d net.Dialer
+	c, err = d.DialContext(ctx, "tcp", addr)
+	return c, err, unix.Setns(own, unix.CLONE_NEWNET) == nil
+}
+
+// loopbackUp sets lo up in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: set up: %w", err)
+	}
+	return nil
 }

@@ -2,12 +2,14 @@ package network
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 )
@@ -70,16 +72,25 @@ func (m *Manager) EnsureNetwork(ns, name string, s Spec) (Network, error) {
 // bridge and IPAM directory. A network containers are attached to is
 // errdefs.ErrFailedPrecondition naming them; an absent one is fine.
 func (m *Manager) RemoveNetwork(ns, name string) error {
+	cni := CNIName(ns, name)
+	// The containers detached just before are given the time to leave.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.waitLeaving(ctx, cni); err != nil {
+		return fmt.Errorf("network %s/%s: waiting for its containers' detaches: %w", ns, name, err)
+	}
 	if used := m.InUse(ns, name); len(used) > 0 {
 		return fmt.Errorf("network %s/%s is in use by container %s: %w", ns, name, strings.Join(used, ", "), errdefs.ErrFailedPrecondition)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cni := CNIName(ns, name)
+	st := m.net(cni)
+	st.rw.Lock()
+	defer st.rw.Unlock()
+	st.ready = false
 	br := BridgeName(cni)
 	if err := setIsolation(br, false); err != nil {
 		return err
 	}
+	netRules{cni: cni, bridge: br}.remove()
 	if err := deleteLink(br); err != nil {
 		return err
 	}

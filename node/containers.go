@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"berth.dev/berth/internal/span"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/oci"
 	"berth.dev/berth/snapshot"
@@ -50,10 +51,12 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	if err := spec.ValidateName("container id", id); err != nil {
 		return observed.Container{}, err
 	}
-	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
+	if err := n.CheckPolicy(ns, settings); err != nil {
 		return observed.Container{}, err
 	}
-	if err := n.CheckPolicy(ns, settings); err != nil {
+	// A create in a namespace that does not exist yet creates it, as a
+	// pull or an import does (and containerd): `berth -n new run` works.
+	if _, err := n.opts.DB.EnsureNamespace(ctx, ns); err != nil {
 		return observed.Container{}, err
 	}
 	unlock, err := n.tt.locks.lock(ctx, ns, id, true)
@@ -75,7 +78,9 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	if err != nil {
 		return observed.Container{}, err
 	}
+	endCfg := span.Start(ctx, "image.config")
 	_, cfg, err := n.ImageConfig(ctx, img, "")
+	endCfg()
 	if err != nil {
 		return observed.Container{}, err
 	}
@@ -108,7 +113,9 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 			return observed.Container{}, fmt.Errorf("remove stale snapshot %s of container %s: %w", key, id, err)
 		}
 	}
+	endPrep := span.Start(ctx, "snapshot.prepare")
 	mounts, err := sn.Prepare(ctx, key, chainID, snapshot.WithLabels(map[string]string{"berth.dev/container": id}))
+	endPrep()
 	if err != nil {
 		return observed.Container{}, fmt.Errorf("prepare snapshot for container %s: %w", id, err)
 	}
@@ -154,12 +161,14 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	if err != nil {
 		return observed.Container{}, err
 	}
+	endDB := span.Start(ctx, "db.create")
 	c, err := n.opts.DB.CreateContainer(ctx, ns, observed.Container{
 		ID: id, Image: image, ImageDigest: img.Target.Digest.String(),
 		Snapshotter: snName, SnapshotKey: key, Runtime: settings.Runtime,
 		Settings: setJSON, Spec: specJSON, SpecHash: fmt.Sprintf("sha256:%x", sha256.Sum256(specJSON)),
 		Labels: labels,
 	})
+	endDB()
 	if err != nil {
 		return c, err
 	}
@@ -177,10 +186,31 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	return c, nil
 }
 
-// generateSpec mounts the prepared snapshot on a scratch directory so the
-// image's /etc/passwd and /etc/group can be read, generates the spec, and
-// unmounts. The spec's root is "rootfs", relative to the bundle.
+// generateSpec generates the spec against the image's files, which it
+// reads for /etc/passwd and /etc/group. A snapshot just prepared holds
+// nothing of its own yet, so those are read in place from the parent's
+// directory or through a read-only overlay of the parents
+// (snapshot.ImageFiles): no writable mount, whose unmount would sync the
+// whole upper filesystem. Other mount shapes are mounted on a scratch
+// directory as they are. The spec's root is "rootfs", relative to the
+// bundle.
 func (n *Node) generateSpec(ctx context.Context, mounts []snapshot.Mount, img ocispec.ImageConfig, s oci.Settings) (*specs.Spec, error) {
+	if s.Init {
+		s.InitPath = n.opts.Tasks.InitBinary
+	}
+	rootDir, ro, ok := snapshot.ImageFiles(mounts)
+	if ok && rootDir != "" {
+		defer span.Start(ctx, "spec.generate")()
+		spec, err := oci.Generate(ctx, rootDir, img, s)
+		if err != nil {
+			return nil, err
+		}
+		spec.Root.Path = "rootfs"
+		return spec, nil
+	}
+	if ok {
+		mounts = ro
+	}
 	tmpRoot := filepath.Join(n.opts.Tasks.State, ".tmp")
 	if err := os.MkdirAll(tmpRoot, 0o700); err != nil {
 		return nil, err
@@ -190,13 +220,16 @@ func (n *Node) generateSpec(ctx context.Context, mounts []snapshot.Mount, img oc
 		return nil, err
 	}
 	defer os.Remove(dir)
+	endMount := span.Start(ctx, "spec.mount")
 	if err := snapshot.MountAll(mounts, dir); err != nil {
 		return nil, fmt.Errorf("mount rootfs to generate the spec: %w", err)
 	}
-	if s.Init {
-		s.InitPath = n.opts.Tasks.InitBinary
-	}
+	endMount()
+	endGen := span.Start(ctx, "spec.generate")
 	spec, gerr := oci.Generate(ctx, dir, img, s)
+	endGen()
+	endUnmount := span.Start(ctx, "spec.unmount")
+	defer endUnmount()
 	if err := snapshot.UnmountAll(dir); err != nil {
 		return nil, errors.Join(gerr, err)
 	}
@@ -228,7 +261,10 @@ func (n *Node) DeleteContainer(ctx context.Context, ns, id string) error {
 		return fmt.Errorf("container %s has a task (delete it first: berth task rm %s): %w", id, id, errdefs.ErrFailedPrecondition)
 	}
 	if sn, _, err := n.Snapshotter(c.Snapshotter); err == nil {
-		if err := sn.Remove(ctx, c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
+		endRm := span.Start(ctx, "snapshot.remove")
+		err := sn.Remove(ctx, c.SnapshotKey)
+		endRm()
+		if err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("remove snapshot of container %s: %w", id, err)
 		}
 	} else {
@@ -244,7 +280,10 @@ func (n *Node) DeleteContainer(ctx context.Context, ns, id string) error {
 	} else if _, bridged := storedNetwork(c.Settings); bridged {
 		n.log.Warn("container's network cannot be detached: networking is not configured", "id", id)
 	}
-	if err := n.opts.DB.DeleteContainer(ctx, ns, id); err != nil {
+	endDB := span.Start(ctx, "db.delete")
+	err = n.opts.DB.DeleteContainer(ctx, ns, id)
+	endDB()
+	if err != nil {
 		return err
 	}
 	n.publish(ctx, ns, "/containers/delete", map[string]any{"id": id})

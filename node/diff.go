@@ -18,8 +18,8 @@ import (
 	"berth.dev/berth/content/remote"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/snapshot"
-	"berth.dev/berth/snapshot/archive"
 	"berth.dev/berth/snapshot/diff"
+	"berth.dev/berth/snapshot/layer"
 )
 
 // LayerOptions say how a layer computed from changes is written.
@@ -44,22 +44,22 @@ type LayerResult struct {
 
 // ApplyLayer applies layer blob desc onto mounts with the node's unpack
 // bounds (devices, size caps, free-space reserve).
-func (n *Node) ApplyLayer(ctx context.Context, ns string, desc ocispec.Descriptor, mounts []snapshot.Mount) (archive.ApplyResult, error) {
+func (n *Node) ApplyLayer(ctx context.Context, ns string, desc ocispec.Descriptor, mounts []snapshot.Mount) (layer.ApplyResult, error) {
 	if err := content.ValidateDescriptor(desc); err != nil {
-		return archive.ApplyResult{}, err
+		return layer.ApplyResult{}, err
 	}
 	if len(mounts) == 0 {
-		return archive.ApplyResult{}, fmt.Errorf("apply %s: no mounts: %w", desc.Digest, errdefs.ErrInvalidArgument)
+		return layer.ApplyResult{}, fmt.Errorf("apply %s: no mounts: %w", desc.Digest, errdefs.ErrInvalidArgument)
 	}
 	release := n.begin(ctx, ns, "apply")
 	defer release()
 	rc, err := n.opener(desc, func(Progress) {})(ctx)
 	if err != nil {
-		return archive.ApplyResult{}, fmt.Errorf("apply %s: %w", desc.Digest, err)
+		return layer.ApplyResult{}, fmt.Errorf("apply %s: %w", desc.Digest, err)
 	}
 	defer rc.Close()
 	u := n.opts.Unpack
-	res, err := diff.Apply(ctx, mounts, rc, archive.Options{Limits: u.Limits, AllowDevices: u.AllowDevices, FreeSpace: u.FreeSpace})
+	res, err := diff.Apply(ctx, mounts, rc, layer.Options{Limits: u.Limits, AllowDevices: u.AllowDevices, FreeSpace: u.FreeSpace})
 	if err != nil {
 		return res, n.explainNoSpace(ctx, fmt.Errorf("apply %s: %w", desc.Digest, err))
 	}

@@ -58,7 +58,7 @@ func TestCompareMountsThenApplyLayer(t *testing.T) {
 	if !slices.Contains(res.Changes, "f 600 hello") || !slices.Contains(res.Changes, "D etc/group") || !res.FastPath {
 		t.Errorf("layer %+v: want hello added and etc/group deleted, read from the upperdir", res)
 	}
-	info, err := n.Content().Info(ctx, res.Desc.Digest)
+	info, err := n.opts.Content.Info(ctx, res.Desc.Digest)
 	if err != nil {
 		t.Fatalf("layer blob not in the store: %v", err)
 	}
@@ -97,7 +97,7 @@ func TestCommitContainer_Running(t *testing.T) {
 	n, rec := testNode(t)
 	ctx := context.Background()
 	runSleeper(t, n, "c1")
-	c, err := n.DB().GetContainer(ctx, ns, "c1")
+	c, err := n.opts.DB.GetContainer(ctx, ns, "c1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestCommitContainer_Running(t *testing.T) {
 	if ti, err := n.GetTask(ctx, ns, "c1"); err != nil || ti.Status != spec.TaskPhaseRunning {
 		t.Errorf("task after commit: %+v, %v; want running", ti, err)
 	}
-	img, err := n.DB().GetImage(ctx, ns, "committed:v1")
+	img, err := n.opts.DB.GetImage(ctx, ns, "committed:v1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestCommitContainer_Running(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, _ := n.DB().GetImage(ctx, ns, "busybox:latest")
+	base, _ := n.opts.DB.GetImage(ctx, ns, "busybox:latest")
 	bm, bcfg, _ := n.ImageConfig(ctx, base, "")
 	if len(m.Layers) != len(bm.Layers)+1 || m.Layers[len(m.Layers)-1].Digest != res.Layer.Desc.Digest {
 		t.Errorf("layers %v: want busybox's plus %s", m.Layers, res.Layer.Desc.Digest)
@@ -147,7 +147,7 @@ func TestCommitContainer_Running(t *testing.T) {
 	if !slices.Contains(cfg.Config.Env, "A=1") || cfg.Config.WorkingDir != "/srv" || !slices.Equal(cfg.Config.Cmd, bcfg.Config.Cmd) {
 		t.Errorf("config %+v: want busybox's with A=1 and /srv", cfg.Config)
 	}
-	if _, err := content.ReadBlob(ctx, n.Content(), res.Layer.Desc, 1<<20); err != nil {
+	if _, err := content.ReadBlob(ctx, n.opts.Content, res.Layer.Desc, 1<<20); err != nil {
 		t.Errorf("layer blob: %v", err)
 	}
 	if _, err := n.CommitContainer(ctx, ns, "nope", "x:v1", CommitOptions{}); !errdefs.IsNotFound(err) {

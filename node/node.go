@@ -7,55 +7,11 @@ import (
 	"sync"
 	"time"
 
-	"berth.dev/berth/content"
-	"berth.dev/berth/content/remote"
-	"berth.dev/berth/observed"
-	"berth.dev/berth/policy"
 	"berth.dev/berth/snapshot"
-	"berth.dev/berth/snapshot/unpack"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 )
-
-// Options configure a Node.
-type Options struct {
-	Content            content.Store
-	Snapshotters       map[string]snapshot.Snapshotter
-	DefaultSnapshotter string
-	DB                 *observed.DB
-	Events             observed.Publisher
-	Log                *slog.Logger
-	// Registry settings for pulls.
-	InsecureRegistries []string
-	// RegistryConfigDir is the certs.d directory of registry hosts.
-	RegistryConfigDir string
-	PullRetry         remote.RetryPolicy
-	PullConcurrency   int
-	ProgressTimeout   time.Duration
-	Tasks             TaskOptions
-	// Unpack bounds what layers may hold and cost (devices, size caps, the
-	// free-space reserve); its OnApplied is set by the node.
-	Unpack unpack.Options
-	// OnPull, when set, is told of every Pull when it returns: how long it
-	// took, the bytes it downloaded from the registry (blobs already in the
-	// store count nothing) and its error (metrics).
-	OnPull func(d time.Duration, bytes int64, err error)
-	// StaleIngestAge is how long an ingest may go unwritten before a
-	// collection removes it (a pull that failed, for lack of space say,
-	// would otherwise hold its partial data forever); 0 is
-	// DefaultStaleIngestAge.
-	StaleIngestAge time.Duration
-	// Policy is the node policy every container create is checked
-	// against; nil allows everything (unit tests).
-	Policy *policy.Policy
-	// Network attaches containers to bridge and declared networks; nil
-	// leaves only network: host and none.
-	Network Networker
-}
-
-// DefaultStaleIngestAge leaves a failed pull a day to be resumed.
-const DefaultStaleIngestAge = 24 * time.Hour
 
 // Node performs operations on the node's stores.
 type Node struct {
@@ -82,12 +38,6 @@ func New(opts Options) *Node {
 	}
 	return &Node{opts: opts, log: opts.Log, leases: leases{started: map[int64]time.Time{}, digests: map[digest.Digest]int{}}}
 }
-
-// Content is the node's content store.
-func (n *Node) Content() content.Store { return n.opts.Content }
-
-// DB is the node's observed-state database.
-func (n *Node) DB() *observed.DB { return n.opts.DB }
 
 // Snapshotter returns the named snapshotter ("" is the default).
 func (n *Node) Snapshotter(name string) (snapshot.Snapshotter, string, error) {

@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"berth.dev/berth/content"
-	"berth.dev/berth/snapshot/archive"
+	"berth.dev/berth/snapshot/layer"
 	"berth.dev/berth/snapshot/unpack"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
@@ -116,7 +116,7 @@ func (n *Node) unpackStreaming(ctx context.Context, root ocispec.Descriptor, pla
 func (n *Node) unpackOptions(image string) (unpack.Options, *leftOut) {
 	opts := n.opts.Unpack
 	lo := &leftOut{}
-	opts.OnApplied = func(l unpack.Layer, r archive.ApplyResult) {
+	opts.OnApplied = func(l unpack.Layer, r layer.ApplyResult) {
 		if r.SkippedDevices == 0 && r.DroppedXattrs == 0 {
 			return
 		}

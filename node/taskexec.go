@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"time"
 
 	shimapi "berth.dev/berth/api/shim/v1"
+	"berth.dev/berth/observed"
+	"berth.dev/berth/oci"
 	"berth.dev/berth/shim/logs"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -24,7 +26,7 @@ type ExecOptions struct {
 	Args  []string
 	Env   []string // KEY=VALUE added to the container's
 	Cwd   string   // absolute; "" is the container's
-	User  string   // "uid[:gid]"; "" is the container's
+	User  string   // "uid[:gid]" or "name[:group]"; "" is the container's
 	Stdio Stdio
 }
 
@@ -34,32 +36,7 @@ func (n *Node) Exec(ctx context.Context, ns, id, execID string, o ExecOptions) e
 	if err != nil {
 		return err
 	}
-	if len(o.Args) == 0 {
-		return fmt.Errorf("exec in %s: no command: %w", id, errdefs.ErrInvalidArgument)
-	}
-	c, err := n.opts.DB.GetContainer(ctx, ns, id)
-	if err != nil {
-		return err
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(c.Spec, &spec); err != nil || spec.Process == nil {
-		return fmt.Errorf("container %s: stored spec has no process: %v: %w", id, err, errdefs.ErrFailedPrecondition)
-	}
-	p := *spec.Process
-	p.Args, p.Terminal, p.ConsoleSize = o.Args, o.Stdio.Terminal, nil
-	p.Env = append(append([]string(nil), p.Env...), o.Env...)
-	if o.Cwd != "" {
-		if !path.IsAbs(o.Cwd) {
-			return fmt.Errorf("exec cwd %q: want an absolute path: %w", o.Cwd, errdefs.ErrInvalidArgument)
-		}
-		p.Cwd = o.Cwd
-	}
-	if o.User != "" {
-		if p.User, err = numericUser(o.User); err != nil {
-			return err
-		}
-	}
-	data, err := json.Marshal(&p)
+	data, err := n.execSpec(ctx, ns, id, filepath.Join(tk.bundle, "rootfs"), o)
 	if err != nil {
 		return err
 	}
@@ -71,21 +48,36 @@ func (n *Node) Exec(ctx context.Context, ns, id, execID string, o ExecOptions) e
 	return nil
 }
 
-// numericUser parses "uid[:gid]"; names would need the rootfs's passwd,
-// which an exec does not look up.
-func numericUser(s string) (specs.User, error) {
-	u, g, _ := strings.Cut(s, ":")
-	uid, err := strconv.ParseUint(u, 10, 31)
-	if err != nil {
-		return specs.User{}, fmt.Errorf("exec user %q: want uid[:gid]: %w", s, errdefs.ErrInvalidArgument)
+// execSpec is the OCI process of an exec: the container's own, with o's
+// settings on top. A user name is looked up in the container's own
+// /etc/passwd and /etc/group under rootfs (as it is now), as run -u does.
+func (n *Node) execSpec(ctx context.Context, ns, id, rootfs string, o ExecOptions) ([]byte, error) {
+	if len(o.Args) == 0 {
+		return nil, fmt.Errorf("exec in %s: no command: %w", id, errdefs.ErrInvalidArgument)
 	}
-	gid := uid
-	if g != "" {
-		if gid, err = strconv.ParseUint(g, 10, 31); err != nil {
-			return specs.User{}, fmt.Errorf("exec user %q: want uid[:gid]: %w", s, errdefs.ErrInvalidArgument)
+	c, err := n.opts.DB.GetContainer(ctx, ns, id)
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(c.Spec, &spec); err != nil || spec.Process == nil {
+		return nil, fmt.Errorf("container %s: stored spec has no process: %v: %w", id, err, errdefs.ErrFailedPrecondition)
+	}
+	p := *spec.Process
+	p.Args, p.Terminal, p.ConsoleSize = o.Args, o.Stdio.Terminal, nil
+	p.Env = append(append([]string(nil), p.Env...), o.Env...)
+	if o.Cwd != "" {
+		if !path.IsAbs(o.Cwd) {
+			return nil, fmt.Errorf("exec cwd %q: want an absolute path: %w", o.Cwd, errdefs.ErrInvalidArgument)
+		}
+		p.Cwd = o.Cwd
+	}
+	if o.User != "" {
+		if p.User, err = oci.ResolveUser(ctx, rootfs, o.User); err != nil {
+			return nil, fmt.Errorf("exec in %s: %w", id, err)
 		}
 	}
-	return specs.User{UID: uint32(uid), GID: uint32(gid)}, nil
+	return json.Marshal(&p)
 }
 
 // DeleteExec removes an exited exec process and returns its exit status.
@@ -197,8 +189,27 @@ type LogOptions struct {
 	// Since and Until bound the records by the time they were written
 	// (zero: no bound).
 	Since, Until time.Time
+	// Restarts, with Follow, follows the container across the runs of its
+	// task. When a run ends, or none runs at first, it is asked with that
+	// run's exit (nil: none known) whether another run will come: true
+	// keeps following, and the first record of each run begun since is
+	// preceded by an entry of Stream RestartStream (its Text the marker
+	// line). Following ends when it says false or the container goes.
+	Restarts func(exit *observed.Exit) bool
 }
 
+// RestartStream is the Stream of the marker entry Logs delivers between
+// two runs of a task when following across restarts.
+const RestartStream = "restart"
+
+// restartPoll is how often a follower across restarts looks for the
+// container's next run, and (every restartRecheck) whether one will come.
+const (
+	restartPoll    = 100 * time.Millisecond
+	restartRecheck = time.Second
+)
+
+// Logs is described above LogOptions.
 func (n *Node) Logs(ctx context.Context, ns, id string, opts LogOptions, fn func(LogEntry) error) error {
 	follow := opts.Follow
 	c, err := n.opts.DB.GetContainer(ctx, ns, id)
@@ -212,32 +223,108 @@ func (n *Node) Logs(ctx context.Context, ns, id string, opts LogOptions, fn func
 	if sp := storedLogPath(c.Settings); sp != "" {
 		p = sp
 	}
+	across := follow && opts.Restarts != nil
+	tk := n.tasks().get(ns, id)
+	if tk == nil && !(across && opts.Restarts(c.LastExit)) {
+		follow, across = false, false
+	}
 	if len(logs.Files(p)) == 0 && !follow {
 		return nil
-	}
-	tk := n.tasks().get(ns, id)
-	if tk == nil {
-		follow = false
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if follow {
-		go func() {
-			select {
-			case <-tk.done:
-				time.Sleep(followGrace)
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		go n.followRuns(ctx, cancel, ns, id, tk, opts.Restarts)
 	}
+	// announced is the run whose records are being delivered; a record
+	// written after a newer run's creation began is that run's.
+	announced, lastExit := tk, c.LastExit
 	err = logs.Read(ctx, p, logs.ReadOptions{Tail: opts.Tail, Follow: follow, Since: opts.Since, Until: opts.Until}, func(e logs.Entry) error {
+		if across {
+			if cur := n.tasks().get(ns, id); cur != nil && cur != announced && !cur.created.IsZero() && !e.Time.Before(cur.created) {
+				if announced != nil {
+					select {
+					case <-announced.done:
+						lastExit = announced.exit
+					default:
+					}
+				}
+				first := announced == nil && lastExit == nil // the container's first run: nothing to mark
+				announced = cur
+				if first {
+					return fn(LogEntry{Time: e.Time, Stream: e.Stream, Partial: e.Partial, Text: e.Text})
+				}
+				if err := fn(LogEntry{Time: cur.created, Stream: RestartStream, Text: []byte(restartMarker(id, cur.created, lastExit))}); err != nil {
+					return err
+				}
+			}
+		}
 		return fn(LogEntry{Time: e.Time, Stream: e.Stream, Partial: e.Partial, Text: e.Text})
 	})
 	if follow && errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// followRuns ends a follower (cancel) once the task's run ends, after a
+// grace for its last output; with restarts, only once no other run will
+// come or the container is gone.
+func (n *Node) followRuns(ctx context.Context, cancel context.CancelFunc, ns, id string, cur *task, restarts func(*observed.Exit) bool) {
+	defer cancel()
+	var exit *observed.Exit
+	for {
+		if cur != nil {
+			select {
+			case <-cur.done:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case <-time.After(followGrace):
+			case <-ctx.Done():
+				return
+			}
+			exit = cur.exit
+			if restarts == nil || !restarts(exit) {
+				return
+			}
+		}
+		// Wait for the next run; give up if none will come after all
+		// (the Task was stopped or deleted) or the container went.
+		checked := time.Now()
+		for {
+			if next := n.tasks().get(ns, id); next != nil && next != cur {
+				cur = next
+				break
+			}
+			if time.Since(checked) >= restartRecheck {
+				checked = time.Now()
+				if _, err := n.opts.DB.GetContainer(ctx, ns, id); err != nil || !restarts(exit) {
+					return
+				}
+			}
+			select {
+			case <-time.After(restartPoll):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// restartMarker is the line between two runs in logs -f: which container
+// started again, when, and how its last run ended.
+func restartMarker(id string, at time.Time, last *observed.Exit) string {
+	how := ""
+	switch {
+	case last == nil:
+	case last.OOMKilled:
+		how = fmt.Sprintf(" (its last run was killed for exceeding its memory limit, OOMKilled, status %d)", last.ExitStatus)
+	default:
+		how = fmt.Sprintf(" (its last run exited with status %d)", last.ExitStatus)
+	}
+	return fmt.Sprintf("--- berth: %s restarted at %s%s ---", id, at.UTC().Format(time.RFC3339), how)
 }
 
 // storedLogPath is the log path a container record's settings chose, ""

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	shimapi "berth.dev/berth/api/shim/v1"
+	"berth.dev/berth/internal/span"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/oci"
 	shimbundle "berth.dev/berth/shim/bundle"
@@ -48,6 +49,17 @@ type TaskInfo struct {
 // task (not started). A create that fails stops the shim and removes the
 // bundle again.
 func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (TaskInfo, error) {
+	return n.createTaskLocked(ctx, ns, id, stdio, false)
+}
+
+// RunTask is CreateTask and StartTask in one: the shim runs the container
+// with one runtime call (`runc run --detach`) instead of two, and the task
+// answered is running. /tasks/create and /tasks/start are both published.
+func (n *Node) RunTask(ctx context.Context, ns, id string, stdio Stdio) (TaskInfo, error) {
+	return n.createTaskLocked(ctx, ns, id, stdio, true)
+}
+
+func (n *Node) createTaskLocked(ctx context.Context, ns, id string, stdio Stdio, start bool) (TaskInfo, error) {
 	unlock, err := n.tt.locks.lock(ctx, ns, id, false)
 	if err != nil {
 		return TaskInfo{}, err
@@ -71,7 +83,7 @@ func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (Task
 			return TaskInfo{}, err
 		}
 	}
-	tk, err := n.createTask(ctx, ns, c, stdio)
+	tk, err := n.createTask(ctx, ns, c, stdio, start)
 	done(tk)
 	if err != nil {
 		return TaskInfo{}, err
@@ -79,10 +91,15 @@ func (n *Node) CreateTask(ctx context.Context, ns, id string, stdio Stdio) (Task
 	tt.wg.Add(1)
 	go n.monitor(tk)
 	n.publish(ctx, ns, "/tasks/create", map[string]any{"id": id, "pid": tk.pid, "bundle": tk.bundle})
+	if start {
+		n.publish(ctx, ns, "/tasks/start", map[string]any{"id": id, "pid": tk.pid})
+		return TaskInfo{ID: id, Pid: tk.pid, Status: spec.TaskPhaseRunning}, nil
+	}
 	return TaskInfo{ID: id, Pid: tk.pid, Status: spec.TaskPhaseCreated}, nil
 }
 
-func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, stdio Stdio) (_ *task, err error) {
+func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, stdio Stdio, start bool) (_ *task, err error) {
+	created := time.Now()
 	sn, _, err := n.Snapshotter(c.Snapshotter)
 	if err != nil {
 		return nil, err
@@ -137,6 +154,7 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 			n.log.Warn("clean up failed task create", "id", c.ID, "err", rerr)
 		}
 	}()
+	endMount := span.Start(ctx, "rootfs.mount")
 	mounts, err := sn.Mounts(ctx, c.SnapshotKey)
 	if err != nil {
 		return nil, fmt.Errorf("container %s snapshot: %w", c.ID, err)
@@ -144,9 +162,12 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	if err := snapshot.MountAll(mounts, filepath.Join(bundle, "rootfs")); err != nil {
 		return nil, fmt.Errorf("mount rootfs of %s: %w", c.ID, err)
 	}
+	endMount()
+	endWrite := span.Start(ctx, "bundle.write")
 	if err := oci.WriteBundle(bundle, &spec); err != nil {
 		return nil, err
 	}
+	endWrite()
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
@@ -156,16 +177,18 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 		return nil, err
 	}
 	tShim := time.Now()
+	span.From(ctx).Add("shim.start", tShim.Sub(tStart))
 	resp, err := cl.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Bundle: bundle, Runtime: rt, RuntimeRoot: n.runtimeRoot(ns),
 		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal, StdinOpen: stdio.StdinOpen},
 		Log:   &shimapi.Log{Path: logPath, MaxSize: logMax, MaxFiles: int32(n.opts.Tasks.LogMaxFiles)},
+		Start: start,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", c.ID, err)
 	}
-	n.log.Debug("task created", "id", c.ID, "shimStart", tShim.Sub(tStart), "runtimeCreate", time.Since(tShim))
-	return &task{ns: ns, id: c.ID, bundle: bundle, runtime: rt, c: cl, pid: resp.Pid, done: make(chan struct{})}, nil
+	span.From(ctx).Add("shim.create", time.Since(tShim))
+	return &task{ns: ns, id: c.ID, bundle: bundle, runtime: rt, c: cl, pid: resp.Pid, done: make(chan struct{}), created: created}, nil
 }
 
 // removeBundle unmounts a bundle's rootfs, force-deletes what the runtime
@@ -176,9 +199,12 @@ func (n *Node) removeBundle(ctx context.Context, ns, id, rt string) error {
 		return err
 	}
 	n.forceDeleteContainer(ctx, ns, id, rt)
+	endUnmount := span.Start(ctx, "rootfs.unmount")
 	if err := snapshot.UnmountAll(filepath.Join(bundle, "rootfs")); err != nil {
 		return fmt.Errorf("unmount rootfs of %s: %w", id, err)
 	}
+	endUnmount()
+	defer span.Start(ctx, "bundle.remove")()
 	if err := os.RemoveAll(bundle); err != nil {
 		return fmt.Errorf("remove bundle of %s: %w", id, err)
 	}
@@ -221,7 +247,9 @@ func (n *Node) StartTask(ctx context.Context, ns, id, execID string) (uint32, er
 	if err != nil {
 		return 0, err
 	}
+	endStart := span.Start(ctx, "shim.start-task")
 	r, err := tk.c.Start(ctx, &shimapi.StartRequest{Id: id, ExecId: execID})
+	endStart()
 	if err != nil {
 		return 0, fmt.Errorf("start task %s: %w", id, err)
 	}
@@ -239,6 +267,7 @@ func (n *Node) monitor(tk *task) {
 	tt := n.tasks()
 	defer tt.wg.Done()
 	var e observed.Exit
+	tWait := time.Now()
 	for {
 		w, err := tk.c.Wait(tt.ctx, &shimapi.WaitRequest{Id: tk.id})
 		if tt.ctx.Err() != nil {
@@ -270,9 +299,13 @@ func (n *Node) monitor(tk *task) {
 		}
 		break
 	}
+	tReport := time.Now()
 	n.reportExit(tt.ctx, tk.ns, tk.id, e)
 	tk.exit = &e
 	close(tk.done)
+	// The same "spans" line the API calls log, for the step no call owns:
+	// from the shim's answer to Wait until the exit is recorded.
+	n.log.Debug("spans", "method", "monitor.exit", "total", time.Since(tWait), "shim.wait-after-exit", tReport.Sub(e.ExitedAt), "exit.record", time.Since(tReport))
 }
 
 // exitOfDeadShim is the durable exit record a dead shim left, or, when it
@@ -439,7 +472,9 @@ func (n *Node) DeleteTask(ctx context.Context, ns, id string, force bool) (obser
 	if err != nil {
 		return observed.Exit{}, err
 	}
+	endInfo := span.Start(ctx, "shim.state")
 	info := n.taskInfo(ctx, tk)
+	endInfo()
 	if info.Status == spec.TaskPhaseRunning || info.Status == spec.TaskPhasePaused {
 		if !force {
 			return observed.Exit{}, fmt.Errorf("task %s is %s (stop it first, or delete with --force): %w", id, info.Status, errdefs.ErrFailedPrecondition)
@@ -458,15 +493,20 @@ func (n *Node) DeleteTask(ctx context.Context, ns, id string, force bool) (obser
 			return observed.Exit{}, ctx.Err()
 		}
 	}
-	if _, err := tk.c.Delete(ctx, &shimapi.DeleteRequest{Id: id}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsUnavailable(err) {
+	endDel := span.Start(ctx, "shim.delete")
+	_, err = tk.c.Delete(ctx, &shimapi.DeleteRequest{Id: id})
+	endDel()
+	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsUnavailable(err) {
 		return observed.Exit{}, fmt.Errorf("delete task %s: %w", id, err)
 	}
 	select { // a created task's init is killed by the delete; let its exit be reported first
 	case <-tk.done:
 	case <-time.After(5 * time.Second):
 	}
+	endShut := span.Start(ctx, "shim.shutdown")
 	_, _ = tk.c.Shutdown(ctx, &shimapi.ShutdownRequest{Id: id, Now: true})
 	tk.c.Close()
+	endShut()
 	if !n.tasks().remove(tk) {
 		// Not reachable under the lock; kept so that a path outside it
 		// can never unmount a task it does not own.

@@ -3,39 +3,13 @@ package node
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"sync"
+	"time"
 
 	"berth.dev/berth/observed"
-	"berth.dev/berth/oci"
 	"berth.dev/berth/shim/client"
-	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
-
-// TaskOptions say where tasks live and what runs them.
-type TaskOptions struct {
-	// State holds the bundles, <State>/<namespace>/<id>/, and the runtime's
-	// state, <State>/.runc/<namespace>/ (tmpfs: gone after a reboot).
-	State string
-	// Root holds the output logs, <Root>/logs/<namespace>/<id>/output.log,
-	// which outlive a reboot.
-	Root string
-	// ShimBinary is the berth-shim to start ("" is berth-shim on PATH).
-	ShimBinary string
-	// InitBinary is berth-init, the PID 1 of containers that ask for an
-	// init (an absolute host path; "" refuses such containers).
-	InitBinary string
-	// DefaultRuntime names the runtime of containers that name none.
-	DefaultRuntime string
-	// Runtimes maps a runtime name to its binary (a name on PATH or an
-	// absolute path); a name not listed is resolved by oci.Runtime.
-	Runtimes map[string]string
-	// LogMaxSize and LogMaxFiles bound each container's output log.
-	LogMaxSize  int64
-	LogMaxFiles int
-}
 
 // task is a container's live task: its shim connection and what the
 // monitor learned of its exit.
@@ -46,6 +20,10 @@ type task struct {
 	pid            uint32
 	done           chan struct{} // closed once exit is known and reported
 	exit           *observed.Exit
+	// created is when this run's creation began: every record of the
+	// container's earlier runs was written before it, none of this run's
+	// (its process starts later). Zero for a task adopted at recovery.
+	created time.Time
 }
 
 // taskTable holds the node's tasks by "<ns>/<id>". Its zero value is ready
@@ -135,122 +113,4 @@ func (n *Node) CloseTasks() error {
 		tk.c.Close()
 	}
 	return nil
-}
-
-// bundleDir is the bundle of container id of ns. Both names become path
-// elements, so anything but DNS-1123 labels ("..", "a/b") is refused.
-func (n *Node) bundleDir(ns, id string) (string, error) {
-	if err := validatePathNames(ns, id); err != nil {
-		return "", err
-	}
-	return filepath.Join(n.opts.Tasks.State, ns, id), nil
-}
-
-func (n *Node) runtimeRoot(ns string) string {
-	return filepath.Join(n.opts.Tasks.State, ".runc", ns)
-}
-
-// LogPath is where the output log of container id of ns is written; names
-// that are not DNS-1123 labels are refused (InvalidArgument), so no
-// namespace or id can lead the path outside the root.
-func (n *Node) LogPath(ns, id string) (string, error) {
-	if err := validatePathNames(ns, id); err != nil {
-		return "", err
-	}
-	return filepath.Join(n.opts.Tasks.Root, "logs", ns, id, "output.log"), nil
-}
-
-func validatePathNames(ns, id string) error {
-	if err := spec.ValidateNamespace(ns); err != nil {
-		return err
-	}
-	return spec.ValidateName("container id", id)
-}
-
-// runtimeBinary resolves a runtime name to its binary's path.
-func (n *Node) runtimeBinary(name string) (string, error) {
-	if name == "" {
-		name = n.opts.Tasks.DefaultRuntime
-	}
-	if name == "" {
-		name = spec.DefaultRuntime
-	}
-	if bin, ok := n.opts.Tasks.Runtimes[name]; ok && bin != "" {
-		if filepath.IsAbs(bin) {
-			return oci.Runtime(bin, nil)
-		}
-		p, err := exec.LookPath(bin)
-		if err != nil {
-			return "", fmt.Errorf("runtime %s (%s): not found on PATH: %w", name, bin, errdefs.ErrNotFound)
-		}
-		return p, nil
-	}
-	return oci.Runtime(name, nil)
-}
-
-// objectLocks serialises the operations that create or remove what one
-// container is made of (its record and snapshot, its task, shim, bundle
-// and rootfs mount), keyed by "<ns>/<id>". The controller's Container and
-// Task reconcilers, and API callers, may act on one container at once;
-// without this a slow DeleteTask could unmount and drop a task that a
-// faster caller had already recreated. Its zero value is ready to use.
-type objectLocks struct {
-	mu sync.Mutex
-	m  map[string]*objectLock
-}
-
-type objectLock struct {
-	sem      chan struct{} // holds one token while locked
-	refs     int           // holders and waiters; the entry goes at 0
-	creating int           // container creates in flight (waiting or holding)
-}
-
-// lock takes the lock of ns/id, waiting at most until ctx is done.
-// creating marks the caller as a container create for the whole time it
-// waits and holds the lock (see creatingContainer).
-func (l *objectLocks) lock(ctx context.Context, ns, id string, creating bool) (unlock func(), err error) {
-	k := ns + "/" + id
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = map[string]*objectLock{}
-	}
-	e := l.m[k]
-	if e == nil {
-		e = &objectLock{sem: make(chan struct{}, 1)}
-		l.m[k] = e
-	}
-	e.refs++
-	if creating {
-		e.creating++
-	}
-	l.mu.Unlock()
-	leave := func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if creating {
-			e.creating--
-		}
-		if e.refs--; e.refs == 0 {
-			delete(l.m, k)
-		}
-	}
-	select {
-	case e.sem <- struct{}{}:
-	case <-ctx.Done():
-		leave()
-		return nil, fmt.Errorf("wait for other operations on %s in namespace %s: %w", id, ns, ctx.Err())
-	}
-	return func() {
-		<-e.sem
-		leave()
-	}, nil
-}
-
-// creatingContainer reports whether a create of container ns/id is in
-// flight.
-func (l *objectLocks) creatingContainer(ns, id string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.m[ns+"/"+id]
-	return e != nil && e.creating > 0
 }

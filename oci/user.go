@@ -56,6 +56,12 @@ func checkAccountName(what, v string) error {
 	return nil
 }
 
+// ResolveUser is resolveUser for a process started in a container already
+// running (berth exec -u), rootfs being its mounted root filesystem.
+func ResolveUser(ctx context.Context, rootfs, spec string) (specs.User, error) {
+	return resolveUser(ctx, rootfs, spec)
+}
+
 // resolveUser turns "uid[:gid]" or "name[:group]" (default root) into the
 // process's ids as containerd does: numbers first, names looked up in the
 // rootfs's /etc/passwd and /etc/group; a numeric uid without a group takes

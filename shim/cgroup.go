@@ -3,6 +3,7 @@ package shim
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,6 +30,35 @@ func cgroupOf(pid int) (*cgroup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read cgroup of %d: %w", pid, err)
 	}
+	return parseCgroup(b)
+}
+
+// cgroupOfSpec is the cgroup the bundle's config.json names (cgroupfs
+// paths, as berth writes them), for a process that may be gone already:
+// one `runc run --detach` of a short command can exit before the shim
+// looks at /proc.
+func cgroupOfSpec(bundleDir string) (*cgroup, error) {
+	b, err := os.ReadFile(filepath.Join(bundleDir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var sp struct {
+		Linux struct {
+			CgroupsPath string `json:"cgroupsPath"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(b, &sp); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	p := sp.Linux.CgroupsPath
+	if !strings.HasPrefix(p, "/") {
+		return nil, fmt.Errorf("cgroupsPath %q: not a cgroupfs path", p)
+	}
+	// The same lines /proc/<pid>/cgroup would hold for it.
+	return parseCgroup([]byte("0::" + p + "\n1:memory:" + p + "\n2:cpuacct:" + p + "\n3:pids:" + p + "\n4:freezer:" + p + "\n"))
+}
+
+func parseCgroup(b []byte) (*cgroup, error) {
 	var fs unix.Statfs_t
 	if err := unix.Statfs(cgroupRoot, &fs); err != nil {
 		return nil, fmt.Errorf("statfs %s: %w", cgroupRoot, err)

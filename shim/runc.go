@@ -139,6 +139,18 @@ func (r *runc) create(id, bundle, pidFile, consoleSocket string, fds stdioFiles)
 	return readPidFile(pidFile)
 }
 
+// runDetached creates and starts the container in one runtime call.
+func (r *runc) runDetached(id, bundle, pidFile, consoleSocket string, fds stdioFiles) (int, error) {
+	args := []string{"run", "--detach", "--bundle", bundle, "--pid-file", pidFile}
+	if consoleSocket != "" {
+		args = append(args, "--console-socket", consoleSocket)
+	}
+	if err := r.runIO(fds, append(args, id)...); err != nil {
+		return 0, err
+	}
+	return readPidFile(pidFile)
+}
+
 func (r *runc) exec(id, specPath, pidFile, consoleSocket string, fds stdioFiles) (int, error) {
 	args := []string{"exec", "--process", specPath, "--detach", "--pid-file", pidFile}
 	if consoleSocket != "" {

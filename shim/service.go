@@ -119,6 +119,9 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 	}
 	p := newProcess("", req.Stdio)
 	pid, err := s.startProcess(p, s.logw, func(fds stdioFiles, console string) (int, error) {
+		if req.Start {
+			return s.rt.runDetached(req.Id, s.bundle, filepath.Join(s.bundle, "init.pid"), console, fds)
+		}
 		return s.rt.create(req.Id, s.bundle, filepath.Join(s.bundle, "init.pid"), console, fds)
 	})
 	if err != nil {
@@ -126,12 +129,27 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		return nil, fmt.Errorf("create %s: %w", req.Id, err)
 	}
 	s.id, s.init = req.Id, p
-	if s.cg, err = cgroupOf(pid); err != nil {
+	if s.cg, err = cgroupOf(pid); err != nil && req.Start {
+		// Started already, it may have exited: its cgroup is still there
+		// until the runtime deletes the container.
+		s.cg, err = cgroupOfSpec(s.bundle)
+	}
+	if err != nil {
 		s.log.Warn("no cgroup: stats and oom detection off", "err", err)
 	}
-	s.oomBase = s.cg.oomKills()
+	// A created process has run nothing yet, so the cgroup's count of
+	// OOM kills so far is not its own; a started one's cgroup is new.
+	if !req.Start {
+		s.oomBase = s.cg.oomKills()
+	}
+	if req.Start {
+		p.status = shimapi.Status_RUNNING
+	}
 	s.claimPending(p)
-	s.log.Info("created", "id", req.Id, "pid", pid)
+	s.log.Info("created", "id", req.Id, "pid", pid, "started", req.Start)
+	if req.Start {
+		s.trimLater()
+	}
 	return &shimapi.CreateResponse{Pid: uint32(pid)}, nil
 }
 
@@ -189,9 +207,7 @@ func (s *Service) Start(ctx context.Context, req *shimapi.StartRequest) (*shimap
 			return nil, fmt.Errorf("start %s: %w", s.id, err)
 		}
 		p.status = shimapi.Status_RUNNING
-		// From here the shim mostly waits; let go of the code only
-		// creating and starting needed, after this answer is on its way.
-		go dropColdText()
+		s.trimLater()
 		return &shimapi.StartResponse{Pid: uint32(p.pid)}, nil
 	}
 	specPath := filepath.Join(s.bundle, "exec-"+p.execID+".json")

@@ -29,6 +29,7 @@ package snapshot
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -109,4 +110,38 @@ func WithLabels(labels map[string]string) Opt {
 		}
 		return nil
 	}
+}
+
+// ImageFiles says how to read the parent's files of a snapshot just
+// prepared (its upper layer still empty) without mounting it writable:
+// in place from dir when one directory holds them (a bind mount, or an
+// overlay with a single lower layer), else through ro, a read-only
+// lowerdir-only overlay. ok is false for any other shape of mounts; the
+// caller then mounts them as they are. Reading in place costs no mount
+// and, above all, no unmount: unmounting a writable overlay syncs the
+// whole upper filesystem.
+func ImageFiles(mounts []Mount) (dir string, ro []Mount, ok bool) {
+	if len(mounts) != 1 || mounts[0].Target != "" {
+		return "", nil, false
+	}
+	m := mounts[0]
+	switch m.Type {
+	case "bind":
+		return m.Source, nil, m.Source != ""
+	case "overlay":
+		var lower string
+		for _, o := range m.Options {
+			if v, found := strings.CutPrefix(o, "lowerdir="); found {
+				lower = v
+			}
+		}
+		if lower == "" {
+			return "", nil, false
+		}
+		if !strings.Contains(lower, ":") {
+			return lower, nil, true
+		}
+		return "", []Mount{{Type: "overlay", Source: m.Source, Options: []string{"ro", "lowerdir=" + lower}}}, true
+	}
+	return "", nil, false
 }

@@ -90,6 +90,9 @@ func Default(o Object) Object {
 				s.Ports[i].HostPort = s.Ports[i].ContainerPort
 			}
 		}
+		s.LivenessProbe = defaultProbe(s.LivenessProbe)
+		s.ReadinessProbe = defaultProbe(s.ReadinessProbe)
+		s.StartupProbe = defaultProbe(s.StartupProbe)
 		for i := range s.Mounts {
 			if s.Mounts[i].Type == "" {
 				s.Mounts[i].Type = MountTmpfs
@@ -113,6 +116,14 @@ func Default(o Object) Object {
 		}
 		if s.StopTimeout == "" {
 			s.StopTimeout = DefaultStopTimeout
+		}
+		s.LivenessProbe = defaultProbe(s.LivenessProbe)
+		s.ReadinessProbe = defaultProbe(s.ReadinessProbe)
+		s.StartupProbe = defaultProbe(s.StartupProbe)
+		for i := range s.DependsOn {
+			if s.DependsOn[i].Condition == "" {
+				s.DependsOn[i].Condition = ConditionReady
+			}
 		}
 		o.Spec = s
 	}
@@ -167,6 +178,11 @@ func (o Object) DeepCopy() Object {
 		for i := range s.Hosts {
 			s.Hosts[i].Hostnames = slices.Clone(s.Hosts[i].Hostnames)
 		}
+		s.LivenessProbe, s.ReadinessProbe, s.StartupProbe = s.LivenessProbe.deepCopy(), s.ReadinessProbe.deepCopy(), s.StartupProbe.deepCopy()
+		o.Spec = s
+	case TaskSpec:
+		s.LivenessProbe, s.ReadinessProbe, s.StartupProbe = s.LivenessProbe.deepCopy(), s.ReadinessProbe.deepCopy(), s.StartupProbe.deepCopy()
+		s.DependsOn = slices.Clone(s.DependsOn)
 		o.Spec = s
 	}
 	o.Status = o.Status.DeepCopy()
@@ -196,6 +212,7 @@ func (s Status) DeepCopy() Status {
 	}
 	if s.TaskStatus != nil {
 		ts := *s.TaskStatus
+		ts.StartedAfter = slices.Clone(ts.StartedAfter)
 		s.TaskStatus = &ts
 	}
 	if s.NetworkStatus != nil {

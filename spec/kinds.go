@@ -1,5 +1,7 @@
 package spec
 
+import "time"
+
 // PullPolicy says when an Image is fetched from its registry.
 type PullPolicy string
 
@@ -27,6 +29,58 @@ type ImageSpec struct {
 	Snapshotter string `json:"snapshotter,omitempty"`
 	// Auth points at registry credentials kept outside the manifest.
 	Auth *ImageAuth `json:"auth,omitempty"`
+	// UpdatePolicy follows the ref's tag to new digests: each new digest
+	// is pulled fully, the Containers using the image are recreated on it
+	// one at a time, and if one does not become Ready the previous digest
+	// is restored and the new one is not tried again until the tag moves.
+	UpdatePolicy *UpdatePolicy `json:"updatePolicy,omitempty"`
+}
+
+// UpdateMode says what an Image's updatePolicy follows.
+type UpdateMode string
+
+// The update modes.
+const (
+	// UpdateDigest follows the tag: a new digest behind it is an update.
+	UpdateDigest UpdateMode = "Digest"
+)
+
+// Update policy defaults.
+const (
+	DefaultUpdateInterval = Duration("6h")
+	DefaultUpdateTimeout  = Duration("60s")
+	// MinUpdateInterval keeps a registry from being asked in a loop.
+	MinUpdateInterval = time.Second
+)
+
+// UpdatePolicy is an Image's automatic update.
+type UpdatePolicy struct {
+	// Mode is Digest: follow the tag of spec.ref to new digests.
+	Mode UpdateMode `json:"mode"`
+	// Interval is how often the registry is asked what the tag names
+	// (at least 1s).
+	Interval Duration `json:"interval,omitempty"`
+	// Timeout is how long each recreated Container (and its Task) may take
+	// to become Ready on the new digest before the update is rolled back.
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// IntervalValue is the policy's interval, defaulted.
+func (p UpdatePolicy) IntervalValue() time.Duration {
+	d, err := p.Interval.Value()
+	if err != nil || p.Interval == "" {
+		d, _ = DefaultUpdateInterval.Value()
+	}
+	return max(d, MinUpdateInterval)
+}
+
+// TimeoutValue is the policy's timeout, defaulted.
+func (p UpdatePolicy) TimeoutValue() time.Duration {
+	d, err := p.Timeout.Value()
+	if err != nil || p.Timeout == "" || d <= 0 {
+		d, _ = DefaultUpdateTimeout.Value()
+	}
+	return d
 }
 
 // ImageAuth names a file on the node in docker's config.json format
@@ -118,6 +172,16 @@ type ContainerSpec struct {
 	DNS *DNSConfig `json:"dns,omitempty"`
 	// Hosts are extra /etc/hosts entries.
 	Hosts []HostAlias `json:"hosts,omitempty"`
+	// LivenessProbe restarts the container's task when it fails (a Task's
+	// own livenessProbe replaces it). A change recreates the container:
+	// declare probes on the Task to change them without a restart.
+	LivenessProbe *Probe `json:"livenessProbe,omitempty"`
+	// ReadinessProbe decides whether the container's task is Ready (a
+	// Task's own readinessProbe replaces it).
+	ReadinessProbe *Probe `json:"readinessProbe,omitempty"`
+	// StartupProbe holds the other probes off until it passes once (a
+	// Task's own startupProbe replaces it).
+	StartupProbe *Probe `json:"startupProbe,omitempty"`
 }
 
 // Protocols of a published port.
@@ -250,6 +314,25 @@ type TaskSpec struct {
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
 	// StopTimeout is how long a stop waits after SIGTERM before SIGKILL.
 	StopTimeout Duration `json:"stopTimeout,omitempty"`
+	// LivenessProbe restarts the task when it fails failureThreshold times
+	// in a row, under the restart policy and its backoff (reason Unhealthy).
+	LivenessProbe *Probe `json:"livenessProbe,omitempty"`
+	// ReadinessProbe decides the Task's Ready condition while it runs.
+	ReadinessProbe *Probe `json:"readinessProbe,omitempty"`
+	// StartupProbe holds the liveness and readiness probes off until it
+	// passes once; failing failureThreshold times restarts the task.
+	StartupProbe *Probe `json:"startupProbe,omitempty"`
+	// DependsOn names Tasks of the same namespace that must be Ready
+	// before this one starts; on delete this one stops before them.
+	DependsOn []Dependency `json:"dependsOn,omitempty"`
+}
+
+// Dependency is one Task another waits for.
+type Dependency struct {
+	// Task is the name of a Task in the same namespace.
+	Task string `json:"task"`
+	// Condition is what the Task must be: Ready.
+	Condition ConditionType `json:"condition,omitempty"`
 }
 
 // Kind implements Spec.

@@ -75,6 +75,28 @@ type ImageStatus struct {
 	DroppedXattrs int `json:"droppedXattrs,omitempty"`
 	// Progress is where a first pull stands, while it runs.
 	Progress *PullProgress `json:"progress,omitempty"`
+	// Update is the automatic update's state (spec.updatePolicy).
+	Update *ImageUpdateStatus `json:"update,omitempty"`
+}
+
+// ImageUpdateStatus is where an Image's automatic update stands.
+type ImageUpdateStatus struct {
+	// LastCheck is when the registry was last asked what the tag names.
+	LastCheck time.Time `json:"lastCheck,omitzero"`
+	// Previous and Target are the digests of an update in progress: the
+	// Containers in Moved are on Target, the others stay on Previous.
+	Previous string   `json:"previous,omitempty"`
+	Target   string   `json:"target,omitempty"`
+	Moved    []string `json:"moved,omitempty"`
+	// MovingSince is when the last Container of Moved was moved.
+	MovingSince time.Time `json:"movingSince,omitzero"`
+	// Rejected is a digest that was rolled back: it is not tried again
+	// while the tag names it. RejectedReason says why it was.
+	Rejected       string `json:"rejected,omitempty"`
+	RejectedReason string `json:"rejectedReason,omitempty"`
+	// Updates and Rollbacks count the updates done and rolled back.
+	Updates   int `json:"updates,omitempty"`
+	Rollbacks int `json:"rollbacks,omitempty"`
 }
 
 // PullProgress is a running pull, blob by blob.
@@ -129,9 +151,12 @@ type NetworkStatus struct {
 
 // TaskStatus is what was observed of a Task.
 type TaskStatus struct {
-	Pid          int       `json:"pid,omitempty"`
-	State        TaskPhase `json:"state,omitempty"`
-	ExitCode     int       `json:"exitCode,omitempty"`
+	Pid      int       `json:"pid,omitempty"`
+	State    TaskPhase `json:"state,omitempty"`
+	ExitCode int       `json:"exitCode,omitempty"`
+	// OOMKilled says the kernel killed the last run (the one ExitCode is
+	// of) for exceeding the container's memory limit.
+	OOMKilled    bool      `json:"oomKilled,omitempty"`
 	RestartCount int       `json:"restartCount,omitempty"`
 	StartedAt    time.Time `json:"startedAt,omitzero"`
 	FinishedAt   time.Time `json:"finishedAt,omitzero"`
@@ -141,4 +166,13 @@ type TaskStatus struct {
 	// the container's recreation, not by a crash (a fresh start, no
 	// restart counted), and a restarted berthd can still tell.
 	ContainerCreatedAt time.Time `json:"containerCreatedAt,omitzero"`
+	// Unhealthy is why a liveness or startup probe last stopped the task
+	// (the probe and its last output), kept across the restart that
+	// followed; UnhealthyAt is when.
+	Unhealthy   string    `json:"unhealthy,omitempty"`
+	UnhealthyAt time.Time `json:"unhealthyAt,omitzero"`
+	// StartedAfter are the Tasks (dependsOn) this one was started after:
+	// a teardown of those waits for this one to stop first, when it goes
+	// too, even after its manifest is gone.
+	StartedAfter []string `json:"startedAfter,omitempty"`
 }

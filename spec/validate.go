@@ -173,6 +173,39 @@ func (v *validator) image(s ImageSpec) {
 	default:
 		v.add("spec.snapshotter", "%q is not one of overlayfs, native, btrfs", s.Snapshotter)
 	}
+	if p := s.UpdatePolicy; p != nil {
+		v.updatePolicy(s, *p)
+	}
+}
+
+func (v *validator) updatePolicy(s ImageSpec, p UpdatePolicy) {
+	switch p.Mode {
+	case UpdateDigest:
+	case "":
+		v.add("spec.updatePolicy.mode", "missing (Digest)")
+	default:
+		v.add("spec.updatePolicy.mode", "%q is not Digest", truncate(string(p.Mode), 40))
+	}
+	if p.Interval != "" {
+		if d, err := p.Interval.Value(); err != nil {
+			v.add("spec.updatePolicy.interval", "%v", err)
+		} else if d < MinUpdateInterval {
+			v.add("spec.updatePolicy.interval", "%s is less than %s", d, MinUpdateInterval)
+		}
+	}
+	if p.Timeout != "" {
+		if d, err := p.Timeout.Value(); err != nil {
+			v.add("spec.updatePolicy.timeout", "%v", err)
+		} else if d <= 0 {
+			v.add("spec.updatePolicy.timeout", "%s is not positive", d)
+		}
+	}
+	if strings.Contains(s.Ref, "@") {
+		v.add("spec.updatePolicy", "spec.ref %q is pinned to a digest: there is no tag to follow", truncate(s.Ref, 80))
+	}
+	if s.PullPolicy == PullNever {
+		v.add("spec.updatePolicy", "pullPolicy Never asks no registry: there is no tag to follow")
+	}
 }
 
 func (v *validator) sourcePath(field, p string) {
@@ -199,6 +232,22 @@ func (v *validator) task(s TaskSpec) {
 		v.add("spec.stopTimeout", "%v", err)
 	} else if d < 0 || d > MaxStopTimeout {
 		v.add("spec.stopTimeout", "%s is not between 0s and %s", d, MaxStopTimeout)
+	}
+	v.probes(s.LivenessProbe, s.ReadinessProbe, s.StartupProbe)
+	seen := map[string]bool{}
+	for i, d := range s.DependsOn {
+		f := field("spec.dependsOn", i)
+		v.dnsLabel(f+".task", d.Task)
+		if d.Task != "" && d.Task == v.o.Metadata.Name {
+			v.add(f+".task", "%q is this Task itself", d.Task)
+		}
+		if seen[d.Task] {
+			v.add(f+".task", "%q is named twice", truncate(d.Task, 80))
+		}
+		seen[d.Task] = true
+		if d.Condition != "" && d.Condition != ConditionReady {
+			v.add(f+".condition", "%q is not Ready (the only condition a Task waits for)", truncate(string(d.Condition), 32))
+		}
 	}
 }
 

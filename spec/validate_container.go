@@ -78,6 +78,7 @@ func (v *validator) container(s ContainerSpec) {
 			v.add("spec.stopSignal", "%q is not a signal (SIGTERM, TERM or 15)", truncate(s.StopSignal, 32))
 		}
 	}
+	v.probes(s.LivenessProbe, s.ReadinessProbe, s.StartupProbe)
 	if s.Hostname != "" && (len(s.Hostname) > 63 || !dnsSubdomainRE.MatchString(s.Hostname)) {
 		v.add("spec.hostname", "%q is not a host name (DNS-1123, at most 63)", truncate(s.Hostname, 80))
 	}

@@ -45,7 +45,7 @@ func TestArchCheck(t *testing.T) {
 			m("content"):       nil,
 			m("shim"):          {m("api/shim/v1")},
 			m("api/shim/v1"):   {m("api/types/v1")},
-			m("controller"):    {m("node"), m("desired"), m("snapshot/overlay")},
+			m("controller"):    {m("node"), m("desired"), m("snapshot")},
 			m("cmd/berthd"):    {m("api/server"), m("controller")},
 			m("cmd/berth"):     {m("api/images/v1"), m("content/proxy"), m("spec")},
 		}, nil},
@@ -65,6 +65,12 @@ func TestArchCheck(t *testing.T) {
 			m("cmd/berth"):      {m("snapshot/overlay")},
 			m("cmd/berth-shim"): {m("controller")},
 		}, []string{"cmd/berth → snapshot/overlay", "cmd/berth-shim → controller"}},
+		{"node's consumers", map[string][]string{
+			m("api/server"): {m("node"), m("observed"), m("content/reference"), m("content/local")},
+			m("controller"): {m("node"), m("desired"), m("content/remote"), m("snapshot/overlay")},
+		}, []string{"api/server → content/local: api/server/... may import only",
+			"controller → content/remote: content/remote/... may be imported only by",
+			"controller → snapshot/overlay: controller/... may import only"}},
 		{"unknown package", map[string][]string{m("newthing"): nil},
 			[]string{"newthing: no row"}},
 		{"testutil outside tests", map[string][]string{

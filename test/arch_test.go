@@ -29,6 +29,14 @@ var base = []string{"version", "internal/..."}
 // stores are the packages of the store layer; they import none of each other.
 var stores = []string{"desired/...", "observed/...", "content/...", "snapshot/...", "shim/...", "oci/...", "network/...", "policy/..."}
 
+// nodeFacing is what node's consumers (api/server, the controllers) may
+// import of the store layer: the stores' records and interfaces (desired,
+// observed, content and snapshot's interface packages) and the pure
+// translators beside them, never a store's implementation. The node is
+// reached through its interfaces (node.Images, node.Tasks, …), so what a
+// front door can do to the node is what those interfaces say.
+var nodeFacing = []string{"desired", "observed", "content", "content/reference", "snapshot", "oci", "network", "policy"}
+
 // layers says which berth packages each package may import. The first row
 // whose pattern matches a package applies, so specific rows come first. A
 // package may always import packages to which the same row applies
@@ -45,7 +53,7 @@ var layers = []struct {
 	{"internal/...", [][]string{{"version"}}},
 	// api/server serves the layer below; the generated api packages import
 	// only each other (and never api/server, see restricted).
-	{"api/server/...", [][]string{{"api/...", "spec/...", "node/..."}, stores, base}},
+	{"api/server/...", [][]string{{"api/...", "spec/...", "node", "plan", "rollout"}, nodeFacing, base}},
 	{"api/...", [][]string{base}},
 	// The stores: each may use spec and the api protos (content/proxy is a
 	// ttrpc client), never another store.
@@ -57,13 +65,19 @@ var layers = []struct {
 	{"oci/...", [][]string{{"spec/..."}, base}},
 	{"network/...", [][]string{base}},              // CNI mechanism: no berth store, not even spec
 	{"policy/...", [][]string{{"spec/..."}, base}}, // the node policy: pure evaluation
+	// plan: desired + observed facts → actions, the one rule the
+	// reconcilers execute and berth diff prints; pure, so spec only.
+	{"plan", [][]string{{"spec/..."}, base}},
 	// node joins the stores into imperative operations; the controllers and
 	// api/server use it.
 	{"node/...", [][]string{{"spec/...", "api/shim/..."}, stores, base}}, // shim/client takes api/shim/v1 requests
 	// cri is the kubelet's front door beside api/server: node and network,
 	// never the controllers.
 	{"cri/...", [][]string{{"spec/...", "node/...", "network/..."}, stores, base}},
-	{"controller/...", [][]string{{"spec/...", "api/...", "node/...", "metrics/..."}, stores, base}},
+	{"controller/...", [][]string{{"spec/...", "api/...", "node", "plan", "metrics/..."}, nodeFacing, base}},
+	// rollout applies sets as revisions: the desired store, node's images
+	// (its pre-pulls) and the observed statuses, never the controllers.
+	{"rollout/...", [][]string{{"spec/...", "node"}, nodeFacing, base}},
 	// metrics: Prometheus collectors; reads the node through its own small
 	// interfaces, so it imports no berth package.
 	{"metrics/...", [][]string{base}},
@@ -74,7 +88,8 @@ var layers = []struct {
 	{"cmd/berth-init/...", [][]string{base}}, // PID 1 in containers: no berth package
 	{"cmd/berth/...", [][]string{{"api/...", "spec/...", "content", "snapshot", "*/proxy/..."}, base}},
 	// Tooling and tests.
-	{"hack/...", [][]string{base}},
+	// Benchmarks may drive berthd through its API clients, as the CLI does.
+	{"hack/...", [][]string{{"api/..."}, base}},
 	{"test/...", [][]string{{"..."}}},
 }
 
@@ -90,6 +105,9 @@ var restricted = []restriction{
 	{"cmd/...", nil}, // nothing imports a command
 	{"api/server/...", []string{"cmd/berthd/...", "test/..."}},
 	{"internal/testutil", []string{"test/...", "*/testsuite/...", "*/*/testsuite/..."}},
+	// The registry client is for what pulls and pushes; a caller that
+	// only names images parses references with content/reference.
+	{"content/remote/...", []string{"node/...", "cri/...", "cmd/berthd/...", "test/...", "hack/..."}},
 }
 
 // forbiddenDeps are packages (module or package paths, with everything

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -525,6 +526,12 @@ func TestCRI_Streaming(t *testing.T) {
 	if !strings.Contains(string(status), "NonZeroExitCode") || !strings.Contains(string(status), `"message":"3"`) {
 		t.Errorf("exec status: got %s, want exit code 3", status)
 	}
+	// The session is in the API metrics; the command's own exit 3 is no
+	// failure of it.
+	harness.Eventually(t, 5*time.Second, func() (bool, string) {
+		v, _ := metric(scrape(t, d), "berth_api_requests_total", "service", "runtime.v1.Streaming", "method", "Exec", "code", "OK")
+		return v == 1, fmt.Sprintf("berth_api_requests_total{runtime.v1.Streaming Exec OK} = %v, want 1", v)
+	})
 
 	var body string
 	harness.Eventually(t, 10*time.Second, func() (bool, string) {

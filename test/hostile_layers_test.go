@@ -72,6 +72,9 @@ func TestHostile_LayersThroughBerthd(t *testing.T) {
 		is := img.Status.ImageStatus
 		return img.ready() && is != nil && is.SkippedDevices == 2 && is.DroppedXattrs == 1, fmt.Sprintf("Image devs: %+v %+v (want skippedDevices 2, droppedXattrs 1)", is, img.Status.Conditions)
 	})
+	if out := d.MustCLI(t, "describe", "image", "devs"); !strings.Contains(out, "skippedDevices: 2") || !strings.Contains(out, "droppedXattrs: 1") {
+		t.Errorf("describe image devs does not show what the unpack left out:\n%s", out)
+	}
 
 	// An owner that does not fit is refused, naming the entry.
 	r = d.CLI("image", "pull", wrapped)

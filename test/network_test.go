@@ -166,7 +166,7 @@ func snapshotNet(t *testing.T, d *harness.Daemon) hostNetState {
 	}
 	s.ipam = listTree(filepath.Join(d.Root, "cni", "networks"))
 	s.cniCache = listTree(filepath.Join(d.Root, "cni", "cache", "results"))
-	s.netns = listTree(filepath.Join(d.State, "network", "netns"))
+	s.netns = listTree(filepath.Join(d.State, ".network", "netns"))
 	return s
 }
 
@@ -640,7 +640,7 @@ func TestNetwork_KillDuringAttach(t *testing.T) {
 	// Killed as soon as some attachments are on disk, so others are in
 	// flight.
 	harness.Eventually(t, 20*time.Second, func() (bool, string) {
-		n := listTree(filepath.Join(d.State, "network", "netns"))
+		n := listTree(filepath.Join(d.State, ".network", "netns"))
 		return len(n) >= 3, fmt.Sprintf("netns files: %v", n)
 	})
 	d.Kill9()
@@ -669,4 +669,44 @@ func TestNetwork_KillDuringAttach(t *testing.T) {
 	}
 	deleteAll(t, d)
 	checkNoLeaks(t, d, before, st, ids)
+}
+
+// TestNetwork_NamespaceNamedNetwork: a namespace may be called "network"
+// and hold containers called "netns" and "containers" (berth's own
+// network state once lived at <state>/network/{netns,containers}, where
+// that namespace's bundles go), bridged, and deleting them leaves nothing.
+func TestNetwork_NamespaceNamedNetwork(t *testing.T) {
+	d := startNet(t)
+	before := snapshotNet(t, d)
+	ns := []string{"-n", "network"}
+	d.MustCLI(t, append(ns, "image", "import", filepath.Join(testutil.TestImages(t, "busybox"), "busybox"))...)
+	for _, id := range []string{"netns", "containers"} {
+		d.MustCLI(t, append(ns, "run", "-d", "--network", "bridge", "busybox:latest", id, "sleep", "1000")...)
+	}
+	for _, id := range []string{"netns", "containers"} {
+		out := d.MustCLI(t, append(ns, "exec", id, "--", "ip", "-o", "-4", "addr", "show", "eth0")...)
+		if !strings.Contains(out, strings.TrimSuffix(d.Subnet, "0/24")) {
+			t.Errorf("container %s of namespace network has no address of %s:\n%s", id, d.Subnet, out)
+		}
+	}
+	// They reach each other (the peers' hosts files are in place).
+	if r := d.CLI(append(ns, "exec", "netns", "--", "ping", "-c", "1", "-W", "2", "containers")...); r.ExitCode != 0 {
+		t.Errorf("netns -> containers by name: %s", r)
+	}
+	during := snapshotNet(t, d)
+	if len(during.netns) != 2 {
+		t.Errorf("netns files while running: %v, want 2", during.netns)
+	}
+	for _, id := range []string{"netns", "containers"} {
+		d.MustCLI(t, append(ns, "task", "rm", "-f", id)...)
+		d.MustCLI(t, append(ns, "container", "rm", id)...)
+	}
+	checkNoLeaks(t, d, before, during, nil)
+	for _, l := range during.rules {
+		if strings.Contains(l, `"network.netns"`) || strings.Contains(l, `"network.containers"`) {
+			if slices.Contains(snapshotNet(t, d).rules, l) {
+				t.Errorf("rule left: %s", l)
+			}
+		}
+	}
 }

@@ -19,11 +19,16 @@ import (
 
 // Containers serves container records through the node's operations.
 type Containers struct {
-	Node *node.Node
+	Node node.Containers
+	// DB answers Get and List from the container records.
+	DB *observed.DB
 }
 
 var _ ctrapi.ContainersService = (*Containers)(nil)
 
+// Create makes the container record and its rw snapshot; the node checks
+// the node policy and attaches a bridged network here, so a port clash
+// or a refused setting fails the create, not a later start.
 func (s *Containers) Create(ctx context.Context, r *ctrapi.CreateContainerRequest) (*ctrapi.CreateContainerResponse, error) {
 	settings, err := settingsFromAPI(r.Settings)
 	if err != nil {
@@ -36,19 +41,22 @@ func (s *Containers) Create(ctx context.Context, r *ctrapi.CreateContainerReques
 	return &ctrapi.CreateContainerResponse{Container: s.withNetwork(r.Namespace, containerToAPI(c))}, nil
 }
 
+// Get adds the live network attachment to the record, which the record
+// alone does not carry (addresses are the network's, not the container's).
 func (s *Containers) Get(ctx context.Context, r *ctrapi.GetContainerRequest) (*ctrapi.GetContainerResponse, error) {
-	c, err := s.Node.DB().GetContainer(ctx, r.Namespace, r.Id)
+	c, err := s.DB.GetContainer(ctx, r.Namespace, r.Id)
 	if err != nil {
 		return nil, err
 	}
 	return &ctrapi.GetContainerResponse{Container: s.withNetwork(r.Namespace, containerToAPI(c))}, nil
 }
 
+// List refuses an unknown namespace, as the image list does.
 func (s *Containers) List(ctx context.Context, r *ctrapi.ListContainersRequest) (*ctrapi.ListContainersResponse, error) {
-	if _, err := s.Node.DB().GetNamespace(ctx, r.Namespace); err != nil {
+	if _, err := s.DB.GetNamespace(ctx, r.Namespace); err != nil {
 		return nil, err
 	}
-	cs, err := s.Node.DB().ListContainers(ctx, r.Namespace)
+	cs, err := s.DB.ListContainers(ctx, r.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +67,8 @@ func (s *Containers) List(ctx context.Context, r *ctrapi.ListContainersRequest) 
 	return resp, nil
 }
 
+// Delete goes through the node, which refuses while a task runs and
+// removes the snapshot and network attachment with the record.
 func (s *Containers) Delete(ctx context.Context, r *ctrapi.DeleteContainerRequest) (*ctrapi.DeleteContainerResponse, error) {
 	return &ctrapi.DeleteContainerResponse{}, s.Node.DeleteContainer(ctx, r.Namespace, r.Id)
 }
@@ -124,6 +134,9 @@ func settingsFromAPI(a *ctrapi.Settings) (node.ContainerSettings, error) {
 	return s, nil
 }
 
+// settingsToAPI answers with what the container was made from (its own
+// JSON on the record), so berth container info shows the user's request
+// and not the generated OCI spec.
 func settingsToAPI(raw json.RawMessage) *ctrapi.Settings {
 	var s node.ContainerSettings
 	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
@@ -149,6 +162,8 @@ func settingsToAPI(raw json.RawMessage) *ctrapi.Settings {
 	return a
 }
 
+// containerToAPI carries the generated OCI spec too: it is what runc ran,
+// which is what one debugs.
 func containerToAPI(c observed.Container) *ctrapi.Container {
 	return &ctrapi.Container{Id: c.ID, Image: c.Image, ImageDigest: c.ImageDigest, Snapshotter: c.Snapshotter,
 		SnapshotKey: c.SnapshotKey, Runtime: c.Runtime, Settings: settingsToAPI(c.Settings), Spec: c.Spec,

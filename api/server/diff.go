@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,8 +9,9 @@ import (
 	"slices"
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
-	"berth.dev/berth/content/remote"
+	"berth.dev/berth/content/reference"
 	"berth.dev/berth/desired"
+	"berth.dev/berth/plan"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 	"sigs.k8s.io/yaml"
@@ -47,7 +49,7 @@ func (s *Manifests) Diff(ctx context.Context, r *manifestsapi.DiffRequest) (*man
 	slices.SortStableFunc(objs, func(a, b spec.Object) int {
 		return slices.Index(spec.Kinds, a.Kind) - slices.Index(spec.Kinds, b.Kind)
 	})
-	p := &diffPlan{s: s, given: map[spec.Key]spec.Object{}, acts: map[spec.Key][]*manifestsapi.Action{}}
+	p := &diffPlan{s: s, given: map[spec.Key]spec.Object{}, acts: map[spec.Key][]*manifestsapi.Action{}, digests: map[spec.Key]string{}}
 	for _, o := range objs {
 		p.given[o.Key()] = o
 	}
@@ -59,6 +61,7 @@ func (s *Manifests) Diff(ctx context.Context, r *manifestsapi.DiffRequest) (*man
 		}
 		resp.Diffs = append(resp.Diffs, d)
 	}
+	resp.Diffs = append(resp.Diffs, p.restartDiffs(ctx)...)
 	if r.Prune {
 		pruned, err := s.pruneDiffs(ctx, objs, opts)
 		if err != nil {
@@ -101,6 +104,9 @@ type diffPlan struct {
 	s     *Manifests
 	given map[spec.Key]spec.Object
 	acts  map[spec.Key][]*manifestsapi.Action
+	// digests are what the given Images resolve to on the node now (their
+	// records' targets), which their Containers are compared with.
+	digests map[spec.Key]string
 }
 
 func (p *diffPlan) object(ctx context.Context, o spec.Object) (*manifestsapi.ObjectDiff, error) {
@@ -142,118 +148,172 @@ func (p *diffPlan) object(ctx context.Context, o spec.Object) (*manifestsapi.Obj
 
 type addFunc func(verb, reason string, fields ...string)
 
-func (p *diffPlan) image(ctx context.Context, o spec.Object, old *spec.Object, add addFunc) error {
+// image, container and task gather the facts the reconcilers would see
+// and print what package plan decides on them: the same function the
+// reconcilers execute, so diff and the next reconcile agree (see
+// test/plan_agreement_test.go). Each reads the state before anything
+// changes; what only a reconcile can learn (a registry's answer, a
+// backoff's timer) is left out and the reasons say so.
+
+func (p *diffPlan) image(ctx context.Context, o spec.Object, _ *spec.Object, add addFunc) error {
 	is, _ := o.ImageSpec()
-	ref, err := remote.ParseRef(is.Ref)
+	name, err := reference.Name(is.Ref)
 	if err != nil {
 		return fmt.Errorf("%s: spec.ref: %v: %w", o.Key(), err, errdefs.ErrInvalidArgument)
 	}
-	_, err = p.s.DB.GetImage(ctx, o.Key().Namespace, ref.Name())
+	var f plan.ImageFacts
+	img, err := p.s.DB.GetImage(ctx, o.Key().Namespace, name)
 	switch {
-	case errdefs.IsNotFound(err):
-		how := "not on the node"
-		if is.Source != nil {
-			how += "; from its offline source first"
-		}
-		add("pull", how)
-		return nil
-	case err != nil:
+	case err == nil:
+		f.Present, f.Unpacked = true, img.Unpacked[cmp.Or(is.Snapshotter, spec.DefaultSnapshotter)] != ""
+		p.digests[o.Key()] = img.Target.Digest.String()
+	case !errdefs.IsNotFound(err):
 		return err
 	}
-	if old != nil {
-		ois, _ := old.ImageSpec()
-		if ois.Ref != is.Ref {
-			add("pull", "spec.ref changed", "spec.ref")
-			return nil
-		}
-		if is.PullPolicy == spec.PullAlways && spec.Hash(*old) != spec.Hash(o) {
-			add("pull", "spec changed and pullPolicy is Always", changedFields(old.Spec, o.Spec)...)
-			return nil
-		}
+	if st, err := p.s.DB.GetStatus(ctx, o.Key()); err == nil {
+		f.StatusHash = st.SpecHash
 	}
+	addAll(add, plan.Image(is, spec.Hash(o), f))
 	return nil
 }
 
 func (p *diffPlan) container(ctx context.Context, o spec.Object, old *spec.Object, add addFunc) error {
 	k := o.Key()
 	cs, _ := o.ContainerSpec()
-	ctr, err := p.s.Node.DB().GetContainer(ctx, k.Namespace, k.Name)
-	if errdefs.IsNotFound(err) {
-		add("create", "no container "+k.Name+" on the node")
-		return nil
-	}
-	if err != nil {
+	ctr, err := p.s.DB.GetContainer(ctx, k.Namespace, k.Name)
+	f := plan.ContainerFacts{Exists: err == nil}
+	switch {
+	case err == nil:
+		f.InstanceHash, f.NetworkHash, f.ImageDigest = ctr.Labels[spec.LabelSpecHash], ctr.Labels[labelNetworkHash], ctr.ImageDigest
+		f.SnapshotPresent = p.snapshotPresent(ctx, ctr.Snapshotter, ctr.SnapshotKey)
+	case !errdefs.IsNotFound(err):
 		return err
 	}
 	imgKey := spec.Key{Namespace: k.Namespace, Kind: spec.KindImage, Name: cs.Image}
-	if hasVerb(p.acts[imgKey], "pull") {
-		add("recreate", "its Image "+cs.Image+" will be pulled again", "image")
-		return nil
+	w := plan.ContainerWant{Hash: spec.Hash(o), ImageDigest: ctr.ImageDigest, ImagePull: hasVerb(p.acts[imgKey], string(plan.Pull))}
+	// The digest its Image resolves to: the record the reconciled Image
+	// keeps (the given Image's, else the status of the one in force).
+	if d := p.digests[imgKey]; d != "" {
+		w.ImageDigest = d
+	} else if st, err := p.s.DB.GetStatus(ctx, imgKey); err == nil && st.Status.ImageStatus != nil && st.Status.ImageStatus.Digest != "" {
+		w.ImageDigest = st.Status.ImageStatus.Digest
 	}
-	if ctr.Labels[spec.LabelSpecHash] == spec.ContainerInstanceHash(spec.Hash(o), ctr.ImageDigest) {
-		return nil // made from exactly this spec and its current image
-	}
-	fields := []string{"spec"}
-	reason := "the container was not made from this spec"
+	w.Network, w.NetworkDeclared = p.networkHash(k.Namespace, cs)
 	if old != nil {
-		if f := changedFields(old.Spec, o.Spec); len(f) > 0 {
-			fields, reason = f, "spec changed"
-		}
+		w.Changed = changedFields(old.Spec, o.Spec)
 	}
-	add("recreate", reason, fields...)
+	addAll(add, plan.Container(w, f))
 	return nil
+}
+
+// labelNetworkHash is the controller's label of a container's Network
+// spec hash (controller/container.go).
+const labelNetworkHash = "berth.dev/network-spec-hash"
+
+// networkHash is the spec hash of the declared Network cs names (the given
+// one, else the one in force), as the controller's networkHash.
+func (p *diffPlan) networkHash(ns string, cs spec.ContainerSpec) (string, bool) {
+	if !cs.Network.Bridged() || cs.Network == spec.NetworkBridge {
+		return "", false
+	}
+	nk := spec.Key{Namespace: ns, Kind: spec.KindNetwork, Name: string(cs.Network)}
+	if g, ok := p.given[nk]; ok {
+		return spec.Hash(g), true
+	}
+	if e, ok := p.s.Desired.Get(nk); ok {
+		return e.Hash, true
+	}
+	return "", false
+}
+
+// snapshotPresent is true when it cannot be told (no snapshotters given):
+// a missing snapshot is drift the reconciler repairs, not a difference.
+func (p *diffPlan) snapshotPresent(ctx context.Context, snapshotter, key string) bool {
+	if p.s.Snapshots == nil {
+		return true
+	}
+	sn, _, err := p.s.Snapshots.Snapshotter(snapshotter)
+	if err != nil {
+		return false
+	}
+	_, err = sn.Stat(ctx, key)
+	return !errdefs.IsNotFound(err)
 }
 
 func (p *diffPlan) task(ctx context.Context, o spec.Object, old *spec.Object, add addFunc) error {
 	k := o.Key()
 	ts, _ := o.TaskSpec()
 	ckey := spec.Key{Namespace: k.Namespace, Kind: spec.KindContainer, Name: ts.Container}
-	status := spec.TaskPhase("absent")
+	f := plan.TaskFacts{Owner: p.taskOf(k.Namespace, ts.Container),
+		ContainerChanges: hasVerb(p.acts[ckey], string(plan.Recreate)) || hasVerb(p.acts[ckey], string(plan.Create))}
 	info, err := p.s.Node.GetTask(ctx, k.Namespace, ts.Container)
 	switch {
 	case err == nil:
-		status = info.Status
-	case !errdefs.IsNotFound(err):
+		f.Phase, f.ExitStatus = info.Status, info.ExitStatus
+	case errdefs.IsNotFound(err):
+		// Gone: an exit of its last run is judged by the restart policy,
+		// a recreated container is a fresh start (as reconcileTask).
+		var prev spec.TaskStatus
+		if st, err := p.s.DB.GetStatus(ctx, k); err == nil && st.Status.TaskStatus != nil {
+			prev = *st.Status.TaskStatus
+		}
+		if ctr, err := p.s.DB.GetContainer(ctx, k.Namespace, ts.Container); err == nil {
+			f.Replaced = plan.Replaced(prev, ctr.CreatedAt)
+			if x := ctr.LastExit; x != nil && plan.IsLastRun(prev, x.Pid, x.ExitedAt) {
+				f.LastExit = &plan.Exit{Status: x.ExitStatus}
+			}
+		}
+	default:
 		return err
 	}
-	live := status.Live()
-	recreated := hasVerb(p.acts[ckey], "recreate") || hasVerb(p.acts[ckey], "create")
 	var fields []string
 	if old != nil {
 		fields = changedFields(old.Spec, o.Spec)
 	}
-	switch ts.State {
-	case spec.TaskStopped:
-		if live {
-			add("stop", "state is Stopped", fields...)
-		}
-		return nil
-	case spec.TaskPaused:
-		switch {
-		case live && recreated:
-			add("restart", "its Container "+ts.Container+" will be recreated", "container")
-			add("pause", "state is Paused")
-		case status == spec.TaskPhaseRunning:
-			add("pause", "state is Paused", fields...)
-		case !live:
-			add("start", "no running task", fields...)
-			add("pause", "state is Paused")
-		}
-		return nil
+	acts := plan.Task(k.Name, ts, f)
+	if len(acts) > 0 && len(fields) > 0 && len(acts[0].Fields) == 0 {
+		acts[0].Fields = fields
 	}
-	switch {
-	case live && recreated:
-		add("restart", "its Container "+ts.Container+" will be recreated", "container")
-	case old != nil && old.Spec.(spec.TaskSpec).Container != ts.Container && live:
-		add("restart", "spec.container changed", "spec.container")
-	case !live:
-		add("start", "task is "+string(status), fields...)
-	case status == spec.TaskPhasePaused:
-		add("resume", "state is Running", fields...)
-	case len(fields) > 0:
+	addAll(add, acts)
+	if len(acts) == 0 && len(fields) > 0 && f.Phase.Live() {
+		// Not a node action: a changed restart policy or stop timeout is
+		// used the next time the task ends.
 		add("update", "takes effect at the next stop or restart", fields...)
 	}
 	return nil
+}
+
+// taskOf is the Task that would run container id once the given objects
+// are applied: the first by name of those naming it, given or in force
+// (as the controller's taskOf reads the desired store).
+func (p *diffPlan) taskOf(ns, id string) string {
+	names := map[string]bool{}
+	for _, e := range p.s.Desired.List(desired.Filter{Namespace: ns, Kind: spec.KindTask}) {
+		if _, given := p.given[e.Key]; given {
+			continue
+		}
+		if ts, ok := e.Object.TaskSpec(); ok && ts.Container == id {
+			names[e.Key.Name] = true
+		}
+	}
+	for k, o := range p.given {
+		if ts, ok := o.TaskSpec(); ok && k.Namespace == ns && ts.Container == id {
+			names[k.Name] = true
+		}
+	}
+	owner := ""
+	for n := range names {
+		if owner == "" || n < owner {
+			owner = n
+		}
+	}
+	return owner
+}
+
+func addAll(add addFunc, acts []plan.Action) {
+	for _, a := range acts {
+		add(string(a.Verb), a.Reason, a.Fields...)
+	}
 }
 
 func hasVerb(acts []*manifestsapi.Action, verb string) bool {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"berth.dev/berth/internal/span"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/ttrpc"
@@ -23,6 +24,9 @@ func UnaryInterceptor(log *slog.Logger, observe Observer) ttrpc.UnaryServerInter
 	return func(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
 		start := time.Now()
 		ctx = withRequestLease(ctx)
+		// Every call records its steps (cheap); they are logged at debug.
+		rec := span.New()
+		ctx = span.With(ctx, rec)
 		resp, err := m(ctx, func(v any) error {
 			if err := unmarshal(v); err != nil {
 				return err
@@ -32,6 +36,7 @@ func UnaryInterceptor(log *slog.Logger, observe Observer) ttrpc.UnaryServerInter
 		if observe != nil {
 			observe(serviceOf(info.FullMethod), methodOf(info.FullMethod), time.Since(start), err)
 		}
+		span.Log(ctx, log, rec, "method", info.FullMethod)
 		if err != nil {
 			log.Debug("api call failed", "method", info.FullMethod, "err", err)
 			return resp, errgrpc.ToGRPC(err)

@@ -11,6 +11,9 @@ import (
 )
 
 // Introspection answers what berthd is and where it keeps its state.
+//
+// It answers from what berthd was started with, never from the stores, so
+// `berth version` works even when a store is wedged.
 type Introspection struct {
 	Root, State  string
 	StartedAt    time.Time
@@ -19,6 +22,8 @@ type Introspection struct {
 
 var _ introapi.IntrospectionService = (*Introspection)(nil)
 
+// Version carries the root and state paths so a client can tell which of
+// several berthds (tests run many) it is talking to.
 func (s *Introspection) Version(ctx context.Context, _ *introapi.VersionRequest) (*introapi.VersionResponse, error) {
 	return &introapi.VersionResponse{
 		Version:      version.Version,

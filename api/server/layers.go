@@ -18,11 +18,14 @@ import (
 // Layers serves the diff API: apply a layer, compare two trees, commit a
 // container. (Diff is taken: Manifests.Diff is `berth diff`.)
 type Layers struct {
-	Node *node.Node
+	Node node.Layers
 }
 
 var _ diffapi.DiffService = (*Layers)(nil)
 
+// fromMounts takes mounts as the client describes them; the node confines
+// what it mounts to its own snapshotters' directories, so a client cannot
+// use Apply or Compare to write or read elsewhere on the host.
 func fromMounts(ms []*snapi.Mount) []snapshot.Mount {
 	var out []snapshot.Mount
 	for _, m := range ms {
@@ -31,6 +34,7 @@ func fromMounts(ms []*snapi.Mount) []snapshot.Mount {
 	return out
 }
 
+// fromDescriptor parses the digest strictly: it names a blob file.
 func fromDescriptor(d *typesapi.Descriptor) (ocispec.Descriptor, error) {
 	if d == nil {
 		return ocispec.Descriptor{}, fmt.Errorf("no descriptor: %w", errdefs.ErrInvalidArgument)
@@ -42,6 +46,8 @@ func fromDescriptor(d *typesapi.Descriptor) (ocispec.Descriptor, error) {
 	return ocispec.Descriptor{MediaType: d.MediaType, Digest: dg, Size: d.Size, Annotations: d.Annotations}, nil
 }
 
+// layerOptions maps HasSourceDateEpoch to a pointer because 0 is a valid
+// epoch (1970) and must not mean "not set".
 func layerOptions(o *diffapi.LayerOptions) node.LayerOptions {
 	if o == nil {
 		return node.LayerOptions{}
@@ -54,6 +60,9 @@ func layerOptions(o *diffapi.LayerOptions) node.LayerOptions {
 	return out
 }
 
+// Apply answers with the diffID (the uncompressed digest) and what it left
+// out (device nodes, xattrs it may not set), so a client that builds an
+// image can record the right diffID and warn about what was dropped.
 func (s *Layers) Apply(ctx context.Context, r *diffapi.ApplyRequest) (*diffapi.ApplyResponse, error) {
 	desc, err := fromDescriptor(r.Diff)
 	if err != nil {
@@ -69,6 +78,9 @@ func (s *Layers) Apply(ctx context.Context, r *diffapi.ApplyRequest) (*diffapi.A
 	}, nil
 }
 
+// Compare takes either a snapshot key (the node finds its parent and
+// mounts both) or two mount sets, never both: which tree is the lower one
+// must be unambiguous, or the layer would invert additions and deletions.
 func (s *Layers) Compare(ctx context.Context, r *diffapi.CompareRequest) (*diffapi.CompareResponse, error) {
 	ns := defaultNS(r.Namespace)
 	var res node.LayerResult
@@ -89,6 +101,9 @@ func (s *Layers) Compare(ctx context.Context, r *diffapi.CompareRequest) (*diffa
 	return &diffapi.CompareResponse{Diff: ToDescriptor(res.Desc), DiffId: res.DiffID.String(), Entries: int32(res.Entries), FastPath: res.FastPath, Changes: res.Changes}, nil
 }
 
+// CommitContainer is one call, not Compare plus image writes by the
+// client, so the pause, the diff and the record happen under the node's
+// lock on the container and a crash leaves no half-made image.
 func (s *Layers) CommitContainer(ctx context.Context, r *diffapi.CommitContainerRequest) (*diffapi.CommitContainerResponse, error) {
 	res, err := s.Node.CommitContainer(ctx, defaultNS(r.Namespace), r.Id, r.Ref, node.CommitOptions{
 		Layer: layerOptions(r.Options), Changes: r.Changes, Author: r.Author, Message: r.Message, Pause: r.Pause,

@@ -16,7 +16,9 @@ import (
 
 // Leases serves the leases API.
 type Leases struct {
-	Node *node.Node
+	Node node.Leases
+	// DB answers Get from the lease records.
+	DB *observed.DB
 }
 
 var _ leasesapi.LeasesService = (*Leases)(nil)
@@ -31,6 +33,8 @@ func withRequestLease(ctx context.Context) context.Context {
 	return ctx
 }
 
+// toLease leaves ExpiresAt unset for a lease without expiry, as a zero
+// time would read as already expired.
 func toLease(l observed.Lease) *leasesapi.Lease {
 	out := &leasesapi.Lease{Id: l.ID, Labels: l.Labels, CreatedAt: timestamppb.New(l.CreatedAt)}
 	if !l.Expires.IsZero() {
@@ -39,6 +43,8 @@ func toLease(l observed.Lease) *leasesapi.Lease {
 	return out
 }
 
+// defaultNS lets clients that predate namespaces (containerd's ctr
+// without -n) work in the default namespace.
 func defaultNS(ns string) string {
 	if ns == "" {
 		return spec.DefaultNamespace
@@ -46,6 +52,8 @@ func defaultNS(ns string) string {
 	return ns
 }
 
+// Create refuses a negative expiry rather than reading it as "never":
+// a client bug should not pin content forever.
 func (s *Leases) Create(ctx context.Context, r *leasesapi.CreateLeaseRequest) (*leasesapi.CreateLeaseResponse, error) {
 	if r.ExpiresSeconds < 0 {
 		return nil, fmt.Errorf("lease expiry %ds is negative: %w", r.ExpiresSeconds, errdefs.ErrInvalidArgument)
@@ -70,6 +78,9 @@ func (s *Leases) List(ctx context.Context, r *leasesapi.ListLeasesRequest) (*lea
 	return resp, nil
 }
 
+// Delete with sync runs a collection at once, so what the lease alone
+// kept is gone when the call returns (tests and disk-full recovery rely
+// on that).
 func (s *Leases) Delete(ctx context.Context, r *leasesapi.DeleteLeaseRequest) (*leasesapi.DeleteLeaseResponse, error) {
 	if err := s.Node.DeleteLease(ctx, defaultNS(r.Namespace), r.Id, r.Sync); err != nil {
 		return nil, err
@@ -97,6 +108,8 @@ func resource(ns string, r *leasesapi.Resource) (observed.LeaseResource, error) 
 	return out, nil
 }
 
+// AddResource and DeleteResource pin or unpin one resource by name, for
+// a client that builds something out of several blobs and snapshots.
 func (s *Leases) AddResource(ctx context.Context, r *leasesapi.AddResourceRequest) (*leasesapi.AddResourceResponse, error) {
 	ns := defaultNS(r.Namespace)
 	res, err := resource(ns, r.Resource)
@@ -121,9 +134,11 @@ func (s *Leases) DeleteResource(ctx context.Context, r *leasesapi.DeleteResource
 	return &leasesapi.DeleteResourceResponse{}, nil
 }
 
+// ListResources reads the record, not the node: the resources are data
+// of the lease itself.
 func (s *Leases) ListResources(ctx context.Context, r *leasesapi.ListResourcesRequest) (*leasesapi.ListResourcesResponse, error) {
 	ns := defaultNS(r.Namespace)
-	l, err := s.Node.DB().GetLease(ctx, ns, r.Id)
+	l, err := s.DB.GetLease(ctx, ns, r.Id)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,10 @@ const maxDiffCells = 4 << 20
 
 // LineDiff is a unified diff of a against b, line by line, with hunks of
 // diffContext lines of context; "" when they are equal.
+//
+// It is written here rather than imported because the output must be
+// stable across versions (tests and scripts compare it) and manifests
+// are small enough that a plain LCS is fast.
 func LineDiff(nameA, nameB, a, b string) string {
 	if a == b {
 		return ""
@@ -75,6 +79,8 @@ type diffOp struct {
 	line string
 }
 
+// splitLines ignores a final newline: the YAML encoder always writes one,
+// so its absence in an input is no difference worth a hunk.
 func splitLines(s string) []string {
 	if s == "" {
 		return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
@@ -28,7 +27,12 @@ type Manifests struct {
 	API     *desired.APISource
 	DB      *observed.DB
 	Recent  *observed.Recent
-	Node    *node.Node
+	// Node is asked for the tasks' state, which diff compares with the
+	// Tasks given (a task lives in its shim, not in the database).
+	Node node.Tasks
+	// Snapshots lets diff see a container's missing snapshot, which the
+	// reconciler would recreate; nil assumes it present.
+	Snapshots node.Snapshots
 }
 
 var _ manifestsapi.ManifestsService = (*Manifests)(nil)
@@ -39,6 +43,8 @@ type requestFile struct {
 	name, dir string
 }
 
+// requestFiles accepts the older single-file fields beside the list, so
+// a CLI from before multi-file apply still works against this berthd.
 func requestFiles(data []byte, name, dir string, more []*manifestsapi.File) []requestFile {
 	var fs []requestFile
 	if len(data) > 0 || (name != "" && len(more) == 0) {
@@ -85,6 +91,10 @@ func parseFiles(files []requestFile, namespace string) ([]spec.Object, error) {
 			objs = append(objs, o)
 		}
 	}
+	// A dependsOn cycle within the set: refused as berth validate does.
+	// (A cycle through Tasks declared elsewhere is found by the
+	// controller, which leaves them Degraded.)
+	errs = append(errs, spec.CheckDependencies(objs)...)
 	if len(errs) > 0 {
 		// One error with one class: the list's own Unwrap would make the
 		// wire error carry one detail per field error.
@@ -93,34 +103,9 @@ func parseFiles(files []requestFile, namespace string) ([]spec.Object, error) {
 	return objs, nil
 }
 
-// absolutePaths resolves relative paths of o against its Origin.Dir. A
-// relative path with no directory to resolve against is left for
-// validation to refuse or the controller to report.
-func absolutePaths(o spec.Object) spec.Object {
-	if o.Origin.Dir == "" || !filepath.IsAbs(o.Origin.Dir) {
-		return o
-	}
-	switch s := o.Spec.(type) {
-	case spec.ImageSpec:
-		if s.Source != nil {
-			if s.Source.Archive != "" {
-				s.Source.Archive = o.ResolvePath(s.Source.Archive)
-			}
-			if s.Source.Layout != "" {
-				s.Source.Layout = o.ResolvePath(s.Source.Layout)
-			}
-		}
-		o.Spec = s
-	case spec.ContainerSpec:
-		for i, m := range s.Mounts {
-			if m.Type == spec.MountBind && m.Source != "" {
-				s.Mounts[i].Source = o.ResolvePath(m.Source)
-			}
-		}
-		o.Spec = s
-	}
-	return o
-}
+// absolutePaths resolves relative paths of o against its Origin.Dir
+// (spec.AbsolutePaths).
+func absolutePaths(o spec.Object) spec.Object { return spec.AbsolutePaths(o) }
 
 // applyScope checks an apply's set name and selector and returns the
 // options they make, with the objects the selector keeps.
@@ -157,6 +142,12 @@ func applyScope(objs []spec.Object, prune, dryRun bool, applySet, selector strin
 }
 
 // Apply parses the request's files and applies their objects as one set.
+//
+// All files of one request are one set, parsed before anything is
+// applied: a set is never half in force because its third file was bad.
+// Apply returns when the intent is recorded (persisted in the API
+// source), not when the node has converged; `berth apply --wait` watches
+// the statuses for that.
 func (s *Manifests) Apply(ctx context.Context, r *manifestsapi.ApplyRequest) (*manifestsapi.ApplyResponse, error) {
 	objs, err := parseFiles(requestFiles(r.Data, r.File, r.Dir, r.Files), r.Namespace)
 	if err != nil {
@@ -166,10 +157,13 @@ func (s *Manifests) Apply(ctx context.Context, r *manifestsapi.ApplyRequest) (*m
 	if err != nil {
 		return nil, err
 	}
+	// Before the apply, while the node still holds the old containers.
+	restarted := s.restartedTasks(ctx, objs, s.recreatedContainers(ctx, objs, opts.ApplySet))
 	results, err := s.API.Apply(ctx, objs, opts)
 	if err != nil {
 		return nil, err
 	}
+	results = withRestarts(results, restarted)
 	resp := &manifestsapi.ApplyResponse{}
 	for _, res := range results {
 		resp.Results = append(resp.Results, resultToAPI(res))
@@ -177,6 +171,8 @@ func (s *Manifests) Apply(ctx context.Context, r *manifestsapi.ApplyRequest) (*m
 	return resp, nil
 }
 
+// resultToAPI passes the store's own words (created, configured,
+// unchanged, pruned), which the CLI prints as kubectl does.
 func resultToAPI(r desired.Result) *manifestsapi.ObjectResult {
 	return &manifestsapi.ObjectResult{Ref: refToAPI(r.Key), Action: string(r.Action), Message: r.Message}
 }
@@ -204,6 +200,8 @@ func ParseKind(s string) (spec.Kind, error) {
 	return "", fmt.Errorf("kind %q is not one of network, image, container, task, all: %w", s, errdefs.ErrInvalidArgument)
 }
 
+// keyFromAPI validates the name and namespace before they reach a store,
+// so a bad key is InvalidArgument and not a silent miss.
 func keyFromAPI(r *manifestsapi.Ref) (spec.Key, error) {
 	if r == nil || r.Name == "" {
 		return spec.Key{}, fmt.Errorf("a reference needs a kind and a name: %w", errdefs.ErrInvalidArgument)
@@ -252,6 +250,9 @@ func (s *Manifests) Delete(ctx context.Context, r *manifestsapi.DeleteRequest) (
 }
 
 // Sources lists the manifest sources with their revisions and errors.
+//
+// A source's error is the reason its objects may be older than its file:
+// berth get prints it above the table so a broken file is never silent.
 func (s *Manifests) Sources(ctx context.Context, r *manifestsapi.SourcesRequest) (*manifestsapi.SourcesResponse, error) {
 	resp := &manifestsapi.SourcesResponse{}
 	for _, st := range s.Desired.Sources() {

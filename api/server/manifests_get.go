@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
-	"berth.dev/berth/content/remote"
+	"berth.dev/berth/content/reference"
 	"berth.dev/berth/desired"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/spec"
@@ -16,13 +16,26 @@ import (
 )
 
 // maxDescribeEvents bounds the events Describe returns (the newest).
+//
+// The recent-events ring is shared by every object; a chatty one (a task
+// in a restart loop) must not make describe of it unreadable.
 const maxDescribeEvents = 50
 
 // Get lists the objects in force with their recorded status.
+//
+// It lists the desired store, not the observed statuses: what is in force
+// is what the user asked for, and an object whose status is not written
+// yet (just applied) is still shown, with no conditions.
 func (s *Manifests) Get(ctx context.Context, r *manifestsapi.GetRequest) (*manifestsapi.GetResponse, error) {
 	kind, err := ParseKind(r.Kind)
 	if err != nil {
 		return nil, err
+	}
+	// The selector is evaluated here, not in the client, so a watcher or a
+	// script gets only what it asked for.
+	sel, err := spec.ParseSelector(r.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	f := desired.Filter{Namespace: r.Namespace, Kind: kind}
 	if r.AllNamespaces {
@@ -32,7 +45,7 @@ func (s *Manifests) Get(ctx context.Context, r *manifestsapi.GetRequest) (*manif
 	}
 	resp := &manifestsapi.GetResponse{}
 	for _, e := range s.Desired.List(f) {
-		if r.Name != "" && e.Key.Name != r.Name {
+		if r.Name != "" && e.Key.Name != r.Name || !sel.Matches(e.Object.Metadata.Labels) {
 			continue
 		}
 		o, err := s.objectToAPI(ctx, e)
@@ -41,7 +54,7 @@ func (s *Manifests) Get(ctx context.Context, r *manifestsapi.GetRequest) (*manif
 		}
 		resp.Objects = append(resp.Objects, o)
 	}
-	if r.Name != "" && len(resp.Objects) == 0 {
+	if r.Name != "" && len(resp.Objects) == 0 && len(sel) == 0 {
 		what := "object"
 		if kind != "" {
 			what = string(kind)
@@ -64,6 +77,9 @@ func (s *Manifests) withStatus(ctx context.Context, e desired.Entry) (spec.Objec
 	return o, nil
 }
 
+// objectToAPI sends the object as JSON rather than as a proto message:
+// the manifest types live in spec and evolve there, and the CLI decodes
+// them with the same types, so no second schema has to be kept in step.
 func (s *Manifests) objectToAPI(ctx context.Context, e desired.Entry) (*manifestsapi.Object, error) {
 	o, err := s.withStatus(ctx, e)
 	if err != nil {
@@ -130,6 +146,10 @@ func (s *Manifests) Describe(ctx context.Context, r *manifestsapi.DescribeReques
 // controllers naming its kind and name, those of the node naming what it
 // made (a container's or task's id, an image's record name), and the
 // errors of the manifest file that declares it.
+//
+// Events carry no object key of their own (the node's events are
+// containerd's and know nothing of manifests), so the match is by what
+// the object made on the node.
 func eventMatcher(e desired.Entry) func(observed.Event) bool {
 	k := e.Key
 	id := "" // the node's id of what the object made
@@ -139,7 +159,7 @@ func eventMatcher(e desired.Entry) func(observed.Event) bool {
 	case spec.TaskSpec:
 		id = sp.Container
 	case spec.ImageSpec:
-		if ref, err := remote.ParseRef(sp.Ref); err == nil {
+		if ref, err := reference.Parse(sp.Ref); err == nil {
 			id = ref.Name()
 		}
 	}

@@ -9,6 +9,10 @@ import (
 )
 
 // Namespaces serves the namespaces API over the observed store.
+//
+// A namespace is only a record and a prefix: every other store keys by
+// it, so creating one costs nothing and deleting one is refused (by the
+// store) while anything still lives in it.
 type Namespaces struct {
 	DB     *observed.DB
 	Events observed.Publisher
@@ -40,6 +44,8 @@ func (s *Namespaces) List(ctx context.Context, _ *nsapi.ListNamespacesRequest) (
 	return resp, nil
 }
 
+// Create publishes /namespaces/create as containerd does, so event
+// watchers written for containerd see the same topics.
 func (s *Namespaces) Create(ctx context.Context, r *nsapi.CreateNamespaceRequest) (*nsapi.CreateNamespaceResponse, error) {
 	n, err := s.DB.CreateNamespace(ctx, observed.Namespace{Name: r.GetNamespace().GetName(), Labels: r.GetNamespace().GetLabels()})
 	if err != nil {
@@ -49,6 +55,8 @@ func (s *Namespaces) Create(ctx context.Context, r *nsapi.CreateNamespaceRequest
 	return &nsapi.CreateNamespaceResponse{Namespace: toNamespace(n)}, nil
 }
 
+// Delete leaves the refusal of a namespace still in use to the store,
+// which checks every bucket in the same transaction as the delete.
 func (s *Namespaces) Delete(ctx context.Context, r *nsapi.DeleteNamespaceRequest) (*nsapi.DeleteNamespaceResponse, error) {
 	if err := s.DB.DeleteNamespace(ctx, r.Name); err != nil {
 		return nil, err

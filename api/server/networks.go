@@ -18,6 +18,8 @@ type Networks struct {
 
 var _ netapi.NetworksService = (*Networks)(nil)
 
+// orDefault: a network, unlike a container, may be asked for without a
+// namespace (the built-in one has none), so "" is the default namespace.
 func orDefault(ns string) string {
 	if ns == "" {
 		return spec.DefaultNamespace
@@ -25,6 +27,9 @@ func orDefault(ns string) string {
 	return ns
 }
 
+// toAPI shows the built-in network without a namespace: it serves them
+// all, and printing "default" would suggest it belongs to one. UsedBy is
+// read from the live attachments, the only place that knows it.
 func (s *Networks) toAPI(n network.Network) *netapi.Network {
 	ns := n.Namespace
 	if n.Name == network.BuiltinNetwork {
@@ -47,6 +52,8 @@ func (s *Networks) attached() []network.Attachment {
 	return all
 }
 
+// List always includes the built-in network, which every namespace can
+// use.
 func (s *Networks) List(ctx context.Context, r *netapi.ListNetworksRequest) (*netapi.ListNetworksResponse, error) {
 	nets, err := s.Manager.Networks()
 	if err != nil {
@@ -62,6 +69,8 @@ func (s *Networks) List(ctx context.Context, r *netapi.ListNetworksRequest) (*ne
 	return resp, nil
 }
 
+// find matches the built-in network from any namespace, a declared one
+// only in its own.
 func (s *Networks) find(ns, name string) (network.Network, error) {
 	nets, err := s.Manager.Networks()
 	if err != nil {
@@ -115,6 +124,8 @@ func (s *Networks) Create(ctx context.Context, r *netapi.CreateNetworkRequest) (
 	return &netapi.CreateNetworkResponse{Network: s.toAPI(n)}, nil
 }
 
+// Delete refuses the built-in network (containers of every namespace
+// rely on it); the manager refuses a network still in use.
 func (s *Networks) Delete(ctx context.Context, r *netapi.DeleteNetworkRequest) (*netapi.DeleteNetworkResponse, error) {
 	ns := orDefault(r.Namespace)
 	if r.Name == network.BuiltinNetwork {

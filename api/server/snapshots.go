@@ -12,7 +12,10 @@ import (
 
 // Snapshots serves the snapshotters, scoping keys to the namespace.
 type Snapshots struct {
-	Node   *node.Node
+	Node node.Snapshots
+	// DB is asked whether a request's namespace exists, so no snapshot is
+	// made for a namespace nobody created.
+	DB     *observed.DB
 	Events observed.Publisher
 }
 
@@ -33,8 +36,14 @@ type key struct {
 	kind keyKind
 }
 
+// resolve is the one place a request's keys become the snapshotter's: a
+// key the namespace writes is always prefixed with it (so it can never
+// name, commit over or remove an image layer or another namespace's
+// snapshot), and a key it reads may also be a layer's chain ID (so it can
+// build on images). Every handler goes through it, which is what makes
+// the namespace a boundary here.
 func (s *Snapshots) resolve(ctx context.Context, ns, snapshotter string, keys ...key) (snapshot.Snapshotter, []string, error) {
-	if _, err := s.Node.DB().GetNamespace(ctx, ns); err != nil {
+	if _, err := s.DB.GetNamespace(ctx, ns); err != nil {
 		return nil, nil, err
 	}
 	sn, _, err := s.Node.Snapshotter(snapshotter)
@@ -58,6 +67,8 @@ func (s *Snapshots) resolve(ctx context.Context, ns, snapshotter string, keys ..
 	return sn, out, nil
 }
 
+// toMounts returns mounts for the client to perform: berthd mounts
+// nothing on a client's behalf through this API.
 func toMounts(ms []snapshot.Mount) *snapi.MountsResponse {
 	resp := &snapi.MountsResponse{}
 	for _, m := range ms {
@@ -66,6 +77,8 @@ func toMounts(ms []snapshot.Mount) *snapi.MountsResponse {
 	return resp
 }
 
+// toInfo strips the namespace prefix again, so a client sees the key it
+// gave; a layer's chain ID comes back as it is.
 func (s *Snapshots) toInfo(ns string, info snapshot.Info) *snapi.Info {
 	name, _ := node.UserKey(ns, info.Name)
 	parent, _ := node.UserKey(ns, info.Parent)
@@ -73,6 +86,8 @@ func (s *Snapshots) toInfo(ns string, info snapshot.Info) *snapi.Info {
 		CreatedAt: timestamppb.New(info.Created), UpdatedAt: timestamppb.New(info.Updated)}
 }
 
+// Prepare and View publish containerd's topics (a view is a prepare with
+// kind view) so event watchers need no berth-specific case.
 func (s *Snapshots) Prepare(ctx context.Context, r *snapi.PrepareSnapshotRequest) (*snapi.MountsResponse, error) {
 	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, key{r.Key, writeKey}, key{r.Parent, readKey})
 	if err != nil {
@@ -111,6 +126,9 @@ func (s *Snapshots) Mounts(ctx context.Context, r *snapi.MountsRequest) (*snapi.
 	return toMounts(ms), nil
 }
 
+// Commit's name and key are both write keys: a namespace commits under
+// its own prefix, so an API commit can never plant a layer that images
+// of other namespaces would pick up by chain ID.
 func (s *Snapshots) Commit(ctx context.Context, r *snapi.CommitSnapshotRequest) (*snapi.CommitSnapshotResponse, error) {
 	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, key{r.Name, writeKey}, key{r.Key, writeKey})
 	if err != nil {
@@ -123,6 +141,8 @@ func (s *Snapshots) Commit(ctx context.Context, r *snapi.CommitSnapshotRequest) 
 	return &snapi.CommitSnapshotResponse{}, nil
 }
 
+// Remove is of the namespace's own keys only; layers are removed by
+// garbage collection when no image needs them.
 func (s *Snapshots) Remove(ctx context.Context, r *snapi.RemoveSnapshotRequest) (*snapi.RemoveSnapshotResponse, error) {
 	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, key{r.Key, writeKey})
 	if err != nil {
@@ -135,6 +155,7 @@ func (s *Snapshots) Remove(ctx context.Context, r *snapi.RemoveSnapshotRequest) 
 	return &snapi.RemoveSnapshotResponse{}, nil
 }
 
+// Stat takes a read key: a client may look at a layer it builds on.
 func (s *Snapshots) Stat(ctx context.Context, r *snapi.StatSnapshotRequest) (*snapi.StatSnapshotResponse, error) {
 	sn, keys, err := s.resolve(ctx, r.Namespace, r.Snapshotter, key{r.Key, readKey})
 	if err != nil {
@@ -147,6 +168,8 @@ func (s *Snapshots) Stat(ctx context.Context, r *snapi.StatSnapshotRequest) (*sn
 	return &snapi.StatSnapshotResponse{Info: s.toInfo(r.Namespace, info)}, nil
 }
 
+// List shows the namespace's own snapshots, not the layers: those are
+// shared by every namespace and listed per image.
 func (s *Snapshots) List(ctx context.Context, r *snapi.ListSnapshotsRequest) (*snapi.ListSnapshotsResponse, error) {
 	sn, _, err := s.resolve(ctx, r.Namespace, r.Snapshotter)
 	if err != nil {
@@ -162,6 +185,8 @@ func (s *Snapshots) List(ctx context.Context, r *snapi.ListSnapshotsRequest) (*s
 	return resp, err
 }
 
+// Usage without a key sums each of the namespace's snapshots separately,
+// because a snapshotter's usage of a child excludes its parents.
 func (s *Snapshots) Usage(ctx context.Context, r *snapi.UsageRequest) (*snapi.UsageResponse, error) {
 	sn, _, err := s.resolve(ctx, r.Namespace, r.Snapshotter)
 	if err != nil {

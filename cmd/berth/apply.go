@@ -126,7 +126,8 @@ func newApplyCmd(g *globals) *cobra.Command {
 	var (
 		file                string
 		prune, dryRun, wait bool
-		timeout             time.Duration
+		atomic              bool
+		timeout, minReady   time.Duration
 		scope               applyScope
 	)
 	cmd := &cobra.Command{
@@ -138,7 +139,14 @@ changed (reported as conflict). --prune deletes objects applied earlier with ber
 that the set no longer declares, within a scope it must be given: --applyset NAME
 (recorded on every object as the label berth.dev/applyset, as kubectl's ApplySet)
 prunes the set's members only, -l SELECTOR those matching it (and applies only
-the objects that match). --wait waits until every applied object is Ready.`,
+the objects that match). --wait waits until every applied object is Ready.
+
+--atomic applies the set as one revision of its apply set (--applyset, default
+"default"): the revision's images are fetched before anything is stopped, members
+of the set it does not name are pruned, and if any object is not Ready within
+--timeout, berthd puts every object back as it was in the previous revision and
+the command fails naming the object and the reason. See berth rollout history
+and berth rollout undo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -150,6 +158,12 @@ the objects that match). --wait waits until every applied object is Ready.`,
 			files, err := readManifests(file, cmd.InOrStdin())
 			if err != nil {
 				return err
+			}
+			if atomic {
+				if prune || dryRun || scope.selector != "" {
+					return fmt.Errorf("--atomic replaces the whole apply set (it prunes by itself) and takes neither --prune, --dry-run nor -l")
+				}
+				return atomicApply(cmd, g, file, files, scope.applySet, timeout, minReady)
 			}
 			ctx := cmd.Context()
 			svc, done, err := g.manifestsClient(ctx)
@@ -177,6 +191,10 @@ the objects that match). --wait waits until every applied object is Ready.`,
 					continue
 				case "created", "configured", "unchanged":
 					applied = append(applied, r.Ref)
+				case "restarted": // its Container is recreated: say why
+					applied = append(applied, r.Ref)
+					fmt.Fprintf(out, "%s restarted: %s%s\n", refString(r.Ref), r.Message, suffix)
+					continue
 				}
 				fmt.Fprintf(out, "%s %s%s\n", refString(r.Ref), r.Action, suffix)
 			}
@@ -197,7 +215,9 @@ the objects that match). --wait waits until every applied object is Ready.`,
 	scope.add(cmd)
 	fl.BoolVar(&dryRun, "dry-run", false, "show what would be applied, change nothing")
 	fl.BoolVar(&wait, "wait", false, "wait until every applied object is Ready")
-	fl.DurationVar(&timeout, "timeout", 60*time.Second, "with --wait: how long to wait")
+	fl.DurationVar(&timeout, "timeout", 60*time.Second, "with --wait: how long to wait; with --atomic: how long the revision may take to become Ready")
+	fl.BoolVar(&atomic, "atomic", false, "apply the set as one revision that berthd rolls back if it is not Ready within --timeout")
+	fl.DurationVar(&minReady, "min-ready", time.Second, "with --atomic: how long every object must stay Ready together")
 	return cmd
 }
 

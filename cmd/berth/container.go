@@ -126,11 +126,16 @@ func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.C
 }
 
 // parseMount parses type=bind,source=/a,target=/b[,ro] (src/dst and
-// destination are accepted too).
+// destination are accepted too, as docker's --mount takes them). Every
+// other field is passed on as a mount option for berthd to judge with
+// oci.ParseMount, the rule a manifest's mounts follow: so size=16Mi (or
+// docker's tmpfs-size=) and rw mean here what they mean in a file, and an
+// option berthd does not know is refused there, naming it, instead of
+// being dropped here.
 func parseMount(s string) (*ctrapi.Mount, error) {
 	m := &ctrapi.Mount{Type: "bind"}
 	for _, kv := range strings.Split(s, ",") {
-		k, v, _ := strings.Cut(kv, "=")
+		k, v, hasValue := strings.Cut(kv, "=")
 		switch k {
 		case "type":
 			m.Type = v
@@ -139,12 +144,24 @@ func parseMount(s string) (*ctrapi.Mount, error) {
 		case "target", "dst", "destination":
 			m.Target = v
 		case "ro", "readonly":
-			if v == "" || v == "true" || v == "1" {
+			switch v {
+			case "", "true", "1":
 				m.Options = append(m.Options, "ro")
+			case "false", "0":
+				m.Options = append(m.Options, "rw")
+			default:
+				return nil, fmt.Errorf("mount %q: %s=%s: want true or false", s, k, v)
 			}
-		case "rw":
+		case "tmpfs-size":
+			m.Options = append(m.Options, "size="+v)
+		case "":
+			return nil, fmt.Errorf("mount %q: an empty field", s)
 		default:
-			return nil, fmt.Errorf("mount %q: unknown field %q", s, k)
+			if hasValue {
+				m.Options = append(m.Options, k+"="+v)
+			} else {
+				m.Options = append(m.Options, k)
+			}
 		}
 	}
 	if m.Target == "" {

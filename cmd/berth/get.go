@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
@@ -126,13 +125,22 @@ func sinceText(t time.Time, ok bool) string {
 
 func newGetCmd(g *globals) *cobra.Command {
 	var (
-		output string
-		all    bool
+		output, selector string
+		all, watch       bool
 	)
 	cmd := &cobra.Command{
-		Use:   "get KIND [NAME]",
+		Use:   "get KIND [NAME] [-l SELECTOR] [-w]",
 		Short: "List declared objects with their status (KIND: images, containers, tasks, all; or sources)",
-		Args:  cobra.RangeArgs(1, 2),
+		Long: `List declared objects with their status (KIND: images, containers, tasks, all; or sources).
+
+-l SELECTOR keeps the objects whose labels match (kubectl syntax:
+app=web,tier!=db, app in (a,b), !app); berthd evaluates it.
+
+-w prints the table, then one row each time an object changes (its
+readiness, state, pid, restarts, exit), as kubectl get -w does, until
+interrupted. An object no longer declared is printed once more with
+READY "Deleted".`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a := strings.ToLower(args[0]); a == "source" || a == "sources" {
 				return getSources(cmd, g, output)
@@ -141,9 +149,15 @@ func newGetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := &manifestsapi.GetRequest{Namespace: g.namespace, AllNamespaces: all, Kind: kind}
+			req := &manifestsapi.GetRequest{Namespace: g.namespace, AllNamespaces: all, Kind: kind, Selector: selector}
 			if len(args) == 2 {
 				req.Name = args[1]
+			}
+			if output != "table" && output != "" && output != "wide" && output != "json" && output != "yaml" {
+				return fmt.Errorf("unknown output format %q (table, wide, json, yaml)", output)
+			}
+			if watch && (output == "json" || output == "yaml") {
+				return fmt.Errorf("-w prints tables: -o %s is not supported with it", output)
 			}
 			ctx := cmd.Context()
 			svc, done, err := g.manifestsClient(ctx)
@@ -161,56 +175,48 @@ func newGetCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if output == "json" || output == "yaml" {
-				if req.Name != "" && len(objs) == 1 {
+				if req.Name != "" && req.Selector == "" && len(objs) == 1 {
 					return printObject(cmd.OutOrStdout(), output, objs[0])
 				}
 				return printList(cmd.OutOrStdout(), output, objs, nil, nil)
-			}
-			if output != "table" && output != "" && output != "wide" {
-				return fmt.Errorf("unknown output format %q (table, wide, json, yaml)", output)
 			}
 			if len(objs) == 0 {
 				where := "namespace " + g.namespace
 				if all {
 					where = "any namespace"
 				}
+				if selector != "" {
+					where += " matching " + selector
+				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "no objects declared in %s\n", where)
+			}
+			w := &watchPrinter{out: cmd.OutOrStdout(), withNS: all, wide: output == "wide", last: map[string][]string{}}
+			if err := w.printAll(kind, objs); err != nil {
+				return err
+			}
+			if !watch {
 				return nil
 			}
-			kinds := []string{kind}
-			if kind == "" {
-				kinds = []string{string(spec.KindNetwork), string(spec.KindImage), string(spec.KindContainer), string(spec.KindTask)}
-			}
-			first := true
-			for _, k := range kinds {
-				var of []listedObject
-				for _, o := range objs {
-					if o.view.Kind == k {
-						of = append(of, o)
-					}
-				}
-				if kind == "" && len(of) == 0 {
-					continue
-				}
-				if !first {
-					fmt.Fprintln(cmd.OutOrStdout())
-				}
-				first = false
-				if err := printTable(cmd.OutOrStdout(), spec.Kind(k), of, all, output == "wide"); err != nil {
-					return err
-				}
-			}
-			return nil
+			return w.watch(ctx, g, svc, req)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table|wide|json|yaml (wide adds containers' network, addresses and ports)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector (app=web,tier!=db): only matching objects")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print a row each time an object changes")
 	return cmd
 }
 
-// printTable prints one kind's objects with that kind's columns; wide adds
-// a Container's network, addresses and published ports.
-func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS, wide bool) error {
+// tableKinds are the kinds a listing of kind shows, in their order.
+func tableKinds(kind string) []string {
+	if kind != "" {
+		return []string{kind}
+	}
+	return []string{string(spec.KindNetwork), string(spec.KindImage), string(spec.KindContainer), string(spec.KindTask)}
+}
+
+// tableRows are one kind's header and a row per object.
+func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string, [][]string) {
 	var header []string
 	switch kind {
 	case spec.KindImage:
@@ -228,8 +234,7 @@ func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS, wide b
 	if withNS {
 		header = append([]string{"NAMESPACE"}, header...)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	var rows [][]string
 	for _, o := range objs {
 		st := o.view.Status
 		ready, reason := readyColumn(st)
@@ -268,6 +273,9 @@ func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS, wide b
 			}
 			if !ts.FinishedAt.IsZero() {
 				exit = strconv.Itoa(ts.ExitCode)
+				if ts.OOMKilled {
+					exit += " (OOMKilled)"
+				}
 			}
 			started := reason
 			if !ts.StartedAt.IsZero() {
@@ -279,9 +287,9 @@ func printTable(w io.Writer, kind spec.Kind, objs []listedObject, withNS, wide b
 		if withNS {
 			row = append([]string{o.view.Metadata.Namespace}, row...)
 		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
+		rows = append(rows, row)
 	}
-	return tw.Flush()
+	return header, rows
 }
 
 // readyColumn is "True", or "False (Reason)"; it also returns when

@@ -16,8 +16,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Each command group registers itself from its own file, so adding one
+// touches no shared list (and no merge conflict in main.go).
 func init() { extraCommands = append(extraCommands, newImageCmd) }
 
+// imageView is an image as -o json/yaml prints it: the fields a script
+// wants, flat, with stable names (the wire message's names are protobuf's
+// and may change with the proto).
 type imageView struct {
 	Name      string            `json:"name"`
 	Digest    string            `json:"digest"`
@@ -34,11 +39,16 @@ func toImageView(i *imagesapi.Image) imageView {
 		Unpacked: i.Unpacked, Labels: i.Labels, CreatedAt: i.CreatedAt.AsTime(), UpdatedAt: i.UpdatedAt.AsTime()}
 }
 
+// isTerminal decides between redrawn progress lines and plain lines: a
+// log file or a pipe gets no escape sequences.
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
 
+// newImageCmd is containerd's image verbs (ctr images …) so that people
+// who know ctr know these. Each subcommand dials on its own, so `berth
+// image --help` works without a berthd.
 func newImageCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Aliases: []string{"images", "i"}, Short: "Manage images"}
 	client := func(cmd *cobra.Command) (imagesapi.ImagesClient, func(), error) {
@@ -88,6 +98,8 @@ func newImageCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// inspect of one object defaults to JSON: a table of one
+			// record's every field reads worse than the record.
 			format := output
 			if format == "table" {
 				format = "json"
@@ -105,6 +117,8 @@ func newImageCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
+			// One at a time, going on after a failure, as docker rmi:
+			// the exit status says whether any failed.
 			return forEach(args, func(name string) error {
 				if _, err := s.Delete(cmd.Context(), &imagesapi.DeleteImageRequest{Namespace: g.namespace, Name: name, Sync: syncGC}); err != nil {
 					return err
@@ -140,8 +154,14 @@ func newImageCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// imagesClientFunc is shared by the subcommands defined in their own
+// functions, so they dial the same way and close the connection the same
+// way.
 type imagesClientFunc func(*cobra.Command) (imagesapi.ImagesClient, func(), error)
 
+// newPullCmd streams progress as berthd reports it; the pull itself runs
+// in berthd, so interrupting the CLI cancels the call but a pull that
+// berthd's own controllers share goes on.
 func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
 	var platform, snapshotter, lease string
 	var plainHTTP, unpack bool
@@ -158,6 +178,9 @@ func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Without a terminal only a change of what the pull waits on
+			// (a retry, a slow registry) is printed: a log must not get a
+			// line per progress message.
 			tty := isTerminal(os.Stdout)
 			var lines int
 			var final *imagesapi.PullProgress
@@ -181,6 +204,9 @@ func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
 			if final == nil || final.Image == nil {
 				return fmt.Errorf("pull %s: berthd ended the stream without a result", args[0])
 			}
+			// The summary gives bytes fetched, not image size: layers
+			// already in the store cost nothing, and that is what the
+			// figure should show.
 			mbps := 0.0
 			if final.Seconds > 0 {
 				mbps = float64(final.BytesFetched) / final.Seconds / 1e6
@@ -199,6 +225,9 @@ func newPullCmd(g *globals, client imagesClientFunc) *cobra.Command {
 }
 
 // drawProgress redraws the per-blob progress lines on a terminal.
+//
+// It moves the cursor up over the previous frame and clears each line,
+// so the frame can shrink or grow without leaving debris.
 func drawProgress(w io.Writer, p *imagesapi.PullProgress, prev int) int {
 	if prev > 0 {
 		fmt.Fprintf(w, "\x1b[%dA", prev)
@@ -222,6 +251,10 @@ func drawProgress(w io.Writer, p *imagesapi.PullProgress, prev int) int {
 	return len(p.Layers) + 1
 }
 
+// newImportCmd sends a path, not the bytes: berthd reads the archive
+// itself (it runs on the same node), which avoids copying gigabytes over
+// the socket. The path is made absolute and checked here so a typo fails
+// with the CLI's own working directory in mind.
 func newImportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 	var name, snapshotter, platform, lease string
 	var unpack bool
@@ -259,6 +292,9 @@ func newImportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 	return cmd
 }
 
+// newExportCmd writes to OUT.partial and renames it once the stream has
+// ended and been synced, so an interrupted export never leaves a
+// truncated archive under the name asked for.
 func newExportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 	return &cobra.Command{
 		Use: "export OUT.tar|- NAME [NAME...]", Short: "Export images as an OCI archive", Args: cobra.MinimumNArgs(2),
@@ -306,6 +342,8 @@ func newExportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 	}
 }
 
+// waitLine keeps the progress frame's last line even when nothing waits,
+// so the frame's height does not jump.
 func waitLine(w string) string {
 	if w == "" {
 		return ""
@@ -313,6 +351,8 @@ func waitLine(w string) string {
 	return "waiting: " + w
 }
 
+// newPushCmd pushes the host's platform by default: an index whose other
+// platforms' blobs were never pulled cannot be pushed whole.
 func newPushCmd(g *globals, client imagesClientFunc) *cobra.Command {
 	var platform string
 	var all, plainHTTP bool
@@ -336,6 +376,8 @@ func newPushCmd(g *globals, client imagesClientFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// How each blob got there (pushed, cross-repo mounted,
+			// already present) tells a user why a push was fast or slow.
 			counts := map[string]int{}
 			for _, how := range resp.Blobs {
 				counts[how]++
@@ -355,6 +397,7 @@ func newPushCmd(g *globals, client imagesClientFunc) *cobra.Command {
 	return cmd
 }
 
+// newTagCmd makes a second record of the same target; nothing is copied.
 func newTagCmd(g *globals, client imagesClientFunc) *cobra.Command {
 	return &cobra.Command{
 		Use: "tag SRC DST", Short: "Give an image another name", Args: cobra.ExactArgs(2),

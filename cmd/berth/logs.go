@@ -25,10 +25,21 @@ func newLogsCmd(g *globals) *cobra.Command {
 
 --since and --until take a time (2026-12-04T10:00:00Z, 2026-12-04) or a
 duration back from now (10m, 1h30m), as docker logs does; --tail counts
-among the records they keep.`,
+among the records they keep.
+
+-f follows the output while the task runs. Of a container a declared Task
+runs, it follows across the restarts the Task's restartPolicy makes, and
+prints a marker line on stdout before each new run's output:
+
+  --- berth: web restarted at 2026-12-04T10:00:00Z (its last run exited with status 1) ---
+
+(OOMKilled in it when the kernel killed the last run for its memory
+limit). It ends when the task exits and will not be restarted, when the
+container is removed (a changed spec recreates it: follow again), or on
+Ctrl-C.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := &tasksapi.LogsRequest{Namespace: g.namespace, ContainerId: args[0], Tail: tail, Follow: follow}
+			req := &tasksapi.LogsRequest{Namespace: g.namespace, ContainerId: args[0], Tail: tail, Follow: follow, FollowRestarts: follow}
 			now := time.Now()
 			for _, b := range []struct {
 				flag, value string
@@ -66,7 +77,7 @@ among the records they keep.`,
 					}
 					return err
 				}
-				w := cmd.OutOrStdout()
+				w := cmd.OutOrStdout() // and the "restart" marker
 				if chunk.Stream == "stderr" {
 					w = cmd.ErrOrStderr()
 				}
@@ -82,7 +93,7 @@ among the records they keep.`,
 			}
 		},
 	}
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output while the task runs")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output while the task runs, across the restarts of a declared Task")
 	cmd.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "prefix each line with the time it was written (RFC 3339, UTC)")
 	cmd.Flags().Int64Var(&tail, "tail", -1, "print only the last N lines (-1: all)")
 	cmd.Flags().StringVar(&since, "since", "", "only lines written at or after this time or duration ago (2026-12-04T10:00:00Z, 10m)")

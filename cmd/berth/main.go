@@ -50,6 +50,7 @@ func main() {
 	root := newRootCmd()
 	err := root.ExecuteContext(ctx)
 	stop()
+	printSpans()
 	if err == nil {
 		return
 	}
@@ -92,10 +93,15 @@ var extraCommands []func(*globals) *cobra.Command
 
 // dial connects to berthd.
 func (g *globals) dial(ctx context.Context) (*ttrpc.Client, error) {
+	t := time.Now()
 	d := net.Dialer{Timeout: g.timeout}
 	conn, err := d.DialContext(ctx, "unix", g.address)
 	if err != nil {
 		return nil, dialError(g.address, err)
+	}
+	if cliSpans != nil {
+		cliSpans.Add("dial", time.Since(t))
+		return ttrpc.NewClient(conn, ttrpc.WithUnaryClientInterceptor(spanInterceptor)), nil
 	}
 	return ttrpc.NewClient(conn), nil
 }

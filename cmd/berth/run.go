@@ -8,12 +8,15 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	ctrapi "berth.dev/berth/api/containers/v1"
+	imagesapi "berth.dev/berth/api/images/v1"
 	tasksapi "berth.dev/berth/api/tasks/v1"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -197,6 +200,7 @@ func attachAndWait(ctx context.Context, tasks tasksapi.TasksClient, ns, id, exec
 func newRunCmd(g *globals) *cobra.Command {
 	var cf containerFlags
 	var rm, detach bool
+	var pull string
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE ID [--] [CMD...]",
 		Short: "Create a container, run its task attached to this terminal, and exit with its exit code",
@@ -205,6 +209,9 @@ func newRunCmd(g *globals) *cobra.Command {
 			req, err := cf.request(g.namespace, args[0], args[1], commandArgs(args[2:]))
 			if err != nil {
 				return err
+			}
+			if pull != "missing" && pull != "never" {
+				return fmt.Errorf("--pull %q: want missing or never", pull)
 			}
 			// Signals go to the container, not to the RPCs in flight.
 			ctx := context.WithoutCancel(cmd.Context())
@@ -215,7 +222,16 @@ func newRunCmd(g *globals) *cobra.Command {
 			defer conn.Close()
 			ns, id := g.namespace, args[1]
 			containers, tasks := ctrapi.NewContainersClient(conn), tasksapi.NewTasksClient(conn)
-			if _, err := containers.Create(withLease(ctx, cf.lease), req); err != nil {
+			_, err = containers.Create(withLease(ctx, cf.lease), req)
+			if err != nil && pull == "missing" && imageMissing(err) {
+				// As nerdctl run: an image the namespace lacks is pulled.
+				fmt.Fprintf(cmd.ErrOrStderr(), "pulling %s\n", args[0])
+				if perr := pullQuiet(withLease(ctx, cf.lease), imagesapi.NewImagesClient(conn), ns, args[0]); perr != nil {
+					return errors.Join(err, perr)
+				}
+				_, err = containers.Create(withLease(ctx, cf.lease), req)
+			}
+			if err != nil {
 				return err
 			}
 			cleanup := func() error {
@@ -225,25 +241,28 @@ func newRunCmd(g *globals) *cobra.Command {
 				_, err := containers.Delete(ctx, &ctrapi.DeleteContainerRequest{Namespace: ns, Id: id})
 				return err
 			}
+			// Created and started in one call (one runtime run instead of
+			// create then start).
 			if detach {
-				if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id}); err != nil {
+				if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id, Start: true}); err != nil {
 					return errors.Join(err, cleanup())
 				}
-				_, err := tasks.Start(ctx, &tasksapi.StartTaskRequest{Namespace: ns, ContainerId: id})
-				return err
+				return nil
 			}
 			f, err := newFIFOs(cf.tty, true)
 			if err != nil {
 				return errors.Join(err, cleanup())
 			}
 			defer f.close()
-			if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id, Stdio: f.stdio()}); err != nil {
-				return errors.Join(err, cleanup())
-			}
+			created := false
 			status, err := attachAndWait(ctx, tasks, ns, id, "", f, func() error {
-				_, err := tasks.Start(ctx, &tasksapi.StartTaskRequest{Namespace: ns, ContainerId: id})
+				_, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id, Stdio: f.stdio(), Start: true})
+				created = err == nil
 				return err
 			})
+			if !created {
+				return errors.Join(err, cleanup())
+			}
 			// As ctr run: the task goes once it has exited; the container
 			// stays unless --rm.
 			_, derr := tasks.Delete(ctx, &tasksapi.DeleteTaskRequest{Namespace: ns, ContainerId: id, Force: err != nil})
@@ -263,6 +282,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		},
 	}
 	cf.add(cmd)
+	cmd.Flags().StringVar(&pull, "pull", "missing", "pull the image when the namespace does not hold it: missing or never")
 	cmd.Flags().BoolVar(&rm, "rm", false, "delete the container after its task exits")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "start the task and return (output goes to its log)")
 	cmd.Flags().SetInterspersed(false)
@@ -279,4 +299,26 @@ func commandArgs(rest []string) []string {
 		return rest[1:]
 	}
 	return rest
+}
+
+// imageMissing reports whether a container create failed because the
+// namespace holds no such image.
+func imageMissing(err error) bool {
+	err = errgrpc.ToNative(err)
+	return errdefs.IsNotFound(err) && strings.Contains(err.Error(), "image ")
+}
+
+// pullQuiet pulls ref into namespace ns (unpacked), without progress.
+func pullQuiet(ctx context.Context, images imagesapi.ImagesClient, ns, ref string) error {
+	stream, err := images.Pull(ctx, &imagesapi.PullRequest{Namespace: ns, Ref: ref, Unpack: true})
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := stream.Recv(); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("pull %s: %w", ref, err)
+		}
+	}
 }

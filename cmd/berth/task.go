@@ -18,6 +18,8 @@ func init() {
 	extraCommands = append(extraCommands, newTaskCmd, func(g *globals) *cobra.Command { return newExecCmd(g, true) })
 }
 
+// taskView is a task as -o json/yaml prints it; ExitedAt is a pointer so
+// a running task has none instead of a 1970 one.
 type taskView struct {
 	ID         string     `json:"id"`
 	Pid        uint32     `json:"pid"`
@@ -37,8 +39,13 @@ func toTaskView(t *tasksapi.Task) taskView {
 }
 
 // parseSignal accepts SIGTERM, TERM or 15.
+//
+// It is spec's parser, so a name means the same here as in a manifest's
+// stopSignal.
 func parseSignal(s string) (syscall.Signal, error) { return spec.ParseSignal(s) }
 
+// newTaskCmd is the imperative task lifecycle (ctr tasks …). Tasks made
+// here are the user's: no controller restarts or stops them.
 func newTaskCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "task", Aliases: []string{"tasks", "t"}, Short: "Manage tasks (a container's running process)"}
 	// run dials berthd and calls fn with a tasks client; signals to berth
@@ -58,6 +65,9 @@ func newTaskCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return run(cmd, func(ctx context.Context, tasks tasksapi.TasksClient) error {
 				ns, id := g.namespace, args[0]
+				// A Ctrl-C reaches the container through its terminal or
+				// is forwarded as a signal; it must not cancel the create
+				// or start half-way and leave a task nobody waits for.
 				ctx = context.WithoutCancel(ctx)
 				if detach {
 					if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id}); err != nil {
@@ -66,6 +76,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 					_, err := tasks.Start(ctx, &tasksapi.StartTaskRequest{Namespace: ns, ContainerId: id})
 					return err
 				}
+				// The FIFOs exist before the task is created so the shim
+				// opens them at create and no early output is lost.
 				f, err := newFIFOs(false, true)
 				if err != nil {
 					return err
@@ -104,6 +116,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 				}
 				return printList(cmd.OutOrStdout(), output, views, []string{"TASK", "PID", "STATUS", "EXIT"}, func(v taskView) []string {
 					exit := "-"
+					// An exit code is shown only for a task that ended:
+					// 0 for a running one would read as success.
 					if v.Status == string(spec.TaskPhaseStopped) {
 						exit = strconv.Itoa(int(v.ExitStatus))
 						if v.OOMKilled {
@@ -118,6 +132,7 @@ func newTaskCmd(g *globals) *cobra.Command {
 	addOutputFlag(ls, &output)
 	var sigName, execID string
 	var all bool
+	// kill only signals; `task rm -f` or `berth stop` wait for the end.
 	kill := &cobra.Command{
 		Use: "kill [-s SIGNAL] [--all] ID", Short: "Signal a task (SIGTERM by default)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -174,6 +189,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// The table is human units; json and yaml keep the raw
+				// counters for scripts.
 				if mOut == "table" {
 					return printList(cmd.OutOrStdout(), mOut, []*tasksapi.MetricsResponse{m},
 						[]string{"CPU", "MEMORY", "LIMIT", "MAX", "OOM KILLS", "PIDS", "PIDS LIMIT"}, func(m *tasksapi.MetricsResponse) []string {
@@ -218,6 +235,10 @@ func newTaskCmd(g *globals) *cobra.Command {
 
 // newExecCmd is `task exec` (topLevel false: stdin always attached, --cwd)
 // and `berth exec` (the nerdctl/podman shape: -i attaches stdin, -w, -e).
+//
+// An exec gets an ID from the time and the CLI's pid when none is given:
+// unique enough on one node, and readable in the shim's logs. The exec is
+// deleted after it ends so its record does not accumulate in the shim.
 func newExecCmd(g *globals, topLevel bool) *cobra.Command {
 	var execID, user, cwd string
 	var env []string

@@ -50,6 +50,13 @@ usage or read error.`,
 // does (spec.Load) and returns the number of objects and files, every
 // field error, or an error when a path cannot be read.
 func validateManifests(paths []string, stdin io.Reader) (objects, files int, errs spec.ErrorList, err error) {
+	var all []spec.Object
+	defer func() {
+		// What one object cannot show: a dependsOn cycle across the set.
+		if err == nil {
+			errs = append(errs, spec.CheckDependencies(all)...)
+		}
+	}()
 	for _, p := range paths {
 		fs, err := readManifests(p, stdin)
 		if err != nil {
@@ -66,6 +73,7 @@ func validateManifests(paths []string, stdin io.Reader) (objects, files int, err
 				return 0, 0, nil, fmt.Errorf("%s: %w", f.File, err)
 			}
 			objects += len(objs)
+			all = append(all, objs...)
 		}
 	}
 	return objects, files, errs, nil

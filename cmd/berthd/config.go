@@ -51,6 +51,8 @@ type Config struct {
 	Policy policy.Config `json:"policy"`
 	CNI    CNIConfig     `json:"cni"`
 	CRI    CRIConfig     `json:"cri"`
+	// Rollout: the watched directory as atomic revisions (rollout.go).
+	Rollout RolloutConfig `json:"rollout"`
 }
 
 // CRIConfig is the kubelet's front door (cri/).

@@ -19,6 +19,7 @@ func (d *Daemon) serveCRI(ctx context.Context) (stop func(), err error) {
 	}
 	svc, err := cri.New(cri.Options{
 		Node:           d.node,
+		DB:             d.obs,
 		Network:        d.net,
 		CNIConfDir:     d.cfg.CNI.ConfDir,
 		PauseBinary:    siblingBinary("berth-pause"),
@@ -30,6 +31,9 @@ func (d *Daemon) serveCRI(ctx context.Context) (stop func(), err error) {
 		Runtimes:       d.availableRuntimes(),
 		DefaultRuntime: d.cfg.NodeDefaults().Runtime,
 		Log:            d.log.With("component", "cri"),
+		ObserveStream: func(method string, session func() error) error {
+			return d.observeStream(criStreamingService, method, session)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cri: %w", err)

@@ -24,9 +24,11 @@ import (
 	manifestsapi "berth.dev/berth/api/manifests/v1"
 	nsapi "berth.dev/berth/api/namespaces/v1"
 	netapi "berth.dev/berth/api/networks/v1"
+	rolloutapi "berth.dev/berth/api/rollout/v1"
 	"berth.dev/berth/api/server"
 	snapi "berth.dev/berth/api/snapshots/v1"
 	tasksapi "berth.dev/berth/api/tasks/v1"
+	"berth.dev/berth/content"
 	"berth.dev/berth/content/local"
 	"berth.dev/berth/content/remote"
 	"berth.dev/berth/metrics"
@@ -53,6 +55,9 @@ type Daemon struct {
 	obs  *observed.DB
 	bus  *observed.Bus
 	node *node.Node
+	// blobs is the content store node was built over: the content API and
+	// the metrics read it directly (node offers no escape hatch to it).
+	blobs content.Store
 	// net attaches containers to CNI networks (the node and the CRI use it).
 	net     *network.Manager
 	started time.Time
@@ -118,6 +123,7 @@ func (d *Daemon) openStores(ctx context.Context) error {
 		return fmt.Errorf("open content store: %w", err)
 	}
 	d.closers = append(d.closers, cs.Close)
+	d.blobs = cs
 	sns := map[string]snapshot.Snapshotter{}
 	for name, open := range map[string]func(string) (snapshot.Snapshotter, error){
 		"overlayfs": func(root string) (snapshot.Snapshotter, error) { return overlay.New(root) },
@@ -159,6 +165,13 @@ func (d *Daemon) openStores(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open networks: %w", err)
 	}
+	// Closed after the node (closers run last first): detaches left to
+	// the background finish, or are finished by the next start's Recover.
+	d.closers = append(d.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return d.net.Close(ctx)
+	})
 	d.node = node.New(node.Options{
 		Unpack:             unpackOpts,
 		Policy:             pol,
@@ -324,18 +337,19 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	introapi.RegisterIntrospectionService(srv, &server.Introspection{
 		Root: d.cfg.Root, State: d.cfg.State, StartedAt: d.started, Snapshotters: d.node.SnapshotterNames(),
 	})
-	contentapi.RegisterContentService(srv, &server.Content{Node: d.node})
-	imagesapi.RegisterImagesService(srv, d.observeImages(&server.Images{Node: d.node}))
-	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, Events: d.bus})
-	leasesapi.RegisterLeasesService(srv, &server.Leases{Node: d.node})
+	contentapi.RegisterContentService(srv, &server.Content{Store: d.blobs, Node: d.node})
+	imagesapi.RegisterImagesService(srv, d.observeImages(&server.Images{Node: d.node, DB: d.obs}))
+	snapi.RegisterSnapshotsService(srv, &server.Snapshots{Node: d.node, DB: d.obs, Events: d.bus})
+	leasesapi.RegisterLeasesService(srv, &server.Leases{Node: d.node, DB: d.obs})
 	diffapi.RegisterDiffService(srv, &server.Layers{Node: d.node})
-	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node})
+	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node, DB: d.obs})
 	netapi.RegisterNetworksService(srv, &server.Networks{Manager: d.net})
-	tasksapi.RegisterTasksService(srv, &server.Tasks{Node: d.node})
-	eventsapi.RegisterEventsService(srv, d.eventsService())
+	tasksapi.RegisterTasksService(srv, d.observeTasks(&server.Tasks{Node: d.node, Desired: d.decl.store}))
+	eventsapi.RegisterEventsService(srv, d.observeEvents(d.eventsService()))
 	manifestsapi.RegisterManifestsService(srv, &server.Manifests{
-		Desired: d.decl.store, API: d.decl.api, DB: d.obs, Recent: d.decl.recent, Node: d.node,
+		Desired: d.decl.store, API: d.decl.api, DB: d.obs, Recent: d.decl.recent, Node: d.node, Snapshots: d.node,
 	})
+	rolloutapi.RegisterRolloutService(srv, &server.Rollout{Engine: d.decl.rollouts, Revisions: d.decl.revs})
 }
 
 // listenUnix creates the API socket with mode 0600 from the start: the

@@ -8,6 +8,7 @@ import (
 	"berth.dev/berth/controller"
 	"berth.dev/berth/desired"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/rollout"
 	"berth.dev/berth/spec"
 )
 
@@ -19,6 +20,9 @@ type declarative struct {
 	dir    *desired.DirSource
 	recent *observed.Recent
 	ctrl   *controller.Controller
+	// revs and rollouts are the atomic applies (berth apply --atomic).
+	revs     *desired.Revisions
+	rollouts *rollout.Engine
 }
 
 // recentEvents bounds the events kept for `berth describe`.
@@ -44,10 +48,14 @@ func (d *Daemon) openDeclarative() error {
 		return err
 	}
 	decl.api = api
+	if err := d.openRollouts(decl); err != nil {
+		return err
+	}
 	if d.cfg.Manifests != "" {
 		decl.dir = desired.NewDirSource(d.cfg.Manifests, decl.store, desired.DirOptions{
 			Resync: d.cfg.Reconcile.Relist.Duration, Settle: d.cfg.ManifestSettle.Duration, Logger: d.log,
 			MissingIsEmpty: !d.cfg.ManifestsGiven,
+			Atomic:         d.atomicManifests(decl),
 		})
 	}
 	decl.ctrl = controller.New(controller.Options{
@@ -79,6 +87,7 @@ func (d *Daemon) runDeclarative(ctx context.Context) (wait func()) {
 		run(func() { d.reportSourceErrors(ctx) })
 	}
 	run(func() { d.decl.ctrl.Run(ctx) })
+	run(func() { <-ctx.Done(); d.decl.rollouts.Stop() })
 	return wg.Wait
 }
 

@@ -6,8 +6,10 @@ import (
 	"strings"
 	"time"
 
+	eventsapi "berth.dev/berth/api/events/v1"
 	imagesapi "berth.dev/berth/api/images/v1"
 	"berth.dev/berth/api/server"
+	tasksapi "berth.dev/berth/api/tasks/v1"
 	"berth.dev/berth/content"
 	"berth.dev/berth/metrics"
 	"berth.dev/berth/observed"
@@ -28,6 +30,10 @@ func (d *Daemon) initMetrics() {
 	d.bus.OnPublish = func(ev observed.Event) { d.metrics.EventsPublished.WithLabelValues(ev.Topic).Inc() }
 	d.bus.OnDrop = d.metrics.EventsDropped.Inc
 	presetAPI(d.metrics)
+	d.metrics.PresetAPI(criStreamingService, "Exec", "Attach", "PortForward")
+	for _, m := range []string{"Exec", "Attach", "PortForward"} {
+		d.metrics.APIStreams.WithLabelValues(criStreamingService, m)
+	}
 }
 
 // registerNodeCollector adds the scrape-time collector over the opened
@@ -38,7 +44,7 @@ func (d *Daemon) registerNodeCollector() {
 		sns[name] = filepath.Join(d.cfg.Root, "snapshots", name)
 	}
 	d.reg.MustRegister(metrics.NewNodeCollector(metrics.NodeSources{
-		Content:      contentUsage{d.node.Content()},
+		Content:      contentUsage{d.blobs},
 		Snapshotters: sns,
 		Tasks:        taskStats{d},
 		Log:          d.log,
@@ -85,43 +91,91 @@ func presetAPI(m *metrics.Metrics) {
 				}
 			}
 			m.PresetAPI(string(svc.FullName()), methods...)
+			for j := 0; j < svc.Methods().Len(); j++ {
+				if name := string(svc.Methods().Get(j).Name()); observedStreams[string(svc.FullName())+"/"+name] {
+					m.APIStreams.WithLabelValues(string(svc.FullName()), name)
+				}
+			}
 		}
 		return true
 	})
 }
 
-// observedStreams are the server-streaming calls counted like unary ones.
-// ttrpc has no stream interceptor, so each is wrapped by hand below; the
-// long-lived ones (events, followed logs) are left out on purpose.
+// observedStreams are the server-streaming calls counted like unary ones
+// (ttrpc has no stream interceptor, so each is wrapped by hand below), and
+// shown while open in berth_api_streams_active.
 var observedStreams = map[string]bool{
-	"berth.images.v1.Images/Pull":   true,
-	"berth.images.v1.Images/Export": true,
+	imagesService + "/Pull":      true,
+	imagesService + "/Export":    true,
+	eventsService + "/Subscribe": true,
+	tasksService + "/Logs":       true,
+}
+
+const (
+	imagesService = "berth.images.v1.Images"
+	eventsService = "berth.events.v1.Events"
+	tasksService  = "berth.tasks.v1.Tasks"
+	// criStreamingService labels the CRI's exec, attach and port-forward
+	// sessions (the streaming server's connections, not gRPC calls).
+	criStreamingService = "runtime.v1.Streaming"
+)
+
+// observeStream runs one streaming call: open in APIStreams meanwhile,
+// then counted with its duration and code as a unary call is.
+func (d *Daemon) observeStream(service, method string, call func() error) error {
+	g := d.metrics.APIStreams.WithLabelValues(service, method)
+	g.Inc()
+	start := time.Now()
+	err := call()
+	g.Dec()
+	d.observeAPI(service, method, time.Since(start), err)
+	return err
 }
 
 // observeImages wraps the images service so its streaming calls are counted.
 func (d *Daemon) observeImages(s imagesapi.ImagesService) imagesapi.ImagesService {
-	return observedImages{s, d.observeAPI}
+	return observedImages{s, d}
 }
 
 type observedImages struct {
 	imagesapi.ImagesService
-	observe func(service, method string, d time.Duration, err error)
+	d *Daemon
 }
 
-const imagesService = "berth.images.v1.Images"
-
 func (o observedImages) Pull(ctx context.Context, r *imagesapi.PullRequest, s imagesapi.Images_PullServer) error {
-	start := time.Now()
-	err := o.ImagesService.Pull(ctx, r, s)
-	o.observe(imagesService, "Pull", time.Since(start), err)
-	return err
+	return o.d.observeStream(imagesService, "Pull", func() error { return o.ImagesService.Pull(ctx, r, s) })
 }
 
 func (o observedImages) Export(ctx context.Context, r *imagesapi.ExportRequest, s imagesapi.Images_ExportServer) error {
-	start := time.Now()
-	err := o.ImagesService.Export(ctx, r, s)
-	o.observe(imagesService, "Export", time.Since(start), err)
-	return err
+	return o.d.observeStream(imagesService, "Export", func() error { return o.ImagesService.Export(ctx, r, s) })
+}
+
+// observeEvents and observeTasks wrap those services' streaming calls
+// (Subscribe, Logs) the same way.
+func (d *Daemon) observeEvents(s eventsapi.EventsService) eventsapi.EventsService {
+	return observedEvents{s, d}
+}
+
+type observedEvents struct {
+	eventsapi.EventsService
+	d *Daemon
+}
+
+func (o observedEvents) Subscribe(ctx context.Context, r *eventsapi.SubscribeRequest, s eventsapi.Events_SubscribeServer) error {
+	return o.d.observeStream(eventsService, "Subscribe", func() error { return o.EventsService.Subscribe(ctx, r, s) })
+}
+
+func (d *Daemon) observeTasks(s tasksapi.TasksService) tasksapi.TasksService {
+	return observedTasks{s, d}
+}
+
+type observedTasks struct {
+	tasksapi.TasksService
+	d *Daemon
+}
+
+func (o observedTasks) Logs(ctx context.Context, r *tasksapi.LogsRequest, s tasksapi.Tasks_LogsServer) error {
+	return o.d.observeStream(tasksService, "Logs", func() error { return o.TasksService.Logs(ctx, r, s) })
 }
 
 // contentUsage sums the content store's blobs.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	shimapi "berth.dev/berth/api/shim/v1"
 	"berth.dev/berth/shim/client"
@@ -343,5 +344,46 @@ func TestShim_LogRotation(t *testing.T) {
 	})
 	if err != nil || len(got) != 2 || got[0] != "stdout line 998" || got[1] != "stdout line 999" {
 		t.Errorf("tail 2: got %q %v", got, err)
+	}
+}
+
+// TestShim_CreateStarted: Create with start runs the container in one
+// runtime call (runc run --detach). A process that exits at once, before
+// the shim can look at it, still has its exit recorded and reported once;
+// Start of it is refused as of any started process; an OOM kill of a
+// started container is still seen (its cgroup is found from config.json
+// when the process is gone).
+func TestShim_CreateStarted(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		opts []specOpt
+		want uint32
+		oom  bool
+	}{
+		{"exit3", []string{"sh", "-c", "exit 3"}, nil, 3, false},
+		{"oom", []string{"sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"}, []specOpt{memoryLimit(8 << 20)}, 137, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "started-" + tc.name
+			b := e.bundle(t, id, tc.args, tc.opts...)
+			c := e.start(t, id, b, &shimapi.CreateRequest{Start: true})
+			if _, err := c.Start(ctx, &shimapi.StartRequest{Id: id}); !errdefs.IsFailedPrecondition(err) {
+				t.Errorf("Start after a started Create: %v, want failed precondition", err)
+			}
+			w, err := c.Wait(ctx, &shimapi.WaitRequest{Id: id})
+			if err != nil || w.ExitStatus != tc.want || w.OomKilled != tc.oom {
+				t.Fatalf("wait: %v %v, want exit %d oom %v", w, err, tc.want, tc.oom)
+			}
+			if rec, err := client.ReadExit(b); err != nil || rec.ExitStatus != tc.want || rec.OOMKilled != tc.oom {
+				t.Errorf("exit.json: %+v %v, want status %d oom %v", rec, err, tc.want, tc.oom)
+			}
+			if d, err := c.Delete(ctx, &shimapi.DeleteRequest{Id: id}); err != nil || d.ExitStatus != tc.want {
+				t.Fatalf("delete: %v %v, want exit %d", d, err, tc.want)
+			}
+		})
 	}
 }

@@ -21,7 +21,7 @@ import (
 
 	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/snapshot"
-	"berth.dev/berth/snapshot/archive"
+	"berth.dev/berth/snapshot/layer"
 	"berth.dev/berth/snapshot/native"
 	"berth.dev/berth/snapshot/overlay"
 )
@@ -272,26 +272,26 @@ func roundTrip(t *testing.T, ctx context.Context, sn snapshot.Snapshotter, chang
 	lower, err := sn.View(ctx, "base-view", "base")
 	must(t, err)
 
-	var layer bytes.Buffer
-	res, err := Compare(ctx, lower, upper, &layer, opts)
+	var tarball bytes.Buffer
+	res, err := Compare(ctx, lower, upper, &tarball, opts)
 	must(t, err)
 	if res.FastPath != wantFast {
 		t.Errorf("FastPath = %v, want %v", res.FastPath, wantFast)
 	}
-	if res.Size != int64(layer.Len()) || res.Digest.Validate() != nil || res.DiffID.Validate() != nil {
-		t.Fatalf("bad result %+v for %d bytes", res, layer.Len())
+	if res.Size != int64(tarball.Len()) || res.Digest.Validate() != nil || res.DiffID.Validate() != nil {
+		t.Fatalf("bad result %+v for %d bytes", res, tarball.Len())
 	}
 
 	check, err := sn.Prepare(ctx, "check", "base")
 	must(t, err)
-	ar, err := Apply(ctx, check, bytes.NewReader(layer.Bytes()), archive.Options{ExpectedDiffID: res.DiffID, AllowDevices: true, NoSync: true})
+	ar, err := Apply(ctx, check, bytes.NewReader(tarball.Bytes()), layer.Options{ExpectedDiffID: res.DiffID, AllowDevices: true, NoSync: true})
 	must(t, err)
 	if ar.DroppedXattrs != 0 || ar.SkippedDevices != 0 {
 		t.Errorf("apply dropped %d xattrs, skipped %d devices", ar.DroppedXattrs, ar.SkippedDevices)
 	}
 	mounted(t, check, func(dir string) {
 		if diff := cmp.Diff(want, tree(t, dir)); diff != "" {
-			t.Errorf("applied tree differs from the changed one (-want +got):\n%s\nlayer:\n%s", diff, listLayer(t, layer.Bytes()))
+			t.Errorf("applied tree differs from the changed one (-want +got):\n%s\nlayer:\n%s", diff, listLayer(t, tarball.Bytes()))
 		}
 	})
 }
@@ -320,8 +320,8 @@ func TestReproducible(t *testing.T) {
 					})
 					lower, err := sn.View(ctx, "base-view", "base")
 					must(t, err)
-					var layer bytes.Buffer
-					res, err := Compare(ctx, lower, upper, &layer, opts)
+					var tarball bytes.Buffer
+					res, err := Compare(ctx, lower, upper, &tarball, opts)
 					must(t, err)
 					if res.MediaType != c.MediaType() {
 						t.Errorf("media type %s, want %s", res.MediaType, c.MediaType())
@@ -333,7 +333,7 @@ func TestReproducible(t *testing.T) {
 					}
 					check, err := sn.Prepare(ctx, "check", "base")
 					must(t, err)
-					_, err = Apply(ctx, check, bytes.NewReader(layer.Bytes()), archive.Options{ExpectedDiffID: res.DiffID, NoSync: true})
+					_, err = Apply(ctx, check, bytes.NewReader(tarball.Bytes()), layer.Options{ExpectedDiffID: res.DiffID, NoSync: true})
 					must(t, err)
 				}
 				if digests[0] != digests[1] {
@@ -353,12 +353,12 @@ func TestWalkEmptyLower(t *testing.T) {
 	must(t, err)
 	var want map[string]string
 	mounted(t, m, func(dir string) { baseTree(t, dir); want = tree(t, dir) })
-	var layer bytes.Buffer
-	res, err := Compare(ctx, nil, m, &layer, Options{})
+	var tarball bytes.Buffer
+	res, err := Compare(ctx, nil, m, &tarball, Options{})
 	must(t, err)
 	b, err := sn.Prepare(ctx, "b", "")
 	must(t, err)
-	_, err = Apply(ctx, b, &layer, archive.Options{ExpectedDiffID: res.DiffID, NoSync: true})
+	_, err = Apply(ctx, b, &tarball, layer.Options{ExpectedDiffID: res.DiffID, NoSync: true})
 	must(t, err)
 	mounted(t, b, func(dir string) {
 		if diff := cmp.Diff(want, tree(t, dir)); diff != "" {
@@ -400,15 +400,15 @@ func TestOverlayRedirectWalks(t *testing.T) {
 	must(t, snapshot.UnmountAll(dir))
 	lower, err := sn.View(ctx, "base-view", "base")
 	must(t, err)
-	var layer bytes.Buffer
-	res, err := Compare(ctx, lower, upper, &layer, Options{})
+	var tarball bytes.Buffer
+	res, err := Compare(ctx, lower, upper, &tarball, Options{})
 	must(t, err)
 	if res.FastPath {
 		t.Error("Compare read an upperdir with a redirect directly")
 	}
 	check, err := sn.Prepare(ctx, "check", "base")
 	must(t, err)
-	_, err = Apply(ctx, check, &layer, archive.Options{ExpectedDiffID: res.DiffID, NoSync: true})
+	_, err = Apply(ctx, check, &tarball, layer.Options{ExpectedDiffID: res.DiffID, NoSync: true})
 	must(t, err)
 	mounted(t, check, func(dir string) {
 		if diff := cmp.Diff(want, tree(t, dir)); diff != "" {

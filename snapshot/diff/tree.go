@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"berth.dev/berth/snapshot"
-	"berth.dev/berth/snapshot/archive"
+	"berth.dev/berth/snapshot/layer"
 	"berth.dev/berth/snapshot/unpack"
 )
 
@@ -72,6 +72,6 @@ func readOnly(m snapshot.Mount) snapshot.Mount {
 // Apply applies the layer r (gzip, zstd or plain tar) onto the tree mounts
 // describe, as an unpack does: an overlay's upperdir gets overlay
 // whiteouts, anything else has whited-out paths deleted.
-func Apply(ctx context.Context, mounts []snapshot.Mount, r io.Reader, opts archive.Options) (archive.ApplyResult, error) {
+func Apply(ctx context.Context, mounts []snapshot.Mount, r io.Reader, opts layer.Options) (layer.ApplyResult, error) {
 	return unpack.ApplyMounts(ctx, mounts, r, opts)
 }

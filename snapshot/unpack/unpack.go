@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"berth.dev/berth/snapshot"
-	"berth.dev/berth/snapshot/archive"
+	"berth.dev/berth/snapshot/layer"
 )
 
 // LabelUnpacking marks an active snapshot as an unpack in progress; its
@@ -41,20 +41,20 @@ type Layer struct {
 type Options struct {
 	// Labels are set on each committed layer snapshot.
 	Labels map[string]string
-	// Limits bound each layer (see archive.Limits).
-	Limits archive.Limits
+	// Limits bound each layer (see layer.Limits).
+	Limits layer.Limits
 	// MaxImageSize bounds the uncompressed bytes of the layers this call
 	// applies together (layers already unpacked count nothing): each
 	// layer's MaxSize is cut to what is left of it. 0: no image cap.
 	MaxImageSize int64
 	// AllowDevices creates the device nodes layers hold (see
-	// archive.Options.AllowDevices).
+	// layer.Options.AllowDevices).
 	AllowDevices bool
 	// FreeSpace is the reserve left free on the snapshot filesystem.
-	FreeSpace archive.FreeSpace
+	FreeSpace layer.FreeSpace
 	// OnApplied, when set, is told what each layer applied by this call
 	// measured (devices skipped, xattrs dropped), so the caller can say so.
-	OnApplied func(Layer, archive.ApplyResult)
+	OnApplied func(Layer, layer.ApplyResult)
 }
 
 // flights makes concurrent unpacks of one layer onto one snapshotter do the
@@ -116,16 +116,16 @@ func exists(ctx context.Context, sn snapshot.Snapshotter, chain string) (bool, e
 
 // unpackOne returns what applying the layer measured, or a zero result
 // when it was already there (or another caller applied it).
-func unpackOne(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent string, opts Options) (archive.ApplyResult, error) {
+func unpackOne(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent string, opts Options) (layer.ApplyResult, error) {
 	if ok, err := exists(ctx, sn, chain); ok || err != nil {
-		return archive.ApplyResult{}, err
+		return layer.ApplyResult{}, err
 	}
 	key := fmt.Sprintf("%p/%s", sn, chain)
 	for {
 		v, err, shared := flights.Do(key, func() (any, error) {
 			// Re-check: another unpack may have finished it just now.
 			if ok, err := exists(ctx, sn, chain); ok || err != nil {
-				return archive.ApplyResult{}, err
+				return layer.ApplyResult{}, err
 			}
 			return apply(ctx, sn, l, chain, parent, opts)
 		})
@@ -134,10 +134,10 @@ func unpackOne(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, par
 		if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && ctx.Err() == nil {
 			continue
 		}
-		res, _ := v.(archive.ApplyResult)
+		res, _ := v.(layer.ApplyResult)
 		if shared {
 			// Reported (and counted) once, by the caller whose flight it was.
-			res = archive.ApplyResult{}
+			res = layer.ApplyResult{}
 		}
 		return res, err
 	}
@@ -149,12 +149,12 @@ func randomHex() string {
 	return hex.EncodeToString(b)
 }
 
-func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent string, opts Options) (_ archive.ApplyResult, retErr error) {
+func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent string, opts Options) (_ layer.ApplyResult, retErr error) {
 	key := KeyPrefix + randomHex() + "-" + chain
 	mounts, err := sn.Prepare(ctx, key, parent,
 		snapshot.WithLabels(map[string]string{LabelUnpacking: time.Now().UTC().Format(time.RFC3339)}))
 	if err != nil {
-		return archive.ApplyResult{}, err
+		return layer.ApplyResult{}, err
 	}
 	defer func() {
 		if retErr != nil {
@@ -165,15 +165,15 @@ func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent 
 	}()
 	rc, err := l.Open(ctx)
 	if err != nil {
-		return archive.ApplyResult{}, fmt.Errorf("open layer: %w", err)
+		return layer.ApplyResult{}, fmt.Errorf("open layer: %w", err)
 	}
 	defer rc.Close()
-	res, err := ApplyMounts(ctx, mounts, rc, archive.Options{
+	res, err := ApplyMounts(ctx, mounts, rc, layer.Options{
 		ExpectedDiffID: l.DiffID, Limits: opts.Limits,
 		AllowDevices: opts.AllowDevices, FreeSpace: opts.FreeSpace,
 	})
 	if err != nil {
-		return archive.ApplyResult{}, err
+		return layer.ApplyResult{}, err
 	}
 	err = sn.Commit(ctx, chain, key, func(i *snapshot.Info) error {
 		delete(i.Labels, LabelUnpacking)
@@ -184,7 +184,7 @@ func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent 
 		if err := sn.Remove(ctx, key); err != nil {
 			slog.Warn("unpack: remove extract snapshot", "key", key, "error", err)
 		}
-		return archive.ApplyResult{}, nil
+		return layer.ApplyResult{}, nil
 	}
 	return res, err
 }
@@ -192,7 +192,7 @@ func apply(ctx context.Context, sn snapshot.Snapshotter, l Layer, chain, parent 
 // ApplyMounts applies r onto the tree that mounts describe: straight into
 // an overlay's upperdir (with overlay whiteouts) or a bind mount's source,
 // else through a temporary mount.
-func ApplyMounts(ctx context.Context, mounts []snapshot.Mount, r io.Reader, opts archive.Options) (archive.ApplyResult, error) {
+func ApplyMounts(ctx context.Context, mounts []snapshot.Mount, r io.Reader, opts layer.Options) (layer.ApplyResult, error) {
 	if len(mounts) == 1 {
 		m := mounts[0]
 		switch m.Type {
@@ -211,21 +211,21 @@ func ApplyMounts(ctx context.Context, mounts []snapshot.Mount, r io.Reader, opts
 			if upper != "" {
 				opts.OverlayWhiteouts = true
 				opts.Parents = lowers
-				return archive.Apply(ctx, upper, r, opts)
+				return layer.Apply(ctx, upper, r, opts)
 			}
 		case "bind":
-			return archive.Apply(ctx, m.Source, r, opts)
+			return layer.Apply(ctx, m.Source, r, opts)
 		}
 	}
 	dir, err := os.MkdirTemp("", "berth-unpack-")
 	if err != nil {
-		return archive.ApplyResult{}, err
+		return layer.ApplyResult{}, err
 	}
 	defer os.Remove(dir)
 	if err := snapshot.MountAll(mounts, dir); err != nil {
-		return archive.ApplyResult{}, err
+		return layer.ApplyResult{}, err
 	}
-	res, err := archive.Apply(ctx, dir, r, opts)
+	res, err := layer.Apply(ctx, dir, r, opts)
 	if uerr := snapshot.UnmountAll(dir); uerr != nil && err == nil {
 		err = uerr
 	}

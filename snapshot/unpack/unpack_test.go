@@ -18,7 +18,7 @@ import (
 	"berth.dev/berth/internal/testimage"
 	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/snapshot"
-	"berth.dev/berth/snapshot/archive"
+	"berth.dev/berth/snapshot/layer"
 	"berth.dev/berth/snapshot/native"
 	"berth.dev/berth/snapshot/overlay"
 )
@@ -189,7 +189,7 @@ func TestUnpack_MaxImageSize(t *testing.T) {
 		var applied int
 		// The busybox base layer is ~2.1 MB; the three small layers above it
 		// take the image over a cap just above the base.
-		_, err := Unpack(ctx, sn, layers, Options{MaxImageSize: 2_130_000, OnApplied: func(Layer, archive.ApplyResult) { applied++ }})
+		_, err := Unpack(ctx, sn, layers, Options{MaxImageSize: 2_130_000, OnApplied: func(Layer, layer.ApplyResult) { applied++ }})
 		if err == nil {
 			t.Fatal("unpack over the image cap succeeded")
 		}

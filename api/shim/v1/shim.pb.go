@@ -231,9 +231,13 @@ type CreateRequest struct {
 	// runtime is the OCI runtime binary (default "runc" on PATH).
 	Runtime string `protobuf:"bytes,3,opt,name=runtime,proto3" json:"runtime,omitempty"`
 	// runtime_root is the runtime's --root (default /run/berth/runc/<namespace>).
-	RuntimeRoot   string `protobuf:"bytes,4,opt,name=runtime_root,json=runtimeRoot,proto3" json:"runtime_root,omitempty"`
-	Stdio         *Stdio `protobuf:"bytes,5,opt,name=stdio,proto3" json:"stdio,omitempty"`
-	Log           *Log   `protobuf:"bytes,6,opt,name=log,proto3" json:"log,omitempty"`
+	RuntimeRoot string `protobuf:"bytes,4,opt,name=runtime_root,json=runtimeRoot,proto3" json:"runtime_root,omitempty"`
+	Stdio       *Stdio `protobuf:"bytes,5,opt,name=stdio,proto3" json:"stdio,omitempty"`
+	Log         *Log   `protobuf:"bytes,6,opt,name=log,proto3" json:"log,omitempty"`
+	// start starts the process too (`runc run --detach`: one runtime
+	// call instead of create and start); the answer then follows the
+	// start, and Start is refused as for any running process.
+	Start         bool `protobuf:"varint,7,opt,name=start,proto3" json:"start,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -308,6 +312,13 @@ func (x *CreateRequest) GetLog() *Log {
 		return x.Log
 	}
 	return nil
+}
+
+func (x *CreateRequest) GetStart() bool {
+	if x != nil {
+		return x.Start
+	}
+	return false
 }
 
 type CreateResponse struct {
@@ -1639,14 +1650,15 @@ const file_shim_proto_rawDesc = "" +
 	"\x03Log\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\bmax_size\x18\x02 \x01(\x03R\amaxSize\x12\x1b\n" +
-	"\tmax_files\x18\x03 \x01(\x05R\bmaxFiles\"\xc6\x01\n" +
+	"\tmax_files\x18\x03 \x01(\x05R\bmaxFiles\"\xdc\x01\n" +
 	"\rCreateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06bundle\x18\x02 \x01(\tR\x06bundle\x12\x18\n" +
 	"\aruntime\x18\x03 \x01(\tR\aruntime\x12!\n" +
 	"\fruntime_root\x18\x04 \x01(\tR\vruntimeRoot\x12*\n" +
 	"\x05stdio\x18\x05 \x01(\v2\x14.berth.shim.v1.StdioR\x05stdio\x12$\n" +
-	"\x03log\x18\x06 \x01(\v2\x12.berth.shim.v1.LogR\x03log\"\"\n" +
+	"\x03log\x18\x06 \x01(\v2\x12.berth.shim.v1.LogR\x03log\x12\x14\n" +
+	"\x05start\x18\a \x01(\bR\x05start\"\"\n" +
 	"\x0eCreateResponse\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\"7\n" +
 	"\fStartRequest\x12\x0e\n" +

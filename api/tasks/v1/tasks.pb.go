@@ -186,10 +186,13 @@ func (x *Stdio) GetTerminal() bool {
 }
 
 type CreateTaskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	ContainerId   string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
-	Stdio         *Stdio                 `protobuf:"bytes,3,opt,name=stdio,proto3" json:"stdio,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Namespace   string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	ContainerId string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	Stdio       *Stdio                 `protobuf:"bytes,3,opt,name=stdio,proto3" json:"stdio,omitempty"`
+	// start starts the task too (one call and one runtime run instead of
+	// Create then Start); the task answered is then running.
+	Start         bool `protobuf:"varint,4,opt,name=start,proto3" json:"start,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -243,6 +246,13 @@ func (x *CreateTaskRequest) GetStdio() *Stdio {
 		return x.Stdio
 	}
 	return nil
+}
+
+func (x *CreateTaskRequest) GetStart() bool {
+	if x != nil {
+		return x.Start
+	}
+	return false
 }
 
 type CreateTaskResponse struct {
@@ -1984,10 +1994,14 @@ type LogsRequest struct {
 	Follow bool  `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
 	// Only records written at or after since and before until (either unset:
 	// no bound); tail counts among them.
-	Since         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
-	Until         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until,proto3" json:"until,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Since *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until,proto3" json:"until,omitempty"`
+	// With follow, follow_restarts goes on across the runs of a declared
+	// Task the restart policy restarts (berth logs -f), with a chunk of
+	// stream "restart" (a marker line) before each new run's output.
+	FollowRestarts bool `protobuf:"varint,7,opt,name=follow_restarts,json=followRestarts,proto3" json:"follow_restarts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *LogsRequest) Reset() {
@@ -2062,9 +2076,16 @@ func (x *LogsRequest) GetUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *LogsRequest) GetFollowRestarts() bool {
+	if x != nil {
+		return x.FollowRestarts
+	}
+	return false
+}
+
 type LogChunk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// stdout | stderr
+	// stdout | stderr | restart (the marker between two runs)
 	Stream        string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
 	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
@@ -2143,11 +2164,12 @@ const file_tasks_v1_tasks_proto_rawDesc = "" +
 	"\x05stdin\x18\x01 \x01(\tR\x05stdin\x12\x16\n" +
 	"\x06stdout\x18\x02 \x01(\tR\x06stdout\x12\x16\n" +
 	"\x06stderr\x18\x03 \x01(\tR\x06stderr\x12\x1a\n" +
-	"\bterminal\x18\x04 \x01(\bR\bterminal\"\x81\x01\n" +
+	"\bterminal\x18\x04 \x01(\bR\bterminal\"\x97\x01\n" +
 	"\x11CreateTaskRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12+\n" +
-	"\x05stdio\x18\x03 \x01(\v2\x15.berth.tasks.v1.StdioR\x05stdio\">\n" +
+	"\x05stdio\x18\x03 \x01(\v2\x15.berth.tasks.v1.StdioR\x05stdio\x12\x14\n" +
+	"\x05start\x18\x04 \x01(\bR\x05start\">\n" +
 	"\x12CreateTaskResponse\x12(\n" +
 	"\x04task\x18\x01 \x01(\v2\x14.berth.tasks.v1.TaskR\x04task\"l\n" +
 	"\x10StartTaskRequest\x12\x1c\n" +
@@ -2261,14 +2283,15 @@ const file_tasks_v1_tasks_proto_rawDesc = "" +
 	" \x01(\x04R\n" +
 	"netRxBytes\x12 \n" +
 	"\fnet_tx_bytes\x18\v \x01(\x04R\n" +
-	"netTxBytes\"\xde\x01\n" +
+	"netTxBytes\"\x87\x02\n" +
 	"\vLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x12\n" +
 	"\x04tail\x18\x03 \x01(\x03R\x04tail\x12\x16\n" +
 	"\x06follow\x18\x04 \x01(\bR\x06follow\x120\n" +
 	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
-	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"f\n" +
+	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12'\n" +
+	"\x0ffollow_restarts\x18\a \x01(\bR\x0efollowRestarts\"f\n" +
 	"\bLogChunk\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12.\n" +

@@ -1,0 +1,122 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	shimapi "berth.dev/berth/api/shim/v1"
+	"golang.org/x/sys/unix"
+)
+
+// ProbeOutputMax is how much of a probe's output is kept (its start).
+const ProbeOutputMax = 1024
+
+// ExecResult is what an exec probe observed.
+type ExecResult struct {
+	ExitStatus uint32
+	// Output is the start of stdout and stderr together (at most
+	// ProbeOutputMax bytes).
+	Output []byte
+}
+
+var probeSeq atomic.Uint64
+
+// ProbeExec runs args in the task's container through its shim (the same
+// runc exec `berth exec` uses, with no process of berthd's own) and
+// returns its exit status and output. A process still running after
+// timeout is killed and ctx's or the timeout's error returned. Unlike
+// Exec it publishes no events: a probe every few seconds would drown
+// the event stream.
+func (n *Node) ProbeExec(ctx context.Context, ns, id string, args []string, timeout time.Duration) (ExecResult, error) {
+	tk, err := n.task(ns, id)
+	if err != nil {
+		return ExecResult{}, err
+	}
+	data, err := n.execSpec(ctx, ns, id, filepath.Join(tk.bundle, "rootfs"), ExecOptions{Args: args})
+	if err != nil {
+		return ExecResult{}, err
+	}
+	execID := "probe-" + strconv.FormatUint(probeSeq.Add(1), 10)
+	fifo := filepath.Join(tk.bundle, execID+".out")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		return ExecResult{}, fmt.Errorf("probe %s: mkfifo: %w", id, err)
+	}
+	defer os.Remove(fifo)
+	out := make(chan []byte, 1)
+	go func() { out <- readFIFO(fifo) }()
+	// unblock ends a reader still waiting for the shim to open its end
+	// (the exec failed before): a writer that closes at once gives it EOF.
+	unblock := func() {
+		if w, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := tk.c.Exec(cctx, &shimapi.ExecRequest{Id: id, ExecId: execID, Spec: data,
+		Stdio: &shimapi.Stdio{Stdout: fifo, Stderr: fifo}}); err != nil {
+		unblock()
+		<-out
+		return ExecResult{}, fmt.Errorf("probe exec in %s: %w", id, err)
+	}
+	// The exec is the shim's until deleted, whatever happens next; the
+	// delete must run even when ctx is done.
+	defer func() {
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer dcancel()
+		_, _ = tk.c.Delete(dctx, &shimapi.DeleteRequest{Id: id, ExecId: execID})
+	}()
+	if _, err := tk.c.Start(cctx, &shimapi.StartRequest{Id: id, ExecId: execID}); err != nil {
+		unblock()
+		<-out
+		return ExecResult{}, fmt.Errorf("probe exec in %s: %w", id, err)
+	}
+	w, err := tk.c.Wait(cctx, &shimapi.WaitRequest{Id: id, ExecId: execID})
+	if err != nil {
+		kctx, kcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, _ = tk.c.Kill(kctx, &shimapi.KillRequest{Id: id, ExecId: execID, Signal: uint32(syscall.SIGKILL)})
+		_, _ = tk.c.Wait(kctx, &shimapi.WaitRequest{Id: id, ExecId: execID})
+		kcancel()
+		var o []byte
+		select {
+		case o = <-out:
+		case <-time.After(time.Second):
+			unblock()
+		}
+		if errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("timed out after %s", timeout)
+		}
+		return ExecResult{Output: o}, err
+	}
+	var o []byte
+	select {
+	case o = <-out:
+	case <-time.After(time.Second):
+		// A process that left a child holding its output: the exit counts.
+		unblock()
+	}
+	return ExecResult{ExitStatus: w.ExitStatus, Output: o}, nil
+}
+
+// readFIFO opens the FIFO for reading (blocking until a writer opens it)
+// and returns the start of what is written until every writer closed.
+func readFIFO(path string) []byte {
+	f, err := os.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	_, _ = io.Copy(&b, io.LimitReader(f, ProbeOutputMax))
+	_, _ = io.Copy(io.Discard, f) // the rest, so the writer never stalls on us
+	return b.Bytes()
+}
