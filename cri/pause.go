@@ -88,7 +88,7 @@ func (s *Service) pullSandboxImage() {
 // warmSandboxImage readies the sandbox image at berthd's start, so the
 // first pod pays neither the pull nor the built-in image's packaging.
 func (s *Service) warmSandboxImage(ctx context.Context) {
-	if _, err := s.node.DB().EnsureNamespace(ctx, Namespace); err != nil {
+	if _, err := s.opts.DB.EnsureNamespace(ctx, Namespace); err != nil {
 		s.log.Warn("cri namespace", "err", err)
 		return
 	}
