@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"berth.dev/berth/internal/span"
 	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/oci"
@@ -129,7 +130,9 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if _, err := s.opts.DB.EnsureNamespace(ctx, Namespace); err != nil {
 		return nil, err
 	}
+	endImg := span.Start(ctx, "cri.sandbox-image")
 	img, err := s.sandboxImageName(ctx)
+	endImg()
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +209,9 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 		actx := context.WithoutCancel(ctx)
 		go func() {
 			defer close(attached)
+			end := span.Start(ctx, "cri.cni-add")
 			att, attErr = s.opts.Network.Attach(actx, *req0)
+			end()
 		}()
 	}
 	ok := false
@@ -224,9 +229,11 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 		return fmt.Errorf("pod %s: network: %w", cfg.GetMetadata().GetName(), err)
 	}
 	labels := map[string]string{labelKind: kindSandbox}
+	endCreate := span.Start(ctx, "cri.create-pause")
 	if _, err := s.node.CreateContainer(ctx, Namespace, id, img, "", settings, labels); err != nil {
 		return nil, fmt.Errorf("pod %s: create sandbox: %w", cfg.GetMetadata().GetName(), err)
 	}
+	endCreate()
 	if attached != nil {
 		if err := waitNetNS(netns, attached); err != nil {
 			<-attached
@@ -236,15 +243,15 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 			return nil, netErr(err)
 		}
 	}
-	ti, err := s.node.CreateTask(ctx, Namespace, id, node.Stdio{})
+	// Created and started in one runtime call (runc run).
+	ti, err := s.node.RunTask(ctx, Namespace, id, node.Stdio{})
 	if err != nil {
-		return nil, fmt.Errorf("pod %s: create sandbox task: %w", cfg.GetMetadata().GetName(), err)
-	}
-	if _, err := s.node.StartTask(ctx, Namespace, id, ""); err != nil {
 		return nil, fmt.Errorf("pod %s: start sandbox: %w", cfg.GetMetadata().GetName(), err)
 	}
 	if attached != nil {
+		endWait := span.Start(ctx, "cri.wait-cni")
 		<-attached
+		endWait()
 		if attErr != nil {
 			return nil, netErr(attErr)
 		}
@@ -316,14 +323,18 @@ func (s *Service) teardownSandbox(ctx context.Context, id string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			end := span.Start(ctx, "cri.cni-del")
 			if err := s.opts.Network.Detach(ctx, Namespace, id); err != nil {
 				s.log.Warn("detach sandbox network", "id", id, "err", err)
 			}
+			end()
 		}()
 	}
+	end := span.Start(ctx, "cri.delete-pause-task")
 	if _, err := s.node.DeleteTask(ctx, Namespace, id, true); err != nil && !errdefs.IsNotFound(err) {
 		s.log.Warn("delete sandbox task", "id", id, "err", err)
 	}
+	end()
 	wg.Wait()
 }
 
