@@ -119,7 +119,7 @@ type Manager struct {
 	// progress, closed when it ends: one operation per container at a
 	// time, and a detach left to the background is waited for by the
 	// next attach of that container or of its host ports.
-	ops  map[string]chan struct{}
+	ops map[string]chan struct{}
 	// detaching holds the containers whose detach runs in the background:
 	// another Detach of one of them is that same detach, not waited for.
 	detaching map[string]bool
