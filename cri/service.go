@@ -35,6 +35,7 @@ type Node interface {
 	node.Images
 	node.Containers
 	node.Tasks
+	node.Snapshots
 }
 
 // Options configure a Service.

@@ -290,6 +290,15 @@ func TestCRI_PodLifecycle(t *testing.T) {
 	if err != nil || cs.Stats.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || cs.Stats.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
 		t.Errorf("container stats: %v %v", cs, err)
 	}
+	// The writable layer grows by what the container writes.
+	before := cs.GetStats().GetWritableLayer().GetUsedBytes().GetValue()
+	if _, err := c.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cc.ContainerId, Cmd: []string{"sh", "-c", "head -c 1048576 /dev/zero > /big"}, Timeout: 10}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err = c.ContainerStats(ctx, &runtime.ContainerStatsRequest{ContainerId: cc.ContainerId})
+	if wl := cs.GetStats().GetWritableLayer(); err != nil || wl.GetUsedBytes().GetValue() < before+1<<20 || wl.GetInodesUsed().GetValue() == 0 {
+		t.Errorf("writable layer after writing 1 MiB: %v (before %d bytes) %v", wl, before, err)
+	}
 	ls, err := c.ListContainerStats(ctx, &runtime.ListContainerStatsRequest{})
 	if err != nil || len(ls.Stats) != 1 {
 		t.Errorf("list container stats: %v %v", ls, err)
