@@ -371,7 +371,16 @@ func (m *Manager) detach(ctx context.Context, a Attachment) error {
 	}
 	st := m.net(a.CNIName)
 	st.rw.RLock()
+	var unlock func()
+	if len(a.Ports) > 0 {
+		// portmap's DEL changes the host's shared chains: not while a
+		// cleanup reads them to delete rules by number.
+		unlock = lockHostRules()
+	}
 	err := m.del(ctx, a.Conflist, m.runtimeConf(a))
+	if unlock != nil {
+		unlock()
+	}
 	st.rw.RUnlock()
 	// Whatever DEL did, what it can leave in the firewall goes; a DEL that
 	// failed is retried (the record stays "detaching").
