@@ -17,9 +17,9 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 )
 
-// loopbackConf is the loopback plugin's configuration, which attachments
-// made by an older berthd ran; berth now sets lo up itself (createNetNS),
-// and only removes the plugin's cache entries.
+// loopbackName is the CNI network name of the loopback plugin, which
+// attachments made by an older berthd ran; berth now sets lo up itself
+// (createNetNS) and only removes that plugin's libcni cache entries.
 const loopbackName = "berth-lo"
 
 // Attach puts a container on its network: it creates the container's
