@@ -130,7 +130,14 @@ func conditionHolds(ctx context.Context, svc manifestsapi.ManifestsService, ns s
 	if len(resp.Objects) == 0 {
 		return false, "", fmt.Errorf("%s %s/%s: %w", kind, ns, name, errdefs.ErrNotFound)
 	}
-	o := resp.Objects[0]
+	return objectCondition(resp.Objects[0], t, want)
+}
+
+// objectCondition says whether o's condition t has status want for o's
+// current generation, and if not, why. It is the one rule of "ready" the
+// CLI has: berth wait and apply --wait both use it, so they cannot
+// disagree on when an object is done.
+func objectCondition(o *manifestsapi.Object, t spec.ConditionType, want spec.ConditionStatus) (bool, string, error) {
 	var v objectView
 	if err := json.Unmarshal(o.Json, &v); err != nil {
 		return false, "", errors.Join(errdefs.ErrUnknown, err)
