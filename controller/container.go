@@ -36,7 +36,9 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	imgName, _ := imageName(is)
 	// During an update of the image, the digest this Container may use.
 	imgName, digest := containerImage(imgName, imgStatus.Status.ImageStatus, id)
-	want := spec.ContainerInstanceHash(e.Hash, digest)
+	// Probes are not part of what the container is made from.
+	instance := spec.InstanceHash(e.Object)
+	want := spec.ContainerInstanceHash(instance, digest)
 	netHash, netDeclared := c.networkHash(ns, cs)
 	if netDeclared {
 		netKey := spec.Key{Namespace: ns, Kind: spec.KindNetwork, Name: string(cs.Network)}
@@ -61,10 +63,14 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 		facts.ImageDigest = existing.ImageDigest
 		facts.SnapshotPresent = c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey)
 	}
-	acts := plan.Container(plan.ContainerWant{Hash: e.Hash, ImageDigest: digest, Network: netHash, NetworkDeclared: netDeclared}, facts)
+	acts := plan.Container(plan.ContainerWant{Hash: instance, ImageDigest: digest, Network: netHash, NetworkDeclared: netDeclared}, facts)
 	switch {
 	case len(acts) == 0:
-		return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})}, nil
+		changed := c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})
+		// A spec changed in what does not recreate the container (its
+		// probes): its Task, which may have looked while the status was
+		// of the old spec, looks again.
+		return Result{Changed: changed || prevStatus.SpecHash != e.Hash}, nil
 	case plan.Has(acts, plan.Recreate):
 		if !facts.SnapshotPresent && existing.Labels[spec.LabelSpecHash] == want {
 			c.repaired(ctx, e.Key, "snapshot "+existing.SnapshotKey+" was removed; recreating the container")

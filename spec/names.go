@@ -25,6 +25,10 @@ func IsManifestFile(name string) bool {
 
 // Labels berth puts on what it makes for a declared object.
 const (
+	// LabelFetchedFor is set on an image record a rollout fetched for an
+	// Image object before applying it (Key.String of the object), so the
+	// object owns the record as if it had pulled it itself.
+	LabelFetchedFor = "berth.dev/fetched-for"
 	// LabelOwner names the object ("Container/web").
 	LabelOwner = "berth.dev/owner"
 	// LabelSpecHash is ContainerInstanceHash of what the container was

@@ -192,7 +192,8 @@ func (p *diffPlan) container(ctx context.Context, o spec.Object, old *spec.Objec
 		return err
 	}
 	imgKey := spec.Key{Namespace: k.Namespace, Kind: spec.KindImage, Name: cs.Image}
-	w := plan.ContainerWant{Hash: spec.Hash(o), ImageDigest: ctr.ImageDigest, ImagePull: hasVerb(p.acts[imgKey], string(plan.Pull))}
+	// Probes are not part of what the container is made from.
+	w := plan.ContainerWant{Hash: spec.InstanceHash(o), ImageDigest: ctr.ImageDigest, ImagePull: hasVerb(p.acts[imgKey], string(plan.Pull))}
 	// The digest its Image resolves to: the record the reconciled Image
 	// keeps (the given Image's, else the status of the one in force).
 	if d := p.digests[imgKey]; d != "" {

@@ -55,7 +55,7 @@ func (s *Manifests) recreatedContainers(ctx context.Context, objs []spec.Object,
 // a live task in one of the containers recreated, with that Container.
 func (s *Manifests) restartedTasks(ctx context.Context, given []spec.Object, recreated map[spec.Key]bool) map[spec.Key]spec.Key {
 	out := map[spec.Key]spec.Key{}
-	if len(recreated) == 0 {
+	if len(recreated) == 0 || s.Node == nil {
 		return out
 	}
 	tasks := map[spec.Key]spec.Object{}

@@ -23,8 +23,10 @@ import (
 type Tasks struct {
 	Node node.Tasks
 	// Desired, when set, lets logs follow a declared Task across the
-	// restarts its policy makes.
+	// restarts its policy makes (and DB across its container's
+	// recreation).
 	Desired *desired.Store
+	DB      *observed.DB
 }
 
 var _ tasksapi.TasksService = (*Tasks)(nil)
@@ -207,7 +209,9 @@ func (s *Tasks) Metrics(ctx context.Context, r *tasksapi.MetricsRequest) (*tasks
 func (s *Tasks) Logs(ctx context.Context, r *tasksapi.LogsRequest, stream tasksapi.Tasks_LogsServer) error {
 	opts := node.LogOptions{Tail: int(r.Tail), Follow: r.Follow}
 	if r.FollowRestarts && s.Desired != nil {
-		opts.Restarts = func(exit *observed.Exit) bool { return willRestart(s.Desired, r.Namespace, r.ContainerId, exit) }
+		opts.Restarts = func(exit *observed.Exit) bool {
+			return willRestart(s.Desired, r.Namespace, r.ContainerId, exit) || s.recreating(ctx, r.Namespace, r.ContainerId)
+		}
 	}
 	if r.Since != nil {
 		opts.Since = r.Since.AsTime()
@@ -222,6 +226,25 @@ func (s *Tasks) Logs(ctx context.Context, r *tasksapi.LogsRequest, stream tasksa
 		}
 		return stream.Send(&tasksapi.LogChunk{Stream: e.Stream, Data: data, Time: timestamppb.New(e.Time)})
 	}))
+}
+
+// recreating reports whether the container's declared Container is not
+// what the container on the node was made from: the controller recreates
+// it and starts its Task afresh, whatever the restart policy says of the
+// exit the recreation's stop caused.
+func (s *Tasks) recreating(ctx context.Context, ns, id string) bool {
+	if s.DB == nil {
+		return false
+	}
+	if ns == "" {
+		ns = spec.DefaultNamespace
+	}
+	e, ok := s.Desired.Get(spec.Key{Namespace: ns, Kind: spec.KindContainer, Name: id})
+	if !ok || !willRestart(s.Desired, ns, id, nil) {
+		return false
+	}
+	c, err := s.DB.GetContainer(ctx, ns, id)
+	return err != nil || c.Labels[spec.LabelSpecHash] != spec.ContainerInstanceHash(e.Hash, c.ImageDigest)
 }
 
 // willRestart reports whether a Task declared to run the container will

@@ -128,6 +128,7 @@ func newGetCmd(g *globals) *cobra.Command {
 	var (
 		output, selector string
 		all, watch       bool
+		watchEvents      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME] [-l SELECTOR] [-w]",
@@ -140,7 +141,10 @@ app=web,tier!=db, app in (a,b), !app); berthd evaluates it.
 -w prints the table, then one row each time an object changes (its
 readiness, state, pid, restarts, exit), as kubectl get -w does, until
 interrupted. An object no longer declared is printed once more with
-READY "Deleted".`,
+READY "Deleted". -w -o json prints each object as one line of JSON
+instead (jq reads the stream), once and again whenever it changes; with
+--output-watch-events each line is {"type": "ADDED"|"MODIFIED"|"DELETED",
+"object": ...}, as kubectl's.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a := strings.ToLower(args[0]); a == "source" || a == "sources" {
@@ -157,8 +161,11 @@ READY "Deleted".`,
 			if output != "table" && output != "" && output != "wide" && output != "json" && output != "yaml" {
 				return fmt.Errorf("unknown output format %q (table, wide, json, yaml)", output)
 			}
-			if watch && (output == "json" || output == "yaml") {
-				return fmt.Errorf("-w prints tables: -o %s is not supported with it", output)
+			if watch && output == "yaml" {
+				return fmt.Errorf("-w prints tables or JSON lines: -o yaml is not supported with it")
+			}
+			if watchEvents && !(watch && output == "json") {
+				return fmt.Errorf("--output-watch-events needs -w -o json")
 			}
 			ctx := cmd.Context()
 			svc, done, err := g.manifestsClient(ctx)
@@ -177,7 +184,7 @@ READY "Deleted".`,
 			if err != nil {
 				return err
 			}
-			if output == "json" || output == "yaml" {
+			if (output == "json" || output == "yaml") && !watch {
 				// One named object prints as that object, not a list
 				// of one, so `get image x -o json | jq .status` works.
 				if req.Name != "" && req.Selector == "" && len(objs) == 1 {
@@ -187,7 +194,7 @@ READY "Deleted".`,
 			}
 			// An empty result is not an error (exit 0), but says so
 			// on stderr so an empty stdout is not mistaken for a hang.
-			if len(objs) == 0 {
+			if len(objs) == 0 && output != "json" {
 				where := "namespace " + g.namespace
 				if all {
 					where = "any namespace"
@@ -197,7 +204,8 @@ READY "Deleted".`,
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "no objects declared in %s\n", where)
 			}
-			w := &watchPrinter{out: cmd.OutOrStdout(), withNS: all, wide: output == "wide", last: map[string][]string{}}
+			w := &watchPrinter{out: cmd.OutOrStdout(), withNS: all, wide: output == "wide", last: map[string][]string{},
+				jsonLines: output == "json", events: watchEvents}
 			if err := w.printAll(kind, objs); err != nil {
 				return err
 			}
@@ -211,6 +219,7 @@ READY "Deleted".`,
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector (app=web,tier!=db): only matching objects")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print a row each time an object changes")
+	cmd.Flags().BoolVar(&watchEvents, "output-watch-events", false, "with -w -o json: each line is {type: ADDED|MODIFIED|DELETED, object}")
 	return cmd
 }
 

@@ -39,9 +39,9 @@ prints a marker line on stdout before each new run's output:
   --- berth: web restarted at 2026-12-04T10:00:00Z (its last run exited with status 1) ---
 
 (OOMKilled in it when the kernel killed the last run for its memory
-limit). It ends when the task exits and will not be restarted, when the
-container is removed (a changed spec recreates it: follow again), or on
-Ctrl-C.`,
+limit). It follows across the recreation of the Container (a changed
+spec) too, and ends when the task exits and will not be started again,
+when the objects are deleted, or on Ctrl-C.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &tasksapi.LogsRequest{Namespace: g.namespace, ContainerId: args[0], Tail: tail, Follow: follow, FollowRestarts: follow}
