@@ -296,6 +296,9 @@ func (e *Engine) applyTo(ctx context.Context, tg target, req Request) (Outcome, 
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return Outcome{}, fmt.Errorf("berthd is stopping: %w", err) // never begin what Stop would cut short
+	}
 	results, changed, err := tg.check(ctx, req.Objects)
 	if err != nil {
 		return Outcome{Results: results}, err
