@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"berth.dev/berth/internal/span"
 	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
@@ -34,6 +35,7 @@ type Node interface {
 	node.Images
 	node.Containers
 	node.Tasks
+	node.Snapshots
 }
 
 // Options configure a Service.
@@ -88,8 +90,14 @@ type Service struct {
 	sandboxes  *store[sandbox]
 	containers *store[container]
 	pause      sandboxImage
-	stream     streaming.Server
-	ownOOM     int
+	// warm readies the sandbox image once, at the first CRI call (a
+	// kubelet's Version and Status come before its first pod); serveCtx
+	// bounds it. A node nobody runs pods on is never touched: no k8s.io
+	// image, no pull of registry.k8s.io at every start of an offline node.
+	warm     sync.Once
+	serveCtx context.Context
+	stream   streaming.Server
+	ownOOM   int
 
 	// fsUsage caches ImageFsInfo's walk of the image filesystem.
 	fsMu    sync.Mutex
@@ -136,6 +144,7 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 	if err := s.startStreaming(ctx); err != nil {
 		return err
 	}
+	s.serveCtx = ctx
 	runtime.RegisterRuntimeServiceServer(srv, s)
 	runtime.RegisterImageServiceServer(srv, s)
 	errc := make(chan error, 1)
@@ -159,10 +168,17 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 // edge, and logs failures with the method that failed.
 func (s *Service) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
-	resp, err := h(ctx, req)
+	s.warm.Do(func() { go s.warmSandboxImage(s.serveCtx) })
+	// Each call records its steps (the node's and the CRI's own spans),
+	// logged at debug: where a pod's start goes.
+	rec := span.New()
+	resp, err := h(span.With(ctx, rec), req)
 	if err != nil {
 		s.log.Debug("cri call failed", "method", info.FullMethod, "err", err, "duration", time.Since(start))
 		return resp, errgrpc.ToGRPC(err)
+	}
+	if len(rec.Spans()) > 0 {
+		span.Log(ctx, s.log, rec, "method", info.FullMethod)
 	}
 	s.log.Debug("cri call", "method", info.FullMethod, "duration", time.Since(start))
 	return resp, nil

@@ -34,6 +34,9 @@ const (
 	// LabelSpecHash is ContainerInstanceHash of what the container was
 	// made from: a change of either part recreates it.
 	LabelSpecHash = "berth.dev/spec-hash"
+	// LabelNetworkHash is the spec hash of the declared Network a
+	// container was attached to: a changed Network recreates it.
+	LabelNetworkHash = "berth.dev/network-spec-hash"
 )
 
 // ContainerInstanceHash ties a container to its Container spec's Hash and
