@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	shimapi "berth.dev/berth/api/shim/v1"
 	shimbundle "berth.dev/berth/shim/bundle"
@@ -49,6 +50,7 @@ type Client struct {
 	pid    int
 	conn   *ttrpc.Client
 	task   shimapi.TaskService
+	closed atomic.Bool // Close was called
 }
 
 var _ shimapi.TaskService = (*Client)(nil)
@@ -191,7 +193,10 @@ func (c *Client) Bundle() string { return c.bundle }
 func (c *Client) Alive() bool { return processAlive(c.pid) }
 
 // Close closes the connection; the shim and its task go on.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	return c.conn.Close()
+}
 
 func firstOf(v ...string) string {
 	for _, s := range v {
