@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"berth.dev/berth/desired"
+	"berth.dev/berth/internal/span"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/spec"
@@ -265,6 +266,11 @@ func (c *Controller) dependents(key spec.Key) []spec.Key {
 // process reconciles one key and schedules what follows.
 func (c *Controller) process(ctx context.Context, key spec.Key) {
 	start := time.Now()
+	// The node's steps (create, shim start, runtime) are recorded as for
+	// an API call and logged at debug on one "spans" line.
+	rec := span.New()
+	ctx = span.With(ctx, rec)
+	defer span.Log(ctx, c.log, rec, "method", "reconcile", "object", key.String())
 	res, err := c.safeReconcile(ctx, key)
 	result := "success"
 	switch {

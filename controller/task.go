@@ -23,15 +23,28 @@ type restartState struct {
 // stableAfter is how long a task must run before its backoff resets.
 const stableAfter = 10 * time.Second
 
-func (c *Controller) restartsOf(k spec.Key) *restartState {
+// restartsOf is the Task's restart bookkeeping. A controller that has
+// none yet (berthd just started) takes it from the status the last one
+// recorded (prev), so a restart of berthd neither resets the backoff of a
+// crash-looping task nor starts it before its delay is up.
+func (c *Controller) restartsOf(k spec.Key, prev spec.TaskStatus) *restartState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rs, ok := c.restarts[k]
 	if !ok {
-		rs = &restartState{}
+		rs = &restartState{failures: prev.BackoffRestarts, nextAt: prev.NextStartAt}
 		c.restarts[k] = rs
 	}
 	return rs
+}
+
+// keepBackoff writes rs into the status fields that carry it across a
+// berthd restart.
+func keepBackoff(ts *spec.TaskStatus, rs *restartState) {
+	ts.BackoffRestarts, ts.NextStartAt = rs.failures, rs.nextAt
+	if rs.failures == 0 {
+		ts.NextStartAt = time.Time{}
+	}
 }
 
 // reconcileTask brings the container's task to the desired state, and
@@ -134,7 +147,7 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 		}
 		fallthrough
 	case info.Status == spec.TaskPhaseRunning || info.Status == spec.TaskPhasePaused:
-		rs := c.restartsOf(e.Key)
+		rs := c.restartsOf(e.Key, prevTask)
 		prevTask.State, prevTask.Pid = spec.TaskPhaseRunning, int(info.Pid)
 		if prevTask.ContainerCreatedAt.IsZero() { // a status kept by an older berthd
 			prevTask.ContainerCreatedAt = c.containerCreatedAt(ctx, ns, id)
@@ -147,6 +160,7 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 				res.RequeueAfter = stableAfter
 			}
 		}
+		keepBackoff(&prevTask, rs)
 		// Running (or resumed just now): its probes decide readiness.
 		o := observation{ready: true, reason: "Running", owns: id}
 		// A start time unknown (a status of an older berthd) is zero: no
@@ -216,13 +230,14 @@ func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSp
 	if _, err := c.opts.Node.DeleteTask(ctx, e.Key.Namespace, id, true); err != nil && !errdefs.IsNotFound(err) {
 		return Result{}, err
 	}
-	rs := c.restartsOf(e.Key)
+	rs := c.restartsOf(e.Key, prev)
 	var delay time.Duration // the first restart is immediate, then 1 s, 2 s, 4 s …
 	if rs.failures > 0 {
 		delay = Backoff(time.Second, c.opts.MaxBackoff, rs.failures-1)
 	}
 	rs.failures++
 	rs.nextAt = time.Now().Add(delay)
+	keepBackoff(&prev, rs)
 	msg := fmt.Sprintf("%s; restarting in %s", how, delay.Round(time.Millisecond))
 	reason := "BackOff"
 	if unhealthy != "" {
@@ -260,7 +275,7 @@ func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, 
 		// What it waits for wakes it (dependents); a cycle is not retried.
 		return Result{Changed: c.record(ctx, e, o)}, nil
 	}
-	rs := c.restartsOf(e.Key)
+	rs := c.restartsOf(e.Key, prev)
 	if wait := time.Until(rs.nextAt); wait > 0 {
 		return Result{RequeueAfter: wait}, nil
 	}
@@ -269,18 +284,15 @@ func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, 
 			return Result{}, err
 		}
 	}
-	if _, err := c.opts.Node.CreateTask(ctx, ns, id, node.Stdio{}); err != nil {
-		prev.LastError = err.Error()
-		c.record(ctx, e, observation{degraded: true, reason: "StartFailed", message: err.Error(), owns: id, kind: taskKind(prev)})
-		return Result{}, err
-	}
-	pid, err := c.opts.Node.StartTask(ctx, ns, id, "")
+	// Created and started in one runtime call (runc run --detach); a
+	// failure leaves no task behind.
+	ti, err := c.opts.Node.RunTask(ctx, ns, id, node.Stdio{})
 	if err != nil {
-		_, _ = c.opts.Node.DeleteTask(ctx, ns, id, true)
 		prev.LastError = err.Error()
 		c.record(ctx, e, observation{degraded: true, reason: "StartFailed", message: err.Error(), owns: id, kind: taskKind(prev)})
 		return Result{}, err
 	}
+	pid := ti.Pid
 	if prev.State != "" {
 		prev.RestartCount++
 	}

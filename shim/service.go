@@ -40,6 +40,9 @@ type Service struct {
 	oomBase  uint64
 	logw     *logs.Writer
 	draining bool // Shutdown asked: exit once no task remains
+	// ownPIDNS: the container has a PID namespace of its own, so its
+	// init's death is every process's and a kill of init needs no runc.
+	ownPIDNS bool
 
 	exitq    exitQueue
 	done     chan struct{}
@@ -118,7 +121,11 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		return nil, fmt.Errorf("create %s: %w", req.Id, err)
 	}
 	p := newProcess("", req.Stdio)
+	tStart := time.Now()
+	var tRuntime time.Duration
 	pid, err := s.startProcess(p, s.logw, func(fds stdioFiles, console string) (int, error) {
+		t := time.Now()
+		defer func() { tRuntime = time.Since(t) }()
 		if req.Start {
 			return s.rt.runDetached(req.Id, s.bundle, filepath.Join(s.bundle, "init.pid"), console, fds)
 		}
@@ -129,6 +136,7 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		return nil, fmt.Errorf("create %s: %w", req.Id, err)
 	}
 	s.id, s.init = req.Id, p
+	s.ownPIDNS = ownPIDNamespace(s.bundle)
 	if s.cg, err = cgroupOf(pid); err != nil && req.Start {
 		// Started already, it may have exited: its cgroup is still there
 		// until the runtime deletes the container.
@@ -146,7 +154,7 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		p.status = shimapi.Status_RUNNING
 	}
 	s.claimPending(p)
-	s.log.Info("created", "id", req.Id, "pid", pid, "started", req.Start)
+	s.log.Info("created", "id", req.Id, "pid", pid, "started", req.Start, "runtime", tRuntime, "total", time.Since(tStart))
 	if req.Start {
 		s.trimLater()
 	}

@@ -186,6 +186,7 @@ var fieldDocs = map[string]string{
 	"TaskSpec.StartupProbe":         "StartupProbe holds the liveness and readiness probes off until it passes once; failing failureThreshold times restarts the task.",
 	"TaskSpec.State":                "State is what the task should be: Running, Stopped or Paused.",
 	"TaskSpec.StopTimeout":          "StopTimeout is how long a stop waits after SIGTERM before SIGKILL.",
+	"TaskStatus.BackoffRestarts":    "BackoffRestarts counts the restarts since the task last ran for 10 s without exiting, and NextStartAt is when the restart backoff lets it start again: kept in the status, not only in berthd's memory, so a restarted berthd goes on backing off a crash-looping task instead of starting it at once and from a 1 s delay again.",
 	"TaskStatus.ContainerCreatedAt": "ContainerCreatedAt is when the container this task last ran in was created: a task found gone whose container is newer was stopped by the container's recreation, not by a crash (a fresh start, no restart counted), and a restarted berthd can still tell.",
 	"TaskStatus.OOMKilled":          "OOMKilled says the kernel killed the last run (the one ExitCode is of) for exceeding the container's memory limit.",
 	"TaskStatus.StartedAfter":       "StartedAfter are the Tasks (dependsOn) this one was started after: a teardown of those waits for this one to stop first, when it goes too, even after its manifest is gone.",

@@ -8,6 +8,7 @@ import (
 	"berth.dev/berth/desired"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/plan"
 	"berth.dev/berth/spec"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -173,7 +174,7 @@ func (s *Tasks) CloseIO(ctx context.Context, r *tasksapi.CloseIORequest) (*tasks
 	return &tasksapi.CloseIOResponse{}, s.Node.CloseIO(ctx, r.Namespace, r.ContainerId, r.ExecId)
 }
 
-// Pids lists the processes in the task's cgroup, as berth top needs.
+// Pids lists the task's processes, as `berth task ps` shows them.
 func (s *Tasks) Pids(ctx context.Context, r *tasksapi.PidsRequest) (*tasksapi.PidsResponse, error) {
 	ps, err := s.Node.TaskPids(ctx, r.Namespace, r.ContainerId)
 	if err != nil {
@@ -251,21 +252,14 @@ func (s *Tasks) recreating(ctx context.Context, ns, id string) bool {
 // none yet): its state is Running and its restart policy restarts that
 // exit.
 func willRestart(d *desired.Store, ns, id string, exit *observed.Exit) bool {
-	if ns == "" {
-		ns = spec.DefaultNamespace
-	}
-	for _, e := range d.List(desired.Filter{Namespace: ns, Kind: spec.KindTask}) {
+	for _, e := range d.List(desired.Filter{Namespace: defaultNS(ns), Kind: spec.KindTask}) {
 		ts, ok := e.Object.TaskSpec()
 		if !ok || ts.Container != id || ts.State != spec.TaskRunning {
 			continue
 		}
-		switch ts.RestartPolicy {
-		case spec.RestartAlways:
-			return true
-		case spec.RestartOnFailure:
-			return exit == nil || exit.ExitStatus != 0
-		}
-		return exit == nil
+		// The restart policy's rule is plan's, the one the reconciler
+		// applies.
+		return exit == nil || plan.Restarts(ts.RestartPolicy, exit.ExitStatus)
 	}
 	return false
 }

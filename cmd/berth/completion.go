@@ -23,6 +23,9 @@ import (
 // than hanging the shell.
 type lister func(ctx context.Context, c *ttrpc.Client, ns string) []string
 
+// completeTaskIDs lists tasks, not containers, for verbs that need a live
+// task (kill, pause, exec): completing a container without one would only
+// lead to an error.
 func completeTaskIDs(ctx context.Context, c *ttrpc.Client, ns string) []string {
 	resp, err := tasksapi.NewTasksClient(c).List(ctx, &tasksapi.ListTasksRequest{Namespace: ns})
 	if err != nil {
@@ -181,6 +184,9 @@ func completeAfter(g *globals, n int, l lister) cobra.CompletionFunc {
 }
 
 // kindArgs complete a KIND argument (get, describe, delete).
+//
+// Only the plural forms are offered; the singular and short forms are
+// accepted but would clutter the list.
 var kindArgs = []string{"networks", "images", "containers", "tasks", "all"}
 
 // kindThenNames completes KIND, then the names of that kind's objects

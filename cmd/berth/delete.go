@@ -8,6 +8,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// newDeleteCmd removes objects from the API source, as kubectl delete
+// does. It never edits a manifest file: an object a file declares is the
+// file's, and berthd refuses to delete it (naming the file), because the
+// next read of the directory would only declare it again.
 func newDeleteCmd(g *globals) *cobra.Command {
 	var file, selector string
 	cmd := &cobra.Command{
@@ -34,6 +38,9 @@ func newDeleteCmd(g *globals) *cobra.Command {
 					return nil
 				}
 			case file != "":
+				// -f deletes what a file declares, read here only for
+				// its keys: the file need not be valid beyond them, and
+				// its other contents are not sent.
 				files, err := readManifests(file, cmd.InOrStdin())
 				if err != nil {
 					return err
@@ -47,6 +54,8 @@ func newDeleteCmd(g *globals) *cobra.Command {
 						if o.Metadata.Namespace == "" {
 							o.Metadata.Namespace = g.namespace
 						}
+						// Default fills in the namespace as berthd would,
+						// so the key is the one the object has in force.
 						k := spec.Default(o).Key()
 						refs = append(refs, &manifestsapi.Ref{Namespace: k.Namespace, Kind: string(k.Kind), Name: k.Name})
 					}
@@ -75,6 +84,8 @@ func newDeleteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Deleting what is not there is an error (exit 2), as kubectl
+			// delete says NotFound: a typo in a name must not look done.
 			missing := 0
 			for _, r := range resp.Results {
 				if r.Action == "notfound" {

@@ -310,7 +310,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
 	sdNotify("READY=1")
-	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid())
+	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid(), "startup", time.Since(d.started))
 	if !d.controllerReadiness {
 		d.setReady()
 	}

@@ -24,8 +24,12 @@ type Writer struct {
 	maxFiles int // files kept, the current one included; >= 1
 	f        *os.File
 	size     int64
-	buf      []byte
-	now      func() time.Time
+	// dirty says the open file has records not yet fsynced: a log that
+	// got nothing since it was opened (a container that printed nothing)
+	// costs no fsync on close, on the path of a task's delete.
+	dirty bool
+	buf   []byte
+	now   func() time.Time
 }
 
 // Defaults applied by NewWriter to zero values.
@@ -63,7 +67,7 @@ func (w *Writer) open() error {
 		f.Close()
 		return fmt.Errorf("stat log %s: %w", w.path, err)
 	}
-	w.f, w.size = f, st.Size()
+	w.f, w.size, w.dirty = f, st.Size(), false
 	return nil
 }
 
@@ -99,6 +103,7 @@ func (w *Writer) WriteRecord(stream string, partial bool, text []byte) error {
 	}
 	n, err := w.f.Write(b)
 	w.size += int64(n)
+	w.dirty = w.dirty || n > 0
 	if cap(w.buf) > 4*MaxLine {
 		w.buf = nil // do not keep a huge buffer for the container's lifetime
 	}
@@ -116,7 +121,7 @@ func (w *Writer) follow() error {
 	if names(w.path, w.f) {
 		return nil
 	}
-	_ = w.f.Sync()
+	w.sync()
 	_ = w.f.Close()
 	w.f = nil
 	return w.open()
@@ -136,7 +141,7 @@ func names(path string, f *os.File) bool {
 // path. The old file is fsynced first so a power cut loses at most the
 // newest file's tail, never a rotated file.
 func (w *Writer) rotate() error {
-	_ = w.f.Sync()
+	w.sync()
 	if err := w.f.Close(); err != nil {
 		return fmt.Errorf("close log %s: %w", w.path, err)
 	}
@@ -166,20 +171,74 @@ func (w *Writer) Close() error {
 	if w.f == nil {
 		return nil
 	}
-	_ = w.f.Sync()
+	w.sync()
 	err := w.f.Close()
 	w.f = nil
 	return err
 }
 
+// sync fsyncs the open file if it got records since it was opened or last
+// synced. mu held.
+func (w *Writer) sync() {
+	if w.dirty {
+		_ = w.f.Sync()
+		w.dirty = false
+	}
+}
+
+// FlushAfter is how long a line without its newline waits for the rest
+// before it is written as a partial (P) record: a prompt or `echo -n`
+// output reaches the log, and whoever follows it (an attach), instead of
+// waiting for a newline that may never come.
+const FlushAfter = 200 * time.Millisecond
+
+// deadliner is a reader whose blocking Read can be given a deadline (a
+// pipe: os.Pipe's ends are on the poller).
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+}
+
+// idleReader arms a read deadline of FlushAfter while the bytes it has
+// returned end inside a line, and disarms it at a newline.
+type idleReader struct {
+	r       io.Reader
+	d       deadliner
+	partial bool // the last byte returned was not a newline
+	armed   bool
+}
+
+func (x *idleReader) Read(p []byte) (int, error) {
+	if x.partial != x.armed {
+		t := time.Time{}
+		if x.partial {
+			t = time.Now().Add(FlushAfter)
+		}
+		if x.d.SetReadDeadline(t) == nil {
+			x.armed = x.partial
+		}
+	}
+	n, err := x.r.Read(p)
+	if n > 0 {
+		x.partial = p[n-1] != '\n'
+	}
+	return n, err
+}
+
 // Copy reads r line by line until EOF, writing each line as records of
 // stream to w (when w is not nil) and the raw bytes to tee (when not nil).
 // Carriage returns before a newline, as a terminal sends, are dropped from
-// the log. It returns nil at EOF.
+// the log. A line left unfinished for FlushAfter on a pipe is written as a
+// partial record, its rest later. It returns nil at EOF.
 func Copy(w *Writer, stream string, r io.Reader, tee func([]byte)) error {
+	var idle *idleReader
+	if d, ok := r.(deadliner); ok && d.SetReadDeadline(time.Time{}) == nil {
+		idle = &idleReader{r: r, d: d}
+		r = idle
+	}
 	br := bufio.NewReaderSize(r, MaxLine)
 	for {
 		line, err := br.ReadSlice('\n')
+		timedOut := idle != nil && errors.Is(err, os.ErrDeadlineExceeded)
 		if len(line) > 0 {
 			if tee != nil {
 				tee(line)
@@ -191,11 +250,16 @@ func Copy(w *Writer, stream string, r io.Reader, tee func([]byte)) error {
 					text = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
 				}
 				// A line cut by EOF is still a whole line to the reader.
-				partial := !full && errors.Is(err, bufio.ErrBufferFull)
+				partial := !full && (errors.Is(err, bufio.ErrBufferFull) || timedOut)
 				if werr := w.WriteRecord(stream, partial, text); werr != nil && !errors.Is(werr, os.ErrClosed) {
 					return werr
 				}
 			}
+		}
+		if timedOut {
+			// What was pending is written: wait for more without a deadline.
+			idle.partial = false
+			continue
 		}
 		switch {
 		case err == nil, errors.Is(err, bufio.ErrBufferFull):
