@@ -40,6 +40,10 @@ type Service struct {
 	oomBase  uint64
 	logw     *logs.Writer
 	draining bool // Shutdown asked: exit once no task remains
+	// spare: started ahead of any container in a directory of its own,
+	// which berthd renames to the container's bundle before Create; the
+	// first Create names that bundle, and the shim serves it from then on.
+	spare bool
 
 	exitq    exitQueue
 	done     chan struct{}
@@ -97,8 +101,15 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		return nil, fmt.Errorf("create: no id: %w", errdefs.ErrInvalidArgument)
 	}
 	if req.Bundle != "" && filepath.Clean(req.Bundle) != s.bundle {
-		return nil, fmt.Errorf("create %s: bundle %s is not this shim's %s: %w", req.Id, req.Bundle, s.bundle, errdefs.ErrInvalidArgument)
+		if !s.spare || !isWorkingDir(req.Bundle) {
+			return nil, fmt.Errorf("create %s: bundle %s is not this shim's %s: %w", req.Id, req.Bundle, s.bundle, errdefs.ErrInvalidArgument)
+		}
+		// A spare whose directory was renamed to this bundle.
+		s.bundle = filepath.Clean(req.Bundle)
+		s.rt.logPath = filepath.Join(s.bundle, bundle.RuncLog)
+		s.log = s.log.With("bundle", s.bundle, "task", req.Id)
 	}
+	s.spare = false
 	bin := firstOf(req.Runtime, s.runtime, "runc")
 	bin, err := exec.LookPath(bin)
 	if err != nil {
@@ -287,4 +298,15 @@ func firstOf(v ...string) string {
 		}
 	}
 	return ""
+}
+
+// isWorkingDir reports whether dir is the shim's working directory (its
+// bundle, which a rename may have moved).
+func isWorkingDir(dir string) bool {
+	a, err := os.Stat(dir)
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(".")
+	return err == nil && os.SameFile(a, b)
 }
