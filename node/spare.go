@@ -124,14 +124,28 @@ func sparePid(dir string) int {
 	return pid
 }
 
-// cleanSpares stops what an earlier berthd left under .spare.
+// cleanSpares stops, in the background, what an earlier berthd left under
+// .spare: the directories are listed now, before this berthd can start a
+// spare of its own there (its first task create comes after recovery).
 func (n *Node) cleanSpares() {
 	entries, _ := os.ReadDir(n.spareRoot())
+	var left []string
 	for _, e := range entries {
 		if e.IsDir() {
-			n.stopSpare(filepath.Join(n.spareRoot(), e.Name()))
+			left = append(left, filepath.Join(n.spareRoot(), e.Name()))
 		}
 	}
+	if len(left) == 0 {
+		return
+	}
+	// Off the start's path: until then a leftover is one idle process more.
+	n.background.Add(1)
+	go func() {
+		defer n.background.Done()
+		for _, dir := range left {
+			n.stopSpare(dir)
+		}
+	}()
 }
 
 // closeSpare stops the serving spare and keeps new ones from starting.
