@@ -25,6 +25,15 @@ type Observer interface {
 	Objects(kind spec.Kind, desired, ready int)
 }
 
+// ProbeObserver is told of health probes, when the Observer is one too.
+type ProbeObserver interface {
+	// Probed: one run of a probe (liveness, readiness, startup) with a
+	// handler (exec, httpGet, tcpSocket), its result and latency.
+	Probed(probe, handler string, ok bool, d time.Duration)
+	// Unhealthy: a failing liveness or startup probe stopped a task.
+	Unhealthy()
+}
+
 type nopObserver struct{}
 
 func (nopObserver) Reconciled(spec.Kind, time.Duration, string) {}
@@ -149,13 +158,7 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			c.queue.ShutDown()
 			wg.Wait()
-			c.mu.Lock()
-			probers := c.probers
-			c.probers = map[spec.Key]*prober{}
-			c.mu.Unlock()
-			for _, pr := range probers {
-				pr.stop()
-			}
+			c.stopAllProbers()
 			return
 		case ev := <-exits:
 			c.onTaskEvent(ev)

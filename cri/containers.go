@@ -257,10 +257,8 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 		}
 		stdio.StdinOpen = true
 	}
-	if _, err := s.node.CreateTask(ctx, Namespace, id, stdio); err != nil {
-		return nil, fmt.Errorf("container %s: %w", id, err)
-	}
-	if _, err := s.node.StartTask(ctx, Namespace, id, ""); err != nil {
+	// Created and started in one runtime call (runc run).
+	if _, err := s.node.RunTask(ctx, Namespace, id, stdio); err != nil {
 		_, _ = s.node.DeleteTask(context.WithoutCancel(ctx), Namespace, id, true)
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}

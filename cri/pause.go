@@ -33,33 +33,24 @@ const (
 )
 
 type sandboxImage struct {
-	mu         sync.Mutex
-	failedAt   time.Time
-	builtinErr error
+	mu       sync.Mutex
+	failedAt time.Time
+	pulling  bool
 }
 
 // sandboxImageName is the image record a new sandbox runs: the configured
-// sandbox image when it is on the node or can be pulled, else the built-in
-// pause.
+// sandbox image when it is on the node, else berth's built-in pause. A pod
+// never waits for a registry: while the configured image is absent, berthd
+// pulls it in the background (not again for sandboxPullBackoff after a
+// failure) and pods run the built-in pause meanwhile, as an offline node
+// always does.
 func (s *Service) sandboxImageName(ctx context.Context) (string, error) {
 	if im, err := s.resolveImage(ctx, s.opts.SandboxImage); err == nil {
 		return im.records[0].Name, nil
 	}
+	s.pullSandboxImage()
 	s.pause.mu.Lock()
 	defer s.pause.mu.Unlock()
-	if im, err := s.resolveImage(ctx, s.opts.SandboxImage); err == nil {
-		return im.records[0].Name, nil
-	}
-	if time.Since(s.pause.failedAt) > sandboxPullBackoff {
-		pctx, cancel := context.WithTimeout(ctx, sandboxPullTimeout)
-		rec, err := s.node.Pull(pctx, Namespace, s.opts.SandboxImage, node.PullOptions{Unpack: true})
-		cancel()
-		if err == nil {
-			return rec.Name, nil
-		}
-		s.pause.failedAt = time.Now()
-		s.log.Warn("sandbox image cannot be pulled; pods run berth's built-in pause", "image", s.opts.SandboxImage, "err", err)
-	}
 	if im, err := s.resolveImage(ctx, builtinPauseName); err == nil {
 		return im.records[0].Name, nil
 	}
@@ -67,6 +58,43 @@ func (s *Service) sandboxImageName(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return builtinPauseName, nil
+}
+
+// pullSandboxImage starts a background pull of the configured sandbox
+// image unless one runs or one failed within sandboxPullBackoff.
+func (s *Service) pullSandboxImage() {
+	s.pause.mu.Lock()
+	defer s.pause.mu.Unlock()
+	if s.pause.pulling || time.Since(s.pause.failedAt) < sandboxPullBackoff {
+		return
+	}
+	s.pause.pulling = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), sandboxPullTimeout)
+		defer cancel()
+		_, err := s.node.Pull(ctx, Namespace, s.opts.SandboxImage, node.PullOptions{Unpack: true})
+		s.pause.mu.Lock()
+		defer s.pause.mu.Unlock()
+		s.pause.pulling = false
+		if err != nil {
+			s.pause.failedAt = time.Now()
+			s.log.Warn("sandbox image cannot be pulled; pods run berth's built-in pause", "image", s.opts.SandboxImage, "err", err)
+			return
+		}
+		s.log.Info("sandbox image pulled", "image", s.opts.SandboxImage)
+	}()
+}
+
+// warmSandboxImage readies the sandbox image at berthd's start, so the
+// first pod pays neither the pull nor the built-in image's packaging.
+func (s *Service) warmSandboxImage(ctx context.Context) {
+	if _, err := s.opts.DB.EnsureNamespace(ctx, Namespace); err != nil {
+		s.log.Warn("cri namespace", "err", err)
+		return
+	}
+	if _, err := s.sandboxImageName(ctx); err != nil {
+		s.log.Warn("sandbox image", "err", err)
+	}
 }
 
 // importBuiltinPause packages the berth-pause binary as a one-layer image

@@ -5,19 +5,23 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"berth.dev/berth/internal/span"
 	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/oci"
 	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -126,7 +130,9 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if _, err := s.opts.DB.EnsureNamespace(ctx, Namespace); err != nil {
 		return nil, err
 	}
+	endImg := span.Start(ctx, "cri.sandbox-image")
 	img, err := s.sandboxImageName(ctx)
+	endImg()
 	if err != nil {
 		return nil, err
 	}
@@ -185,41 +191,74 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if err := s.sandboxes.put(id, sb); err != nil {
 		return nil, err
 	}
+	// The CNI ADD (the plugins' processes, the longest part) runs beside
+	// the pause's create: runc needs only the namespace file, which the
+	// attach makes first; the pause never reads the pod's network files.
+	var (
+		att      network.Attachment
+		attErr   error
+		attached chan struct{}
+		netns    string
+		ips      []string
+	)
+	if req0 != nil {
+		req0.ID = id
+		netns = s.opts.Network.NetNSPath(Namespace, id)
+		settings.NetNSPath = netns
+		attached = make(chan struct{})
+		actx := context.WithoutCancel(ctx)
+		go func() {
+			defer close(attached)
+			end := span.Start(ctx, "cri.cni-add")
+			att, attErr = s.opts.Network.Attach(actx, *req0)
+			end()
+		}()
+	}
 	ok := false
 	defer func() {
 		if !ok {
+			if attached != nil {
+				<-attached
+			}
 			cctx := context.WithoutCancel(ctx)
 			s.teardownSandbox(cctx, id)
 			_ = s.sandboxes.delete(id)
 		}
 	}()
-	var ips []string
-	var netns string
-	if req0 != nil {
-		req0.ID = id
-		a, err := s.opts.Network.Attach(ctx, *req0)
-		if err != nil {
-			return nil, fmt.Errorf("pod %s: network: %w", cfg.GetMetadata().GetName(), err)
-		}
-		netns = a.NetNS
-		for _, ip := range a.IPs {
-			ip, _, _ = strings.Cut(ip, "/")
-			ips = append(ips, ip)
-		}
-		settings.NetNSPath = netns
-		// Its network files are the node's to mount (past the policy).
-		settings.NetworkFilesOf = id
+	netErr := func(err error) error {
+		return fmt.Errorf("pod %s: network: %w", cfg.GetMetadata().GetName(), err)
 	}
 	labels := map[string]string{labelKind: kindSandbox}
+	endCreate := span.Start(ctx, "cri.create-pause")
 	if _, err := s.node.CreateContainer(ctx, Namespace, id, img, "", settings, labels); err != nil {
 		return nil, fmt.Errorf("pod %s: create sandbox: %w", cfg.GetMetadata().GetName(), err)
 	}
-	ti, err := s.node.CreateTask(ctx, Namespace, id, node.Stdio{})
-	if err != nil {
-		return nil, fmt.Errorf("pod %s: create sandbox task: %w", cfg.GetMetadata().GetName(), err)
+	endCreate()
+	if attached != nil {
+		if err := waitNetNS(netns, attached); err != nil {
+			<-attached
+			if attErr != nil {
+				return nil, netErr(attErr)
+			}
+			return nil, netErr(err)
+		}
 	}
-	if _, err := s.node.StartTask(ctx, Namespace, id, ""); err != nil {
+	// Created and started in one runtime call (runc run).
+	ti, err := s.node.RunTask(ctx, Namespace, id, node.Stdio{})
+	if err != nil {
 		return nil, fmt.Errorf("pod %s: start sandbox: %w", cfg.GetMetadata().GetName(), err)
+	}
+	if attached != nil {
+		endWait := span.Start(ctx, "cri.wait-cni")
+		<-attached
+		endWait()
+		if attErr != nil {
+			return nil, netErr(attErr)
+		}
+		for _, ip := range att.IPs {
+			ip, _, _ = strings.Cut(ip, "/")
+			ips = append(ips, ip)
+		}
 	}
 	if _, err := s.sandboxes.update(id, func(sb *sandbox) {
 		sb.State, sb.IPs, sb.NetNS, sb.Pid = stateReady, ips, netns, ti.Pid
@@ -276,15 +315,27 @@ func (s *Service) stopTask(ctx context.Context, id string, timeout time.Duration
 
 // teardownSandbox stops the pause task, deletes it and detaches the
 // network; each step tolerates what is already gone.
+// The CNI DEL runs beside the pause's kill: a namespace file unmounted
+// under a live process is still that process's namespace.
 func (s *Service) teardownSandbox(ctx context.Context, id string) {
+	var wg sync.WaitGroup
+	if s.opts.Network != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			end := span.Start(ctx, "cri.cni-del")
+			if err := s.opts.Network.Detach(ctx, Namespace, id); err != nil {
+				s.log.Warn("detach sandbox network", "id", id, "err", err)
+			}
+			end()
+		}()
+	}
+	end := span.Start(ctx, "cri.delete-pause-task")
 	if _, err := s.node.DeleteTask(ctx, Namespace, id, true); err != nil && !errdefs.IsNotFound(err) {
 		s.log.Warn("delete sandbox task", "id", id, "err", err)
 	}
-	if s.opts.Network != nil {
-		if err := s.opts.Network.Detach(ctx, Namespace, id); err != nil {
-			s.log.Warn("detach sandbox network", "id", id, "err", err)
-		}
-	}
+	end()
+	wg.Wait()
 }
 
 // StopPodSandbox stops the pod's containers and its sandbox and releases
@@ -298,10 +349,17 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbo
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range s.containersOf(id) {
-		if err := s.stopContainer(ctx, c.ID, 0); err != nil {
-			return nil, err
-		}
+	// The pod's containers are killed together, not one after another.
+	cs := s.containersOf(id)
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.stopContainer(ctx, c.ID, 0) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	s.teardownSandbox(ctx, id)
 	if _, err := s.sandboxes.update(id, func(sb *sandbox) { sb.State = stateNotReady }); err != nil {
@@ -404,4 +462,27 @@ func matchLabels(sel, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// waitNetNS waits until path is a network namespace (the attach bind-mounts
+// it first) or the attach ends, whichever is first; an attach that ended
+// without one failed.
+func waitNetNS(path string, attached <-chan struct{}) error {
+	isNS := func() bool {
+		var st unix.Statfs_t
+		return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+	}
+	for d := 500 * time.Microsecond; ; d = min(2*d, 10*time.Millisecond) {
+		if isNS() {
+			return nil
+		}
+		select {
+		case <-attached:
+			if isNS() {
+				return nil
+			}
+			return fmt.Errorf("no network namespace at %s: %w", path, errdefs.ErrUnavailable)
+		case <-time.After(d):
+		}
+	}
 }

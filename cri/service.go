@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"berth.dev/berth/internal/span"
 	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
@@ -34,6 +35,7 @@ type Node interface {
 	node.Images
 	node.Containers
 	node.Tasks
+	node.Snapshots
 }
 
 // Options configure a Service.
@@ -136,6 +138,7 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 	if err := s.startStreaming(ctx); err != nil {
 		return err
 	}
+	go s.warmSandboxImage(ctx)
 	runtime.RegisterRuntimeServiceServer(srv, s)
 	runtime.RegisterImageServiceServer(srv, s)
 	errc := make(chan error, 1)
@@ -159,10 +162,16 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 // edge, and logs failures with the method that failed.
 func (s *Service) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
-	resp, err := h(ctx, req)
+	// Each call records its steps (the node's and the CRI's own spans),
+	// logged at debug: where a pod's start goes.
+	rec := span.New()
+	resp, err := h(span.With(ctx, rec), req)
 	if err != nil {
 		s.log.Debug("cri call failed", "method", info.FullMethod, "err", err, "duration", time.Since(start))
 		return resp, errgrpc.ToGRPC(err)
+	}
+	if len(rec.Spans()) > 0 {
+		span.Log(ctx, s.log, rec, "method", info.FullMethod)
 	}
 	s.log.Debug("cri call", "method", info.FullMethod, "duration", time.Since(start))
 	return resp, nil

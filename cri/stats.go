@@ -33,6 +33,16 @@ func (s *Service) containerStats(ctx context.Context, c *container) *runtime.Con
 		out.Memory.AvailableBytes = &runtime.UInt64Value{Value: m.MemoryLimit - m.MemoryUsage}
 	}
 	out.WritableLayer = &runtime.FilesystemUsage{Timestamp: ts, FsId: &runtime.FilesystemIdentifier{Mountpoint: s.opts.ImageFsPath}}
+	// The writable layer is the container's snapshot's own (its upper
+	// directory on overlayfs): what the kubelet's eviction counts.
+	if rec, err := s.opts.DB.GetContainer(ctx, Namespace, c.ID); err == nil {
+		if sn, _, err := s.node.Snapshotter(rec.Snapshotter); err == nil {
+			if u, err := sn.Usage(ctx, rec.SnapshotKey); err == nil {
+				out.WritableLayer.UsedBytes = &runtime.UInt64Value{Value: uint64(max(u.Size, 0))}
+				out.WritableLayer.InodesUsed = &runtime.UInt64Value{Value: uint64(max(u.Inodes, 0))}
+			}
+		}
+	}
 	return out
 }
 

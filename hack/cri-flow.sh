@@ -10,16 +10,16 @@ CRICTL=${CRICTL:-$(command -v crictl || echo "$HOME/go/bin/crictl")}
 RUNS=${RUNS:-5}
 IMAGES=${BERTH_TESTIMAGES:-$PWD/.cache/testimages}
 T=$(mktemp -d /tmp/berth-criflow-XXXXXX)
-trap 'kill "$(cat "$T/pid" 2>/dev/null)" 2>/dev/null; sleep 1; rm -rf "$T"' EXIT
+trap 'kill "$(cat "$T/pid" 2>/dev/null)" 2>/dev/null; sleep 1; [ -n "${KEEP:-}" ] && cp "$T/berthd.log" "$KEEP"; rm -rf "$T"' EXIT
 mkdir -p "$T/manifests" "$T/logs"; : > "$T/crictl.yaml"
-printf 'cri:\n  sandboxImage: 127.0.0.1:1/none/pause:1\n' > "$T/config.yaml"
-./bin/berthd --root "$T/root" --state "$T/state" --address "$T/state/berth.sock" --cri-address "$T/state/cri.sock" \
+printf 'cri:\n  sandboxImage: 127.0.0.1:1/none/pause:1\n%b' "${EXTRA_CONFIG:-}" > "$T/config.yaml"
+"${BIN:-./bin}"/berthd --root "$T/root" --state "$T/state" --address "$T/state/berth.sock" --cri-address "$T/state/cri.sock" \
   --manifests "$T/manifests" --metrics-address off --config "$T/config.yaml" --cni-conf-dir "$T/cni" \
-  --cni-bridge berthflow0 --cni-subnet 10.86.250.0/24 > "$T/berthd.log" 2>&1 &
+  --cni-bridge berthflow0 --cni-subnet 10.86.250.0/24 ${BERTHD_ARGS:-} > "$T/berthd.log" 2>&1 &
 echo $! > "$T/pid"
 for _ in $(seq 50); do [ -S "$T/state/cri.sock" ] && break; sleep 0.1; done
 C() { "$CRICTL" --config "$T/crictl.yaml" --runtime-endpoint "unix://$T/state/cri.sock" --image-endpoint "unix://$T/state/cri.sock" --timeout 30s "$@" 2>/dev/null; }
-./bin/berth --address "$T/state/berth.sock" -n k8s.io image import --name flow.local/busybox:latest "$IMAGES/busybox" >/dev/null
+"${BIN:-./bin}"/berth --address "$T/state/berth.sock" -n k8s.io image import --name flow.local/busybox:latest "$IMAGES/busybox" >/dev/null
 cat > "$T/pod.json" <<JSON
 {"metadata":{"name":"flow","namespace":"default","uid":"flow-uid"},"log_directory":"$T/logs","linux":{}}
 JSON

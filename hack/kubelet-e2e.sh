@@ -10,7 +10,8 @@
 #      sees: same sandbox, same containers, no restart, same IP, the web
 #      server answers throughout;
 #   4. removing the manifest stops the pod and the kubelet removes it.
-#   make kubelet-e2e        (WATCH_S=45 for the backoff watch)
+#   make kubelet-e2e   (WATCH_S=45: the backoff watch; KEEP=1 keeps the logs;
+#                       BERTHD_ARGS="--log-level debug")
 # The kubelet listens on 127.0.0.1 only, runs in its own mount namespace
 # (overlays on /var/lib and /var/log: it hard-codes paths there) and is
 # stopped by this script, by PID; so is berthd. Exit status: 0 when every
@@ -44,7 +45,7 @@ printf 'cri:\n  sandboxImage: 127.0.0.1:1/none/pause:1\n' > "$T/config.yaml"
 start_berthd() {
   ./bin/berthd --root "$T/root" --state "$T/state" --address "$T/state/berth.sock" --cri-address "$SOCK" \
     --manifests "$T/manifests" --metrics-address off --config "$T/config.yaml" --cni-conf-dir "$T/cni" \
-    --cni-bridge berthkube0 --cni-subnet ${SUBNET_PREFIX}0/24 >> "$T/berthd.log" 2>&1 &
+    --cni-bridge berthkube0 --cni-subnet ${SUBNET_PREFIX}0/24 ${BERTHD_ARGS:-} >> "$T/berthd.log" 2>&1 &
   BPID=$!
   for _ in $(seq 100); do C version >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "berthd did not answer; log:" >&2; tail -20 "$T/berthd.log" >&2; return 1
@@ -85,7 +86,7 @@ cleanup() {
     kill "$BPID"; for _ in $(seq 100); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.1; done
   fi
   rm_cgroups
-  if [ "$FAIL" = 0 ] && [ "$rc" = 0 ]; then rm -rf "$T"; else echo "logs kept in $T (kubelet/kubelet.log, berthd.log)"; fi
+  if [ "$FAIL" = 0 ] && [ "$rc" = 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$T"; else echo "logs kept in $T (kubelet/kubelet.log, berthd.log)"; fi
   exit $rc
 }
 trap cleanup EXIT INT TERM

@@ -75,6 +75,13 @@ func (m *Manager) Attach(ctx context.Context, req Request) (Attachment, error) {
 	}
 	var res types.Result
 	err = m.onNetwork(a.CNIName, p.rules, func() error {
+		if len(a.Ports) > 0 {
+			// portmap creates the host's shared CNI-HOSTPORT chains
+			// and then jumps to them; another berthd's cleanup of
+			// empty ones (cleanupFirewall) must not fall in between.
+			unlock := lockHostRules()
+			defer unlock()
+		}
 		var err error
 		res, err = m.cni.AddNetworkList(ctx, p.list, m.runtimeConf(a))
 		return err
@@ -279,6 +286,15 @@ func (m *Manager) checkPorts(req Request) (Attachment, error) {
 // again a few times if it fails, and finished by Recover after a crash. A
 // later Attach of the container, or of a host port it held, waits for it.
 func (m *Manager) Detach(ctx context.Context, ns, id string) error {
+	// A detach of k already running in the background is this one: the
+	// caller would only wait for plugins it does not wait for either (a
+	// pod's stop detaches, its remove detaches again).
+	m.mu.Lock()
+	inBackground := m.detaching[key(ns, id)]
+	m.mu.Unlock()
+	if inBackground {
+		return nil
+	}
 	release, err := m.acquire(ctx, key(ns, id))
 	if err != nil {
 		return err
@@ -299,9 +315,17 @@ func (m *Manager) Detach(ctx context.Context, ns, id string) error {
 		return err
 	}
 	m.bg.Add(1)
+	m.mu.Lock()
+	m.detaching[key(ns, id)] = true
+	m.mu.Unlock()
 	go func() {
 		defer m.bg.Done()
 		defer release()
+		defer func() {
+			m.mu.Lock()
+			delete(m.detaching, key(ns, id))
+			m.mu.Unlock()
+		}()
 		ctx := context.WithoutCancel(ctx)
 		for try, wait := 1, 100*time.Millisecond; ; try, wait = try+1, wait*4 {
 			err := m.detach(ctx, a)

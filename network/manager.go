@@ -119,8 +119,11 @@ type Manager struct {
 	// progress, closed when it ends: one operation per container at a
 	// time, and a detach left to the background is waited for by the
 	// next attach of that container or of its host ports.
-	ops  map[string]chan struct{}
-	nets map[string]*netState
+	ops map[string]chan struct{}
+	// detaching holds the containers whose detach runs in the background:
+	// another Detach of one of them is that same detach, not waited for.
+	detaching map[string]bool
+	nets      map[string]*netState
 	// bg counts the detaches running in the background (Close waits).
 	bg sync.WaitGroup
 	// recMu guards records, the attachment records as on disk (nil
@@ -158,7 +161,7 @@ func New(opts Options) (*Manager, error) {
 	if opts.Root == "" || opts.State == "" || opts.ConfDir == "" {
 		return nil, fmt.Errorf("network: root, state and conf dir are required: %w", errdefs.ErrInvalidArgument)
 	}
-	m := &Manager{opts: opts, log: opts.Log, ops: map[string]chan struct{}{}, nets: map[string]*netState{}}
+	m := &Manager{opts: opts, log: opts.Log, ops: map[string]chan struct{}{}, detaching: map[string]bool{}, nets: map[string]*netState{}}
 	if err := m.migrateLayout(); err != nil {
 		return nil, err
 	}

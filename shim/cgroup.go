@@ -159,3 +159,29 @@ func (c *cgroup) stats() stats {
 	s.pidsLimit = readUint(c.file("pids", "pids.max", "pids.max"))
 	return s
 }
+
+// ownPIDNamespace says whether the bundle's container gets a new PID
+// namespace (one with no path to join); false when unsure.
+func ownPIDNamespace(bundleDir string) bool {
+	b, err := os.ReadFile(filepath.Join(bundleDir, "config.json"))
+	if err != nil {
+		return false
+	}
+	var sp struct {
+		Linux struct {
+			Namespaces []struct {
+				Type string `json:"type"`
+				Path string `json:"path"`
+			} `json:"namespaces"`
+		} `json:"linux"`
+	}
+	if json.Unmarshal(b, &sp) != nil {
+		return false
+	}
+	for _, ns := range sp.Linux.Namespaces {
+		if ns.Type == "pid" {
+			return ns.Path == ""
+		}
+	}
+	return false
+}

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,6 +28,19 @@ func (s *Service) Kill(ctx context.Context, req *shimapi.KillRequest) (*emptypb.
 	if p != s.init {
 		if err := unix.Kill(p.pid, unix.Signal(req.Signal)); err != nil {
 			return nil, fmt.Errorf("kill exec %s: %w", req.ExecId, err)
+		}
+		return empty, nil
+	}
+	// The shim is init's parent: until it reaps init the pid is init's,
+	// so a signal to it needs no runc kill (a runtime process less on
+	// every stop). With a PID namespace of its own, killing init is
+	// killing all.
+	if s.ownPIDNS && p.pid > 0 && (!req.All || req.Signal == uint32(unix.SIGKILL)) {
+		if p.status == shimapi.Status_STOPPED {
+			return empty, nil
+		}
+		if err := unix.Kill(p.pid, unix.Signal(req.Signal)); err != nil && !errors.Is(err, unix.ESRCH) {
+			return nil, fmt.Errorf("kill %s: %w", s.id, err)
 		}
 		return empty, nil
 	}

@@ -44,6 +44,9 @@ type Service struct {
 	// which berthd renames to the container's bundle before Create; the
 	// first Create names that bundle, and the shim serves it from then on.
 	spare bool
+	// ownPIDNS: the container has a PID namespace of its own, so its
+	// init's death is every process's and a kill of init needs no runc.
+	ownPIDNS bool
 
 	exitq    exitQueue
 	done     chan struct{}
@@ -144,6 +147,7 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		return nil, fmt.Errorf("create %s: %w", req.Id, err)
 	}
 	s.id, s.init = req.Id, p
+	s.ownPIDNS = ownPIDNamespace(s.bundle)
 	if s.cg, err = cgroupOf(pid); err != nil && req.Start {
 		// Started already, it may have exited: its cgroup is still there
 		// until the runtime deletes the container.

@@ -107,8 +107,11 @@ func TestCRI_VersionStatusImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// berthd readies the sandbox image at its start (here the built-in
+	// pause, pinned): the pulled image is the only other one.
+	list.Images = slices.DeleteFunc(list.Images, func(im *runtime.Image) bool { return im.Pinned })
 	if len(list.Images) != 1 || list.Images[0].Id != pulled.ImageRef {
-		t.Fatalf("list: got %v, want one image %s", list.Images, pulled.ImageRef)
+		t.Fatalf("list: got %v, want one image %s besides the pinned pause", list.Images, pulled.ImageRef)
 	}
 	img := list.Images[0]
 	if !slices.Contains(img.RepoTags, ref) {
@@ -286,6 +289,15 @@ func TestCRI_PodLifecycle(t *testing.T) {
 	cs, err := c.ContainerStats(ctx, &runtime.ContainerStatsRequest{ContainerId: cc.ContainerId})
 	if err != nil || cs.Stats.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || cs.Stats.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
 		t.Errorf("container stats: %v %v", cs, err)
+	}
+	// The writable layer grows by what the container writes.
+	before := cs.GetStats().GetWritableLayer().GetUsedBytes().GetValue()
+	if _, err := c.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: cc.ContainerId, Cmd: []string{"sh", "-c", "head -c 1048576 /dev/zero > /big"}, Timeout: 10}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err = c.ContainerStats(ctx, &runtime.ContainerStatsRequest{ContainerId: cc.ContainerId})
+	if wl := cs.GetStats().GetWritableLayer(); err != nil || wl.GetUsedBytes().GetValue() < before+1<<20 || wl.GetInodesUsed().GetValue() == 0 {
+		t.Errorf("writable layer after writing 1 MiB: %v (before %d bytes) %v", wl, before, err)
 	}
 	ls, err := c.ListContainerStats(ctx, &runtime.ListContainerStatsRequest{})
 	if err != nil || len(ls.Stats) != 1 {

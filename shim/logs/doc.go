@@ -8,7 +8,9 @@
 //	<RFC 3339 time, UTC, nanoseconds> <stdout|stderr> <F full line|P partial> <text>
 //
 // A line longer than MaxLine bytes is cut into P (partial) records and ends
-// with an F record, so a reader can join them. The log rotates by size:
+// with an F record, so a reader can join them; so is a line left without
+// its newline for FlushAfter (a prompt, `echo -n`), so a follower sees it.
+// The log rotates by size:
 // when writing a record would make <path> larger than the maximum size it is
 // renamed to <path>.1 (and <path>.1 to <path>.2 and so on), keeping at most
 // the configured number of files, the oldest dropped. Rotation renames, so

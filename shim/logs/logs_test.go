@@ -232,3 +232,53 @@ func TestWriter_ExternalRotation(t *testing.T) {
 		t.Errorf("new file: got %q, want only the record written after the rename", got)
 	}
 }
+
+// TestCopy_FlushesAnUnfinishedLine: output without its newline (a prompt,
+// `echo -n`) on a pipe is written as a partial record once it has waited
+// FlushAfter, and the rest of the line ends it.
+func TestCopy_FlushesAnUnfinishedLine(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "log")
+	w, err := NewWriter(path, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- Copy(w, Stdout, pr, nil) }()
+	records := func() []Entry {
+		var got []Entry
+		_ = Read(context.Background(), path, ReadOptions{Tail: -1}, func(e Entry) error {
+			e.Text = append([]byte(nil), e.Text...)
+			got = append(got, e)
+			return nil
+		})
+		return got
+	}
+	if _, err := pw.WriteString("prompt: "); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(records()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := records()
+	if len(got) != 1 || !got[0].Partial || string(got[0].Text) != "prompt: " {
+		t.Fatalf("after an unfinished line: got %+v, want one partial record", got)
+	}
+	if _, err := pw.WriteString("answer\n"); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	got = records()
+	if len(got) != 2 || got[1].Partial || string(got[0].Text)+string(got[1].Text) != "prompt: answer" {
+		t.Errorf("got %+v, want P %q then F %q", got, "prompt: ", "answer")
+	}
+}

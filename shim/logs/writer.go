@@ -186,14 +186,59 @@ func (w *Writer) sync() {
 	}
 }
 
+// FlushAfter is how long a line without its newline waits for the rest
+// before it is written as a partial (P) record: a prompt or `echo -n`
+// output reaches the log, and whoever follows it (an attach), instead of
+// waiting for a newline that may never come.
+const FlushAfter = 200 * time.Millisecond
+
+// deadliner is a reader whose blocking Read can be given a deadline (a
+// pipe: os.Pipe's ends are on the poller).
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+}
+
+// idleReader arms a read deadline of FlushAfter while the bytes it has
+// returned end inside a line, and disarms it at a newline.
+type idleReader struct {
+	r       io.Reader
+	d       deadliner
+	partial bool // the last byte returned was not a newline
+	armed   bool
+}
+
+func (x *idleReader) Read(p []byte) (int, error) {
+	if x.partial != x.armed {
+		t := time.Time{}
+		if x.partial {
+			t = time.Now().Add(FlushAfter)
+		}
+		if x.d.SetReadDeadline(t) == nil {
+			x.armed = x.partial
+		}
+	}
+	n, err := x.r.Read(p)
+	if n > 0 {
+		x.partial = p[n-1] != '\n'
+	}
+	return n, err
+}
+
 // Copy reads r line by line until EOF, writing each line as records of
 // stream to w (when w is not nil) and the raw bytes to tee (when not nil).
 // Carriage returns before a newline, as a terminal sends, are dropped from
-// the log. It returns nil at EOF.
+// the log. A line left unfinished for FlushAfter on a pipe is written as a
+// partial record, its rest later. It returns nil at EOF.
 func Copy(w *Writer, stream string, r io.Reader, tee func([]byte)) error {
+	var idle *idleReader
+	if d, ok := r.(deadliner); ok && d.SetReadDeadline(time.Time{}) == nil {
+		idle = &idleReader{r: r, d: d}
+		r = idle
+	}
 	br := bufio.NewReaderSize(r, MaxLine)
 	for {
 		line, err := br.ReadSlice('\n')
+		timedOut := idle != nil && errors.Is(err, os.ErrDeadlineExceeded)
 		if len(line) > 0 {
 			if tee != nil {
 				tee(line)
@@ -205,11 +250,16 @@ func Copy(w *Writer, stream string, r io.Reader, tee func([]byte)) error {
 					text = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
 				}
 				// A line cut by EOF is still a whole line to the reader.
-				partial := !full && errors.Is(err, bufio.ErrBufferFull)
+				partial := !full && (errors.Is(err, bufio.ErrBufferFull) || timedOut)
 				if werr := w.WriteRecord(stream, partial, text); werr != nil && !errors.Is(werr, os.ErrClosed) {
 					return werr
 				}
 			}
+		}
+		if timedOut {
+			// What was pending is written: wait for more without a deadline.
+			idle.partial = false
+			continue
 		}
 		switch {
 		case err == nil, errors.Is(err, bufio.ErrBufferFull):

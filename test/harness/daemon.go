@@ -310,6 +310,7 @@ func (d *Daemon) cleanup() {
 	for _, err := range unmountUnder(dirs) {
 		d.t.Errorf("cleanup mounts: %v", err)
 	}
+	removeFirewall(networkSubnets(d.Subnet, d.CNIConfDir))
 	for _, err := range removeBridges(d.Bridge, d.CNIConfDir) {
 		d.t.Errorf("cleanup networks: %v", err)
 	}

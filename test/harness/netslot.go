@@ -3,9 +3,11 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -80,4 +82,106 @@ func removeBridges(builtin, confDir string) []error {
 		}
 	}
 	return errs
+}
+
+// removeFirewall deletes the iptables rules that name an address in one
+// of subnets (the daemon's networks), and the per-container chains they
+// jump to. A test that ends with bridged containers running leaves them:
+// its daemon stops without a CNI DEL (containers outlive berthd by
+// design) and the cleanup removes the containers behind CNI's back.
+// Rules are deleted by number, last first, so the quoting of comments in
+// `iptables -S` output never has to be parsed back.
+func removeFirewall(subnets []netip.Prefix) {
+	ipRe := regexp.MustCompile(`\b\d+\.\d+\.\d+\.\d+\b`)
+	ours := func(line string) bool {
+		for _, s := range ipRe.FindAllString(line, -1) {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				continue
+			}
+			for _, p := range subnets {
+				if p.Contains(a) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, table := range []string{"nat", "filter"} {
+		out, err := exec.Command("iptables", "-w", "5", "-t", table, "-S").Output()
+		if err != nil {
+			continue
+		}
+		type rule struct {
+			chain string
+			n     int
+		}
+		lines := strings.Split(string(out), "\n")
+		// Per-container chains holding one of our addresses (portmap's
+		// CNI-DN-… hold the DNAT target), then every rule that names an
+		// address of ours or jumps to such a chain.
+		chains := map[string]bool{}
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "-A" && perContainerChain(f[1]) && ours(l) {
+				chains[f[1]] = true
+			}
+		}
+		var doomed []rule
+		count := map[string]int{}
+		for _, l := range lines {
+			f := strings.Fields(l)
+			if len(f) < 2 || f[0] != "-A" {
+				continue
+			}
+			count[f[1]]++
+			jump := ""
+			if i := slices.Index(f, "-j"); i >= 0 && i+1 < len(f) {
+				jump = f[i+1]
+			}
+			if !ours(l) && !chains[jump] {
+				continue
+			}
+			doomed = append(doomed, rule{f[1], count[f[1]]})
+			if perContainerChain(jump) {
+				chains[jump] = true
+			}
+		}
+		for i := len(doomed) - 1; i >= 0; i-- {
+			_ = exec.Command("iptables", "-w", "5", "-t", table, "-D", doomed[i].chain, fmt.Sprint(doomed[i].n)).Run()
+		}
+		for c := range chains {
+			_ = exec.Command("iptables", "-w", "5", "-t", table, "-F", c).Run()
+			_ = exec.Command("iptables", "-w", "5", "-t", table, "-X", c).Run()
+		}
+	}
+}
+
+// perContainerChain: the bridge plugin's CNI-<hash> and portmap's
+// CNI-DN-<hash> chains belong to one container; the shared ones
+// (CNI-FORWARD, CNI-HOSTPORT-*, CNI-ADMIN) stay.
+func perContainerChain(c string) bool {
+	return strings.HasPrefix(c, "CNI-") && !strings.HasPrefix(c, "CNI-HOSTPORT-") && c != "CNI-FORWARD" && c != "CNI-ADMIN"
+}
+
+// networkSubnets are the daemon's built-in subnet and those of the
+// conflists in its CNI configuration directory.
+func networkSubnets(builtin, confDir string) []netip.Prefix {
+	var out []netip.Prefix
+	if p, err := netip.ParsePrefix(builtin); err == nil {
+		out = append(out, p)
+	}
+	files, _ := filepath.Glob(filepath.Join(confDir, "*.conflist"))
+	re := regexp.MustCompile(`"subnet"\s*:\s*"([^"]+)"`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, m := range re.FindAllSubmatch(b, -1) {
+			if p, err := netip.ParsePrefix(string(m[1])); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
