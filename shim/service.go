@@ -110,7 +110,9 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		// A spare whose directory was renamed to this bundle.
 		s.bundle = filepath.Clean(req.Bundle)
 		s.rt.logPath = filepath.Join(s.bundle, bundle.RuncLog)
-		s.log = s.log.With("bundle", s.bundle, "task", req.Id)
+		// berthd's bundles are <state>/<namespace>/<id>.
+		s.namespace = filepath.Base(filepath.Dir(s.bundle))
+		s.log = s.log.With("ns", s.namespace, "id", req.Id, "bundle", s.bundle)
 	}
 	s.spare = false
 	bin := firstOf(req.Runtime, s.runtime, "runc")
