@@ -90,8 +90,14 @@ type Service struct {
 	sandboxes  *store[sandbox]
 	containers *store[container]
 	pause      sandboxImage
-	stream     streaming.Server
-	ownOOM     int
+	// warm readies the sandbox image once, at the first CRI call (a
+	// kubelet's Version and Status come before its first pod); serveCtx
+	// bounds it. A node nobody runs pods on is never touched: no k8s.io
+	// image, no pull of registry.k8s.io at every start of an offline node.
+	warm     sync.Once
+	serveCtx context.Context
+	stream   streaming.Server
+	ownOOM   int
 
 	// fsUsage caches ImageFsInfo's walk of the image filesystem.
 	fsMu    sync.Mutex
@@ -138,7 +144,7 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 	if err := s.startStreaming(ctx); err != nil {
 		return err
 	}
-	go s.warmSandboxImage(ctx)
+	s.serveCtx = ctx
 	runtime.RegisterRuntimeServiceServer(srv, s)
 	runtime.RegisterImageServiceServer(srv, s)
 	errc := make(chan error, 1)
@@ -162,6 +168,7 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 // edge, and logs failures with the method that failed.
 func (s *Service) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	s.warm.Do(func() { go s.warmSandboxImage(s.serveCtx) })
 	// Each call records its steps (the node's and the CRI's own spans),
 	// logged at debug: where a pod's start goes.
 	rec := span.New()
