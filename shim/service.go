@@ -134,6 +134,15 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		return nil, fmt.Errorf("create %s: %w", req.Id, err)
 	}
 	p := newProcess("", req.Stdio)
+	// A started process may be OOM-killed before the shim looks: the
+	// count of OOM kills its cgroup already had (one a crash left behind,
+	// which runc would reuse) is read before it runs.
+	var oomBefore uint64
+	if req.Start {
+		if cg, err := cgroupOfSpec(s.bundle); err == nil {
+			oomBefore = cg.oomKills()
+		}
+	}
 	tStart := time.Now()
 	var tRuntime time.Duration
 	pid, err := s.startProcess(p, s.logw, func(fds stdioFiles, console string) (int, error) {
@@ -159,11 +168,10 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		s.log.Warn("no cgroup: stats and oom detection off", "err", err)
 	}
 	// A created process has run nothing yet, so the cgroup's count of
-	// OOM kills so far is not its own; a started one's cgroup is new.
-	if !req.Start {
-		s.oomBase = s.cg.oomKills()
-	}
+	// OOM kills so far is not its own.
+	s.oomBase = s.cg.oomKills()
 	if req.Start {
+		s.oomBase = oomBefore
 		p.status = shimapi.Status_RUNNING
 	}
 	s.claimPending(p)
