@@ -110,7 +110,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return printList(cmd.OutOrStdout(), output, resp.Revisions,
-				[]string{"SET", "REVISION", "STATE", "TIME", "HASH", "OBJECTS", "SOURCE", "COMMIT", "REASON"},
+				[]string{"SET", "REVISION", "STATE", "TIME", "TOOK", "HASH", "OBJECTS", "SOURCE", "COMMIT", "REASON"},
 				func(r *rolloutapi.Revision) []string {
 					num := strconv.FormatInt(r.Number, 10)
 					if r.Current {
@@ -120,11 +120,14 @@ func newRolloutCmd(g *globals) *cobra.Command {
 					if len(commit) > 12 {
 						commit = commit[:12]
 					}
-					t := ""
+					t, took := "", "-"
 					if r.Time != nil {
 						t = r.Time.AsTime().Local().Format(time.DateTime)
+						if r.Finished != nil {
+							took = r.Finished.AsTime().Sub(r.Time.AsTime()).Round(10 * time.Millisecond).String()
+						}
 					}
-					return []string{r.Set, num, r.State, t, shortHash(r.Hash), strconv.Itoa(int(r.Objects)), r.Source, commit, r.Reason}
+					return []string{r.Set, num, r.State, t, took, shortHash(r.Hash), strconv.Itoa(int(r.Objects)), r.Source, commit, r.Reason}
 				})
 		},
 	}
