@@ -153,6 +153,7 @@ func (s *Service) containerSettings(ctx context.Context, id string, sb *sandbox,
 		}
 		sec.SupplementalGroups = append(sec.SupplementalGroups, uint32(g))
 	}
+	sec.StrictGroups = sc.GetSupplementalGroupsPolicy() == runtime.SupplementalGroupsPolicy_Strict
 	st.Security = sec
 	st.ReadonlyRootfs = sc.GetReadonlyRootfs()
 	nnp := sc.GetNoNewPrivs()
@@ -387,6 +388,26 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtime.ContainerSta
 	}
 	if r := cfg.GetLinux().GetResources(); r != nil {
 		status.Resources = &runtime.ContainerResources{Linux: r}
+	}
+	// The process's identity as the runtime resolved it (the image's
+	// passwd and group included), as the kubelet shows it.
+	if rec, err := s.opts.DB.GetContainer(ctx, Namespace, c.ID); err == nil {
+		var sp struct {
+			Process *struct {
+				User struct {
+					UID            uint32   `json:"uid"`
+					GID            uint32   `json:"gid"`
+					AdditionalGids []uint32 `json:"additionalGids"`
+				} `json:"user"`
+			} `json:"process"`
+		}
+		if json.Unmarshal(rec.Spec, &sp) == nil && sp.Process != nil {
+			u := &runtime.LinuxContainerUser{Uid: int64(sp.Process.User.UID), Gid: int64(sp.Process.User.GID)}
+			for _, g := range sp.Process.User.AdditionalGids {
+				u.SupplementalGroups = append(u.SupplementalGroups, int64(g))
+			}
+			status.User = &runtime.ContainerUser{Linux: u}
+		}
 	}
 	resp := &runtime.ContainerStatusResponse{Status: status}
 	if req.GetVerbose() {

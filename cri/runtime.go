@@ -38,7 +38,8 @@ func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runt
 		Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{
 			{Type: runtime.RuntimeReady, Status: true}, cond,
 		}},
-		Features: &runtime.RuntimeFeatures{},
+		// Strict groups: the image's /etc/group is not merged in.
+		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	for _, h := range s.handlers() {
 		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{Name: h, Features: &runtime.RuntimeHandlerFeatures{}})
