@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"berth.dev/berth/desired"
-	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/oci"
 	"berth.dev/berth/plan"
@@ -37,7 +36,9 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	imgName, _ := imageName(is)
 	// During an update of the image, the digest this Container may use.
 	imgName, digest := containerImage(imgName, imgStatus.Status.ImageStatus, id)
-	want := spec.ContainerInstanceHash(e.Hash, digest)
+	// Probes are not part of what the container is made from.
+	instance := spec.InstanceHash(e.Object)
+	want := spec.ContainerInstanceHash(instance, digest)
 	netHash, netDeclared := c.networkHash(ns, cs)
 	if netDeclared {
 		netKey := spec.Key{Namespace: ns, Kind: spec.KindNetwork, Name: string(cs.Network)}
@@ -58,14 +59,18 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	// use) disturbs none.
 	facts := plan.ContainerFacts{Exists: err == nil}
 	if facts.Exists {
-		facts.InstanceHash, facts.NetworkHash = existing.Labels[spec.LabelSpecHash], existing.Labels[labelNetworkHash]
+		facts.InstanceHash, facts.NetworkHash = existing.Labels[spec.LabelSpecHash], existing.Labels[spec.LabelNetworkHash]
 		facts.ImageDigest = existing.ImageDigest
 		facts.SnapshotPresent = c.snapshotPresent(ctx, existing.Snapshotter, existing.SnapshotKey)
 	}
-	acts := plan.Container(plan.ContainerWant{Hash: e.Hash, ImageDigest: digest, Network: netHash, NetworkDeclared: netDeclared}, facts)
+	acts := plan.Container(plan.ContainerWant{Hash: instance, ImageDigest: digest, Network: netHash, NetworkDeclared: netDeclared}, facts)
 	switch {
 	case len(acts) == 0:
-		return Result{Changed: c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})}, nil
+		changed := c.record(ctx, e, observation{ready: true, owns: id, kind: c.containerKindStatus(ns, id, existing.SnapshotKey, e.Hash, digest)})
+		// A spec changed in what does not recreate the container (its
+		// probes): its Task, which may have looked while the status was
+		// of the old spec, looks again.
+		return Result{Changed: changed || prevStatus.SpecHash != e.Hash}, nil
 	case plan.Has(acts, plan.Recreate):
 		if !facts.SnapshotPresent && existing.Labels[spec.LabelSpecHash] == want {
 			c.repaired(ctx, e.Key, "snapshot "+existing.SnapshotKey+" was removed; recreating the container")
@@ -92,7 +97,7 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	}
 	labels := map[string]string{spec.LabelOwner: "Container/" + id, spec.LabelSpecHash: want}
 	if netDeclared {
-		labels[labelNetworkHash] = netHash
+		labels[spec.LabelNetworkHash] = netHash
 	}
 	ctr, err := c.opts.Node.CreateContainer(ctx, ns, id, imgName, is.Snapshotter, settings, labels)
 	if v := (*policy.Violation)(nil); errors.As(err, &v) {
@@ -109,10 +114,6 @@ func (c *Controller) reconcileContainer(ctx context.Context, e desired.Entry) (R
 	}
 	return Result{Changed: true, RequeueAfter: 0}, c.recordCreated(ctx, e, ctr.SnapshotKey, digest)
 }
-
-// labelNetworkHash records on a container the spec hash of the declared
-// Network it was attached to.
-const labelNetworkHash = "berth.dev/network-spec-hash"
 
 // policyRefused records a Container the node policy refuses: Degraded,
 // reason PolicyViolation, the message naming the policy key. It is not
@@ -229,18 +230,5 @@ func (c *Controller) stopTask(ctx context.Context, ns, id string, timeout time.D
 // (oci.FromSpec, the translator the API's mounts share).
 func containerSettings(o spec.Object, cs spec.ContainerSpec) (node.ContainerSettings, error) {
 	st, err := oci.FromSpec(o, cs)
-	s := node.ContainerSettings{Runtime: cs.Runtime, Settings: st}
-	if cs.Network.Bridged() {
-		s.Network = &node.NetworkSettings{Name: string(cs.Network)}
-		for _, p := range cs.Ports {
-			s.Network.Ports = append(s.Network.Ports, network.PortMapping{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol, HostIP: p.HostIP})
-		}
-		if cs.DNS != nil {
-			s.Network.DNS = network.DNS{Servers: cs.DNS.Servers, Searches: cs.DNS.Searches, Options: cs.DNS.Options}
-		}
-		for _, h := range cs.Hosts {
-			s.Network.Hosts = append(s.Network.Hosts, network.Host{IP: h.IP, Hostnames: h.Hostnames})
-		}
-	}
-	return s, err
+	return node.ContainerSettings{Runtime: cs.Runtime, Settings: st, Network: node.NetworkFromSpec(cs)}, err
 }

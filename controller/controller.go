@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"berth.dev/berth/desired"
+	"berth.dev/berth/internal/span"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/spec"
@@ -22,6 +23,15 @@ type Observer interface {
 	QueueDepth(kind spec.Kind, n int)
 	DriftRepaired(kind spec.Kind)
 	Objects(kind spec.Kind, desired, ready int)
+}
+
+// ProbeObserver is told of health probes, when the Observer is one too.
+type ProbeObserver interface {
+	// Probed: one run of a probe (liveness, readiness, startup) with a
+	// handler (exec, httpGet, tcpSocket), its result and latency.
+	Probed(probe, handler string, ok bool, d time.Duration)
+	// Unhealthy: a failing liveness or startup probe stopped a task.
+	Unhealthy()
 }
 
 type nopObserver struct{}
@@ -148,13 +158,7 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			c.queue.ShutDown()
 			wg.Wait()
-			c.mu.Lock()
-			probers := c.probers
-			c.probers = map[spec.Key]*prober{}
-			c.mu.Unlock()
-			for _, pr := range probers {
-				pr.stop()
-			}
+			c.stopAllProbers()
 			return
 		case ev := <-exits:
 			c.onTaskEvent(ev)
@@ -262,6 +266,11 @@ func (c *Controller) dependents(key spec.Key) []spec.Key {
 // process reconciles one key and schedules what follows.
 func (c *Controller) process(ctx context.Context, key spec.Key) {
 	start := time.Now()
+	// The node's steps (create, shim start, runtime) are recorded as for
+	// an API call and logged at debug on one "spans" line.
+	rec := span.New()
+	ctx = span.With(ctx, rec)
+	defer span.Log(ctx, c.log, rec, "method", "reconcile", "object", key.String())
 	res, err := c.safeReconcile(ctx, key)
 	result := "success"
 	switch {

@@ -26,7 +26,10 @@ func (c *Controller) waitForDependencies(ctx context.Context, e desired.Entry, t
 	}
 	var waiting []string
 	for _, d := range ts.DependsOn {
-		if _, ok := c.isReady(ctx, spec.Key{Namespace: ns, Kind: spec.KindTask, Name: d.Task}); !ok {
+		k := spec.Key{Namespace: ns, Kind: spec.KindTask, Name: d.Task}
+		if _, declared := c.opts.Desired.Get(k); !declared {
+			waiting = append(waiting, d.Task+" (not declared)")
+		} else if _, ok := c.isReady(ctx, k); !ok {
 			waiting = append(waiting, d.Task)
 		}
 	}

@@ -41,6 +41,9 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 	prevStatus, _ := c.opts.DB.GetStatus(ctx, e.Key)
 	img, err := c.opts.DB.GetImage(ctx, ns, name)
 	present := err == nil
+	// A rollout fetches a revision's images before applying it, labelled
+	// with the object they are for (read before any re-pull drops it).
+	fetchedForMe := present && img.Labels[spec.LabelFetchedFor] == e.Key.String()
 	sn := is.Snapshotter
 	snName := sn
 	if snName == "" {
@@ -103,8 +106,10 @@ func (c *Controller) reconcileImage(ctx context.Context, e desired.Entry) (Resul
 	}}
 	// The record is this object's to remove only if it made it: one that
 	// was on the node before the object first saw it (pulled or imported
-	// by hand) stays when the object goes, as other objects' do.
-	if present && prevStatus.Owns != name {
+	// by hand) stays when the object goes, as other objects' do. A rollout
+	// that fetched it for this object before applying it (its images come
+	// first) labelled it so.
+	if present && prevStatus.Owns != name && !fetchedForMe {
 		o.message = "the image was on the node before it was declared: deleting the Image leaves it"
 	} else {
 		o.owns = name

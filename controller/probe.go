@@ -112,14 +112,18 @@ type prober struct {
 }
 
 // newProber starts the probes; wake is called on every change.
-func newProber(ctx context.Context, ident string, probes spec.Probes, startedAt time.Time, run probeFunc, wake func()) *prober {
+// wasReady starts the run as passed its startup probe and ready.
+func newProber(ctx context.Context, ident string, probes spec.Probes, startedAt time.Time, wasReady bool, run probeFunc, wake func()) *prober {
 	ctx, cancel := context.WithCancel(ctx)
-	pr := &prober{ident: ident, cancel: cancel, states: map[probeKind]*probeState{}, started: probes.Startup == nil}
+	pr := &prober{ident: ident, cancel: cancel, states: map[probeKind]*probeState{}, started: probes.Startup == nil || wasReady}
 	for kind, p := range map[probeKind]*spec.Probe{probeLiveness: probes.Liveness, probeReadiness: probes.Readiness, probeStartup: probes.Startup} {
 		if p == nil {
 			continue
 		}
 		pr.states[kind] = newProbeState(kind, p)
+		if wasReady {
+			pr.states[kind].passing = true
+		}
 		pr.wg.Add(1)
 		go func() {
 			defer pr.wg.Done()
@@ -219,7 +223,10 @@ func proberIdent(id string, pid int, startedAt time.Time, probes spec.Probes) st
 // ensureProber returns the running prober of the task's current run,
 // starting it (and stopping one of an earlier run) as needed; nil when the
 // task has no probes.
-func (c *Controller) ensureProber(key spec.Key, ns, id string, pid int, startedAt time.Time, probes spec.Probes) *prober {
+//
+// wasReady starts it as the recorded status left the run: started and
+// ready (a berthd restarted under a running task).
+func (c *Controller) ensureProber(key spec.Key, ns, id string, pid int, startedAt time.Time, probes spec.Probes, wasReady bool) *prober {
 	if !probes.Any() {
 		c.stopProber(key)
 		return nil
@@ -236,8 +243,16 @@ func (c *Controller) ensureProber(key spec.Key, ns, id string, pid int, startedA
 	if pr != nil {
 		pr.stop()
 	}
-	run := func(ctx context.Context, p *spec.Probe) (bool, string) { return c.runProbe(ctx, ns, id, pid, p) }
-	pr = newProber(c.runCtx, ident, probes, startedAt, run, func() { c.queue.Add(key) })
+	po, _ := c.opts.Observer.(ProbeObserver)
+	run := func(ctx context.Context, p *spec.Probe) (bool, string) {
+		start := time.Now()
+		ok, out := c.runProbe(ctx, ns, id, pid, p)
+		if po != nil && ctx.Err() == nil {
+			po.Probed(string(kindOf(probes, p)), handlerOf(p), ok, time.Since(start))
+		}
+		return ok, out
+	}
+	pr = newProber(c.runCtx, ident, probes, startedAt, wasReady, run, func() { c.queue.Add(key) })
 	c.mu.Lock()
 	if old := c.probers[key]; old != nil {
 		// Another reconcile of this key cannot run at once (the queue
@@ -258,6 +273,39 @@ func (c *Controller) stopProber(key spec.Key) {
 	delete(c.probers, key)
 	c.mu.Unlock()
 	if pr != nil {
+		pr.stop()
+	}
+}
+
+// kindOf says which of probes p is.
+func kindOf(probes spec.Probes, p *spec.Probe) probeKind {
+	switch p {
+	case probes.Liveness:
+		return probeLiveness
+	case probes.Startup:
+		return probeStartup
+	}
+	return probeReadiness
+}
+
+// handlerOf names p's handler, as the manifest does.
+func handlerOf(p *spec.Probe) string {
+	switch {
+	case p.Exec != nil:
+		return "exec"
+	case p.HTTPGet != nil:
+		return "httpGet"
+	}
+	return "tcpSocket"
+}
+
+// stopAllProbers stops every task's probes (the controller ends).
+func (c *Controller) stopAllProbers() {
+	c.mu.Lock()
+	probers := c.probers
+	c.probers = map[spec.Key]*prober{}
+	c.mu.Unlock()
+	for _, pr := range probers {
 		pr.stop()
 	}
 }

@@ -65,7 +65,7 @@ func TestProber_StartupGatesLiveness(t *testing.T) {
 		Liveness: &spec.Probe{Exec: &spec.ExecAction{Command: []string{"live"}}, PeriodSeconds: 1, FailureThreshold: 1},
 		Startup:  &spec.Probe{Exec: &spec.ExecAction{Command: []string{"start"}}, PeriodSeconds: 1, FailureThreshold: 1},
 	}
-	pr := newProber(context.Background(), "x", probes, time.Now(), run, func() { woke <- struct{}{} })
+	pr := newProber(context.Background(), "x", probes, time.Now(), false, run, func() { woke <- struct{}{} })
 	defer pr.stop()
 	select {
 	case <-woke:
@@ -93,7 +93,7 @@ func TestProber_Readiness(t *testing.T) {
 	}
 	woke := make(chan struct{}, 10)
 	p := &spec.Probe{Exec: &spec.ExecAction{Command: []string{"x"}}, PeriodSeconds: 1, FailureThreshold: 1, SuccessThreshold: 1}
-	pr := newProber(context.Background(), "x", spec.Probes{Readiness: p}, time.Now(), run, func() { woke <- struct{}{} })
+	pr := newProber(context.Background(), "x", spec.Probes{Readiness: p}, time.Now(), false, run, func() { woke <- struct{}{} })
 	defer pr.stop()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -114,5 +114,18 @@ func TestProber_Readiness(t *testing.T) {
 	}
 	if _, ready, _, _ := pr.health(); !ready {
 		t.Error("not ready after a success")
+	}
+}
+
+// A prober started for a run recorded Ready (berthd restarted) is ready at
+// once, and its first failures count against the threshold as usual.
+func TestProber_WasReady(t *testing.T) {
+	t.Parallel()
+	run := func(context.Context, *spec.Probe) (bool, string) { return false, "down" }
+	p := &spec.Probe{Exec: &spec.ExecAction{Command: []string{"x"}}, PeriodSeconds: 1, FailureThreshold: 1, InitialDelaySeconds: 60}
+	pr := newProber(context.Background(), "x", spec.Probes{Readiness: p, Startup: p}, time.Now(), true, run, func() {})
+	defer pr.stop()
+	if _, ready, reason, _ := pr.health(); !ready {
+		t.Errorf("a run recorded Ready starts %s", reason)
 	}
 }

@@ -215,7 +215,7 @@ func TestReconcile_RestartBackoff(t *testing.T) {
 	if res.RequeueAfter <= 0 {
 		t.Error("a reconcile during the backoff asks for no recheck")
 	}
-	r.c.restartsOf(tk).nextAt = time.Now() // the backoff ran out
+	r.c.restartsOf(tk, spec.TaskStatus{}).nextAt = time.Now() // the backoff ran out
 	_, calls = r.reconcile(tk)
 	wantCalls(t, "after the backoff", calls, "create-task default/web", "start default/web")
 
@@ -223,9 +223,21 @@ func TestReconcile_RestartBackoff(t *testing.T) {
 	if res, _ = r.reconcile(tk); res.RequeueAfter < 1800*time.Millisecond || res.RequeueAfter > 2200*time.Millisecond {
 		t.Errorf("third restart waits %s, want 2 s ± 10%%", res.RequeueAfter)
 	}
-	r.c.restartsOf(tk).nextAt = time.Now()
+	// berthd restarts during the backoff: the new controller reads it
+	// from the status, so it neither starts the task early nor forgets
+	// how many times it failed.
+	r.c = r.newController()
+	res, calls = r.reconcile(tk)
+	wantCalls(t, "after a berthd restart, during the backoff", calls)
+	if res.RequeueAfter < time.Second || res.RequeueAfter > 2200*time.Millisecond {
+		t.Errorf("after a berthd restart the backoff has %s left, want most of 2 s", res.RequeueAfter)
+	}
+	if rs := r.c.restartsOf(tk, spec.TaskStatus{}); rs.failures != 3 {
+		t.Errorf("after a berthd restart: %d failures, want 3", rs.failures)
+	}
+	r.c.restartsOf(tk, spec.TaskStatus{}).nextAt = time.Now()
 	r.reconcile(tk)
-	r.c.restartsOf(tk).failures = 40
+	r.c.restartsOf(tk, spec.TaskStatus{}).failures = 40
 	exit()
 	if res, _ = r.reconcile(tk); res.RequeueAfter > time.Minute*11/10 || res.RequeueAfter < time.Minute*9/10 {
 		t.Errorf("after 40 restarts the wait is %s, want MaxBackoff (1m)", res.RequeueAfter)

@@ -23,15 +23,28 @@ type restartState struct {
 // stableAfter is how long a task must run before its backoff resets.
 const stableAfter = 10 * time.Second
 
-func (c *Controller) restartsOf(k spec.Key) *restartState {
+// restartsOf is the Task's restart bookkeeping. A controller that has
+// none yet (berthd just started) takes it from the status the last one
+// recorded (prev), so a restart of berthd neither resets the backoff of a
+// crash-looping task nor starts it before its delay is up.
+func (c *Controller) restartsOf(k spec.Key, prev spec.TaskStatus) *restartState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rs, ok := c.restarts[k]
 	if !ok {
-		rs = &restartState{}
+		rs = &restartState{failures: prev.BackoffRestarts, nextAt: prev.NextStartAt}
 		c.restarts[k] = rs
 	}
 	return rs
+}
+
+// keepBackoff writes rs into the status fields that carry it across a
+// berthd restart.
+func keepBackoff(ts *spec.TaskStatus, rs *restartState) {
+	ts.BackoffRestarts, ts.NextStartAt = rs.failures, rs.nextAt
+	if rs.failures == 0 {
+		ts.NextStartAt = time.Time{}
+	}
 }
 
 // reconcileTask brings the container's task to the desired state, and
@@ -134,7 +147,7 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 		}
 		fallthrough
 	case info.Status == spec.TaskPhaseRunning || info.Status == spec.TaskPhasePaused:
-		rs := c.restartsOf(e.Key)
+		rs := c.restartsOf(e.Key, prevTask)
 		prevTask.State, prevTask.Pid = spec.TaskPhaseRunning, int(info.Pid)
 		if prevTask.ContainerCreatedAt.IsZero() { // a status kept by an older berthd
 			prevTask.ContainerCreatedAt = c.containerCreatedAt(ctx, ns, id)
@@ -147,20 +160,26 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 				res.RequeueAfter = stableAfter
 			}
 		}
+		keepBackoff(&prevTask, rs)
+		// Running (or resumed just now): its probes decide readiness.
 		o := observation{ready: true, reason: "Running", owns: id}
-		if info.Status == spec.TaskPhaseRunning {
-			startedAt := prevTask.StartedAt
-			if startedAt.IsZero() {
-				startedAt = time.Now()
+		// A start time unknown (a status of an older berthd) is zero: no
+		// initial delay, and the same prober at every reconcile.
+		// A task recorded Ready in this very run (berthd restarted under
+		// it) stays Ready until its probes say otherwise: a restart of
+		// berthd must not flap what depends on its readiness.
+		wasReady := false
+		if rc, ok := prev.Status.Condition(spec.ConditionReady); ok && rc.Status == spec.ConditionTrue &&
+			prev.Status.TaskStatus != nil && prev.Status.TaskStatus.Pid == int(info.Pid) {
+			wasReady = true
+		}
+		if pr := c.ensureProber(e.Key, ns, id, int(info.Pid), prevTask.StartedAt, c.probesOf(e), wasReady); pr != nil {
+			unhealthy, ready, reason, msg := pr.health()
+			if unhealthy != "" {
+				return c.stopUnhealthy(ctx, e, ts, id, prevTask, unhealthy, stopTimeout)
 			}
-			if pr := c.ensureProber(e.Key, ns, id, int(info.Pid), startedAt, c.probesOf(e)); pr != nil {
-				unhealthy, ready, reason, msg := pr.health()
-				if unhealthy != "" {
-					return c.stopUnhealthy(ctx, e, ts, id, prevTask, unhealthy, stopTimeout)
-				}
-				if !ready {
-					o = observation{reason: reason, message: msg, owns: id}
-				}
+			if !ready {
+				o = observation{reason: reason, message: msg, owns: id}
 			}
 		}
 		o.kind = taskKind(prevTask)
@@ -182,6 +201,11 @@ func (c *Controller) reconcileTask(ctx context.Context, e desired.Entry) (Result
 // exited handles a task that ended while it should run; unhealthy says
 // why a failing probe stopped it ("" for an exit of its own).
 func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSpec, id string, info node.TaskInfo, prev spec.TaskStatus, unhealthy string) (Result, error) {
+	if unhealthy == "" && prev.Unhealthy != "" && !prev.UnhealthyAt.Before(info.ExitedAt) {
+		// The exit of the stop a failing probe made, seen again (its
+		// /tasks/exit event, a resync): the probe stays its reason.
+		unhealthy = prev.Unhealthy
+	}
 	prev.State, prev.Pid, prev.ExitCode, prev.FinishedAt = spec.TaskPhaseExited, 0, int(info.ExitStatus), info.ExitedAt
 	prev.OOMKilled = info.OOMKilled
 	how := fmt.Sprintf("exited with status %d", info.ExitStatus)
@@ -206,13 +230,14 @@ func (c *Controller) exited(ctx context.Context, e desired.Entry, ts spec.TaskSp
 	if _, err := c.opts.Node.DeleteTask(ctx, e.Key.Namespace, id, true); err != nil && !errdefs.IsNotFound(err) {
 		return Result{}, err
 	}
-	rs := c.restartsOf(e.Key)
+	rs := c.restartsOf(e.Key, prev)
 	var delay time.Duration // the first restart is immediate, then 1 s, 2 s, 4 s …
 	if rs.failures > 0 {
 		delay = Backoff(time.Second, c.opts.MaxBackoff, rs.failures-1)
 	}
 	rs.failures++
 	rs.nextAt = time.Now().Add(delay)
+	keepBackoff(&prev, rs)
 	msg := fmt.Sprintf("%s; restarting in %s", how, delay.Round(time.Millisecond))
 	reason := "BackOff"
 	if unhealthy != "" {
@@ -250,7 +275,7 @@ func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, 
 		// What it waits for wakes it (dependents); a cycle is not retried.
 		return Result{Changed: c.record(ctx, e, o)}, nil
 	}
-	rs := c.restartsOf(e.Key)
+	rs := c.restartsOf(e.Key, prev)
 	if wait := time.Until(rs.nextAt); wait > 0 {
 		return Result{RequeueAfter: wait}, nil
 	}
@@ -259,18 +284,15 @@ func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, 
 			return Result{}, err
 		}
 	}
-	if _, err := c.opts.Node.CreateTask(ctx, ns, id, node.Stdio{}); err != nil {
-		prev.LastError = err.Error()
-		c.record(ctx, e, observation{degraded: true, reason: "StartFailed", message: err.Error(), owns: id, kind: taskKind(prev)})
-		return Result{}, err
-	}
-	pid, err := c.opts.Node.StartTask(ctx, ns, id, "")
+	// Created and started in one runtime call (runc run --detach); a
+	// failure leaves no task behind.
+	ti, err := c.opts.Node.RunTask(ctx, ns, id, node.Stdio{})
 	if err != nil {
-		_, _ = c.opts.Node.DeleteTask(ctx, ns, id, true)
 		prev.LastError = err.Error()
 		c.record(ctx, e, observation{degraded: true, reason: "StartFailed", message: err.Error(), owns: id, kind: taskKind(prev)})
 		return Result{}, err
 	}
+	pid := ti.Pid
 	if prev.State != "" {
 		prev.RestartCount++
 	}
@@ -288,7 +310,7 @@ func (c *Controller) startTask(ctx context.Context, e desired.Entry, id string, 
 	}
 	o := observation{ready: true, reason: "Running", owns: id, kind: taskKind(prev)}
 	if ts.State == spec.TaskRunning {
-		if pr := c.ensureProber(e.Key, ns, id, int(pid), prev.StartedAt, c.probesOf(e)); pr != nil {
+		if pr := c.ensureProber(e.Key, ns, id, int(pid), prev.StartedAt, c.probesOf(e), false); pr != nil {
 			if _, ready, reason, msg := pr.health(); !ready {
 				o.ready, o.reason, o.message = false, reason, msg
 			}
@@ -341,6 +363,9 @@ func (c *Controller) stopUnhealthy(ctx context.Context, e desired.Entry, ts spec
 	c.stopProber(e.Key)
 	c.log.Info("task unhealthy: stopping it", "object", e.Key.String(), "reason", why)
 	c.opts.Bus.Publish(ctx, ns, "/tasks/unhealthy", map[string]any{"kind": e.Key.Kind, "name": e.Key.Name, "id": id, "reason": why})
+	if po, ok := c.opts.Observer.(ProbeObserver); ok {
+		po.Unhealthy()
+	}
 	x, err := c.killTask(ctx, ns, id, timeout)
 	if err != nil {
 		return Result{}, fmt.Errorf("stop unhealthy task %s/%s: %w", ns, id, err)

@@ -34,4 +34,11 @@
 //
 // Objects are stored defaulted and validated; on open each is validated
 // again, and one that no longer is valid is reported, not deleted.
+//
+// Revisions keeps the revisions of atomic sets (berth apply --atomic, the
+// watched directory in atomic mode) beside them:
+//
+//	desired/revisions/<set>/state  → {"current": N, "pending": M, "last": L}
+//	desired/revisions/<set>/<N>    → RolloutRevision JSON (objects, and
+//	                                  while pending the records it replaced)
 package desired

@@ -92,6 +92,10 @@ type rolloutState struct {
 	Current int64 `json:"current,omitempty"`
 	Pending int64 `json:"pending,omitempty"`
 	Last    int64 `json:"last,omitempty"`
+	// Seen is the hash of the set a watched directory last handed over
+	// (MarkSeen), so a restart that reads the same files does not act on
+	// them again.
+	Seen string `json:"seen,omitempty"`
 }
 
 // DefaultKeepRevisions is how many revisions of a set are kept.
@@ -372,4 +376,32 @@ func (rs *Revisions) Previous(set string) (RolloutRevision, bool) {
 		}
 	}
 	return RolloutRevision{}, false
+}
+
+// MarkSeen records hash as the set a watched directory last handed over.
+func (rs *Revisions) MarkSeen(set, hash string) error {
+	return rs.db.Update(func(tx *bolt.Tx) error {
+		b, err := setBucket(tx, set, true)
+		if err != nil {
+			return err
+		}
+		st := readState(b)
+		if st.Seen == hash {
+			return nil
+		}
+		st.Seen = hash
+		return putJSON(b, keyRolloutState, st)
+	})
+}
+
+// Seen is the hash MarkSeen last recorded for set ("" when none).
+func (rs *Revisions) Seen(set string) string {
+	var seen string
+	_ = rs.db.View(func(tx *bolt.Tx) error {
+		if b, _ := setBucket(tx, set, false); b != nil {
+			seen = readState(b).Seen
+		}
+		return nil
+	})
+	return seen
 }

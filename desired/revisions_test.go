@@ -175,3 +175,28 @@ func TestAPISource_SaveRestore(t *testing.T) {
 	}
 	check(s2)
 }
+
+func TestRevisions_Seen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	db := openDB(t, path)
+	rs, _ := OpenRevisions(db, 0)
+	if got := rs.Seen("/etc/berth/manifests"); got != "" {
+		t.Errorf("seen of a new set: %q", got)
+	}
+	r, _ := rs.Begin(RolloutRevision{Set: "/etc/berth/manifests", Directory: true})
+	if err := rs.MarkSeen("/etc/berth/manifests", "sha256:aa"); err != nil {
+		t.Fatal(err)
+	}
+	// Marking keeps the pointers.
+	if p, ok := rs.Pending("/etc/berth/manifests"); !ok || p.Number != r.Number {
+		t.Errorf("pending after MarkSeen: %+v %v", p, ok)
+	}
+	db.Close()
+	db = openDB(t, path)
+	defer db.Close()
+	rs, _ = OpenRevisions(db, 0)
+	if got := rs.Seen("/etc/berth/manifests"); got != "sha256:aa" {
+		t.Errorf("seen after reopen: %q", got)
+	}
+}

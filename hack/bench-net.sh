@@ -37,6 +37,11 @@ cleanup() {
 trap cleanup EXIT
 ncontainers() { $BERTH container ls 2>/dev/null | tail -n +2 | wc -l; }
 now() { date +%s%N; }
+# berthd's CPU time and its reaped children's (the CNI plugins, iptables),
+# in clock ticks: what the network costs on a loaded machine, where wall
+# times mostly measure the others' load.
+cpu() { awk '{print $14+$15+$16+$17}' "/proc/$DPID/stat"; }
+hz=$(getconf CLK_TCK)
 median_ms() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
 
 attach=$(go test -run '^$' -bench '^BenchmarkAttach$' -benchtime 1x ./network/ | awk '/^BenchmarkAttach/ {for (i=1;i<=NF;i++) {if ($(i+1)=="ms-attach-median") a=$i; if ($(i+1)=="ms-detach-median") d=$i; if ($(i+1)=="ms-detach-background-median") b=$i}} END {print a, d, b}')
@@ -52,46 +57,59 @@ $BERTH run --rm busybox:latest warm true
 $BERTH run -d --network bridge busybox:latest keep sleep 100000 >/dev/null   # keeps the bridge up
 
 # run --rm, interleaved.
-: >"$T/none.ns"; : >"$T/bridge.ns"
+: >"$T/none.ns"; : >"$T/bridge.ns"; : >"$T/none.cpu"; : >"$T/bridge.cpu"
 for i in $(seq "$N"); do
   for net in none bridge; do
-    s=$(now); $BERTH run --rm --network "$net" busybox:latest "r$net$i" true >/dev/null; e=$(now)
-    echo $((e - s)) >>"$T/$net.ns"
+    c=$(cpu); s=$(now); $BERTH run --rm --network "$net" busybox:latest "r$net$i" true >/dev/null; e=$(now)
+    sleep 0.3 # the detach's background part, counted with its run
+    echo $((e - s)) >>"$T/$net.ns"; echo $(($(cpu) - c)) >>"$T/$net.cpu"
   done
 done
 none=$(median_ms <"$T/none.ns")
 bridge=$(median_ms <"$T/bridge.ns")
+ticks_ms() { awk -v hz="$hz" -v n="$2" '{s+=$1} END {printf "%.1f", s*1000/hz/n}' "$1"; }
+none_cpu=$(ticks_ms "$T/none.cpu" "$N")
+bridge_cpu=$(ticks_ms "$T/bridge.cpu" "$N")
 
 # C containers from one manifest, bridged and none, interleaved.
-printf 'apiVersion: berth.dev/v1\nkind: Image\nmetadata: {name: busybox}\nspec: {ref: "%s", pullPolicy: Never}\n' \
-  "$($BERTH image ls | awk 'NR==2 {print $1}')" >"$T/manifests/image.yaml"
+printf 'apiVersion: berth.dev/v1\nkind: Image\nmetadata: {name: busybox}\nspec: {ref: "example.local/busybox:latest", pullPolicy: Never, source: {layout: %s}}\n' \
+  "$(realpath "$IMAGES/busybox")" >"$T/manifests/image.yaml"
 manifest() { # network prefix
   for i in $(seq "$C"); do
     printf -- '---\napiVersion: berth.dev/v1\nkind: Container\nmetadata: {name: %s%d}\nspec:\n  image: busybox\n  network: %s\n  command: [sh, -c, "touch /out/%s%d; exec sleep 100000"]\n  mounts: [{type: bind, source: %s, target: /out}]\n---\napiVersion: berth.dev/v1\nkind: Task\nmetadata: {name: %s%d}\nspec: {container: %s%d, stopTimeout: 1s}\n' \
       "$2" "$i" "$1" "$2" "$i" "$T/out" "$2" "$i" "$2" "$i"
   done
 }
-many() { # network prefix -> ns until all C run
+many() { # network prefix -> ns until all C run; CPU ticks appended to $T/many-$1.cpu
   manifest "$1" "$2" >"$T/staging/many.yaml"
+  c=$(cpu)
   s=$(now); mv "$T/staging/many.yaml" "$T/manifests/many.yaml"
-  for _ in $(seq 12000); do
+  for _ in $(seq 6000); do
     [ "$(find "$T/out" -name "$2*" | wc -l)" -ge "$C" ] && break
     sleep 0.01
   done
   e=$(now)
-  [ "$(find "$T/out" -name "$2*" | wc -l)" -ge "$C" ] || { echo "bench-net: $C containers ($1) not running after 2 minutes" >&2; exit 1; }
+  [ "$(find "$T/out" -name "$2*" | wc -l)" -ge "$C" ] || { echo "bench-net: $C containers ($1) not running after a minute" >&2; exit 1; }
   echo $((e - s))
+  echo $(($(cpu) - c)) >>"$T/many-$1.cpu"
   rm -f "$T/manifests/many.yaml"
-  for _ in $(seq 1200); do [ "$(ncontainers)" -le 1 ] && break; sleep 0.1; done
+  # Gone, and their detaches' background part done (namespace files go
+  # last), so it does not fall on the next batch.
+  for _ in $(seq 1200); do
+    [ "$(ncontainers)" -le 1 ] && [ "$(ls "$T/state/.network/netns" | wc -l)" -le 1 ] && break
+    sleep 0.1
+  done
   rm -f "$T/out/$2"*
 }
-: >"$T/many-none.ns"; : >"$T/many-bridge.ns"
+: >"$T/many-none.ns"; : >"$T/many-bridge.ns"; : >"$T/many-none.cpu"; : >"$T/many-bridge.cpu"
 for r in $(seq "$R"); do
   many none "n$r-" >>"$T/many-none.ns"
   many bridge "b$r-" >>"$T/many-bridge.ns"
 done
 many_none=$(median_ms <"$T/many-none.ns")
 many_bridge=$(median_ms <"$T/many-bridge.ns")
+many_none_cpu=$(ticks_ms "$T/many-none.cpu" "$R")
+many_bridge_cpu=$(ticks_ms "$T/many-bridge.cpu" "$R")
 $BERTH task rm -f keep >/dev/null; $BERTH container rm keep >/dev/null
 
 echo "Container networking (medians; containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo '?'); load average $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -103,8 +121,12 @@ printf '%-62s %10s\n' "CNI detach, until its background part is done (of 20)" "$
 printf '%-62s %10s\n' "berth run --rm --network none busybox true (of $N)" "$none"
 printf '%-62s %10s\n' "berth run --rm --network bridge busybox true (of $N)" "$bridge"
 printf '%-62s %10s\n' "  bridge over none" "$(awk -v a="$bridge" -v b="$none" 'BEGIN {printf "%.1f", a-b}')"
+printf '%-62s %10s\n' "  berthd+plugins CPU per run, none (mean of $N)" "$none_cpu"
+printf '%-62s %10s\n' "  berthd+plugins CPU per run, bridge (mean of $N)" "$bridge_cpu"
 printf '%-62s %10s\n' "$C containers from a manifest, network none (of $R)" "$many_none"
 printf '%-62s %10s\n' "$C containers from a manifest, network bridge (of $R)" "$many_bridge"
+printf '%-62s %10s\n' "  berthd+plugins CPU per batch, none (mean of $R)" "$many_none_cpu"
+printf '%-62s %10s\n' "  berthd+plugins CPU per batch, bridge (mean of $R)" "$many_bridge_cpu"
 for tool in podman nerdctl; do
   if command -v "$tool" >/dev/null; then
     t=$(for i in $(seq "$N"); do s=$(now); "$tool" run --rm --network bridge docker.io/library/busybox true >/dev/null 2>&1; e=$(now); echo $((e - s)); done | median_ms)

@@ -12,6 +12,8 @@ go run ./hack/bench-storage -images "${BERTH_TESTIMAGES:-.cache/testimages}" -bi
 echo
 go test -run '^$' -bench 'Apply' -benchtime 4x ./snapshot/layer/ | grep -E '^Benchmark|ok'
 echo
+# The run path beside runc run of the same bundle and ctr run --rm (hack/bench-deps.sh
+# installs Debian's containerd; "n/a (not installed)" without it), spans, shim RSS, restart.
 hack/bench-run.sh
 # BENCH_IDLE shortens the idle-CPU window (default five minutes, as issue 5 asks).
 go run ./hack/bench-manifests -bin bin -idle "${BENCH_IDLE:-5m}"

@@ -69,7 +69,21 @@ type Metrics struct {
 	// updated, rolledback (the new digest did not become Ready), failed
 	// (it could not be fetched).
 	ImageUpdates *prometheus.CounterVec
+
+	// Probes counts health probe runs by probe (liveness, readiness,
+	// startup) and result (success, failure); ProbeDuration is their
+	// latency by handler (exec, httpGet, tcpSocket); ProbeUnhealthy counts
+	// tasks a failing liveness or startup probe stopped.
+	Probes         *prometheus.CounterVec
+	ProbeDuration  *prometheus.HistogramVec
+	ProbeUnhealthy prometheus.Counter
 }
+
+// Probe labels pre-set.
+var (
+	ProbeKinds    = []string{"liveness", "readiness", "startup"}
+	ProbeHandlers = []string{"exec", "httpGet", "tcpSocket"}
+)
 
 // RolloutResults and ImageUpdateResults are the result labels pre-set.
 var (
@@ -144,6 +158,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		ImageUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_image_updates_total", Help: "Automatic image updates by result (updated, rolledback, failed).",
 		}, []string{"result"}),
+		Probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_probes_total", Help: "Health probe runs by probe (liveness, readiness, startup) and result (success, failure).",
+		}, []string{"probe", "result"}),
+		ProbeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "berth_probe_duration_seconds", Help: "Health probe latency by handler (exec, httpGet, tcpSocket).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"handler"}),
+		ProbeUnhealthy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "berth_probe_unhealthy_total", Help: "Tasks stopped because a liveness or startup probe failed.",
+		}),
 	}
 	reg.MustRegister(
 		m.APIRequests, m.APIDuration, m.APIStreams,
@@ -152,6 +176,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.PullDuration, m.PullBytes, m.PullsTotal,
 		m.EventsPublished, m.EventsDropped, m.ManifestErrors,
 		m.Rollouts, m.RolloutDuration, m.RollbackDuration, m.ImageUpdates,
+		m.Probes, m.ProbeDuration, m.ProbeUnhealthy,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -164,7 +189,7 @@ var Topics = []string{
 	"/images/create", "/images/update", "/images/delete",
 	"/containers/create", "/containers/update", "/containers/delete",
 	"/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete",
-	"/tasks/paused", "/tasks/resumed", "/tasks/oom",
+	"/tasks/paused", "/tasks/resumed", "/tasks/oom", "/tasks/unhealthy",
 	"/snapshot/prepare", "/snapshot/commit", "/snapshot/remove",
 	"/namespaces/create", "/namespaces/delete",
 }
@@ -192,6 +217,14 @@ func (m *Metrics) preset() {
 	}
 	for _, r := range ImageUpdateResults {
 		m.ImageUpdates.WithLabelValues(r)
+	}
+	for _, k := range ProbeKinds {
+		for _, r := range []string{"success", "failure"} {
+			m.Probes.WithLabelValues(k, r)
+		}
+	}
+	for _, h := range ProbeHandlers {
+		m.ProbeDuration.WithLabelValues(h)
 	}
 }
 

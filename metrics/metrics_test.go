@@ -35,6 +35,8 @@ func TestNew_PresetSeries(t *testing.T) {
 		{"berth_pull_bytes_total", m.PullBytes, 1},
 		{"berth_events_dropped_total", m.EventsDropped, 1},
 		{"berth_manifest_errors_total", m.ManifestErrors, 1},
+		{"berth_rollouts_total", m.Rollouts, len(RolloutResults)},
+		{"berth_image_updates_total", m.ImageUpdates, len(ImageUpdateResults)},
 	} {
 		if got := testutil.CollectAndCount(tc.c, tc.name); got != tc.want {
 			t.Errorf("%s: got %d series, want %d", tc.name, got, tc.want)

@@ -75,6 +75,13 @@ func (m *Manager) Attach(ctx context.Context, req Request) (Attachment, error) {
 	}
 	var res types.Result
 	err = m.onNetwork(a.CNIName, p.rules, func() error {
+		if len(a.Ports) > 0 {
+			// portmap creates the host's shared CNI-HOSTPORT chains
+			// and then jumps to them; another berthd's cleanup of
+			// empty ones (cleanupFirewall) must not fall in between.
+			unlock := lockHostRules()
+			defer unlock()
+		}
 		var err error
 		res, err = m.cni.AddNetworkList(ctx, p.list, m.runtimeConf(a))
 		return err

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
+	"github.com/containerd/errdefs"
 	"github.com/containernetworking/cni/libcni"
 	"golang.org/x/sys/unix"
 )
@@ -45,6 +47,11 @@ func ownConflist(name string) bool {
 
 // planFor is the plugin list an attach of req runs for list.
 func planFor(list *libcni.NetworkConfigList, req Request) (plan, error) {
+	if len(req.Ports) > 0 && !slices.ContainsFunc(list.Plugins, func(p *libcni.PluginConfig) bool { return p.Network.Capabilities["portMappings"] }) {
+		// No plugin would publish them (macvlan, ipvlan, a user's
+		// conflist without portmap): said, not ignored.
+		return plan{}, fmt.Errorf("network %s has no plugin that publishes ports (portmap): the container cannot have ports: %w", list.Name, errdefs.ErrInvalidArgument)
+	}
 	if !ownConflist(list.Name) {
 		return plan{list: list}, nil
 	}
@@ -150,7 +157,7 @@ func sweepNeeded(conf []byte, ports bool) bool {
 		switch {
 		case p.Type == "bridge" && p.IPMasq, p.Type == "firewall", p.Type == "portmap" && ports:
 			return true
-		case p.Type != "bridge" && p.Type != "portmap" && p.Type != "tuning" && p.Type != "host-local":
+		case !slices.Contains([]string{"bridge", "portmap", "tuning", "macvlan", "ipvlan"}, p.Type):
 			return true // a plugin berth does not know what it leaves
 		}
 	}
@@ -170,8 +177,13 @@ const (
 	forwardChain     = "BERTH-FORWARD"     // filter
 )
 
-// tag is what every comment of the network's rules starts with.
-func (r netRules) tag() string { return "berth network " + r.cni + " bridge " + r.bridge + ":" }
+// tag is what every comment of the network's rules starts with; the
+// rules of one subnet go on with it (a changed subnet's rules are added
+// beside the old ones while containers of both are attached, and all go
+// with the network's last container).
+func (r netRules) tag() string { return "berth network " + r.cni + " bridge " + r.bridge + " " }
+
+func (r netRules) subnetTag() string { return r.tag() + "subnet " + r.subnet + ":" }
 
 // rule is one host rule: its comment (unique, which is how it is found)
 // and its matches and target.
@@ -192,8 +204,8 @@ func (r netRules) rules() (nat, filter []rule) {
 		// them, still see it); the rest leaving the subnet is, as the
 		// bridge plugin's per-container chain does.
 		nat = append(nat,
-			rule{r.tag() + " within the subnet", []string{"-s", r.subnet, "-d", r.subnet, "-j", "RETURN"}},
-			rule{r.tag() + " masquerade", []string{"-s", r.subnet, "!", "-d", "224.0.0.0/4", "-j", "MASQUERADE"}})
+			rule{r.subnetTag() + " within the subnet", []string{"-s", r.subnet, "-d", r.subnet, "-j", "RETURN"}},
+			rule{r.subnetTag() + " masquerade", []string{"-s", r.subnet, "!", "-d", "224.0.0.0/4", "-j", "MASQUERADE"}})
 	}
 	if r.forward {
 		// What the firewall plugin accepts per address, for the subnet:
@@ -201,8 +213,8 @@ func (r netRules) rules() (nat, filter []rule) {
 		// DNATed to them (published ports), so they work under a FORWARD
 		// policy of DROP.
 		filter = append(filter,
-			rule{r.tag() + " replies and published ports", []string{"-o", r.bridge, "-d", r.subnet, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT"}},
-			rule{r.tag() + " from the containers", []string{"-i", r.bridge, "-s", r.subnet, "-j", "ACCEPT"}})
+			rule{r.subnetTag() + " replies and published ports", []string{"-o", r.bridge, "-d", r.subnet, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT"}},
+			rule{r.subnetTag() + " from the containers", []string{"-i", r.bridge, "-s", r.subnet, "-j", "ACCEPT"}})
 	}
 	return nat, filter
 }

@@ -41,6 +41,10 @@ func (m *Manager) cleanupFirewall() {
 	if all, _ := m.List(); len(all) > 0 {
 		return
 	}
+	// Not between another berthd's portmap creating a chain and its
+	// first rule or jump (it holds the lock for its ADD).
+	unlock := lockHostRules()
+	defer unlock()
 	listed := map[string]bool{}
 	for _, c := range cniChains {
 		listed[c.chain] = true

@@ -212,7 +212,7 @@ func TestManager_ParallelAttaches(t *testing.T) {
 		seen[addrs[i]] = true
 	}
 	save := func() string { out, _ := exec.Command("iptables-save").Output(); return string(out) }
-	if s := save(); !strings.Contains(s, "bridge berth-ut0: masquerade") || !strings.Contains(s, "bridge berth-ut0: from the containers") {
+	if s := save(); !strings.Contains(s, "bridge berth-ut0 subnet 10.86.250.0/24: masquerade") || !strings.Contains(s, "bridge berth-ut0 subnet 10.86.250.0/24: from the containers") {
 		t.Errorf("no subnet rules of berth-ut0 while attached:\n%s", s)
 	}
 	// Each one's /etc/hosts names the others.
@@ -255,5 +255,66 @@ func TestManager_ParallelAttaches(t *testing.T) {
 		if ents, _ := os.ReadDir(d); len(ents) > 0 {
 			t.Errorf("%s left: %v", d, ents)
 		}
+	}
+}
+
+// TestManager_RecoverAfterCrash: a new Manager on the same directories
+// (berthd restarted after kill -9) finishes a detach that was cut short
+// and removes berth's subnet rules and bridge of a network left with no
+// container (a crash between its last detach and their removal).
+func TestManager_RecoverAfterCrash(t *testing.T) {
+	m := newTestManager(t)
+	ctx := context.Background()
+	a, err := m.Attach(ctx, Request{Namespace: "default", ID: "cut", Network: BuiltinNetwork})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the record says detaching, nothing was undone.
+	a.Phase = phaseDetaching
+	if err := m.writeRecord(a); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := New(m.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Recover(ctx, func(ns, id string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	save := func() string { out, _ := exec.Command("iptables-save").Output(); return string(out) }
+	if s := save(); strings.Contains(s, "berth-ut0") || strings.Contains(s, a.IP()+"/") {
+		t.Errorf("rules of the cut-short detach left:\n%s", s)
+	}
+	if isNetNS(a.NetNS) {
+		t.Errorf("namespace %s still mounted", a.NetNS)
+	}
+	if _, err := os.Stat("/sys/class/net/berth-ut0"); !os.IsNotExist(err) {
+		t.Errorf("bridge of the emptied network left: %v", err)
+	}
+	if l, _ := m2.List(); len(l) > 0 {
+		t.Errorf("records left: %+v", l)
+	}
+
+	// Rules and a bridge with no record at all (the crash fell after the
+	// last record went): the start removes them.
+	if _, err := m2.Attach(ctx, Request{Namespace: "default", ID: "gone", Network: BuiltinNetwork}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.removeRecord(key("default", "gone")); err != nil {
+		t.Fatal(err)
+	}
+	_ = removeNetNS(m2.NetNSPath("default", "gone"))
+	m3, err := New(m.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m3.Recover(ctx, func(ns, id string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	if s := save(); strings.Contains(s, "berth-ut0") {
+		t.Errorf("rules of a network with no container left after the start:\n%s", s)
+	}
+	if _, err := os.Stat("/sys/class/net/berth-ut0"); !os.IsNotExist(err) {
+		t.Errorf("bridge of a network with no container left after the start: %v", err)
 	}
 }

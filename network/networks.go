@@ -53,13 +53,14 @@ func (m *Manager) EnsureNetwork(ns, name string, s Spec) (Network, error) {
 	if err != nil {
 		return Network{}, fmt.Errorf("network %s/%s: %w", ns, name, err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if old, err := os.ReadFile(n.File); err != nil || !bytes.Equal(old, b) {
+		// An attach reads the conflist whole or not at all (atomicfile).
 		if err := writeFile(n.File, b); err != nil {
 			return Network{}, fmt.Errorf("network %s/%s: write conflist: %w", ns, name, err)
 		}
 	}
+	// Outside mu: these iptables runs (a reconcile of the Network makes
+	// them again) must not hold up the attaches' port checks.
 	if n.Bridge != "" {
 		if err := setIsolation(n.Bridge, s.Isolate); err != nil {
 			return Network{}, fmt.Errorf("network %s/%s: %w", ns, name, err)

@@ -84,11 +84,19 @@ func (n *Node) CreateContainer(ctx context.Context, ns, id, image, snapshotter s
 	if err != nil {
 		return observed.Container{}, err
 	}
-	if err := n.checkLease(ctx, ns); err != nil {
+	endCheck := span.Start(ctx, "lease.check")
+	err = n.checkLease(ctx, ns)
+	endCheck()
+	if err != nil {
 		return observed.Container{}, err
 	}
+	endLease := span.Start(ctx, "lease.begin")
 	release := n.begin(ctx, ns, "container-create")
-	defer release()
+	endLease()
+	defer func() {
+		defer span.Start(ctx, "lease.end")()
+		release()
+	}()
 	chainID := img.Unpacked[snName]
 	if chainID != "" {
 		if _, err := sn.Stat(ctx, chainID); err != nil {

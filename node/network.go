@@ -8,6 +8,7 @@ import (
 
 	"berth.dev/berth/network"
 	"berth.dev/berth/oci"
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs"
 )
 
@@ -38,6 +39,27 @@ type NetworkSettings struct {
 	Ports []network.PortMapping `json:"ports,omitempty"`
 	DNS   network.DNS           `json:"dns,omitzero"`
 	Hosts []network.Host        `json:"hosts,omitempty"`
+}
+
+// NetworkFromSpec is the network part of a container's settings from its
+// spec (nil for host and none): the one translation the controllers use
+// for a manifest and api/server for `berth run --network -p`, so a port
+// means the same from either.
+func NetworkFromSpec(cs spec.ContainerSpec) *NetworkSettings {
+	if !cs.Network.Bridged() {
+		return nil
+	}
+	s := &NetworkSettings{Name: string(cs.Network)}
+	for _, p := range cs.Ports {
+		s.Ports = append(s.Ports, network.PortMapping{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol, HostIP: p.HostIP})
+	}
+	if cs.DNS != nil {
+		s.DNS = network.DNS{Servers: cs.DNS.Servers, Searches: cs.DNS.Searches, Options: cs.DNS.Options}
+	}
+	for _, h := range cs.Hosts {
+		s.Hosts = append(s.Hosts, network.Host{IP: h.IP, Hostnames: h.Hostnames})
+	}
+	return s
 }
 
 // networkFiles are the files of a container's network bind-mounted into

@@ -60,6 +60,17 @@ func (n *Node) ProbeExec(ctx context.Context, ns, id string, args []string, time
 			w.Close()
 		}
 	}
+	// The exec is the shim's until deleted, whatever happens next (an Exec
+	// that timed out here may have registered there). None of the
+	// clean-up may use ctx, which may be done.
+	cleanup := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	}
+	defer func() {
+		dctx, dcancel := cleanup()
+		defer dcancel()
+		_, _ = tk.c.Delete(dctx, &shimapi.DeleteRequest{Id: id, ExecId: execID})
+	}()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if _, err := tk.c.Exec(cctx, &shimapi.ExecRequest{Id: id, ExecId: execID, Spec: data,
@@ -68,43 +79,42 @@ func (n *Node) ProbeExec(ctx context.Context, ns, id string, args []string, time
 		<-out
 		return ExecResult{}, fmt.Errorf("probe exec in %s: %w", id, err)
 	}
-	// The exec is the shim's until deleted, whatever happens next; the
-	// delete must run even when ctx is done.
-	defer func() {
-		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	// stop kills a probe that did not end by itself and waits for it: the
+	// shim deletes no running process, and its output ends with it.
+	stop := func() {
+		dctx, dcancel := cleanup()
 		defer dcancel()
-		_, _ = tk.c.Delete(dctx, &shimapi.DeleteRequest{Id: id, ExecId: execID})
-	}()
+		_, _ = tk.c.Kill(dctx, &shimapi.KillRequest{Id: id, ExecId: execID, Signal: uint32(syscall.SIGKILL)})
+		_, _ = tk.c.Wait(dctx, &shimapi.WaitRequest{Id: id, ExecId: execID})
+	}
+	// output waits a little for the copiers to finish: a process that
+	// left a child holding its output must not hold the probe up.
+	output := func() []byte {
+		select {
+		case o := <-out:
+			return o
+		case <-time.After(time.Second):
+			unblock()
+			return nil
+		}
+	}
+	timedOut := func(err error) error {
+		if errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		return err
+	}
 	if _, err := tk.c.Start(cctx, &shimapi.StartRequest{Id: id, ExecId: execID}); err != nil {
+		stop()
 		unblock()
-		<-out
-		return ExecResult{}, fmt.Errorf("probe exec in %s: %w", id, err)
+		return ExecResult{Output: output()}, timedOut(fmt.Errorf("probe exec in %s: %w", id, err))
 	}
 	w, err := tk.c.Wait(cctx, &shimapi.WaitRequest{Id: id, ExecId: execID})
 	if err != nil {
-		kctx, kcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, _ = tk.c.Kill(kctx, &shimapi.KillRequest{Id: id, ExecId: execID, Signal: uint32(syscall.SIGKILL)})
-		_, _ = tk.c.Wait(kctx, &shimapi.WaitRequest{Id: id, ExecId: execID})
-		kcancel()
-		var o []byte
-		select {
-		case o = <-out:
-		case <-time.After(time.Second):
-			unblock()
-		}
-		if errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			err = fmt.Errorf("timed out after %s", timeout)
-		}
-		return ExecResult{Output: o}, err
+		stop()
+		return ExecResult{Output: output()}, timedOut(err)
 	}
-	var o []byte
-	select {
-	case o = <-out:
-	case <-time.After(time.Second):
-		// A process that left a child holding its output: the exit counts.
-		unblock()
-	}
-	return ExecResult{ExitStatus: w.ExitStatus, Output: o}, nil
+	return ExecResult{ExitStatus: w.ExitStatus, Output: output()}, nil
 }
 
 // readFIFO opens the FIFO for reading (blocking until a writer opens it)

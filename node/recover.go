@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"time"
 
 	shimapi "berth.dev/berth/api/shim/v1"
+	"berth.dev/berth/internal/span"
 	shimbundle "berth.dev/berth/shim/bundle"
 	"berth.dev/berth/shim/client"
 	"berth.dev/berth/snapshot"
@@ -32,7 +36,9 @@ func (n *Node) RecoverTasks(ctx context.Context) error {
 		return fmt.Errorf("recover tasks: %w", err)
 	}
 	n.cleanTmp(filepath.Join(state, ".tmp"))
-	adopted, cleaned := 0, 0
+	start := time.Now()
+	type bundleRef struct{ ns, id string }
+	var refs []bundleRef
 	for _, nsEnt := range nss {
 		ns := nsEnt.Name()
 		if !nsEnt.IsDir() || strings.HasPrefix(ns, ".") || spec.ValidateNamespace(ns) != nil {
@@ -48,18 +54,44 @@ func (n *Node) RecoverTasks(ctx context.Context) error {
 			if !idEnt.IsDir() || !isBundle(filepath.Join(state, ns, idEnt.Name())) {
 				continue
 			}
-			ok, err := n.recoverTask(ctx, ns, idEnt.Name())
-			if err != nil {
-				n.log.Warn("recover task", "namespace", ns, "id", idEnt.Name(), "err", err)
-			}
-			if ok {
-				adopted++
-			} else {
-				cleaned++
-			}
+			refs = append(refs, bundleRef{ns, idEnt.Name()})
 		}
 	}
-	n.log.Info("recovered tasks", "adopted", adopted, "cleaned", cleaned)
+	// Bundles are independent (each its own container, shim and lock), so
+	// they are recovered side by side: each costs a dial and two calls to
+	// its shim, which mostly wait on the shim being scheduled. A few
+	// workers per core bound the fan-out on a node with many tasks.
+	var (
+		mu               sync.Mutex
+		adopted, cleaned int
+		wg               sync.WaitGroup
+		next             = make(chan bundleRef)
+	)
+	for range min(len(refs), 4*runtime.NumCPU()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range next {
+				ok, err := n.recoverTask(ctx, r.ns, r.id)
+				if err != nil {
+					n.log.Warn("recover task", "namespace", r.ns, "id", r.id, "err", err)
+				}
+				mu.Lock()
+				if ok {
+					adopted++
+				} else {
+					cleaned++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, r := range refs {
+		next <- r
+	}
+	close(next)
+	wg.Wait()
+	n.log.Info("recovered tasks", "adopted", adopted, "cleaned", cleaned, "took", time.Since(start))
 	return nil
 }
 
@@ -70,10 +102,16 @@ func (n *Node) recoverTask(ctx context.Context, ns, id string) (adopted bool, _ 
 		// Not a name berth gives a bundle: not one of ours, left alone.
 		return false, err
 	}
+	rec := span.New()
+	defer func() { span.Log(ctx, n.log, rec, "method", "recover.task", "id", id) }()
+	t := time.Now()
 	_, cerr := n.opts.DB.GetContainer(ctx, ns, id)
 	known := cerr == nil
 	rt := n.bundleRuntime(bundle, ns, id)
+	rec.Add("db+runtime", time.Since(t))
+	t = time.Now()
 	cl, err := client.Connect(ctx, bundle)
+	rec.Add("shim.connect", time.Since(t))
 	if err == nil && !known {
 		n.log.Warn("stale bundle of an unknown container: killing its task", "namespace", ns, "id", id)
 		_, _ = cl.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: 9, All: true})
@@ -83,19 +121,20 @@ func (n *Node) recoverTask(ctx context.Context, ns, id string) (adopted bool, _ 
 		cl.Close()
 	}
 	if err == nil && known {
-		st, serr := cl.State(ctx, &shimapi.StateRequest{Id: id})
-		if serr == nil {
+		// Connect answered with the task's pid: no second call to learn
+		// that the shim has a task (its monitor's Wait follows).
+		if pid := cl.TaskPid(); pid != 0 {
 			tt := n.tasks()
 			done, rerr := tt.reserve(ns, id)
 			if rerr != nil {
 				cl.Close()
 				return false, rerr
 			}
-			tk := &task{ns: ns, id: id, bundle: bundle, runtime: rt, c: cl, pid: st.Pid, done: make(chan struct{})}
+			tk := &task{ns: ns, id: id, bundle: bundle, runtime: rt, c: cl, pid: pid, done: make(chan struct{})}
 			done(tk)
 			tt.wg.Add(1)
 			go n.monitor(tk)
-			n.log.Info("adopted task", "namespace", ns, "id", id, "pid", st.Pid, "status", st.Status.String())
+			n.log.Info("adopted task", "namespace", ns, "id", id, "pid", pid)
 			return true, nil
 		}
 		// A shim that serves but knows no task (killed between start and

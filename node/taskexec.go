@@ -234,7 +234,7 @@ func (n *Node) Logs(ctx context.Context, ns, id string, opts LogOptions, fn func
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if follow {
-		go n.followRuns(ctx, cancel, ns, id, tk, opts.Restarts)
+		go n.followRuns(ctx, cancel, ns, id, c.CreatedAt, tk, opts.Restarts)
 	}
 	// announced is the run whose records are being delivered; a record
 	// written after a newer run's creation began is that run's.
@@ -269,9 +269,28 @@ func (n *Node) Logs(ctx context.Context, ns, id string, opts LogOptions, fn func
 
 // followRuns ends a follower (cancel) once the task's run ends, after a
 // grace for its last output; with restarts, only once no other run will
-// come or the container is gone.
-func (n *Node) followRuns(ctx context.Context, cancel context.CancelFunc, ns, id string, cur *task, restarts func(*observed.Exit) bool) {
+// come. created is when the container followed was made.
+func (n *Node) followRuns(ctx context.Context, cancel context.CancelFunc, ns, id string, created time.Time, cur *task, restarts func(*observed.Exit) bool) {
 	defer cancel()
+	// will asks whether another run comes after exit. A container being
+	// recreated (gone, or newer than the one followed: a changed spec)
+	// has its Task started afresh whatever the policy says of the exit,
+	// so it is asked as of an exit not known. Its log file is the same.
+	will := func(exit *observed.Exit) bool {
+		if restarts == nil {
+			return false
+		}
+		c, err := n.opts.DB.GetContainer(ctx, ns, id)
+		switch {
+		case errdefs.IsNotFound(err):
+			exit = nil
+		case err != nil:
+			return false
+		case !c.CreatedAt.Equal(created):
+			exit = nil
+		}
+		return restarts(exit)
+	}
 	var exit *observed.Exit
 	for {
 		if cur != nil {
@@ -286,21 +305,24 @@ func (n *Node) followRuns(ctx context.Context, cancel context.CancelFunc, ns, id
 				return
 			}
 			exit = cur.exit
-			if restarts == nil || !restarts(exit) {
+			if !will(exit) {
 				return
 			}
 		}
 		// Wait for the next run; give up if none will come after all
-		// (the Task was stopped or deleted) or the container went.
+		// (the Task was stopped or deleted).
 		checked := time.Now()
 		for {
 			if next := n.tasks().get(ns, id); next != nil && next != cur {
 				cur = next
+				if c, err := n.opts.DB.GetContainer(ctx, ns, id); err == nil {
+					created = c.CreatedAt
+				}
 				break
 			}
 			if time.Since(checked) >= restartRecheck {
 				checked = time.Now()
-				if _, err := n.opts.DB.GetContainer(ctx, ns, id); err != nil || !restarts(exit) {
+				if !will(exit) {
 					return
 				}
 			}

@@ -7,8 +7,10 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -364,10 +366,27 @@ func (n *Node) ListTasks(ctx context.Context, ns string) ([]TaskInfo, error) {
 	if _, err := n.opts.DB.GetNamespace(ctx, ns); err != nil {
 		return nil, err
 	}
-	var out []TaskInfo
-	for _, tk := range n.tasks().list(ns) {
-		out = append(out, n.taskInfo(ctx, tk))
+	// Each live task's state is its shim's answer; the shims are asked
+	// side by side (a few per core), not one after the other, so a list
+	// of a hundred tasks costs about one round trip per worker.
+	tks := n.tasks().list(ns)
+	out := make([]TaskInfo, len(tks))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(len(tks), 4*runtime.NumCPU()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = n.taskInfo(ctx, tks[i])
+			}
+		}()
 	}
+	for i := range tks {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	sortTasks(out)
 	return out, nil
 }

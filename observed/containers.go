@@ -86,7 +86,7 @@ func (d *DB) CreateContainer(ctx context.Context, ns string, c Container) (Conta
 	if err := spec.ValidateName("container id", c.ID); err != nil {
 		return c, err
 	}
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) error {
 		b, err := childBucket(tx, ns, true, bucketContainers)
 		if err != nil {
 			return err
@@ -104,7 +104,8 @@ func (d *DB) CreateContainer(ctx context.Context, ns string, c Container) (Conta
 // UpdateContainer applies fn to a stored container in one transaction.
 func (d *DB) UpdateContainer(ctx context.Context, ns, id string, fn func(*Container) error) (Container, error) {
 	var c Container
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) error {
+		c = Container{} // a batch may run this again (see update)
 		b, err := childBucket(tx, ns, true, bucketContainers)
 		if err != nil {
 			return err
@@ -128,7 +129,7 @@ func (d *DB) UpdateContainer(ctx context.Context, ns, id string, fn func(*Contai
 
 // DeleteContainer removes a container record; ErrNotFound if absent.
 func (d *DB) DeleteContainer(ctx context.Context, ns, id string) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b, err := childBucket(tx, ns, false, bucketContainers)
 		if err != nil {
 			return err

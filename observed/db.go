@@ -20,7 +20,8 @@ var (
 
 // DB is the observed-state database.
 type DB struct {
-	db *bolt.DB
+	db      *bolt.DB
+	commits groupCommit
 }
 
 // New wraps an open bbolt database and makes sure the default namespace

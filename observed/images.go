@@ -89,7 +89,7 @@ func (d *DB) PutImage(ctx context.Context, ns string, img Image) (Image, bool, e
 		return Image{}, false, fmt.Errorf("image name is empty: %w", errdefs.ErrInvalidArgument)
 	}
 	var created bool
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) error {
 		b, err := childBucket(tx, ns, true, bucketImages)
 		if err != nil {
 			return err
@@ -115,7 +115,7 @@ func (d *DB) PutImage(ctx context.Context, ns string, img Image) (Image, bool, e
 
 // SetImageUnpacked records that an image is unpacked on a snapshotter.
 func (d *DB) SetImageUnpacked(ctx context.Context, ns, name, snapshotter, chainID string) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b, err := childBucket(tx, ns, true, bucketImages)
 		if err != nil {
 			return err
@@ -139,7 +139,7 @@ func (d *DB) SetImageUnpacked(ctx context.Context, ns, name, snapshotter, chainI
 
 // SetImageLeftOut records what an unpack left out of the image's layers.
 func (d *DB) SetImageLeftOut(ctx context.Context, ns, name string, devices, xattrs int) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b, err := childBucket(tx, ns, true, bucketImages)
 		if err != nil {
 			return err
@@ -160,7 +160,7 @@ func (d *DB) SetImageLeftOut(ctx context.Context, ns, name string, devices, xatt
 
 // DeleteImage removes an image record; ErrNotFound if absent.
 func (d *DB) DeleteImage(ctx context.Context, ns, name string) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b, err := childBucket(tx, ns, false, bucketImages)
 		if err != nil {
 			return err

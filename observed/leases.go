@@ -72,7 +72,7 @@ func (d *DB) CreateLease(ctx context.Context, ns string, l Lease) (Lease, error)
 	if l.CreatedAt.IsZero() {
 		l.CreatedAt = now()
 	}
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) error {
 		b, err := childBucket(tx, ns, true, bucketLeases)
 		if err != nil {
 			return err
@@ -154,7 +154,7 @@ func (d *DB) AllLeases(ctx context.Context) (map[string][]Lease, error) {
 // DeleteLease removes a lease; what it held is then only as safe as other
 // references make it.
 func (d *DB) DeleteLease(ctx context.Context, ns, id string) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		if _, err := getLease(tx, ns, id); err != nil {
 			return err
 		}
@@ -187,7 +187,7 @@ func (d *DB) RemoveLeaseResources(ctx context.Context, ns, id string, rs ...Leas
 }
 
 func (d *DB) updateLease(ns, id string, fn func(*Lease)) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		l, err := getLease(tx, ns, id)
 		if err != nil {
 			return err

@@ -33,7 +33,7 @@ func (d *DB) CreateNamespace(ctx context.Context, n Namespace) (Namespace, error
 		return Namespace{}, err
 	}
 	n.CreatedAt = now()
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) error {
 		nss := namespacesBucket(tx)
 		if nss.Bucket([]byte(n.Name)) != nil {
 			return fmt.Errorf("namespace %q: %w", n.Name, errdefs.ErrAlreadyExists)
@@ -58,7 +58,7 @@ func (d *DB) EnsureNamespace(ctx context.Context, name string) (created bool, er
 	if exists {
 		return false, nil
 	}
-	err = d.db.Update(func(tx *bolt.Tx) error {
+	err = d.update(func(tx *bolt.Tx) error {
 		nss := namespacesBucket(tx)
 		if nss.Bucket([]byte(name)) != nil {
 			return nil
@@ -108,7 +108,7 @@ func (d *DB) DeleteNamespace(ctx context.Context, name string) error {
 	if name == spec.DefaultNamespace {
 		return fmt.Errorf("namespace %q cannot be removed: %w", name, errdefs.ErrFailedPrecondition)
 	}
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b, err := nsBucket(tx, name)
 		if err != nil {
 			return err

@@ -33,7 +33,7 @@ func (d *DB) PutStatus(ctx context.Context, st ObjectStatus) error {
 	if _, err := d.EnsureNamespace(ctx, k.Namespace); err != nil {
 		return err
 	}
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b, err := childBucket(tx, k.Namespace, true, bucketStatus, []byte(k.Kind))
 		if err != nil {
 			return err
@@ -92,7 +92,7 @@ func (d *DB) ListStatuses(ctx context.Context, ns string, kind spec.Kind) ([]Obj
 
 // DeleteStatus forgets a declared object's status (no error if absent).
 func (d *DB) DeleteStatus(ctx context.Context, k spec.Key) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b, err := childBucket(tx, k.Namespace, false, bucketStatus, []byte(k.Kind))
 		if err != nil || b == nil {
 			return nil

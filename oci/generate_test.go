@@ -218,7 +218,7 @@ func TestGenerate_HostNetwork(t *testing.T) {
 // A container on a CNI network joins the namespace the network package
 // attached instead of a new empty one.
 func TestGenerate_NetNSPath(t *testing.T) {
-	const p = "/run/berth/network/netns/default.web"
+	const p = "/run/berth/.network/netns/default.web"
 	for _, tc := range []struct {
 		name string
 		s    Settings

@@ -257,3 +257,25 @@ func Replaced(prev spec.TaskStatus, createdAt time.Time) bool {
 func Restarts(p spec.RestartPolicy, status uint32) bool {
 	return p == spec.RestartAlways || (p == spec.RestartOnFailure && status != 0)
 }
+
+// NetworkFacts is what is observed of a Network.
+type NetworkFacts struct {
+	// StatusHash is the spec hash its status was last recorded for (""
+	// when it has none: nothing was written for it yet).
+	StatusHash string
+}
+
+// Network plans a Network of spec hash hash. The reconciler writes the
+// conflist on every pass (a rewrite of an unchanged one changes nothing
+// and repairs drift), so the plan says only whether a pass changes what
+// is on the node; its Containers follow by their own plan, whose
+// ContainerWant.Network is this hash.
+func Network(hash string, f NetworkFacts, changed []string) []Action {
+	switch {
+	case f.StatusHash == "":
+		return []Action{{Verb: Create, Reason: "no network written on the node"}}
+	case f.StatusHash != hash:
+		return []Action{{Verb: Recreate, Reason: "spec changed: its conflist is written again and its containers made again", Fields: changed}}
+	}
+	return nil
+}

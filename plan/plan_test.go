@@ -132,3 +132,16 @@ func TestIsLastRunAndReplaced(t *testing.T) {
 		t.Error("Replaced does not compare the creation times")
 	}
 }
+
+func TestNetwork(t *testing.T) {
+	t.Parallel()
+	if got := Verbs(Network("h", NetworkFacts{}, nil)); !cmp.Equal(got, []Verb{Create}) {
+		t.Errorf("new: %v", got)
+	}
+	if got := Network("h", NetworkFacts{StatusHash: "old"}, []string{"spec.mtu"}); len(got) != 1 || got[0].Verb != Recreate || !cmp.Equal(got[0].Fields, []string{"spec.mtu"}) {
+		t.Errorf("changed: %+v", got)
+	}
+	if got := Network("h", NetworkFacts{StatusHash: "h"}, nil); len(got) != 0 {
+		t.Errorf("written: %v", got)
+	}
+}

@@ -91,10 +91,17 @@ func (t *dirTarget) take(s desired.AtomicSet) {
 	}
 	hash := desired.ObjectsHash(resolved)
 	cur, hasCur := t.e.opts.Revisions.Current(t.dir)
+	seen := t.e.opts.Revisions.Seen(t.dir)
+	markSeen := func() {
+		if err := t.e.opts.Revisions.MarkSeen(t.dir, hash); err != nil {
+			log.Warn("atomic manifest directory: record the set seen", "err", err)
+		}
+	}
 	if s.First {
 		switch {
 		case s.Err == nil && hasCur && cur.Hash == hash:
 			t.publish(s.Objects, s.Revision.String())
+			markSeen()
 			return
 		case hasCur:
 			// The revision in force until the files' set is Ready.
@@ -106,13 +113,22 @@ func (t *dirTarget) take(s desired.AtomicSet) {
 			reportErr()
 			return
 		}
+		if hash == seen {
+			// The files are as they were when this set was last acted on:
+			// what followed (a failure and its rollback, an undo) stands
+			// until they change.
+			log.Info("atomic manifest directory: the files are unchanged since they were last rolled out; the current revision stays", "current", cur.Number)
+			return
+		}
 	}
 	if hasCur && cur.Hash == hash {
 		t.publish(s.Objects, s.Revision.String()) // labels or file names only
+		markSeen()
 		return
 	}
 	if !hasCur && len(s.Objects) == 0 {
 		t.publish(nil, s.Revision.String()) // nothing, as before any revision
+		markSeen()
 		return
 	}
 	if last, ok := t.lastRevision(); ok && last.Hash == hash && last.State == desired.RevisionFailed {
@@ -147,6 +163,13 @@ func (t *dirTarget) run(ctx context.Context) {
 				req.Source = t.dir
 			}
 			out, err := t.e.wait(ctx, func(ctx context.Context) (Outcome, error) { return t.e.applyTo(ctx, t, req) })
+			// Acted on (after the revision's record, so a crash before it is
+			// retried and one during it is judged by the interrupted revision).
+			if out.Revision.Number != 0 {
+				if err := t.e.opts.Revisions.MarkSeen(t.dir, out.Revision.Hash); err != nil {
+					t.e.opts.Log.Warn("atomic manifest directory: record the set seen", "dir", t.dir, "err", err)
+				}
+			}
 			switch {
 			case err != nil:
 				t.e.opts.Log.Error("atomic manifest directory: rollout", "dir", t.dir, "err", err)

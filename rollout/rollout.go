@@ -451,6 +451,9 @@ func (e *Engine) fetch(ctx context.Context, o spec.Object) error {
 		return err
 	}
 	name := r.Name()
+	// The Image owns what was fetched for it (it removes the record when
+	// it goes), as if it had pulled it itself.
+	labels := map[string]string{spec.LabelFetchedFor: o.Key().String()}
 	img, err := e.opts.DB.GetImage(ctx, ns, name)
 	present := err == nil
 	sn := is.Snapshotter
@@ -468,7 +471,7 @@ func (e *Engine) fetch(ctx context.Context, o spec.Object) error {
 			if _, serr := os.Stat(path); serr != nil && present {
 				break // the controller's rule: a missing source keeps what is present
 			}
-			if _, err := e.opts.Node.Import(ctx, ns, path, node.ImportOptions{Name: name, Platform: is.Platform}); err != nil {
+			if _, err := e.opts.Node.Import(ctx, ns, path, node.ImportOptions{Name: name, Platform: is.Platform, Labels: labels}); err != nil {
 				return fmt.Errorf("import %s: %w", path, err)
 			}
 		case is.PullPolicy == spec.PullNever:
@@ -476,7 +479,7 @@ func (e *Engine) fetch(ctx context.Context, o spec.Object) error {
 				return fmt.Errorf("image %s is not on the node and pullPolicy is Never: %w", is.Ref, errdefs.ErrNotFound)
 			}
 		default:
-			po := node.PullOptions{Platform: is.Platform}
+			po := node.PullOptions{Platform: is.Platform, Labels: labels}
 			if is.Auth != nil {
 				po.AuthFile = is.Auth.File
 			}

@@ -121,7 +121,11 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		return nil, fmt.Errorf("create %s: %w", req.Id, err)
 	}
 	p := newProcess("", req.Stdio)
+	tStart := time.Now()
+	var tRuntime time.Duration
 	pid, err := s.startProcess(p, s.logw, func(fds stdioFiles, console string) (int, error) {
+		t := time.Now()
+		defer func() { tRuntime = time.Since(t) }()
 		if req.Start {
 			return s.rt.runDetached(req.Id, s.bundle, filepath.Join(s.bundle, "init.pid"), console, fds)
 		}
@@ -150,7 +154,7 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		p.status = shimapi.Status_RUNNING
 	}
 	s.claimPending(p)
-	s.log.Info("created", "id", req.Id, "pid", pid, "started", req.Start)
+	s.log.Info("created", "id", req.Id, "pid", pid, "started", req.Start, "runtime", tRuntime, "total", time.Since(tStart))
 	if req.Start {
 		s.trimLater()
 	}

@@ -35,11 +35,13 @@ func (p *parser) object(o Origin, v any) {
 	name := objectName(m)
 	kind, _ := m["kind"].(string)
 	before := len(p.errs)
+	badHeader := false
 	for _, k := range sortedKeys(m) {
 		switch k {
 		case "apiVersion", "kind":
 			if _, ok := m[k].(string); !ok {
 				p.fail(o, name, k, "want a string, got %s", jsonKind(m[k]))
+				badHeader = true
 			}
 		case "metadata":
 			p.checkKeys(o, name, k, m[k], reflect.TypeFor[Metadata]())
@@ -60,9 +62,12 @@ func (p *parser) object(o Origin, v any) {
 			p.fail(o, name, "kind", "%s is not one of Image, Container, Task", excerpt(kind))
 		}
 	}
-	if len(p.errs) > before {
+	// Unknown fields alone do not stop the decoding: the object is still
+	// validated (Load), so one run reports every error of a document.
+	if badHeader || specType(Kind(kind)) == nil {
 		return
 	}
+	afterKeys := len(p.errs)
 	var w struct {
 		APIVersion string          `json:"apiVersion"`
 		Kind       Kind            `json:"kind"`
@@ -88,6 +93,9 @@ func (p *parser) object(o Origin, v any) {
 	}
 	obj.Spec = sp
 	if len(p.errs) > before {
+		if len(p.errs) == afterKeys {
+			p.partial = append(p.partial, obj)
+		}
 		return
 	}
 	p.objs = append(p.objs, obj)

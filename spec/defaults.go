@@ -122,7 +122,7 @@ func Default(o Object) Object {
 		s.StartupProbe = defaultProbe(s.StartupProbe)
 		for i := range s.DependsOn {
 			if s.DependsOn[i].Condition == "" {
-				s.DependsOn[i].Condition = ConditionReady
+				s.DependsOn[i].Condition = DependOnReady
 			}
 		}
 		o.Spec = s

@@ -173,8 +173,8 @@ type ContainerSpec struct {
 	// Hosts are extra /etc/hosts entries.
 	Hosts []HostAlias `json:"hosts,omitempty"`
 	// LivenessProbe restarts the container's task when it fails (a Task's
-	// own livenessProbe replaces it). A change recreates the container:
-	// declare probes on the Task to change them without a restart.
+	// own livenessProbe replaces it). Changing a probe restarts the probes,
+	// not the container.
 	LivenessProbe *Probe `json:"livenessProbe,omitempty"`
 	// ReadinessProbe decides whether the container's task is Ready (a
 	// Task's own readinessProbe replaces it).
@@ -332,8 +332,17 @@ type Dependency struct {
 	// Task is the name of a Task in the same namespace.
 	Task string `json:"task"`
 	// Condition is what the Task must be: Ready.
-	Condition ConditionType `json:"condition,omitempty"`
+	Condition DependencyCondition `json:"condition,omitempty"`
 }
+
+// DependencyCondition is what a dependsOn waits for.
+type DependencyCondition string
+
+// The conditions a Task may wait for.
+const (
+	// DependOnReady waits until the Task's Ready condition is True.
+	DependOnReady DependencyCondition = "Ready"
+)
 
 // Kind implements Spec.
 func (TaskSpec) Kind() Kind { return KindTask }

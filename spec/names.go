@@ -25,11 +25,18 @@ func IsManifestFile(name string) bool {
 
 // Labels berth puts on what it makes for a declared object.
 const (
+	// LabelFetchedFor is set on an image record a rollout fetched for an
+	// Image object before applying it (Key.String of the object), so the
+	// object owns the record as if it had pulled it itself.
+	LabelFetchedFor = "berth.dev/fetched-for"
 	// LabelOwner names the object ("Container/web").
 	LabelOwner = "berth.dev/owner"
 	// LabelSpecHash is ContainerInstanceHash of what the container was
 	// made from: a change of either part recreates it.
 	LabelSpecHash = "berth.dev/spec-hash"
+	// LabelNetworkHash is the spec hash of the declared Network a
+	// container was attached to: a changed Network recreates it.
+	LabelNetworkHash = "berth.dev/network-spec-hash"
 )
 
 // ContainerInstanceHash ties a container to its Container spec's Hash and

@@ -58,3 +58,21 @@ func TestValidateNamespace(t *testing.T) {
 		}
 	}
 }
+
+func TestParseKind(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]Kind{
+		"": "", "all": "", "ALL": "", "image": KindImage, "Images": KindImage, "img": KindImage,
+		"container": KindContainer, "ctr": KindContainer, "tasks": KindTask, "Task": KindTask,
+		"net": KindNetwork, "networks": KindNetwork,
+	} {
+		if got, err := ParseKind(in); err != nil || got != want {
+			t.Errorf("ParseKind(%q): got %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"pods", "imagess", "task.spec"} {
+		if _, err := ParseKind(in); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("ParseKind(%q): got %v, want InvalidArgument", in, err)
+		}
+	}
+}

@@ -8,7 +8,9 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
@@ -35,25 +37,31 @@ const (
 // relative paths; Parse does not open it. On any error Parse returns no
 // objects and an ErrorList of every document's errors.
 func Parse(filename string, data []byte) ([]Object, error) {
+	p := parse(filename, data)
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	return p.objs, nil
+}
+
+func parse(filename string, data []byte) *parser {
 	base := Origin{File: filename, Dir: filepath.Dir(filename)}
 	if filename == "" {
 		base.Dir = ""
 	}
+	p := &parser{base: base}
 	if err := CheckText(data); err != nil {
-		return nil, ErrorList{{Origin: base, Detail: err.Error()}}
+		p.errs = ErrorList{{Origin: base, Detail: err.Error()}}
+		return p
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	p := parser{base: base}
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
 		p.parseJSONStream(data)
 	} else {
 		p.parseYAML(data)
 	}
-	if len(p.errs) > 0 {
-		return nil, p.errs
-	}
-	return p.objs, nil
+	return p
 }
 
 // CheckText refuses what cannot be a manifest file before it is parsed:
@@ -74,11 +82,20 @@ func CheckText(data []byte) error {
 
 // Load parses, defaults and validates: what a source does with a file.
 func Load(filename string, data []byte) ([]Object, error) {
-	objs, err := Parse(filename, data)
-	if err != nil {
-		return nil, err
+	p := parse(filename, data)
+	errs := p.errs
+	// An object whose only fault was an unknown field is validated too, so
+	// its other errors come in the same report, in document order.
+	for _, o := range p.partial {
+		if err := Validate(Default(o)); err != nil {
+			errs = append(errs, err.(ErrorList)...)
+		}
 	}
-	var errs ErrorList
+	if len(p.errs) > 0 {
+		sortByDocument(errs)
+		return nil, errs
+	}
+	objs := p.objs
 	for i := range objs {
 		objs[i] = Default(objs[i])
 		if err := Validate(objs[i]); err != nil {
@@ -98,7 +115,10 @@ type parser struct {
 	text []byte
 	docs int
 	objs []Object
-	errs ErrorList
+	// partial are objects that decoded but carry an unknown field: not
+	// returned, only validated for the rest of their errors.
+	partial []Object
+	errs    ErrorList
 }
 
 func (p *parser) fail(o Origin, object, field, format string, args ...any) {
@@ -284,4 +304,15 @@ func decodeValue(dec *json.Decoder, depth int) (any, error) {
 		return nil, errors.New("unexpected " + t.String())
 	}
 	return tok, nil
+}
+
+// sortByDocument orders errors by file and document, keeping the order
+// within a document (keys, then validation).
+func sortByDocument(errs ErrorList) {
+	slices.SortStableFunc(errs, func(a, b *FieldError) int {
+		if c := strings.Compare(a.Origin.File, b.Origin.File); c != 0 {
+			return c
+		}
+		return a.Origin.Document - b.Origin.Document
+	})
 }

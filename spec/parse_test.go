@@ -94,6 +94,15 @@ func TestParse_Errors(t *testing.T) {
 	}{
 		{"bad quantity", container("  image: busybox\n  resources: {memory: 64Q}\n"),
 			[]string{`web.yaml: document 2: Container default/web: spec.resources.memory: "64Q" is not a quantity`}},
+		{"quantity hint", container("  image: busybox\n  resources: {memory: 64MB, cpu: 1}\n"),
+			[]string{`web.yaml: document 2: Container default/web: spec.resources.memory: "64MB" is not a quantity; did you mean 64M or 64Mi?`}},
+		{"quantity hint kilo", container("  image: busybox\n  resources: {memory: 512kb}\n"),
+			[]string{`spec.resources.memory: "512kb" is not a quantity; did you mean 512k or 512Ki?`}},
+		{"unknown field and invalid value", container("  image: busybox\n  comand: [x]\n  resources: {memory: 1gb}\n"),
+			[]string{
+				`web.yaml: document 2: Container default/web: spec.comand: unknown field; did you mean command?`,
+				`web.yaml: document 2: Container default/web: spec.resources.memory: "1gb" is not a quantity; did you mean 1G or 1Gi?`,
+			}},
 		{"unknown field", container("  image: busybox\n  imagePullPolicy: Always\n"),
 			[]string{`web.yaml: document 2: Container default/web: spec.imagePullPolicy: unknown field`}},
 		{"wrong case", container("  Image: busybox\n"),

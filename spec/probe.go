@@ -267,3 +267,16 @@ func notToken(r rune) bool {
 	}
 	return !strings.ContainsRune("!#$%&'*+-.^_`|~", r)
 }
+
+// InstanceHash is the Hash of what a Container's container is made from:
+// its spec without the probes. Probes watch the task and change nothing
+// of the container, so a probe changed restarts the probes, not the
+// container. A Container without probes has InstanceHash == Hash, so no
+// container made before probes existed is recreated.
+func InstanceHash(o Object) string {
+	if c, ok := o.Spec.(ContainerSpec); ok {
+		c.LivenessProbe, c.ReadinessProbe, c.StartupProbe = nil, nil, nil
+		o.Spec = c
+	}
+	return Hash(o)
+}

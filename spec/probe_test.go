@@ -84,7 +84,26 @@ func TestValidate_DependsOn(t *testing.T) {
 		}
 	}
 	ts, _ := Default(Object{Kind: KindTask, Spec: TaskSpec{DependsOn: []Dependency{{Task: "db"}}}}).TaskSpec()
-	if ts.DependsOn[0].Condition != ConditionReady {
+	if ts.DependsOn[0].Condition != DependOnReady {
 		t.Errorf("condition not defaulted: %q", ts.DependsOn[0].Condition)
+	}
+}
+
+func TestInstanceHash_IgnoresProbes(t *testing.T) {
+	t.Parallel()
+	plain := Object{Kind: KindContainer, Metadata: Metadata{Name: "web"}, Spec: ContainerSpec{Image: "web"}}
+	probed := plain.DeepCopy()
+	probed.Spec = ContainerSpec{Image: "web", LivenessProbe: &Probe{TCPSocket: &TCPSocketAction{Port: 80}}}
+	if InstanceHash(plain) != Hash(plain) {
+		t.Error("a Container without probes: InstanceHash differs from Hash (its containers would be recreated)")
+	}
+	if InstanceHash(probed) != InstanceHash(plain) {
+		t.Error("a probe changes the container's instance hash")
+	}
+	if Hash(probed) == Hash(plain) {
+		t.Error("a probe does not change the spec's Hash (no change would be seen)")
+	}
+	if cs, _ := probed.ContainerSpec(); cs.LivenessProbe == nil {
+		t.Error("InstanceHash cleared the probe of its argument")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -38,7 +39,7 @@ var quantitySuffix = map[string]*big.Rat{
 func (q Quantity) rat() (*big.Rat, error) {
 	m := quantityRE.FindStringSubmatch(string(q))
 	if m == nil {
-		return nil, fmt.Errorf("%q is not a quantity", string(q))
+		return nil, fmt.Errorf("%q is not a quantity%s", string(q), quantityHint(string(q)))
 	}
 	r, ok := new(big.Rat).SetString(m[1])
 	if !ok {
@@ -138,4 +139,23 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// unitTypos maps the byte units people write from habit (MB, mb, Mib, m
+// for mega) to the decimal and binary suffixes a quantity takes.
+var unitTypo = regexp.MustCompile(`^([+-]?[0-9.]+)\s*([kKmMgGtTpPeE])(i?[bB]|i)?$`)
+
+// quantityHint suggests the quantities s was likely meant as: "64MB" →
+// "; did you mean 64M or 64Mi?". Empty when s looks like no quantity.
+func quantityHint(s string) string {
+	m := unitTypo.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return ""
+	}
+	unit := strings.ToUpper(m[2])
+	dec := unit
+	if unit == "K" {
+		dec = "k"
+	}
+	return fmt.Sprintf("; did you mean %s%s or %s%si?", m[1], dec, m[1], unit)
 }

@@ -156,11 +156,18 @@ type TaskStatus struct {
 	ExitCode int       `json:"exitCode,omitempty"`
 	// OOMKilled says the kernel killed the last run (the one ExitCode is
 	// of) for exceeding the container's memory limit.
-	OOMKilled    bool      `json:"oomKilled,omitempty"`
-	RestartCount int       `json:"restartCount,omitempty"`
-	StartedAt    time.Time `json:"startedAt,omitzero"`
-	FinishedAt   time.Time `json:"finishedAt,omitzero"`
-	LastError    string    `json:"lastError,omitempty"`
+	OOMKilled    bool `json:"oomKilled,omitempty"`
+	RestartCount int  `json:"restartCount,omitempty"`
+	// BackoffRestarts counts the restarts since the task last ran for 10 s
+	// without exiting, and NextStartAt is when the restart backoff lets it
+	// start again: kept in the status, not only in berthd's memory, so a
+	// restarted berthd goes on backing off a crash-looping task instead of
+	// starting it at once and from a 1 s delay again.
+	BackoffRestarts int       `json:"backoffRestarts,omitempty"`
+	NextStartAt     time.Time `json:"nextStartAt,omitzero"`
+	StartedAt       time.Time `json:"startedAt,omitzero"`
+	FinishedAt      time.Time `json:"finishedAt,omitzero"`
+	LastError       string    `json:"lastError,omitempty"`
 	// ContainerCreatedAt is when the container this task last ran in was
 	// created: a task found gone whose container is newer was stopped by
 	// the container's recreation, not by a crash (a fresh start, no

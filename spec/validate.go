@@ -245,7 +245,7 @@ func (v *validator) task(s TaskSpec) {
 			v.add(f+".task", "%q is named twice", truncate(d.Task, 80))
 		}
 		seen[d.Task] = true
-		if d.Condition != "" && d.Condition != ConditionReady {
+		if d.Condition != "" && d.Condition != DependOnReady {
 			v.add(f+".condition", "%q is not Ready (the only condition a Task waits for)", truncate(string(d.Condition), 32))
 		}
 	}

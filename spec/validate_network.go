@@ -62,6 +62,16 @@ func (v *validator) network(s NetworkSpec) {
 	}
 }
 
+// ValidatePorts checks ports published on network by the rule a
+// manifest's spec.ports follow (ranges, protocol, an IPv4 host address,
+// no host port twice), so `berth run -p` is refused for what a file
+// would be refused for.
+func ValidatePorts(network NetworkMode, ports []Port) error {
+	v := &validator{}
+	v.networkOptions(ContainerSpec{Network: network, Ports: ports})
+	return v.errs.orNil()
+}
+
 // networkOptions checks a Container's ports, dns and hosts.
 func (v *validator) networkOptions(s ContainerSpec) {
 	if len(s.Ports) > 0 && !s.Network.Bridged() {

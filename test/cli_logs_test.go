@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"berth.dev/berth/test/harness"
 )
 
 // logsFollowManifest is a Container whose every run prints one line and
@@ -36,7 +38,11 @@ func TestCLI_LogsFollowRestarts(t *testing.T) {
 	if r := d.CLIStdin(logsFollowManifest(t, name, "OnFailure"), "apply", "-f", "-"); r.ExitCode != 0 {
 		t.Fatal(r)
 	}
-	waitImage(t, d)
+	// logs needs the container made (before, it is not found).
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		r := d.CLI("logs", name)
+		return strings.Contains(r.Stdout, "run of "), r.String()
+	})
 	f := startStreaming(t, d, "logs", "-f", name)
 	f.waitFor(t, "two restart markers", func(out string) bool { return strings.Count(out, "(its last run exited with status 3) ---\n") >= 2 })
 	// Never restarts it no more: the run under way is the last one.
@@ -53,13 +59,13 @@ func TestCLI_LogsFollowRestarts(t *testing.T) {
 	}
 	marker := regexp.MustCompile(`^--- berth: ` + name + ` restarted at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(its last run exited with status 3\) ---$`)
 	lines := strings.Split(strings.TrimSuffix(f.stdout.String(), "\n"), "\n")
-	// The follower may have begun at the first run or after a restart,
-	// between a marker and its run's line: what matters is that runs and
-	// markers alternate and a run's line comes last.
-	if len(lines) > 0 && marker.MatchString(lines[0]) {
+	// The log before the follower began holds the earlier runs' lines,
+	// without markers (none is recorded): alternation starts at the run
+	// before the first marker.
+	for len(lines) > 1 && lines[1] == "run of "+name {
 		lines = lines[1:]
 	}
-	ok := len(lines) >= 5 && len(lines)%2 == 1
+	ok := len(lines) >= 5 && len(lines)%2 == 1 && lines[0] == "run of "+name
 	for i, l := range lines {
 		if i%2 == 0 && l != "run of "+name || i%2 == 1 && !marker.MatchString(l) {
 			ok = false
@@ -70,5 +76,38 @@ func TestCLI_LogsFollowRestarts(t *testing.T) {
 	}
 	if r := d.CLI("logs", "-f", name); r.ExitCode != 0 || strings.Contains(r.Stdout, "--- berth") {
 		t.Errorf("logs -f of a task that will not run again: want its log at once, no marker\n%s", r)
+	}
+}
+
+// TestCLI_LogsFollowRecreation: logs -f follows a declared Task across the
+// recreation of its Container (a changed spec), even when its restart
+// policy would not restart the exit the recreation's stop caused (0 under
+// OnFailure), and ends once the objects are deleted.
+func TestCLI_LogsFollowRecreation(t *testing.T) {
+	d := startDecl(t, "")
+	const name = "lf-recreate"
+	img := imageManifest(t) + "---\n"
+	if r := d.CLIStdin(img+taskManifest(name, "one", "OnFailure"), "apply", "-f", "-"); r.ExitCode != 0 {
+		t.Fatal(r)
+	}
+	pid := waitTask(t, d, name, 0).task().Pid
+	f := startStreaming(t, d, "logs", "-f", name)
+	f.waitFor(t, "the first run's line", func(out string) bool { return out == "greeting=one\n" })
+	if r := d.CLIStdin(img+taskManifest(name, "two", "OnFailure"), "apply", "-f", "-"); r.ExitCode != 0 {
+		t.Fatal(r)
+	}
+	waitTask(t, d, name, pid)
+	marker := regexp.MustCompile(`^greeting=one\n--- berth: ` + name + ` restarted at \S+Z \(its last run exited with status 0\) ---\ngreeting=two\n$`)
+	f.waitFor(t, "the marker and the new run's line", marker.MatchString)
+	if r := d.CLIStdin(img+taskManifest(name, "two", "OnFailure"), "delete", "-f", "-"); r.ExitCode != 0 {
+		t.Fatal(r)
+	}
+	select {
+	case <-f.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("logs -f still running 30s after the Task was deleted\nstdout:\n%s", f.stdout.String())
+	}
+	if code := f.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit %d, want 0\nstderr:\n%s", code, f.stderr.String())
 	}
 }

@@ -58,3 +58,19 @@ func TestCLI_ApplySaysTaskRestarts(t *testing.T) {
 		}
 	})
 }
+
+// TestCLI_AtomicApplySaysTaskRestarts: apply --atomic reports the Task
+// whose Container it recreates as restarted, as apply does.
+func TestCLI_AtomicApplySaysTaskRestarts(t *testing.T) {
+	d := startDecl(t, "")
+	const name = "ar-atomic"
+	img := imageManifest(t) + "---\n"
+	if r := d.CLIStdin(img+taskManifest(name, "one", "Always"), "apply", "-f", "-", "--atomic", "--applyset", "ara", "--timeout", "30s"); r.ExitCode != 0 {
+		t.Fatal(r)
+	}
+	r := d.CLIStdin(img+taskManifest(name, "two", "Always"), "apply", "-f", "-", "--atomic", "--applyset", "ara", "--timeout", "30s")
+	want := fmt.Sprintf("Task default/%[1]s restarted: its Container default/%[1]s is recreated\n", name)
+	if r.ExitCode != 0 || !strings.Contains(r.Stdout, want) || !strings.Contains(r.Stdout, "Container default/"+name+" configured\n") {
+		t.Errorf("want %q\n%s", want, r)
+	}
+}

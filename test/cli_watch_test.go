@@ -3,8 +3,10 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -182,6 +184,63 @@ func TestCLI_GetSelectorAndWatch(t *testing.T) {
 		}
 		if lines := strings.Split(w.stdout.String(), "\n"); len(lines) > 1 && !strings.HasPrefix(lines[1], "gw-shop-a   ") {
 			t.Errorf("rows do not line up under the header:\n%s", w.stdout.String())
+		}
+	})
+	t.Run("watch -o json --output-watch-events", func(t *testing.T) {
+		w := startStreaming(t, d, "get", "tasks", "-w", "-o", "json", "--output-watch-events", "-l", "app=blog")
+		type event struct {
+			Type   string     `json:"type"`
+			Object declObject `json:"object"`
+		}
+		events := func(out string) []string {
+			var got []string
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				var ev event
+				if l == "" || json.Unmarshal([]byte(l), &ev) != nil {
+					continue
+				}
+				got = append(got, ev.Type+" "+ev.Object.Metadata.Name)
+			}
+			return got
+		}
+		has := func(want string) func(string) bool {
+			return func(out string) bool { return slices.Contains(events(out), want) }
+		}
+		w.waitFor(t, "gw-blog-a added", has("ADDED gw-blog-a"))
+		if r := d.CLIStdin(stoppedTask("gw-blog-c", "blog"), "apply", "-f", "-", "--applyset", "gw2"); r.ExitCode != 0 {
+			t.Fatal(r)
+		}
+		w.waitFor(t, "gw-blog-c added", has("ADDED gw-blog-c"))
+		d.MustCLI(t, "delete", "task", "gw-blog-a")
+		w.waitFor(t, "gw-blog-a deleted", has("DELETED gw-blog-a"))
+		if code := w.interrupt(t); code != 0 {
+			t.Errorf("exit %d after SIGINT", code)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(w.stdout.String()), "\n") {
+			if !json.Valid([]byte(l)) {
+				t.Errorf("not one JSON object per line: %q", l)
+			}
+		}
+		for _, ev := range events(w.stdout.String()) {
+			if strings.Contains(ev, "shop") {
+				t.Errorf("%s: the selector keeps app=blog only", ev)
+			}
+		}
+	})
+	t.Run("delete -l", func(t *testing.T) {
+		r := d.CLI("delete", "tasks", "-l", "app=blog")
+		if r.ExitCode != 0 || r.Stdout != "Task default/gw-blog-b deleted\nTask default/gw-blog-c deleted\n" {
+			t.Errorf("want the app=blog tasks deleted\n%s", r)
+		}
+		if got := declaredNames(t, d); got != "gw-shop-b" {
+			t.Errorf("declared tasks %q, want gw-shop-b", got)
+		}
+		r = d.CLI("delete", "all", "-l", "app=blog")
+		if r.ExitCode != 0 || r.Stdout != "" || r.Stderr != "no objects applied with berth apply in namespace default match app=blog\n" {
+			t.Errorf("nothing left to match: want exit 0 and a note\n%s", r)
+		}
+		if r := d.CLI("delete", "tasks", "gw-shop-b", "-l", "app=shop"); r.ExitCode != 2 {
+			t.Errorf("names with -l: want exit 2\n%s", r)
 		}
 	})
 }

@@ -226,21 +226,29 @@ func (s hostNetState) ours(d *harness.Daemon, ids []string) (links, rules []stri
 // snapshot before and with what the test's containers held meanwhile.
 func checkNoLeaks(t *testing.T, d *harness.Daemon, before, during hostNetState, ids []string) {
 	t.Helper()
+	// What was there before the test (left by another daemon on this
+	// slot earlier) is not the test's.
+	fresh := func(l string) bool { return !slices.Contains(before.links, l) && !slices.Contains(before.rules, l) }
 	_, duringRules := during.ours(d, ids)
 	var chains []string
 	for _, l := range duringRules {
-		chains = append(chains, chainRe.FindAllString(l, -1)...)
+		if fresh(l) {
+			chains = append(chains, chainRe.FindAllString(l, -1)...)
+		}
 	}
 	harness.Eventually(t, 10*time.Second, func() (bool, string) {
 		after := snapshotNet(t, d)
 		links, rules := after.ours(d, ids)
 		var leaked []string
-		leaked = append(leaked, links...)
-		leaked = append(leaked, rules...)
+		for _, l := range append(links, rules...) {
+			if fresh(l) {
+				leaked = append(leaked, l)
+			}
+		}
 		// A chain the containers' rules jumped to must be gone too.
 		for _, l := range after.rules {
 			for _, c := range chainRe.FindAllString(l, -1) {
-				if slices.Contains(chains, c) && !strings.HasPrefix(c, "CNI-HOSTPORT") && c != "CNI-FORWARD" && c != "CNI-ADMIN" && !strings.HasPrefix(c, "CNI-ISOLATION") {
+				if fresh(l) && slices.Contains(chains, c) && !strings.HasPrefix(c, "CNI-HOSTPORT") && c != "CNI-FORWARD" && c != "CNI-ADMIN" && !strings.HasPrefix(c, "CNI-ISOLATION") {
 					leaked = append(leaked, l)
 				}
 			}
@@ -708,5 +716,156 @@ func TestNetwork_NamespaceNamedNetwork(t *testing.T) {
 				t.Errorf("rule left: %s", l)
 			}
 		}
+	}
+}
+
+// TestNetwork_MacvlanIPVlan: a Network of driver macvlan and one of
+// driver ipvlan, each on a dummy link the test creates as master: their
+// containers get an address of the subnet on an eth0 of that kind, reach
+// each other by name, and deleting everything leaves no link, lease or
+// namespace (the dummies go with the test).
+func TestNetwork_MacvlanIPVlan(t *testing.T) {
+	d := startNet(t)
+	testutil.RequireBinary(t, "ip")
+	slot := netSlot(t, d)
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	for i, driver := range []string{"macvlan", "ipvlan"} {
+		t.Run(driver, func(t *testing.T) {
+			before := snapshotNet(t, d)
+			master := fmt.Sprintf("berthdm%d%c", slot, 'a'+i)
+			makeMaster(t, master)
+			// The kernel may lack the driver (this CI's has no ipvlan):
+			// that is no failure of berth's, and said as a skip.
+			probe := master + "p"
+			if out, err := exec.Command("ip", "link", "add", "link", master, "name", probe, "type", driver).CombinedOutput(); err != nil {
+				t.Skipf("the kernel (%s) cannot make a %s link: %v: %s", kernelRelease(), driver, err, out)
+			}
+			_ = exec.Command("ip", "link", "del", probe).Run()
+			name := fmt.Sprintf("%s%d", driver, slot)
+			prefix := fmt.Sprintf("10.%d.%d.", 82-i, slot)
+			c1, c2 := driver+"1", driver+"2"
+			writeAtomic(t, filepath.Join(d.Manifests, "net.yaml"), networkManifest(name, prefix+"0/24", false, ", driver: "+driver+", master: "+master))
+			writeAtomic(t, filepath.Join(d.Manifests, "web.yaml"), webManifest(c1, name, 0)+"---\n"+webManifest(c2, name, 0))
+			waitTask(t, d, c1, 0)
+			waitTask(t, d, c2, 0)
+			for _, c := range []string{c1, c2} {
+				a := containerAddr(t, d, c)
+				if !strings.HasPrefix(a, prefix) {
+					t.Errorf("%s's address %s is not in %s0/24", c, a, prefix)
+				}
+				// busybox's ip has no -d: the host's, in the namespace.
+				out, err := exec.Command("nsenter", "--net="+filepath.Join(d.State, ".network", "netns", "default."+c), "ip", "-d", "link", "show", "eth0").CombinedOutput()
+				if err != nil || !strings.Contains(string(out), driver) {
+					t.Errorf("%s's eth0 is no %s link (%v):\n%s", c, driver, err, out)
+				}
+			}
+			if n := getObjects(t, d, "networks")[name]; !n.ready() {
+				t.Errorf("Network %s: %+v", name, n.Status)
+			}
+			if out := d.MustCLI(t, "network", "ls"); !strings.Contains(out, driver) {
+				t.Errorf("network ls does not show driver %s:\n%s", driver, out)
+			}
+			harness.Eventually(t, 10*time.Second, func() (bool, string) {
+				r := d.CLI("exec", c1, "--", "timeout", "3", "wget", "-qO-", "http://"+c2+"/")
+				return strings.TrimSpace(r.Stdout) == c2, r.String()
+			})
+			during := snapshotNet(t, d)
+			os.Remove(filepath.Join(d.Manifests, "web.yaml"))
+			os.Remove(filepath.Join(d.Manifests, "net.yaml"))
+			harness.Eventually(t, 30*time.Second, func() (bool, string) {
+				_, err := os.Stat(filepath.Join(d.CNIConfDir, "berth_default_"+name+".conflist"))
+				cs := d.MustCLI(t, "container", "ls")
+				return os.IsNotExist(err) && !strings.Contains(cs, c1) && !strings.Contains(cs, c2), fmt.Sprintf("conflist: %v; containers:\n%s", err, cs)
+			})
+			checkNoLeaks(t, d, before, during, []string{c1, c2})
+			if out, _ := exec.Command("ip", "-o", "link", "show", "type", driver).Output(); strings.Contains(string(out), "@"+master+":") {
+				t.Errorf("%s links on %s left:\n%s", driver, master, out)
+			}
+		})
+	}
+}
+
+// makeMaster creates a link to be the master of macvlan/ipvlan links,
+// removed when the test ends: a dummy, or where the kernel has no dummy
+// driver (this CI's) one end of a veth pair, which is an Ethernet device
+// as well.
+func makeMaster(t *testing.T, name string) {
+	t.Helper()
+	out, err := exec.Command("ip", "link", "add", name, "type", "dummy").CombinedOutput()
+	if err != nil && strings.Contains(string(out), "Unknown device type") {
+		out, err = exec.Command("ip", "link", "add", name, "type", "veth", "peer", "name", name+"v").CombinedOutput()
+	}
+	if err != nil {
+		t.Fatalf("ip link add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", name).Run() })
+	if out, err := exec.Command("ip", "link", "set", name, "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set %s up: %v: %s", name, err, out)
+	}
+	if _, err := os.Stat("/sys/class/net/" + name + "v"); err == nil {
+		_ = exec.Command("ip", "link", "set", name+"v", "up").Run()
+	}
+}
+
+func kernelRelease() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
+
+// TestNetwork_KillDuringDetach kills berthd while 10 bridged containers,
+// with published ports, are being deleted (their detaches run in the
+// background): after the restart every one is gone and nothing of them is
+// left on the host.
+func TestNetwork_KillDuringDetach(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := startNet(t)
+	d.Stop()
+	d = harness.StartDaemon(t, harness.DaemonOptions{Config: declConfig, LogLevel: "info", AllowUncleanStop: true})
+	before := snapshotNet(t, d)
+	writeAtomic(t, filepath.Join(d.Manifests, "busybox.yaml"), imageManifest(t))
+	waitImage(t, d)
+	var all, ids []string
+	for i := range 10 {
+		id := fmt.Sprintf("kd%d", i)
+		ids = append(ids, id)
+		all = append(all, webManifest(id, "bridge", freePort(t)))
+	}
+	writeAtomic(t, filepath.Join(d.Manifests, "many.yaml"), strings.Join(all, "---\n"))
+	for _, id := range ids {
+		waitTask(t, d, id, 0)
+	}
+	during := snapshotNet(t, d)
+	os.Remove(filepath.Join(d.Manifests, "many.yaml"))
+	// Killed as soon as a record says "detaching" (its plugins' DEL runs
+	// in the background), so that detach is in flight and others are
+	// done or not begun.
+	records := filepath.Join(d.State, ".network", "containers")
+	detaching := func() bool {
+		ents, _ := os.ReadDir(records)
+		for _, e := range ents {
+			if b, err := os.ReadFile(filepath.Join(records, e.Name(), "record.json")); err == nil && strings.Contains(string(b), `"phase":"detaching"`) {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !detaching() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // polling as fast as a detach is short
+	}
+	if !detaching() {
+		t.Fatalf("no record was ever detaching: %v", listTree(records))
+	}
+	d.Kill9()
+	d.Restart()
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		out := d.MustCLI(t, "container", "ls", "-o", "json")
+		var cs []json.RawMessage
+		_ = json.Unmarshal([]byte(out), &cs)
+		return len(cs) == 0, "containers left: " + out
+	})
+	checkNoLeaks(t, d, before, during, ids)
+	if !strings.Contains(d.Log(), "detaching a container's network left by a crash") {
+		t.Errorf("the restart finished no detach the kill cut short")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"berth.dev/berth/api/server"
 	"berth.dev/berth/controller"
 	"berth.dev/berth/desired"
+	"berth.dev/berth/network"
+	"berth.dev/berth/node"
 	"berth.dev/berth/node/nodetest"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/spec"
@@ -55,6 +58,15 @@ metadata: {name: web}
 spec: {image: busybox, command: [httpd, -f], env: [{name: A, value: "1"}]}
 `
 	)
+	netw := func(mtu string) string {
+		return "apiVersion: berth.dev/v1\nkind: Network\nmetadata: {name: lan}\nspec: {subnet: 10.77.0.0/24, mtu: " + mtu + "}\n---\n"
+	}
+	const containerOn = `---
+apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: web}
+spec: {image: busybox, command: [httpd, -f], network: lan}
+`
 	task := func(name, state, policy string) string {
 		return "---\napiVersion: berth.dev/v1\nkind: Task\nmetadata: {name: " + name +
 			"}\nspec: {container: web, state: " + state + ", restartPolicy: " + policy + "}\n"
@@ -70,6 +82,17 @@ spec: {image: busybox, command: [httpd, -f], env: [{name: A, value: "1"}]}
 		{name: "fresh node", after: running,
 			want: map[string][]string{"Image/busybox": {"pull"}, "Container/web": {"create"}, "Task/web": {"start"}}},
 		{name: "converged", before: running, after: running, want: map[string][]string{}},
+		{name: "fresh node, Paused", after: image + container + task("web", "Paused", "Always"),
+			want: map[string][]string{"Image/busybox": {"pull"}, "Container/web": {"create"}, "Task/web": {"start", "pause"}}},
+		{name: "fresh node, Stopped", after: image + container + task("web", "Stopped", "Always"),
+			want: map[string][]string{"Image/busybox": {"pull"}, "Container/web": {"create"}}},
+		{name: "created, not started", before: image + container + task("web", "Stopped", "Always"), after: running,
+			node: func(r *agreeRig) error {
+				_, err := r.node.CreateTask(r.ctx, "default", "web", node.Stdio{})
+				r.node.Calls()
+				return err
+			},
+			want: map[string][]string{"Task/web": {"start"}}},
 		{name: "container spec changed", before: running, after: image + containerEnv + task("web", "Running", "Always"),
 			want: map[string][]string{"Container/web": {"recreate"}, "Task/web": {"restart"}}},
 		{name: "stop", before: running, after: image + container + task("web", "Stopped", "Always"),
@@ -99,6 +122,11 @@ spec: {image: busybox, command: [httpd, -f], env: [{name: A, value: "1"}]}
 			want: map[string][]string{"Image/busybox": {"pull"}, "Container/web": {"recreate"}, "Task/web": {"restart"}}},
 		{name: "container in use", before: running, after: running + task("a-first", "Running", "Always"),
 			want: map[string][]string{"Task/web": {"wait"}}},
+		{name: "fresh node, declared Network", after: netw("1400") + image + containerOn + task("web", "Running", "Always"),
+			want: map[string][]string{"Network/lan": {"create"}, "Image/busybox": {"pull"}, "Container/web": {"create"}, "Task/web": {"start"}}},
+		{name: "Network changed", before: netw("1400") + image + containerOn + task("web", "Running", "Always"),
+			after: netw("1300") + image + containerOn + task("web", "Running", "Always"),
+			want:  map[string][]string{"Network/lan": {"recreate"}, "Container/web": {"recreate"}, "Task/web": {"restart"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -161,6 +189,7 @@ type agreeRig struct {
 	db    *observed.DB
 	store *desired.Store
 	node  *nodetest.Node
+	nets  *fakeNetworks
 	srv   *server.Manifests
 	ctrl  *controller.Controller
 }
@@ -182,9 +211,10 @@ func newAgreeRig(t *testing.T) *agreeRig {
 		t.Fatal(err)
 	}
 	n := nodetest.New(db)
-	return &agreeRig{t: t, ctx: context.Background(), db: db, store: store, node: n,
+	nets := &fakeNetworks{nets: map[string]network.Network{}}
+	return &agreeRig{t: t, ctx: context.Background(), db: db, store: store, node: n, nets: nets,
 		srv: &server.Manifests{Desired: store, API: api, DB: db, Recent: observed.NewRecent(16), Node: n, Snapshots: n},
-		ctrl: controller.New(controller.Options{Desired: store, Node: n, DB: db, Bus: observed.NewBus(),
+		ctrl: controller.New(controller.Options{Desired: store, Node: n, Networks: nets, DB: db, Bus: observed.NewBus(),
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxBackoff: time.Minute})}
 }
 
@@ -237,7 +267,7 @@ func (r *agreeRig) converge() map[string][]string {
 			if _, err := r.ctrl.Reconcile(r.ctx, e.Key); err != nil {
 				r.t.Fatalf("reconcile %s: %v", e.Key, err)
 			}
-			if cs := r.node.Calls(); len(cs) > 0 {
+			if cs := append(r.node.Calls(), r.nets.takeCalls()...); len(cs) > 0 {
 				quiet = false
 				calls[k] = append(calls[k], cs...)
 			}
@@ -277,6 +307,12 @@ func verbsOf(kind spec.Kind, calls []string, taskExisted bool) []string {
 		out = append(out, "unpack")
 	}
 	switch {
+	case has("write-network"):
+		out = append(out, "create")
+	case has("rewrite-network"):
+		out = append(out, "recreate")
+	}
+	switch {
 	case has("delete-container"):
 		out = append(out, "recreate") // a Container's: it makes it again
 	case has("create-container"):
@@ -286,8 +322,8 @@ func verbsOf(kind spec.Kind, calls []string, taskExisted bool) []string {
 		return out // a Container's kill and task delete are its recreate's
 	}
 	switch {
-	case has("start") && taskExisted:
-		out = append(out, "restart")
+	case has("create-task") && taskExisted:
+		out = append(out, "restart") // a new task in place of the one there was
 	case has("start"):
 		out = append(out, "start")
 	case has("kill"):
@@ -299,4 +335,61 @@ func verbsOf(kind spec.Kind, calls []string, taskExisted bool) []string {
 		out = append(out, "pause")
 	}
 	return out
+}
+
+// fakeNetworks stands in for network.Manager (controller.Networks): it
+// logs a write only when it changes what is on the node, as EnsureNetwork
+// rewriting an unchanged conflist changes nothing.
+type fakeNetworks struct {
+	mu    sync.Mutex
+	nets  map[string]network.Network
+	calls []string
+}
+
+func (f *fakeNetworks) EnsureNetwork(ns, name string, s network.Spec) (network.Network, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := ns + "/" + name
+	old, ok := f.nets[k]
+	switch {
+	case !ok:
+		f.calls = append(f.calls, "write-network "+k)
+	case old.Spec != s:
+		f.calls = append(f.calls, "rewrite-network "+k)
+	}
+	n := network.Network{Name: name, Namespace: ns, CNIName: "berth-" + name, Spec: s}
+	f.nets[k] = n
+	return n, nil
+}
+
+func (f *fakeNetworks) RemoveNetwork(ns, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.nets, ns+"/"+name)
+	f.calls = append(f.calls, "remove-network "+ns+"/"+name)
+	return nil
+}
+
+func (f *fakeNetworks) InUse(string, string) []string { return nil }
+
+func (f *fakeNetworks) Builtin() network.Network {
+	return network.Network{Name: network.BuiltinNetwork, Spec: network.Spec{Subnet: "10.88.0.0/16"}}
+}
+
+func (f *fakeNetworks) Networks() ([]network.Network, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []network.Network
+	for _, n := range f.nets {
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func (f *fakeNetworks) takeCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
 }

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -92,6 +93,16 @@ spec:
 	if unhealthy == 0 {
 		t.Errorf("no /tasks/unhealthy event with the probe's output: %+v", evs.events(t))
 	}
+	body := scrape(t, d)
+	if n := mustMetric(t, body, "berth_probe_unhealthy_total"); n < 1 {
+		t.Errorf("berth_probe_unhealthy_total = %v, want >= 1", n)
+	}
+	if n := mustMetric(t, body, "berth_probes_total", "probe", "liveness", "result", "failure"); n < threshold {
+		t.Errorf("berth_probes_total{liveness,failure} = %v, want >= %d", n, threshold)
+	}
+	if n := mustMetric(t, body, "berth_probe_duration_seconds_count", "handler", "httpGet"); n < threshold {
+		t.Errorf("berth_probe_duration_seconds_count{httpGet} = %v", n)
+	}
 	if execs != 1 { // berth exec rm's own
 		t.Errorf("%d /tasks/exec-added events, want 1 (berth exec's; probes publish none)", execs)
 	}
@@ -103,7 +114,7 @@ func TestProbes_ExecReadinessFlips(t *testing.T) {
 	dir := t.TempDir()
 	d := startDecl(t, dir)
 	writeAtomic(t, filepath.Join(dir, "image.yaml"), imageManifest(t))
-	writeAtomic(t, filepath.Join(dir, "ready.yaml"), `apiVersion: berth.dev/v1
+	readyYAML := `apiVersion: berth.dev/v1
 kind: Container
 metadata: {name: probe-ready}
 spec:
@@ -118,7 +129,8 @@ apiVersion: berth.dev/v1
 kind: Task
 metadata: {name: probe-ready}
 spec: {container: probe-ready, stopTimeout: 2s}
-`)
+`
+	writeAtomic(t, filepath.Join(dir, "ready.yaml"), readyYAML)
 	waitImage(t, d)
 	notReady := func(want string) {
 		t.Helper()
@@ -147,6 +159,17 @@ spec: {container: probe-ready, stopTimeout: 2s}
 	}
 	if r := d.CLI("wait", "task", "no-such-task", "--timeout", "300ms"); r.ExitCode != 2 {
 		t.Errorf("berth wait on an undeclared task: want exit 2, got %s", r)
+	}
+	// A changed probe (the file it tests) restarts the probes, not the
+	// container nor its task.
+	before := getObjects(t, d, "tasks")["probe-ready"].task()
+	writeAtomic(t, filepath.Join(dir, "ready.yaml"), strings.Replace(readyYAML, "/tmp/ready", "/etc/passwd", 1))
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		o := getObjects(t, d, "tasks")["probe-ready"]
+		return o.ready() && o.Status.ObservedGeneration > 0, fmt.Sprintf("%+v %+v", o.task(), o.Status.Conditions)
+	})
+	if after := getObjects(t, d, "tasks")["probe-ready"].task(); after.Pid != before.Pid || !after.ContainerCreatedAt.Equal(before.ContainerCreatedAt) {
+		t.Errorf("a probe change restarted the task or recreated the container: before %+v, after %+v", before, after)
 	}
 	// The probe's execs leave nothing in the container's output log.
 	if out := d.MustCLI(t, "logs", "probe-ready"); strings.Contains(out, "no ready file") {
@@ -254,4 +277,128 @@ spec: {container: cyc-b, dependsOn: [{task: cyc-a}]}
 	if _, ok := runtimeTasks(t, d)["cyc-a"]; ok {
 		t.Error("a Task in a cycle was started")
 	}
+}
+
+// On the built-in bridge network: a startup probe (HTTP) holds readiness
+// (TCP) off until it passes, then the Task is Ready; a startup probe that
+// never passes stops the task, which restartPolicy Never leaves Degraded
+// with reason Unhealthy.
+func TestProbes_BridgeStartupAndTCP(t *testing.T) {
+	d := startNet(t)
+	file := filepath.Join(t.TempDir(), "probes.yaml")
+	writeAtomic(t, file, imageManifest(t)+`---
+apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: probe-br}
+spec:
+  image: busybox
+  init: true
+  network: bridge
+  command: [sh, -c, 'sleep 2; mkdir -p /www && echo up > /www/index.html && exec httpd -f -p 8080 -h /www']
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: probe-br}
+spec:
+  container: probe-br
+  stopTimeout: 2s
+  startupProbe: {httpGet: {port: 8080}, periodSeconds: 1, failureThreshold: 30}
+  readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: probe-never}
+spec:
+  image: busybox
+  init: true
+  network: bridge
+  command: [sleep, "1000"]
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: probe-never}
+spec:
+  container: probe-never
+  restartPolicy: Never
+  stopTimeout: 2s
+  startupProbe: {tcpSocket: {port: 9}, periodSeconds: 1, failureThreshold: 2}
+`)
+	// apply --wait means healthy: it waits for probe-br's probes, and
+	// fails naming the Task whose startup probe never passes.
+	r := d.CLI("apply", "-f", file, "--wait", "--timeout", "8s")
+	if r.ExitCode != 2 || !strings.Contains(r.Stderr, "probe-never") || strings.Contains(r.Stderr, "probe-br") {
+		t.Errorf("apply --wait: want exit 2 naming probe-never only, got %s", r)
+	}
+	if r := d.CLI("wait", "task", "probe-br", "--timeout", "20s"); r.ExitCode != 0 {
+		t.Fatalf("berth wait: %s", r)
+	}
+	// It was Starting first: its command sleeps 2 s before serving.
+	if c := readyCond(getObjects(t, d, "tasks")["probe-br"]); c.LastTransitionTime.Sub(getObjects(t, d, "tasks")["probe-br"].task().StartedAt) < 2*time.Second {
+		t.Errorf("probe-br Ready %s after its start, before its server could answer", c.LastTransitionTime.Sub(getObjects(t, d, "tasks")["probe-br"].task().StartedAt))
+	}
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		o := getObjects(t, d, "tasks")["probe-never"]
+		deg, _ := o.Status.Condition(spec.ConditionDegraded)
+		return deg.Status == spec.ConditionTrue && deg.Reason == "Unhealthy" && strings.Contains(deg.Message, "startup probe failed 2 times: tcp 127.0.0.1:9") &&
+			o.task().State == "exited", fmt.Sprintf("%+v %+v", o.task(), o.Status.Conditions)
+	})
+}
+
+// An exec probe that outlives timeoutSeconds fails with a timeout, and its
+// process is killed and removed from the shim (nothing of it stays
+// running in the container).
+func TestProbes_ExecTimeout(t *testing.T) {
+	dir := t.TempDir()
+	d := startDecl(t, dir)
+	writeAtomic(t, filepath.Join(dir, "image.yaml"), imageManifest(t))
+	writeAtomic(t, filepath.Join(dir, "slow.yaml"), `apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: probe-slow}
+spec:
+  image: busybox
+  command: [sh, -c, 'trap "exit 0" TERM; while true; do sleep 0.1; done']
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: probe-slow}
+spec:
+  container: probe-slow
+  stopTimeout: 2s
+  readinessProbe: {exec: {command: [sleep, "30"]}, timeoutSeconds: 1, periodSeconds: 2, failureThreshold: 1}
+`)
+	waitImage(t, d)
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		o := getObjects(t, d, "tasks")["probe-slow"]
+		c := readyCond(o)
+		return c.Reason == "NotReady" && strings.Contains(c.Message, "timed out after 1s"), fmt.Sprintf("%+v %+v", o.task(), o.Status.Conditions)
+	})
+	// Between two probes (period 2 s, timeout 1 s) no `sleep 30` is left
+	// in the container: a probe process outlives its timeout by at most
+	// its kill.
+	leftover := func() (int, string) {
+		var ps []struct {
+			Pid int `json:"pid"`
+		}
+		out := d.MustCLI(t, "task", "ps", "probe-slow", "-o", "json")
+		if err := json.Unmarshal([]byte(out), &ps); err != nil {
+			t.Fatalf("task ps: %v\n%s", err, out)
+		}
+		n := 0
+		for _, p := range ps {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.Pid)); string(b) == "sleep\x0030\x00" {
+				n++
+			}
+		}
+		return n, out
+	}
+	sawProbe := false
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		n, out := leftover()
+		sawProbe = sawProbe || n > 0
+		return sawProbe, "no probe process seen running: " + out
+	})
+	harness.Eventually(t, 3*time.Second, func() (bool, string) {
+		n, out := leftover()
+		return n == 0, fmt.Sprintf("%d probe processes left: %s", n, out)
+	})
 }

@@ -211,8 +211,30 @@ func TestRollout_AtomicRollbackHistoryUndo(t *testing.T) {
 	if h := hist[5]; !h.Current || !strings.Contains(h.Source, "undo to revision 3") {
 		t.Errorf("revision 5 in history: %+v", h)
 	}
+	table := d.MustCLI(t, "rollout", "history", "--applyset", "rt")
+	for _, want := range []string{"SET", "REVISION", "COMMIT", "5*", "Failed", commit[:12]} {
+		if !strings.Contains(table, want) {
+			t.Errorf("rollout history table lacks %q:\n%s", want, table)
+		}
+	}
 	if r := d.CLI("rollout", "undo", "--applyset", "rt", "--to-revision", "42"); r.ExitCode != 2 || !strings.Contains(r.Stderr, "revision 42") {
 		t.Errorf("undo to a revision that does not exist: %s", r)
+	}
+	// The Image owns the record the rollout fetched for it: deleting the set
+	// removes it, as if the Image had pulled it itself.
+	d.MustCLI(t, "delete", "-f", file)
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		out := d.MustCLI(t, "image", "ls")
+		return !strings.Contains(out, "library/layered"), "image ls after the delete:\n" + out
+	})
+	for series, want := range map[string]string{
+		`berth_rollouts_total{result="ready"}`:      "4", // revisions 1, 3, 4, 5
+		`berth_rollouts_total{result="rolledback"}`: "1",
+		`berth_rollback_duration_seconds_count`:     "1",
+	} {
+		if got := metricValue(t, d, series); got != want {
+			t.Errorf("%s: got %q, want %s", series, got, want)
+		}
 	}
 }
 
@@ -505,4 +527,156 @@ func TestRollout_AtomicManifestDirectory(t *testing.T) {
 		h := rolloutHistory(t, d, set)[3]
 		return h.State == "Ready" && h.Current, fmt.Sprintf("revision 3: %+v", h)
 	})
+
+	// undo goes back to revision 1 while the files still say v3, and a
+	// restart keeps it so: the files are unchanged since they were rolled out.
+	if r := d.CLI("rollout", "undo", "--applyset", set, "--timeout", "30s"); r.ExitCode != 0 || !strings.Contains(r.Stdout, "revision 4 of "+set+" ready") {
+		t.Fatalf("rollout undo of the directory: %s", r)
+	}
+	waitRunningOn(t, d, name, busybox, "v1")
+	d.Restart()
+	waitRunningOn(t, d, name, busybox, "v1")
+	if h := rolloutHistory(t, d, set); len(h) != 4 || !h[4].Current {
+		t.Errorf("history after an undo and a restart: %+v", h)
+	}
+	// A change of the files is rolled out again.
+	writeAtomic(t, file, rolloutSet(name, refs["layered"], "v5", loopCommand))
+	waitRunningOn(t, d, name, layered, "v5")
+}
+
+// TestRollout_AtomicProbeNeverReady: a revision whose readiness probe never
+// passes is rolled back at the timeout, naming the probe's reason.
+func TestRollout_AtomicProbeNeverReady(t *testing.T) {
+	d := startDecl(t, "")
+	reg := harness.StartRegistry(t)
+	refs := harness.PushTestImages(t, reg.Addr, "busybox")
+	busybox := layoutDigest(t, "busybox")
+	app := t.TempDir()
+	file := filepath.Join(app, "app.yaml")
+	const name = "rtprobe"
+	write := func(data string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(rolloutSet(name, refs["busybox"], "v1", loopCommand))
+	d.MustCLI(t, "apply", "-f", file, "--atomic", "--applyset", "rtprobe", "--timeout", "30s")
+	waitRunningOn(t, d, name, busybox, "v1")
+	withProbe := strings.Replace(rolloutSet(name, refs["busybox"], "v2", loopCommand),
+		"  env: [{name: GREETING, value: v2}]\n",
+		"  env: [{name: GREETING, value: v2}]\n  readinessProbe: {exec: {command: [sh, -c, 'echo not yet; exit 1']}, periodSeconds: 1, failureThreshold: 1}\n", 1)
+	write(withProbe)
+	start := time.Now()
+	r := d.CLI("apply", "-f", file, "--atomic", "--applyset", "rtprobe", "--timeout", "6s")
+	took := time.Since(start)
+	if r.ExitCode != 2 || !strings.Contains(r.Stderr, "revision 2 of rtprobe failed: Task default/"+name+": not Ready after 6s") ||
+		!strings.Contains(r.Stderr, "rolled back to revision 1: ready again") {
+		t.Fatalf("atomic apply of a revision whose probe never passes: %s", r)
+	}
+	if took < 6*time.Second || took > 30*time.Second {
+		t.Errorf("took %s: want the 6s timeout and a rollback", took)
+	}
+	waitRunningOn(t, d, name, busybox, "v1")
+}
+
+// TestRollout_AtomicDirectoryKillDuringRollout: berthd killed while a
+// revision of its atomic directory is pending (a readiness probe that never
+// passes, a long timeout) starts again on the previous revision and does
+// not roll the interrupted set out again while the files are unchanged.
+func TestRollout_AtomicDirectoryKillDuringRollout(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: declConfig + "rollout: {atomicManifests: true, timeout: 5m}\n",
+		LogLevel: "info", AllowUncleanStop: true})
+	reg := harness.StartRegistry(t)
+	refs := harness.PushTestImages(t, reg.Addr, "busybox", "layered")
+	busybox, layered := layoutDigest(t, "busybox"), layoutDigest(t, "layered")
+	const name = "rtdirkill"
+	file := filepath.Join(d.Manifests, "app.yaml")
+	set := filepath.Clean(d.Manifests)
+	writeAtomic(t, file, rolloutSet(name, refs["busybox"], "v1", loopCommand))
+	waitRunningOn(t, d, name, busybox, "v1")
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		h := rolloutHistory(t, d, set)[1]
+		return h.State == "Ready", fmt.Sprintf("revision 1: %+v", h)
+	})
+	writeAtomic(t, file, strings.Replace(rolloutSet(name, refs["layered"], "v2", loopCommand),
+		"  env: [{name: GREETING, value: v2}]\n",
+		"  env: [{name: GREETING, value: v2}]\n  readinessProbe: {exec: {command: [\"false\"]}, periodSeconds: 1}\n", 1))
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		h := rolloutHistory(t, d, set)[2]
+		return h.State == "Pending" && containerDigest(t, d, name) == layered,
+			fmt.Sprintf("revision 2: %+v, container on %s", h, containerDigest(t, d, name))
+	})
+	d.Kill9()
+	d.Restart()
+	waitRunningOn(t, d, name, busybox, "v1")
+	hist := rolloutHistory(t, d, set)
+	if h := hist[2]; h.State != "Failed" || !strings.Contains(h.Reason, "interrupted") {
+		t.Errorf("revision 2 after the kill: %+v", h)
+	}
+	if len(hist) != 2 || !hist[1].Current {
+		t.Errorf("history after the kill: %+v (want revision 1 current, nothing rolled out again)", hist)
+	}
+}
+
+// TestRollout_ImageAutoUpdateKillMidUpdate: the update's state is in the
+// Image's status, so a berthd killed while it moves Containers resumes it:
+// the digest whose readiness probe never passes is rolled back once its
+// timeout (counted from before the kill) passes, and rejected.
+func TestRollout_ImageAutoUpdateKillMidUpdate(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	d := harness.StartDaemon(t, harness.DaemonOptions{Manifests: "", Config: declConfig, LogLevel: "info", AllowUncleanStop: true})
+	reg := harness.StartRegistry(t)
+	const repoTag = "library/autokill:latest"
+	d1 := pushVariant(t, reg.Addr, repoTag, map[string]string{"version": "1"})
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: berth.dev/v1
+kind: Image
+metadata: {name: autokill}
+spec:
+  ref: %s/%s
+  updatePolicy: {mode: Digest, interval: 1s, timeout: 15s}
+`, reg.Addr, repoTag)
+	for _, n := range []string{"akone", "aktwo"} {
+		fmt.Fprintf(&b, `---
+apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: %[1]s}
+spec:
+  image: autokill
+  command: [sh, -c, 'trap "exit 0" TERM; echo "greeting=$(cat /version)"; while true; do sleep 0.1; done']
+  readinessProbe: {exec: {command: [sh, -c, 'test ! -e /unready']}, periodSeconds: 1}
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: %[1]s}
+spec: {container: %[1]s, restartPolicy: Always, stopTimeout: 2s}
+`, n)
+	}
+	writeAtomic(t, filepath.Join(d.Manifests, "autokill.yaml"), b.String())
+	for _, n := range []string{"akone", "aktwo"} {
+		waitRunningOn(t, d, n, d1, "1")
+	}
+	d2 := pushVariant(t, reg.Addr, repoTag, map[string]string{"version": "2", "unready": "yes"})
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		u := imageUpdate(t, d, "autokill")
+		return u.Target == d2 && len(u.Moved) == 1 && containerDigest(t, d, u.Moved[0]) == d2, fmt.Sprintf("update: %+v", u)
+	})
+	moving := imageUpdate(t, d, "autokill")
+	d.Kill9()
+	d.Restart()
+	var u spec.ImageUpdateStatus
+	harness.Eventually(t, 45*time.Second, func() (bool, string) {
+		u = imageUpdate(t, d, "autokill")
+		return u.Rejected == d2 && u.Rollbacks == 1 && u.Target == "", fmt.Sprintf("update after the restart: %+v", u)
+	})
+	if !strings.Contains(u.RejectedReason, "Container default/"+moving.Moved[0]) || !strings.Contains(u.RejectedReason, "not Ready after 15s") {
+		t.Errorf("rejected reason: %q", u.RejectedReason)
+	}
+	for _, n := range []string{"akone", "aktwo"} {
+		waitRunningOn(t, d, n, d1, "1")
+	}
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	ctrapi "berth.dev/berth/api/containers/v1"
-	"berth.dev/berth/network"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
 	"berth.dev/berth/oci"
@@ -103,26 +101,21 @@ func settingsFromAPI(a *ctrapi.Settings) (node.ContainerSettings, error) {
 		if a.NetHost {
 			return s, fmt.Errorf("settings: net_host and network %q together: %w", a.Network, errdefs.ErrInvalidArgument)
 		}
-		s.Network = &node.NetworkSettings{Name: a.Network}
-		for i, p := range a.Ports {
-			pm := network.PortMapping{HostIP: p.HostIp, HostPort: int(p.HostPort), ContainerPort: int(p.ContainerPort), Protocol: strings.ToLower(p.Protocol)}
-			if pm.Protocol == "" {
-				pm.Protocol = spec.ProtocolTCP
-			}
-			if pm.HostPort == 0 {
-				pm.HostPort = pm.ContainerPort
-			}
-			if pm.ContainerPort < 1 || pm.ContainerPort > 65535 || pm.HostPort < 1 || pm.HostPort > 65535 ||
-				(pm.Protocol != spec.ProtocolTCP && pm.Protocol != spec.ProtocolUDP) {
-				return s, fmt.Errorf("settings.ports[%d]: %d:%d/%s: want ports 1..65535 and tcp or udp: %w", i, pm.HostPort, pm.ContainerPort, pm.Protocol, errdefs.ErrInvalidArgument)
-			}
-			if pm.HostIP != "" {
-				if ip, err := netip.ParseAddr(pm.HostIP); err != nil || !ip.Is4() {
-					return s, fmt.Errorf("settings.ports[%d]: host IP %q is not an IPv4 address: %w", i, pm.HostIP, errdefs.ErrInvalidArgument)
-				}
-			}
-			s.Network.Ports = append(s.Network.Ports, pm)
+		// The ports become a Container spec's, defaulted, checked and
+		// translated by the manifest's rules (spec.Default,
+		// spec.ValidatePorts, node.NetworkFromSpec): -p means what
+		// spec.ports means, and is refused for what a file is refused for.
+		cs := spec.ContainerSpec{Network: spec.NetworkMode(a.Network)}
+		for _, p := range a.Ports {
+			cs.Ports = append(cs.Ports, spec.Port{HostIP: p.HostIp, HostPort: int(p.HostPort), ContainerPort: int(p.ContainerPort), Protocol: strings.ToLower(p.Protocol)})
 		}
+		if d, ok := spec.Default(spec.Object{APIVersion: spec.APIVersion, Kind: spec.KindContainer, Spec: cs}).ContainerSpec(); ok {
+			cs.Ports = d.Ports
+		}
+		if err := spec.ValidatePorts(cs.Network, cs.Ports); err != nil {
+			return s, fmt.Errorf("settings: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		s.Network = node.NetworkFromSpec(cs)
 	}
 	for i, m := range a.Mounts {
 		om, err := oci.ParseMount(m.Type, m.Source, m.Target, false, m.Options)

@@ -137,6 +137,8 @@ func (p *diffPlan) object(ctx context.Context, o spec.Object) (*manifestsapi.Obj
 		err = p.container(ctx, o, oldObj, add)
 	case spec.KindTask:
 		err = p.task(ctx, o, oldObj, add)
+	case spec.KindNetwork:
+		err = p.network(ctx, o, oldObj, add)
 	}
 	if inForce && old.Source != desired.SourceAPI && (d.Diff != "" || len(d.Actions) > 0) {
 		// berth apply would be refused for this key: say so beside what
@@ -184,13 +186,14 @@ func (p *diffPlan) container(ctx context.Context, o spec.Object, old *spec.Objec
 	f := plan.ContainerFacts{Exists: err == nil}
 	switch {
 	case err == nil:
-		f.InstanceHash, f.NetworkHash, f.ImageDigest = ctr.Labels[spec.LabelSpecHash], ctr.Labels[labelNetworkHash], ctr.ImageDigest
+		f.InstanceHash, f.NetworkHash, f.ImageDigest = ctr.Labels[spec.LabelSpecHash], ctr.Labels[spec.LabelNetworkHash], ctr.ImageDigest
 		f.SnapshotPresent = p.snapshotPresent(ctx, ctr.Snapshotter, ctr.SnapshotKey)
 	case !errdefs.IsNotFound(err):
 		return err
 	}
 	imgKey := spec.Key{Namespace: k.Namespace, Kind: spec.KindImage, Name: cs.Image}
-	w := plan.ContainerWant{Hash: spec.Hash(o), ImageDigest: ctr.ImageDigest, ImagePull: hasVerb(p.acts[imgKey], string(plan.Pull))}
+	// Probes are not part of what the container is made from.
+	w := plan.ContainerWant{Hash: spec.InstanceHash(o), ImageDigest: ctr.ImageDigest, ImagePull: hasVerb(p.acts[imgKey], string(plan.Pull))}
 	// The digest its Image resolves to: the record the reconciled Image
 	// keeps (the given Image's, else the status of the one in force).
 	if d := p.digests[imgKey]; d != "" {
@@ -206,9 +209,23 @@ func (p *diffPlan) container(ctx context.Context, o spec.Object, old *spec.Objec
 	return nil
 }
 
-// labelNetworkHash is the controller's label of a container's Network
-// spec hash (controller/container.go).
-const labelNetworkHash = "berth.dev/network-spec-hash"
+// network plans a Network from its recorded status (what was written).
+func (p *diffPlan) network(ctx context.Context, o spec.Object, old *spec.Object, add addFunc) error {
+	var f plan.NetworkFacts
+	st, err := p.s.DB.GetStatus(ctx, o.Key())
+	switch {
+	case err == nil:
+		f.StatusHash = st.SpecHash
+	case !errdefs.IsNotFound(err):
+		return err
+	}
+	var changed []string
+	if old != nil {
+		changed = changedFields(old.Spec, o.Spec)
+	}
+	addAll(add, plan.Network(spec.Hash(o), f, changed))
+	return nil
+}
 
 // networkHash is the spec hash of the declared Network cs names (the given
 // one, else the one in force), as the controller's networkHash.

@@ -44,7 +44,8 @@ func toLease(l observed.Lease) *leasesapi.Lease {
 }
 
 // defaultNS lets clients that predate namespaces (containerd's ctr
-// without -n) work in the default namespace.
+// without -n) work in the default namespace; every service of this
+// package that takes a namespace goes through it.
 func defaultNS(ns string) string {
 	if ns == "" {
 		return spec.DefaultNamespace

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
 	"berth.dev/berth/desired"
@@ -183,22 +182,7 @@ func refToAPI(k spec.Key) *manifestsapi.Ref {
 
 // ParseKind accepts a kind as people type it: image, images, Image, IMAGES.
 // "all" and "" are the empty kind (every kind).
-func ParseKind(s string) (spec.Kind, error) {
-	l := strings.ToLower(s)
-	switch l {
-	case "", "all":
-		return "", nil
-	case "image", "images", "img":
-		return spec.KindImage, nil
-	case "container", "containers", "ctr":
-		return spec.KindContainer, nil
-	case "task", "tasks":
-		return spec.KindTask, nil
-	case "network", "networks", "net":
-		return spec.KindNetwork, nil
-	}
-	return "", fmt.Errorf("kind %q is not one of network, image, container, task, all: %w", s, errdefs.ErrInvalidArgument)
-}
+func ParseKind(s string) (spec.Kind, error) { return spec.ParseKind(s) }
 
 // keyFromAPI validates the name and namespace before they reach a store,
 // so a bad key is InvalidArgument and not a silent miss.
@@ -213,11 +197,7 @@ func keyFromAPI(r *manifestsapi.Ref) (spec.Key, error) {
 	if k == "" {
 		return spec.Key{}, fmt.Errorf("a reference needs a kind (image, container or task): %w", errdefs.ErrInvalidArgument)
 	}
-	ns := r.Namespace
-	if ns == "" {
-		ns = spec.DefaultNamespace
-	}
-	return spec.Key{Namespace: ns, Kind: k, Name: r.Name}, nil
+	return spec.Key{Namespace: defaultNS(r.Namespace), Kind: k, Name: r.Name}, nil
 }
 
 // Delete removes objects applied through the API. An object a manifest

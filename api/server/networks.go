@@ -18,15 +18,6 @@ type Networks struct {
 
 var _ netapi.NetworksService = (*Networks)(nil)
 
-// orDefault: a network, unlike a container, may be asked for without a
-// namespace (the built-in one has none), so "" is the default namespace.
-func orDefault(ns string) string {
-	if ns == "" {
-		return spec.DefaultNamespace
-	}
-	return ns
-}
-
 // toAPI shows the built-in network without a namespace: it serves them
 // all, and printing "default" would suggest it belongs to one. UsedBy is
 // read from the live attachments, the only place that knows it.
@@ -59,7 +50,7 @@ func (s *Networks) List(ctx context.Context, r *netapi.ListNetworksRequest) (*ne
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
-	ns := orDefault(r.Namespace)
+	ns := defaultNS(r.Namespace)
 	resp := &netapi.ListNetworksResponse{}
 	for _, n := range nets {
 		if n.Name == network.BuiltinNetwork || r.AllNamespaces || n.Namespace == ns {
@@ -85,7 +76,7 @@ func (s *Networks) find(ns, name string) (network.Network, error) {
 }
 
 func (s *Networks) Get(ctx context.Context, r *netapi.GetNetworkRequest) (*netapi.GetNetworkResponse, error) {
-	n, err := s.find(orDefault(r.Namespace), r.Name)
+	n, err := s.find(defaultNS(r.Namespace), r.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +87,7 @@ func (s *Networks) Get(ctx context.Context, r *netapi.GetNetworkRequest) (*netap
 // (validated the same way); a subnet overlapping another network's is
 // refused naming it.
 func (s *Networks) Create(ctx context.Context, r *netapi.CreateNetworkRequest) (*netapi.CreateNetworkResponse, error) {
-	ns := orDefault(r.Namespace)
+	ns := defaultNS(r.Namespace)
 	sp := r.GetSpec()
 	ospec := spec.NetworkSpec{Subnet: sp.GetSubnet(), Gateway: sp.GetGateway(), IPRange: sp.GetIpRange(), IPMasq: sp.GetIpMasq(),
 		Isolate: sp.GetIsolate(), MTU: int(sp.GetMtu()), Driver: sp.GetDriver(), Master: sp.GetMaster()}
@@ -127,7 +118,7 @@ func (s *Networks) Create(ctx context.Context, r *netapi.CreateNetworkRequest) (
 // Delete refuses the built-in network (containers of every namespace
 // rely on it); the manager refuses a network still in use.
 func (s *Networks) Delete(ctx context.Context, r *netapi.DeleteNetworkRequest) (*netapi.DeleteNetworkResponse, error) {
-	ns := orDefault(r.Namespace)
+	ns := defaultNS(r.Namespace)
 	if r.Name == network.BuiltinNetwork {
 		return nil, fmt.Errorf("network %q is built in: %w", r.Name, errdefs.ErrFailedPrecondition)
 	}

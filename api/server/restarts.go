@@ -8,6 +8,7 @@ import (
 
 	manifestsapi "berth.dev/berth/api/manifests/v1"
 	"berth.dev/berth/desired"
+	"berth.dev/berth/plan"
 	"berth.dev/berth/spec"
 )
 
@@ -39,7 +40,11 @@ func (s *Manifests) recreatedContainers(ctx context.Context, objs []spec.Object,
 			continue // none to recreate (a create), or unknown
 		}
 		resolved := s.Desired.Resolve(desired.WithApplySet(o, applySet, inForce))
-		if ctr.Labels[spec.LabelSpecHash] != spec.ContainerInstanceHash(spec.Hash(resolved), ctr.ImageDigest) {
+		// plan's rule, the reconciler's, on the spec alone: the image's
+		// digest and the snapshot are as they are now.
+		acts := plan.Container(plan.ContainerWant{Hash: spec.Hash(resolved), ImageDigest: ctr.ImageDigest},
+			plan.ContainerFacts{Exists: true, InstanceHash: ctr.Labels[spec.LabelSpecHash], ImageDigest: ctr.ImageDigest, SnapshotPresent: true})
+		if plan.Has(acts, plan.Recreate) {
 			out[k] = true
 		}
 	}
@@ -50,7 +55,7 @@ func (s *Manifests) recreatedContainers(ctx context.Context, objs []spec.Object,
 // a live task in one of the containers recreated, with that Container.
 func (s *Manifests) restartedTasks(ctx context.Context, given []spec.Object, recreated map[spec.Key]bool) map[spec.Key]spec.Key {
 	out := map[spec.Key]spec.Key{}
-	if len(recreated) == 0 {
+	if len(recreated) == 0 || s.Node == nil {
 		return out
 	}
 	tasks := map[spec.Key]spec.Object{}

@@ -20,6 +20,9 @@ const DefaultRolloutSet = "default"
 type Rollout struct {
 	Engine    *rollout.Engine
 	Revisions *desired.Revisions
+	// Manifests, when set, says which Tasks the rollout restarts by
+	// recreating their Containers (reported "restarted", as apply does).
+	Manifests *Manifests
 }
 
 var _ rolloutapi.RolloutService = (*Rollout)(nil)
@@ -48,10 +51,17 @@ func (s *Rollout) Apply(ctx context.Context, r *rolloutapi.ApplyRequest) (*rollo
 	if r.Source != "" && filepath.IsAbs(r.Source) {
 		commit = desired.GitCommit(r.Source)
 	}
+	var restarted map[spec.Key]spec.Key
+	if s.Manifests != nil { // before the rollout, while the node holds the old containers
+		restarted = s.Manifests.restartedTasks(ctx, objs, s.Manifests.recreatedContainers(ctx, objs, set))
+	}
 	out, err := s.Engine.Apply(ctx, rollout.Request{Set: set, Objects: objs, Source: r.Source, Commit: commit,
 		Timeout: ms(r.TimeoutMs), MinReady: ms(r.MinReadyMs)})
 	if err != nil {
 		return nil, err
+	}
+	if !out.Unchanged {
+		out.Results = withRestarts(out.Results, restarted)
 	}
 	return s.outcomeToAPI(out), nil
 }

@@ -185,8 +185,9 @@ func (s *Snapshots) List(ctx context.Context, r *snapi.ListSnapshotsRequest) (*s
 	return resp, err
 }
 
-// Usage without a key sums each of the namespace's snapshots separately,
-// because a snapshotter's usage of a child excludes its parents.
+// Usage without a key reports each of the namespace's snapshots on its
+// own line, because a snapshotter's usage of a child excludes its parents
+// and one total would hide which one grew.
 func (s *Snapshots) Usage(ctx context.Context, r *snapi.UsageRequest) (*snapi.UsageResponse, error) {
 	sn, _, err := s.resolve(ctx, r.Namespace, r.Snapshotter)
 	if err != nil {

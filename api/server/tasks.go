@@ -8,6 +8,7 @@ import (
 	"berth.dev/berth/desired"
 	"berth.dev/berth/node"
 	"berth.dev/berth/observed"
+	"berth.dev/berth/plan"
 	"berth.dev/berth/spec"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -22,8 +23,10 @@ import (
 type Tasks struct {
 	Node node.Tasks
 	// Desired, when set, lets logs follow a declared Task across the
-	// restarts its policy makes.
+	// restarts its policy makes (and DB across its container's
+	// recreation).
 	Desired *desired.Store
+	DB      *observed.DB
 }
 
 var _ tasksapi.TasksService = (*Tasks)(nil)
@@ -171,7 +174,7 @@ func (s *Tasks) CloseIO(ctx context.Context, r *tasksapi.CloseIORequest) (*tasks
 	return &tasksapi.CloseIOResponse{}, s.Node.CloseIO(ctx, r.Namespace, r.ContainerId, r.ExecId)
 }
 
-// Pids lists the processes in the task's cgroup, as berth top needs.
+// Pids lists the task's processes, as `berth task ps` shows them.
 func (s *Tasks) Pids(ctx context.Context, r *tasksapi.PidsRequest) (*tasksapi.PidsResponse, error) {
 	ps, err := s.Node.TaskPids(ctx, r.Namespace, r.ContainerId)
 	if err != nil {
@@ -206,7 +209,9 @@ func (s *Tasks) Metrics(ctx context.Context, r *tasksapi.MetricsRequest) (*tasks
 func (s *Tasks) Logs(ctx context.Context, r *tasksapi.LogsRequest, stream tasksapi.Tasks_LogsServer) error {
 	opts := node.LogOptions{Tail: int(r.Tail), Follow: r.Follow}
 	if r.FollowRestarts && s.Desired != nil {
-		opts.Restarts = func(exit *observed.Exit) bool { return willRestart(s.Desired, r.Namespace, r.ContainerId, exit) }
+		opts.Restarts = func(exit *observed.Exit) bool {
+			return willRestart(s.Desired, r.Namespace, r.ContainerId, exit) || s.recreating(ctx, r.Namespace, r.ContainerId)
+		}
 	}
 	if r.Since != nil {
 		opts.Since = r.Since.AsTime()
@@ -223,26 +228,38 @@ func (s *Tasks) Logs(ctx context.Context, r *tasksapi.LogsRequest, stream tasksa
 	}))
 }
 
+// recreating reports whether the container's declared Container is not
+// what the container on the node was made from: the controller recreates
+// it and starts its Task afresh, whatever the restart policy says of the
+// exit the recreation's stop caused.
+func (s *Tasks) recreating(ctx context.Context, ns, id string) bool {
+	if s.DB == nil {
+		return false
+	}
+	if ns == "" {
+		ns = spec.DefaultNamespace
+	}
+	e, ok := s.Desired.Get(spec.Key{Namespace: ns, Kind: spec.KindContainer, Name: id})
+	if !ok || !willRestart(s.Desired, ns, id, nil) {
+		return false
+	}
+	c, err := s.DB.GetContainer(ctx, ns, id)
+	return err != nil || c.Labels[spec.LabelSpecHash] != spec.ContainerInstanceHash(e.Hash, c.ImageDigest)
+}
+
 // willRestart reports whether a Task declared to run the container will
 // start it again after exit (nil: a run that ended in a way not known, or
 // none yet): its state is Running and its restart policy restarts that
 // exit.
 func willRestart(d *desired.Store, ns, id string, exit *observed.Exit) bool {
-	if ns == "" {
-		ns = spec.DefaultNamespace
-	}
-	for _, e := range d.List(desired.Filter{Namespace: ns, Kind: spec.KindTask}) {
+	for _, e := range d.List(desired.Filter{Namespace: defaultNS(ns), Kind: spec.KindTask}) {
 		ts, ok := e.Object.TaskSpec()
 		if !ok || ts.Container != id || ts.State != spec.TaskRunning {
 			continue
 		}
-		switch ts.RestartPolicy {
-		case spec.RestartAlways:
-			return true
-		case spec.RestartOnFailure:
-			return exit == nil || exit.ExitStatus != 0
-		}
-		return exit == nil
+		// The restart policy's rule is plan's, the one the reconciler
+		// applies.
+		return exit == nil || plan.Restarts(ts.RestartPolicy, exit.ExitStatus)
 	}
 	return false
 }

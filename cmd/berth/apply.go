@@ -16,11 +16,16 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// The declarative verbs (apply, diff, get, describe, delete) share the
+// manifests client and the -f reader, so they are registered together.
 func init() {
 	extraCommands = append(extraCommands, newApplyCmd, newDiffCmd, newGetCmd, newDescribeCmd, newDeleteCmd)
 }
 
 // manifestsClient dials berthd and returns its manifests service.
+//
+// The returned done closes the connection; callers defer it so a command
+// that returns early never leaves the socket open.
 func (g *globals) manifestsClient(ctx context.Context) (manifestsapi.ManifestsService, func(), error) {
 	c, err := g.dial(ctx)
 	if err != nil {
@@ -32,6 +37,13 @@ func (g *globals) manifestsClient(ctx context.Context) (manifestsapi.ManifestsSe
 // readManifests reads -f: a file, every manifest of a directory (not
 // recursive), or "-" for stdin. Each file keeps its name for errors and
 // its absolute directory for the relative paths in it.
+//
+// The CLI reads the files and sends their bytes (never paths) because
+// berthd may run in another mount namespace or chroot, and because what
+// berthd would read at a path is not what the user is looking at. A
+// directory is read by the watched directory's rule (spec.IsManifestFile),
+// so `apply -f dir` and dropping dir into the watched directory take the
+// same files.
 func readManifests(path string, stdin io.Reader) ([]*manifestsapi.File, error) {
 	if path == "-" {
 		data, err := io.ReadAll(io.LimitReader(stdin, spec.MaxFileSize+1))
@@ -41,6 +53,8 @@ func readManifests(path string, stdin io.Reader) ([]*manifestsapi.File, error) {
 		if err := spec.CheckText(data); err != nil {
 			return nil, fmt.Errorf("<stdin>: %w; not sent", err)
 		}
+		// Relative paths in stdin's objects resolve against the shell's
+		// directory, as they would for a file there.
 		wd, _ := os.Getwd()
 		return []*manifestsapi.File{{Data: data, File: "<stdin>", Dir: wd}}, nil
 	}
@@ -64,6 +78,8 @@ func readManifests(path string, stdin io.Reader) ([]*manifestsapi.File, error) {
 			}
 			paths = append(paths, p)
 		}
+		// Sorted, so the set and its error messages are in the same order
+		// on every run.
 		sort.Strings(paths)
 		if len(paths) == 0 {
 			return nil, fmt.Errorf("%s: no manifests (*.yaml, *.yml, *.json)", path)
@@ -118,10 +134,15 @@ func readManifestFile(p string) ([]byte, error) {
 	return data, nil
 }
 
+// refString is how every command names an object: KIND NS/NAME, which is
+// what describe and delete take back.
 func refString(r *manifestsapi.Ref) string {
 	return fmt.Sprintf("%s %s/%s", r.GetKind(), r.GetNamespace(), r.GetName())
 }
 
+// newApplyCmd records intent and returns: berthd's controllers do the
+// work. --wait turns that into "return when it is done" for scripts,
+// by watching the statuses rather than by a second code path.
 func newApplyCmd(g *globals) *cobra.Command {
 	var (
 		file                string
@@ -181,6 +202,9 @@ and berth rollout undo.`,
 			if dryRun {
 				suffix = " (dry run)"
 			}
+			// A conflict is not applied but does not stop the rest of the
+			// set; it goes to stderr and makes the exit status 2, so a
+			// script notices that part of its set is someone else's.
 			conflicts := 0
 			var applied []*manifestsapi.Ref
 			for _, r := range resp.Results {
@@ -198,6 +222,8 @@ and berth rollout undo.`,
 				}
 				fmt.Fprintf(out, "%s %s%s\n", refString(r.Ref), r.Action, suffix)
 			}
+			// Only what was applied is waited for: a conflicting
+			// object's readiness is the file's, not this apply's.
 			if wait && !dryRun {
 				if err := waitReady(ctx, svc, applied, timeout, cmd.ErrOrStderr()); err != nil {
 					return err
@@ -242,6 +268,8 @@ func (s *applyScope) check(prune bool) error {
 }
 
 // objectView is the part of an object's JSON the CLI reads.
+// It decodes only what the CLI needs, so a berthd with more fields
+// (newer) still works with this CLI.
 type objectView struct {
 	Kind     string `json:"kind"`
 	Metadata struct {
@@ -263,6 +291,8 @@ func readiness(o *manifestsapi.Object) (bool, string) {
 	switch {
 	case !ok:
 		return false, "not reconciled yet"
+		// Ready for an older generation is not ready: the controllers
+		// have not seen this apply yet.
 	case v.Status.ObservedGeneration < o.Generation:
 		return false, fmt.Sprintf("generation %d not observed yet (at %d)", o.Generation, v.Status.ObservedGeneration)
 	case c.Status != spec.ConditionTrue:
@@ -276,6 +306,10 @@ func readiness(o *manifestsapi.Object) (bool, string) {
 }
 
 // waitReady polls Get until every ref is Ready or timeout passes.
+//
+// It polls (every 200 ms) rather than subscribing to events: a poll of
+// the statuses cannot miss a transition that happened before it started,
+// and an apply's objects are few.
 func waitReady(ctx context.Context, svc manifestsapi.ManifestsService, refs []*manifestsapi.Ref, timeout time.Duration, stderr io.Writer) error {
 	deadline := time.Now().Add(timeout)
 	for {

@@ -12,17 +12,25 @@ import (
 )
 
 // layerFlags are the options of a layer computed from changes.
+//
+// gzip is the default compression because every registry and runtime
+// reads it; zstd is smaller and faster but not yet read everywhere.
 type layerFlags struct {
 	compression     string
 	sourceDateEpoch string
 }
 
+// add gives commit and snapshot diff the same flags, since both make a
+// layer the same way.
 func (f *layerFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.compression, "compression", "gzip", "layer compression: gzip|zstd|none")
 	cmd.Flags().StringVar(&f.sourceDateEpoch, "source-date-epoch", "",
 		"clamp every mtime (and date the image) to this Unix time, for a reproducible digest (default: $SOURCE_DATE_EPOCH if set)")
 }
 
+// options reads SOURCE_DATE_EPOCH as the reproducible-builds convention
+// says, so a build system that sets it gets the same digest from berth
+// as from its other tools; the flag wins over the environment.
 func (f *layerFlags) options(getenv func(string) string) (*diffapi.LayerOptions, error) {
 	o := &diffapi.LayerOptions{Compression: f.compression}
 	s := f.sourceDateEpoch
@@ -39,6 +47,8 @@ func (f *layerFlags) options(getenv func(string) string) (*diffapi.LayerOptions,
 	return o, nil
 }
 
+// diffClient is the diff API's client, shared by commit and snapshot diff
+// (the two ways to make a layer from changes).
 func diffClient(g *globals, cmd *cobra.Command) (diffapi.DiffService, func(), error) {
 	c, err := g.dial(cmd.Context())
 	if err != nil {
@@ -48,6 +58,9 @@ func diffClient(g *globals, cmd *cobra.Command) (diffapi.DiffService, func(), er
 }
 
 // newContainerCommitCmd is `berth container commit ID REF`.
+//
+// It pauses a running task by default: a tree read while it is written
+// gives a layer no run of the container ever had on disk.
 func newContainerCommitCmd(g *globals) *cobra.Command {
 	var lf layerFlags
 	var changes []string
@@ -68,6 +81,8 @@ paused while its tree is read unless --pause=false.`,
 			if err != nil {
 				return err
 			}
+			// --entrypoint and --cmd are shorthands for --change lines, so
+			// berthd has one way to apply a config change.
 			if entrypoint != "" {
 				changes = append(changes, "ENTRYPOINT "+jsonArray([]string{entrypoint}))
 			}
@@ -79,6 +94,8 @@ paused while its tree is read unless --pause=false.`,
 				return err
 			}
 			defer done()
+			// Timed here, around the one call, so the figure includes the
+			// pause and the diff as the user waits for them.
 			start := time.Now()
 			resp, err := s.CommitContainer(withLease(cmd.Context(), lease), &diffapi.CommitContainerRequest{
 				Namespace: g.namespace, Id: args[0], Ref: args[1], Changes: changes,
@@ -87,6 +104,8 @@ paused while its tree is read unless --pause=false.`,
 			if err != nil {
 				return err
 			}
+			// The image on stdout (scripts capture it), the layer's figures
+			// on stderr (people read them).
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", resp.Name, resp.Target.Digest)
 			fmt.Fprintf(cmd.ErrOrStderr(), "layer %s (%d bytes, diffID %s) in %s\n", resp.Layer.Digest, resp.Layer.Size, resp.DiffId, time.Since(start).Round(time.Millisecond))
 			return nil
@@ -104,6 +123,9 @@ paused while its tree is read unless --pause=false.`,
 	return cmd
 }
 
+// layerView is a computed layer as -o json/yaml prints it; FastPath says
+// whether berthd read the overlay upperdir directly or walked both trees
+// (a figure for whoever wonders why one diff was slow).
 type layerView struct {
 	Digest    string   `json:"digest"`
 	DiffID    string   `json:"diffID"`
@@ -115,6 +137,10 @@ type layerView struct {
 }
 
 // newSnapshotDiffCmd is `berth snapshot diff KEY [PARENT]`.
+//
+// It writes the layer into the content store (under a lease, if given)
+// and prints its digests; making an image of it is left to the caller,
+// so it also serves tools that only want to inspect a change (-l).
 func newSnapshotDiffCmd(g *globals, snapshotter *string) *cobra.Command {
 	var lf layerFlags
 	var list bool
@@ -163,6 +189,8 @@ func newSnapshotDiffCmd(g *globals, snapshotter *string) *cobra.Command {
 	return cmd
 }
 
+// jsonArray writes the exec form (["a","b"]) of a --change instruction,
+// so arguments with spaces survive without shell parsing.
 func jsonArray(args []string) string {
 	if args == nil {
 		args = []string{}

@@ -10,6 +10,9 @@ import (
 	ctrapi "berth.dev/berth/api/containers/v1"
 	imagesapi "berth.dev/berth/api/images/v1"
 	manifestsapi "berth.dev/berth/api/manifests/v1"
+	nsapi "berth.dev/berth/api/namespaces/v1"
+	netapi "berth.dev/berth/api/networks/v1"
+	snapi "berth.dev/berth/api/snapshots/v1"
 	tasksapi "berth.dev/berth/api/tasks/v1"
 	"github.com/containerd/ttrpc"
 	"github.com/spf13/cobra"
@@ -20,6 +23,9 @@ import (
 // than hanging the shell.
 type lister func(ctx context.Context, c *ttrpc.Client, ns string) []string
 
+// completeTaskIDs lists tasks, not containers, for verbs that need a live
+// task (kill, pause, exec): completing a container without one would only
+// lead to an error.
 func completeTaskIDs(ctx context.Context, c *ttrpc.Client, ns string) []string {
 	resp, err := tasksapi.NewTasksClient(c).List(ctx, &tasksapi.ListTasksRequest{Namespace: ns})
 	if err != nil {
@@ -56,6 +62,42 @@ func completeImageRefs(ctx context.Context, c *ttrpc.Client, ns string) []string
 	return refs
 }
 
+func completeNetworks(ctx context.Context, c *ttrpc.Client, ns string) []string {
+	resp, err := netapi.NewNetworksClient(c).List(ctx, &netapi.ListNetworksRequest{Namespace: ns})
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, n := range resp.Networks {
+		names = append(names, n.Name)
+	}
+	return names
+}
+
+func completeNamespaces(ctx context.Context, c *ttrpc.Client, _ string) []string {
+	resp, err := nsapi.NewNamespacesClient(c).List(ctx, &nsapi.ListNamespacesRequest{})
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, n := range resp.Namespaces {
+		names = append(names, n.Name)
+	}
+	return names
+}
+
+func completeSnapshots(ctx context.Context, c *ttrpc.Client, ns string) []string {
+	resp, err := snapi.NewSnapshotsClient(c).List(ctx, &snapi.ListSnapshotsRequest{Namespace: ns})
+	if err != nil {
+		return nil
+	}
+	var keys []string
+	for _, i := range resp.Info {
+		keys = append(keys, i.Name)
+	}
+	return keys
+}
+
 // objectNames lists the declared objects of kind (empty: every kind).
 func objectNames(kind string) lister {
 	return func(ctx context.Context, c *ttrpc.Client, ns string) []string {
@@ -74,12 +116,17 @@ func objectNames(kind string) lister {
 	}
 }
 
-// complete runs l against berthd and keeps what starts with prefix.
+// completeDeadline bounds one completion's talk with berthd: a shell
+// waits for it at every Tab.
+const completeDeadline = time.Second
+
+// complete runs l against berthd and keeps what starts with prefix; with
+// berthd down or slow it completes nothing and prints nothing.
 func (g *globals) complete(cmd *cobra.Command, l lister, prefix string) []string {
-	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(cmd.Context(), completeDeadline)
 	defer cancel()
 	saved := g.timeout
-	g.timeout = time.Second
+	g.timeout = completeDeadline / 2
 	c, err := g.dial(ctx)
 	g.timeout = saved
 	if err != nil {
@@ -125,16 +172,31 @@ func completeEach(g *globals, l lister) cobra.CompletionFunc {
 	}
 }
 
+// completeAfter completes every argument from position n on with l (the
+// NAME... after image export's OUT); before it, files.
+func completeAfter(g *globals, n int, l lister) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) < n {
+			return nil, cobra.ShellCompDirectiveDefault
+		}
+		return completeEach(g, l)(cmd, args[n:], toComplete)
+	}
+}
+
 // kindArgs complete a KIND argument (get, describe, delete).
-var kindArgs = []string{"images", "containers", "tasks", "all"}
+//
+// Only the plural forms are offered; the singular and short forms are
+// accepted but would clutter the list.
+var kindArgs = []string{"networks", "images", "containers", "tasks", "all"}
 
 // kindThenNames completes KIND, then the names of that kind's objects
-// (once with many false, as often as asked with many true).
-func kindThenNames(g *globals, many bool) cobra.CompletionFunc {
+// (once with many false, as often as asked with many true); extra are
+// more words for KIND (get's "sources").
+func kindThenNames(g *globals, many bool, extra ...string) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) == 0 {
 			var out []string
-			for _, k := range kindArgs {
+			for _, k := range append(append([]string(nil), kindArgs...), extra...) {
 				if strings.HasPrefix(k, toComplete) {
 					out = append(out, k)
 				}
@@ -175,10 +237,24 @@ func registerCompletions(root *cobra.Command, g *globals) {
 		"image inspect":    completeFirst(g, completeImageRefs),
 		"image unpack":     completeFirst(g, completeImageRefs),
 		"image rm":         completeEach(g, completeImageRefs),
-		"get":              kindThenNames(g, false),
+		"get":              kindThenNames(g, false, "sources"),
 		"describe":         kindThenNames(g, false),
 		"delete":           kindThenNames(g, true),
+		"image export":     completeAfter(g, 1, completeImageRefs),
+		"image push":       completeFirst(g, completeImageRefs),
+		"image tag":        completeFirst(g, completeImageRefs),
+		"container commit": completeFirst(g, completeContainerIDs),
+		"network inspect":  completeFirst(g, completeNetworks),
+		"network rm":       completeEach(g, completeNetworks),
+		"namespace rm":     completeEach(g, completeNamespaces),
+		"snapshot info":    completeFirst(g, completeSnapshots),
+		"snapshot rm":      completeEach(g, completeSnapshots),
+		"snapshot usage":   completeFirst(g, completeSnapshots),
+		"snapshot diff":    completeEach(g, completeSnapshots),
 	}
+	_ = root.RegisterFlagCompletionFunc("namespace", func(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return g.complete(cmd, completeNamespaces, toComplete), cobra.ShellCompDirectiveNoFileComp
+	})
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		path := strings.TrimPrefix(c.CommandPath(), root.Name()+" ")

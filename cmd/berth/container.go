@@ -15,6 +15,10 @@ import (
 func init() { extraCommands = append(extraCommands, newContainerCmd) }
 
 // containerFlags are the settings `container create` and `run` share.
+//
+// They map onto the containers API's Settings one to one; validation of
+// values is berthd's (the same rules as a manifest's), and only what the
+// CLI alone can know (a flag's syntax) is checked here.
 type containerFlags struct {
 	env, mounts            []string
 	memory, hostname, user string
@@ -57,6 +61,9 @@ func (f *containerFlags) add(cmd *cobra.Command) {
 // parsePublish reads -p as nerdctl and podman take it:
 // [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], or CONTAINERPORT alone
 // (published on the same host port).
+//
+// The port range is checked here only to name the flag in the error;
+// berthd checks the mapping again as it checks a manifest's ports.
 func parsePublish(s string) (*ctrapi.PortMapping, error) {
 	rest, proto, _ := strings.Cut(s, "/")
 	if proto == "" {
@@ -87,7 +94,12 @@ func parsePublish(s string) (*ctrapi.PortMapping, error) {
 }
 
 // request builds the create request of container id from image with args.
+//
+// Labels without "=" get an empty value rather than an error, as docker
+// --label does.
 func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.CreateContainerRequest, error) {
+	// Memory is sent in bytes: the API has one unit, and the suffix
+	// grammar is the CLI's to accept (docker's and Kubernetes' both).
 	mem, err := parseBytes(f.memory)
 	if err != nil {
 		return nil, err
@@ -95,9 +107,13 @@ func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.C
 	s := &ctrapi.Settings{Args: args, Env: f.env, User: f.user, WorkingDir: f.workdir, Cpus: f.cpus, MemoryBytes: mem, Pids: f.pids,
 		NetHost: f.netHost, ReadonlyRootfs: f.readOnly, Hostname: f.hostname, Terminal: f.tty, Runtime: f.runtime,
 		Init: f.init, StopSignal: f.stopSignal, Network: f.network}
+	// --net-host is the older spelling of --network host; both at
+	// once is ambiguous, so it is refused rather than one winning.
 	if f.network != "" && f.netHost {
 		return nil, fmt.Errorf("--net-host and --network %s together: give one", f.network)
 	}
+	// -p is parsed here only for its syntax; berthd checks the
+	// mappings by the manifest's rule (spec.ValidatePorts).
 	for _, p := range f.publish {
 		pm, err := parsePublish(p)
 		if err != nil {
@@ -105,6 +121,8 @@ func (f *containerFlags) request(ns, image, id string, args []string) (*ctrapi.C
 		}
 		s.Ports = append(s.Ports, pm)
 	}
+	// The stop signal is parsed here for an early, flag-named error; it is
+	// sent as written and berthd parses it again with the same function.
 	if f.stopSignal != "" {
 		if _, err := spec.ParseSignal(f.stopSignal); err != nil {
 			return nil, fmt.Errorf("--stop-signal: %w", err)
@@ -171,6 +189,9 @@ func parseMount(s string) (*ctrapi.Mount, error) {
 }
 
 // parseBytes parses 64Mi, 1G, 512k or a plain number of bytes.
+//
+// Both binary (Mi) and decimal (M) suffixes are taken because users copy
+// limits from docker (decimal-ish) and from Kubernetes (binary).
 func parseBytes(s string) (int64, error) {
 	if s == "" {
 		return 0, nil
@@ -196,6 +217,8 @@ func parseBytes(s string) (int64, error) {
 	return n, nil
 }
 
+// containerView is a container as -o json/yaml prints it; settings and
+// the OCI spec only for info, as a list of full specs is unreadable.
 type containerView struct {
 	ID          string            `json:"id"`
 	Image       string            `json:"image"`
@@ -223,8 +246,13 @@ func toContainerView(c *ctrapi.Container, withSpec bool) containerView {
 	return v
 }
 
+// newContainerCmd is ctr's container verbs: a container is a record and a
+// snapshot, nothing runs until `task start` (or `berth run`, which does
+// both).
 func newContainerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "container", Aliases: []string{"containers", "c"}, Short: "Manage containers"}
+	// client dials per subcommand, so --help and flag errors need no
+	// berthd.
 	client := func(cmd *cobra.Command) (ctrapi.ContainersService, func(), error) {
 		c, err := g.dial(cmd.Context())
 		if err != nil {
@@ -246,12 +274,16 @@ func newContainerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
+			// Under a lease, what the create makes is kept from garbage
+			// collection until the lease ends.
 			_, err = s.Create(withLease(cmd.Context(), cf.lease), req)
 			return err
 		},
 	}
 	cf.add(create)
 	var output string
+	// ls shows records only (no spec): it must stay fast with hundreds of
+	// containers, and info is there for one container's whole story.
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List the namespace's containers", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -287,6 +319,8 @@ func newContainerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// info is one record with nested settings: JSON by default,
+			// as image inspect.
 			if infoOut == "table" {
 				infoOut = "json"
 			}
@@ -294,6 +328,8 @@ func newContainerCmd(g *globals) *cobra.Command {
 		},
 	}
 	addOutputFlag(info, &infoOut)
+	// rm refuses (in berthd) a container whose task still exists: a
+	// container is removed after its task, never under it.
 	rm := &cobra.Command{
 		Use: "rm ID...", Aliases: []string{"delete", "remove"}, Short: "Delete containers and their snapshots", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -11,6 +11,9 @@ import (
 
 func init() { extraCommands = append(extraCommands, newContentCmd) }
 
+// blobView is a blob as -o json/yaml prints it. Blobs have no namespace:
+// the store keeps each digest once for every namespace, so the content
+// commands take no -n.
 type blobView struct {
 	Digest    string            `json:"digest"`
 	Size      int64             `json:"size"`
@@ -18,6 +21,9 @@ type blobView struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 }
 
+// newContentCmd lists and prunes; it has no rm, because removing a blob
+// an image still needs breaks that image, and prune is the safe way
+// (leases and every namespace's images are honoured).
 func newContentCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "content", Short: "Inspect and prune the content store (shared by all namespaces)"}
 	var output string
@@ -56,6 +62,8 @@ func newContentCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// One removed thing per line on stdout (scripts count them),
+			// the summary on stderr.
 			for _, d := range resp.Removed {
 				fmt.Fprintln(cmd.OutOrStdout(), d)
 			}
@@ -65,6 +73,8 @@ func newContentCmd(g *globals) *cobra.Command {
 			for _, r := range resp.RemovedIngests {
 				fmt.Fprintln(cmd.OutOrStdout(), "ingest", r)
 			}
+			// A dry run says "would remove" so its summary is never read
+			// as something that happened.
 			verb := "removed"
 			if dryRun {
 				verb = "would remove"

@@ -10,6 +10,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// newDescribeCmd is kubectl describe's shape: the one place that joins an
+// object's spec, its status, who else declares it and what happened to
+// it lately, for a person asking "why is this not Ready".
 func newDescribeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "describe KIND NAME",
@@ -38,6 +41,11 @@ func newDescribeCmd(g *globals) *cobra.Command {
 	}
 }
 
+// printDescribe prints fixed sections in a fixed order, each omitted when
+// empty, so the output is short for a healthy object and the eye finds
+// Conditions and Events where it expects them. Spec and status are YAML,
+// as the user wrote the manifest; conditions and events are tables,
+// because they are read across.
 func printDescribe(w io.Writer, r *manifestsapi.DescribeResponse) error {
 	objs, err := decodeObjects([]*manifestsapi.Object{r.Object})
 	if err != nil {
@@ -47,6 +55,9 @@ func printDescribe(w io.Writer, r *manifestsapi.DescribeResponse) error {
 	v := o.view
 	fmt.Fprintf(w, "Name:        %s\nNamespace:   %s\nKind:        %s\n", v.Metadata.Name, v.Metadata.Namespace, v.Kind)
 	fmt.Fprintf(w, "Source:      %s\nGeneration:  %d\n", o.source, o.generation)
+	// The source's error is shown beside the object: a file that no
+	// longer parses keeps this object's last good spec in force, and
+	// this is where one learns the spec shown is not the file's.
 	if s := r.Source; s != nil {
 		if s.Revision != "" {
 			fmt.Fprintf(w, "Revision:    %s\n", s.Revision)
@@ -68,6 +79,8 @@ func printDescribe(w io.Writer, r *manifestsapi.DescribeResponse) error {
 		}
 	}
 	section("Spec", o.obj["spec"])
+	// Conditions are left out of the Status section: the table below
+	// shows them, with their ages.
 	st := map[string]any{}
 	if s, ok := o.obj["status"].(map[string]any); ok {
 		for k, val := range s {
@@ -100,6 +113,8 @@ func printDescribe(w io.Writer, r *manifestsapi.DescribeResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  TIME\tTOPIC\tEVENT")
 	for _, ev := range r.Events {
+		// Local time with milliseconds: events come in bursts, and the
+		// order within one second is what one reads.
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", ev.Timestamp.AsTime().Local().Format("15:04:05.000"), ev.Topic, string(ev.Event))
 	}
 	return tw.Flush()

@@ -23,12 +23,16 @@ func newExplainCmd(g *globals) *cobra.Command {
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []cobra.Completion{"network", "image", "container", "task"},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The reference is spec's own model (built from the types and
+			// their doc comments), so explain, the JSON Schema and the
+			// parser cannot disagree on a field.
 			f, err := spec.Explain(args[0])
 			if err != nil {
 				return err
 			}
 			kind, _, _ := strings.Cut(args[0], ".")
 			w := cmd.OutOrStdout()
+			// kubectl explain's layout, which people already scan.
 			fmt.Fprintf(w, "KIND:     %s\nVERSION:  %s\n\n", canonicalKind(kind), spec.APIVersion)
 			if f.Path != "" {
 				fmt.Fprintf(w, "FIELD:    %s <%s>\n", f.Path, f.Type)
@@ -42,6 +46,8 @@ func newExplainCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintln(w)
 			}
+			// Wrapped to 72 columns: doc comments are written for source
+			// files, not for an 80-column terminal with an indent.
 			fmt.Fprintf(w, "DESCRIPTION:\n%s\n", indent(wrap(f.Doc, 72), "  "))
 			if len(f.Fields) > 0 {
 				fmt.Fprintln(w, "\nFIELDS:")
@@ -54,6 +60,8 @@ func newExplainCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// printFields marks required fields and defaults beside the type, where
+// the eye is, because those two are what one checks a manifest against.
 func printFields(w interface{ Write([]byte) (int, error) }, fs []spec.Field, pad string, recursive bool) {
 	for _, f := range fs {
 		note := ""
@@ -72,6 +80,9 @@ func printFields(w interface{ Write([]byte) (int, error) }, fs []spec.Field, pad
 	}
 }
 
+// canonicalKind takes the kind as people type it (task, Tasks) and
+// returns it as the reference names it; anything else passes through so
+// the reference's own "unknown kind" error names what was typed.
 func canonicalKind(s string) string {
 	for _, k := range spec.Kinds {
 		if strings.EqualFold(string(k), s) || strings.EqualFold(string(k)+"s", s) {
@@ -111,6 +122,8 @@ func newSchemaCmd(g *globals) *cobra.Command {
 		Short: "Print the JSON Schema of berth manifests (for editors and CI checks)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Generated from the same model as explain, at run time, so
+			// the schema is always the binary's own version.
 			out, err := spec.JSONSchema()
 			if err != nil {
 				return err

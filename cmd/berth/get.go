@@ -18,19 +18,8 @@ import (
 // parseKindArg maps what people type (task, tasks, Task, all) to a kind;
 // "" is every kind.
 func parseKindArg(s string) (string, error) {
-	switch strings.ToLower(s) {
-	case "", "all":
-		return "", nil
-	case "image", "images", "img":
-		return string(spec.KindImage), nil
-	case "container", "containers", "ctr":
-		return string(spec.KindContainer), nil
-	case "task", "tasks":
-		return string(spec.KindTask), nil
-	case "network", "networks", "net":
-		return string(spec.KindNetwork), nil
-	}
-	return "", fmt.Errorf("kind %q is not one of network(s), image(s), container(s), task(s), all", s)
+	k, err := spec.ParseKind(s) // the API's rule too
+	return string(k), err
 }
 
 // listedObject is an object as get prints it in JSON and YAML: its
@@ -42,6 +31,9 @@ type listedObject struct {
 	view       objectView
 }
 
+// MarshalJSON flattens source and generation into the object so -o json
+// is the manifest a user could apply again, plus two fields they can
+// ignore, rather than a wrapper they must unwrap.
 func (l listedObject) MarshalJSON() ([]byte, error) {
 	m := map[string]any{}
 	for k, v := range l.obj {
@@ -52,6 +44,9 @@ func (l listedObject) MarshalJSON() ([]byte, error) {
 	return json.Marshal(m)
 }
 
+// decodeObjects decodes each object twice: as a generic map, to print
+// every field berthd sent even ones this CLI's spec does not know (a
+// newer berthd), and as typed, for the table's columns.
 func decodeObjects(objs []*manifestsapi.Object) ([]listedObject, error) {
 	var out []listedObject
 	for _, o := range objs {
@@ -82,6 +77,7 @@ func printSourceErrors(ctx context.Context, svc manifestsapi.ManifestsService, w
 	}
 }
 
+// sourceView is a manifest source as -o json/yaml prints it.
 type sourceView struct {
 	Name      string    `json:"name"`
 	Revision  string    `json:"revision,omitempty"`
@@ -116,6 +112,8 @@ func getSources(cmd *cobra.Command, g *globals, output string) error {
 	})
 }
 
+// sinceText says what a broken source means for the user: the objects
+// shown are its last good ones, not what the file says now.
 func sinceText(t time.Time, ok bool) string {
 	if !ok || t.IsZero() {
 		return ""
@@ -123,10 +121,14 @@ func sinceText(t time.Time, ok bool) string {
 	return fmt.Sprintf(" (since %s; its last good objects stay in force)", t.Local().Format(time.RFC3339))
 }
 
+// newGetCmd lists what is declared (desired) with its status (observed),
+// as kubectl get does. `get sources` is a verb of its own because sources
+// are not objects but where objects come from.
 func newGetCmd(g *globals) *cobra.Command {
 	var (
 		output, selector string
 		all, watch       bool
+		watchEvents      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME] [-l SELECTOR] [-w]",
@@ -139,7 +141,10 @@ app=web,tier!=db, app in (a,b), !app); berthd evaluates it.
 -w prints the table, then one row each time an object changes (its
 readiness, state, pid, restarts, exit), as kubectl get -w does, until
 interrupted. An object no longer declared is printed once more with
-READY "Deleted".`,
+READY "Deleted". -w -o json prints each object as one line of JSON
+instead (jq reads the stream), once and again whenever it changes; with
+--output-watch-events each line is {"type": "ADDED"|"MODIFIED"|"DELETED",
+"object": ...}, as kubectl's.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a := strings.ToLower(args[0]); a == "source" || a == "sources" {
@@ -156,8 +161,11 @@ READY "Deleted".`,
 			if output != "table" && output != "" && output != "wide" && output != "json" && output != "yaml" {
 				return fmt.Errorf("unknown output format %q (table, wide, json, yaml)", output)
 			}
-			if watch && (output == "json" || output == "yaml") {
-				return fmt.Errorf("-w prints tables: -o %s is not supported with it", output)
+			if watch && output == "yaml" {
+				return fmt.Errorf("-w prints tables or JSON lines: -o yaml is not supported with it")
+			}
+			if watchEvents && !(watch && output == "json") {
+				return fmt.Errorf("--output-watch-events needs -w -o json")
 			}
 			ctx := cmd.Context()
 			svc, done, err := g.manifestsClient(ctx)
@@ -166,6 +174,8 @@ READY "Deleted".`,
 			}
 			defer done()
 			resp, err := svc.Get(ctx, req)
+			// Printed before the error check: a get that finds nothing
+			// because the file declaring it is broken should say so.
 			printSourceErrors(ctx, svc, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -174,13 +184,17 @@ READY "Deleted".`,
 			if err != nil {
 				return err
 			}
-			if output == "json" || output == "yaml" {
+			if (output == "json" || output == "yaml") && !watch {
+				// One named object prints as that object, not a list
+				// of one, so `get image x -o json | jq .status` works.
 				if req.Name != "" && req.Selector == "" && len(objs) == 1 {
 					return printObject(cmd.OutOrStdout(), output, objs[0])
 				}
 				return printList(cmd.OutOrStdout(), output, objs, nil, nil)
 			}
-			if len(objs) == 0 {
+			// An empty result is not an error (exit 0), but says so
+			// on stderr so an empty stdout is not mistaken for a hang.
+			if len(objs) == 0 && output != "json" {
 				where := "namespace " + g.namespace
 				if all {
 					where = "any namespace"
@@ -190,7 +204,8 @@ READY "Deleted".`,
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "no objects declared in %s\n", where)
 			}
-			w := &watchPrinter{out: cmd.OutOrStdout(), withNS: all, wide: output == "wide", last: map[string][]string{}}
+			w := &watchPrinter{out: cmd.OutOrStdout(), withNS: all, wide: output == "wide", last: map[string][]string{},
+				jsonLines: output == "json", events: watchEvents}
 			if err := w.printAll(kind, objs); err != nil {
 				return err
 			}
@@ -204,10 +219,15 @@ READY "Deleted".`,
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector (app=web,tier!=db): only matching objects")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print a row each time an object changes")
+	cmd.Flags().BoolVar(&watchEvents, "output-watch-events", false, "with -w -o json: each line is {type: ADDED|MODIFIED|DELETED, object}")
 	return cmd
 }
 
 // tableKinds are the kinds a listing of kind shows, in their order.
+//
+// The order is that of dependencies (a Network before the Containers on
+// it, an Image before its Containers, a Container before its Task), so a
+// listing reads top-down in the order things become Ready.
 func tableKinds(kind string) []string {
 	if kind != "" {
 		return []string{kind}
@@ -216,6 +236,11 @@ func tableKinds(kind string) []string {
 }
 
 // tableRows are one kind's header and a row per object.
+//
+// Each kind has its own columns because what one checks differs: an
+// Image's digest, a Container's image, a Task's state, pid, restarts and
+// exit. Rows are built as strings first so the watch printer can compare
+// a new row with the one it printed last and skip unchanged ones.
 func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string, [][]string) {
 	var header []string
 	switch kind {
@@ -237,6 +262,9 @@ func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string
 	var rows [][]string
 	for _, o := range objs {
 		st := o.view.Status
+		// AGE is since Ready last changed, not since creation: what one
+		// wants to know of a declared object is how long it has been in
+		// its current state.
 		ready, reason := readyColumn(st)
 		row := []string{o.view.Metadata.Name, ready}
 		switch kind {
@@ -248,6 +276,8 @@ func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string
 			row = append(row, digest, age(reason))
 		case spec.KindContainer:
 			var cs spec.ContainerSpec
+			// A spec that does not decode (a newer berthd's) shows empty
+			// columns rather than failing the whole listing.
 			_ = json.Unmarshal(o.view.Spec, &cs)
 			row = append(row, cs.Image)
 			if wide {
@@ -271,12 +301,16 @@ func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string
 			if ts.Pid > 0 {
 				pid = strconv.Itoa(ts.Pid)
 			}
+			// An exit code only once the task has finished at least
+			// once: 0 before would read as a clean exit.
 			if !ts.FinishedAt.IsZero() {
 				exit = strconv.Itoa(ts.ExitCode)
 				if ts.OOMKilled {
 					exit += " (OOMKilled)"
 				}
 			}
+			// A Task's AGE is since its task started, when it did: its
+			// Ready condition changes less often than its runs.
 			started := reason
 			if !ts.StartedAt.IsZero() {
 				started = ts.StartedAt
@@ -294,6 +328,9 @@ func tableRows(kind spec.Kind, objs []listedObject, withNS, wide bool) ([]string
 
 // readyColumn is "True", or "False (Reason)"; it also returns when
 // readiness last changed.
+//
+// The reason is shown only when not Ready: "True (Running)" would say
+// nothing more than "True".
 func readyColumn(st spec.Status) (string, time.Time) {
 	c, ok := st.Condition(spec.ConditionReady)
 	if !ok {
@@ -305,6 +342,8 @@ func readyColumn(st spec.Status) (string, time.Time) {
 	return fmt.Sprintf("%s (%s)", c.Status, c.Reason), c.LastTransitionTime
 }
 
+// shortDigest is the first 12 hex digits, as docker prints image IDs:
+// enough to tell images apart on one node.
 func shortDigest(d string) string {
 	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
 		return hex[:12]
@@ -312,6 +351,8 @@ func shortDigest(d string) string {
 	return d
 }
 
+// sourceColumn shows a file's base name: the watched directory is the
+// same for every file, and the full path would crowd the table.
 func sourceColumn(s string) string {
 	if s == "" || s == "api" {
 		return orDash(s)
@@ -320,6 +361,9 @@ func sourceColumn(s string) string {
 }
 
 // age prints how long ago t was, briefly: 45s, 3m, 5h, 2d.
+//
+// Hours up to two days, since "30h" reads better than "1d" for something
+// that happened yesterday evening.
 func age(t time.Time) string {
 	if t.IsZero() {
 		return "-"
@@ -338,6 +382,10 @@ func age(t time.Time) string {
 
 // networkColumns are a Container's NETWORK, ADDRESSES and PORTS: the
 // network it asked for, and the addresses and ports observed.
+//
+// The network shown is the one the container was attached to, as
+// observed; the spec's only while it is not attached, so the column says
+// where the container is, not merely where it was asked to be.
 func networkColumns(cs spec.ContainerSpec, st spec.Status) []string {
 	netw, addrs, ports := string(cs.Network), "-", "-"
 	if st.ContainerStatus != nil {

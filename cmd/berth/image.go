@@ -51,6 +51,8 @@ func isTerminal(f *os.File) bool {
 // image --help` works without a berthd.
 func newImageCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Aliases: []string{"images", "i"}, Short: "Manage images"}
+	// client dials per subcommand, so --help and flag errors need no
+	// berthd.
 	client := func(cmd *cobra.Command) (imagesapi.ImagesClient, func(), error) {
 		c, err := g.dial(cmd.Context())
 		if err != nil {
@@ -75,11 +77,15 @@ func newImageCmd(g *globals) *cobra.Command {
 			for _, i := range resp.Images {
 				views = append(views, toImageView(i))
 			}
+			// The full digest, not a short one: image ls is where one
+			// copies a digest from to pin a reference.
 			return printList(cmd.OutOrStdout(), output, views, []string{"REF", "DIGEST", "SIZE", "UNPACKED", "CREATED"}, func(v imageView) []string {
 				var sns []string
 				for sn := range v.Unpacked {
 					sns = append(sns, sn)
 				}
+				// Sorted: a map's order would make the column change
+				// between two runs with nothing changed.
 				sort.Strings(sns)
 				return []string{v.Name, v.Digest, units.Bytes(v.Size), orDash(strings.Join(sns, ",")), ago(v.CreatedAt)}
 			})
@@ -123,6 +129,8 @@ func newImageCmd(g *globals) *cobra.Command {
 				if _, err := s.Delete(cmd.Context(), &imagesapi.DeleteImageRequest{Namespace: g.namespace, Name: name, Sync: syncGC}); err != nil {
 					return err
 				}
+				// Each removed name on its own line, so a partial
+				// failure's output says which went.
 				fmt.Fprintln(cmd.OutOrStdout(), name)
 				return nil
 			})
@@ -130,6 +138,8 @@ func newImageCmd(g *globals) *cobra.Command {
 	}
 	rm.Flags().BoolVar(&syncGC, "sync", false, "wait for garbage collection")
 	var unpackSnapshotter, unpackPlatform string
+	// unpack is for a snapshotter other than the one the pull unpacked
+	// into; it prints the chain ID, the key of the top layer's snapshot.
 	unpackCmd := &cobra.Command{
 		Use: "unpack NAME", Short: "Unpack an image into a snapshotter", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -308,6 +318,8 @@ func newExportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// "-" streams to stdout (into docker load, ssh, a file of the
+			// user's choosing); no partial file is involved then.
 			var out io.Writer = cmd.OutOrStdout()
 			var f *os.File
 			if args[0] != "-" {
@@ -332,6 +344,8 @@ func newExportCmd(g *globals, client imagesClientFunc) *cobra.Command {
 				}
 			}
 			if f != nil {
+				// Synced before the rename, so after a power cut the
+				// name holds either nothing or the whole archive.
 				if err := f.Sync(); err != nil {
 					return err
 				}
@@ -360,6 +374,8 @@ func newPushCmd(g *globals, client imagesClientFunc) *cobra.Command {
 		Use: "push [--platform P|--all-platforms] REF [TARGET]", Short: "Push an image from the content store to a registry",
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Refused here rather than letting one win: the two ask
+			// for different pushes.
 			if all && platform != "" {
 				return fmt.Errorf("--platform and --all-platforms exclude each other")
 			}

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	leasesapi "berth.dev/berth/api/leases/v1"
@@ -15,11 +13,18 @@ import (
 func init() { extraCommands = append(extraCommands, newLeaseCmd) }
 
 // addLeaseFlag adds --lease to a command that creates resources.
+//
+// A lease is how a script that builds something in several steps (pull,
+// prepare, commit) keeps garbage collection off its parts between the
+// steps; the flag is the same on every command that creates something.
 func addLeaseFlag(cmd *cobra.Command, lease *string) {
 	cmd.Flags().StringVar(lease, "lease", "", "add what this creates to lease ID (see berth lease create)")
 }
 
 // withLease names the lease in the request metadata of calls made with ctx.
+//
+// It travels as ttrpc metadata, as containerd's does, so the request
+// messages need no lease field and every service honours it alike.
 func withLease(ctx context.Context, id string) context.Context {
 	if id == "" {
 		return ctx
@@ -32,6 +37,7 @@ func withLease(ctx context.Context, id string) context.Context {
 	return ttrpc.WithMetadata(ctx, md)
 }
 
+// leaseView's ExpiresAt is nil for a lease that never expires.
 type leaseView struct {
 	ID        string            `json:"id"`
 	CreatedAt time.Time         `json:"createdAt"`
@@ -48,18 +54,12 @@ func toLeaseView(l *leasesapi.Lease) leaseView {
 	return v
 }
 
-func parseLabels(kvs []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("label %q: want KEY=VALUE", kv)
-		}
-		out[k] = v
-	}
-	return out, nil
-}
+// parseLabels refuses a label without "=": a lease's labels are GC
+// roots (containerd.io/gc.ref.*), and a typo must not become an empty
+// one silently.
+func parseLabels(kvs []string) (map[string]string, error) { return parseKV(kvs) }
 
+// newLeaseCmd is ctr's lease verbs.
 func newLeaseCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "lease", Aliases: []string{"leases"}, Short: "Manage leases: what a lease holds is kept from garbage collection"}
 	client := func(cmd *cobra.Command) (leasesapi.LeasesService, func(), error) {
@@ -88,6 +88,8 @@ func newLeaseCmd(g *globals) *cobra.Command {
 			}
 			defer done()
 			resp, err := s.Create(cmd.Context(), &leasesapi.CreateLeaseRequest{Namespace: g.namespace, Id: id, Labels: ls,
+				// The expiry is rounded up to whole seconds (the wire's
+				// unit), so --expires 1ms is a second and not "never".
 				ExpiresSeconds: int64((expires + time.Second - 1) / time.Second)})
 			if err != nil {
 				return err
@@ -118,22 +120,21 @@ func newLeaseCmd(g *globals) *cobra.Command {
 				views = append(views, toLeaseView(l))
 			}
 			return printList(cmd.OutOrStdout(), output, views, []string{"ID", "CREATED", "EXPIRES", "LABELS"}, func(v leaseView) []string {
+				// An absolute local time, not "in 5m": a lease's expiry
+				// is compared with clocks and logs, not read as a countdown.
 				exp := "never"
 				if v.ExpiresAt != nil {
 					exp = v.ExpiresAt.Local().Format(time.RFC3339)
 				}
-				var kv []string
-				for k, val := range v.Labels {
-					kv = append(kv, k+"="+val)
-				}
-				sort.Strings(kv)
-				return []string{v.ID, ago(v.CreatedAt), exp, strings.Join(kv, ",")}
+				return []string{v.ID, ago(v.CreatedAt), exp, labelString(v.Labels)}
 			})
 		},
 	}
 	addOutputFlag(ls, &output)
 
 	var syncGC bool
+	// rm ends leases; with --sync the collection runs before it returns,
+	// so a script can count on the space being free afterwards.
 	rm := &cobra.Command{
 		Use: "rm ID...", Aliases: []string{"delete"}, Short: "End leases (what only they held goes at the next garbage collection)", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

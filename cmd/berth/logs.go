@@ -14,6 +14,11 @@ import (
 
 func init() { extraCommands = append(extraCommands, newLogsCmd) }
 
+// newLogsCmd reads the log berthd keeps under its root (CRI format,
+// rotated by size), not the shim's pipes: the log outlives the task and
+// berthd restarts, so logs of an exited or crashed container can still be
+// read. The window (--since/--until/--tail) is applied by berthd across
+// the rotated files, so a tail of a big log sends only the tail.
 func newLogsCmd(g *globals) *cobra.Command {
 	var follow, timestamps bool
 	var tail int64
@@ -34,12 +39,14 @@ prints a marker line on stdout before each new run's output:
   --- berth: web restarted at 2026-12-04T10:00:00Z (its last run exited with status 1) ---
 
 (OOMKilled in it when the kernel killed the last run for its memory
-limit). It ends when the task exits and will not be restarted, when the
-container is removed (a changed spec recreates it: follow again), or on
-Ctrl-C.`,
+limit). It follows across the recreation of the Container (a changed
+spec) too, and ends when the task exits and will not be started again,
+when the objects are deleted, or on Ctrl-C.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &tasksapi.LogsRequest{Namespace: g.namespace, ContainerId: args[0], Tail: tail, Follow: follow, FollowRestarts: follow}
+			// One "now" for both bounds, so --since 10m --until 5m is
+			// exactly five minutes wide.
 			now := time.Now()
 			for _, b := range []struct {
 				flag, value string
@@ -77,6 +84,9 @@ Ctrl-C.`,
 					}
 					return err
 				}
+				// stdout and stderr stay apart, as the container wrote
+				// them, so `berth logs web 2>/dev/null` works as with
+				// docker.
 				w := cmd.OutOrStdout() // and the "restart" marker
 				if chunk.Stream == "stderr" {
 					w = cmd.ErrOrStderr()
@@ -103,6 +113,10 @@ Ctrl-C.`,
 
 // parseLogTime reads a --since/--until value: an RFC 3339 time, a date, a
 // Unix time in seconds, or a duration back from now.
+//
+// A duration is tried first: "10m" is also a valid prefix of nothing
+// else, while a bare number is read as Unix seconds only if it is not a
+// duration.
 func parseLogTime(v string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(v); err == nil {
 		if d < 0 {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"berth.dev/berth/spec"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/ttrpc"
 	"github.com/spf13/cobra"
@@ -32,12 +33,18 @@ func (e *exitError) Error() string {
 }
 
 // globals are the flags every command shares.
+//
+// They are read from the environment too (BERTH_ADDRESS, BERTH_NAMESPACE)
+// so a shell or a systemd unit can point every call at one berthd and
+// namespace without repeating flags.
 type globals struct {
 	address   string
 	namespace string
 	timeout   time.Duration
 }
 
+// envOr is a flag's default from the environment: the flag, when given,
+// still wins.
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
@@ -45,7 +52,14 @@ func envOr(key, def string) string {
 	return def
 }
 
+// main maps errors to exit codes in one place: an exitError carries its
+// own (1 for diff's "differs", the container's status for run), anything
+// else is 2. The API's errors are turned back into errdefs classes first,
+// so the message is the daemon's, without the wire's status wrapping.
 func main() {
+	// The first SIGINT/SIGTERM cancels the command's context; commands
+	// that attach to a container (run, exec, task start) detach their RPCs
+	// from it and forward the signal to the container instead.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root := newRootCmd()
 	err := root.ExecuteContext(ctx)
@@ -68,14 +82,18 @@ func main() {
 func newRootCmd() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
-		Use:           "berth",
-		Short:         "berth — a declarative container node agent",
+		Use:   "berth",
+		Short: "berth — a declarative container node agent",
+		// Usage is not printed on a runtime error (a missing container is
+		// not a usage mistake); errors are printed once, by main.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.address, "address", envOr("BERTH_ADDRESS", "/run/berth/berth.sock"), "berthd API socket ($BERTH_ADDRESS)")
-	pf.StringVarP(&g.namespace, "namespace", "n", envOr("BERTH_NAMESPACE", "default"), "namespace ($BERTH_NAMESPACE)")
+	pf.StringVarP(&g.namespace, "namespace", "n", envOr("BERTH_NAMESPACE", spec.DefaultNamespace), "namespace ($BERTH_NAMESPACE)")
+	// The connect timeout is short by default: a CLI that hangs on a dead
+	// socket is worse than one that says berthd is not there.
 	pf.DurationVar(&g.timeout, "connect-timeout", 5*time.Second, "how long to wait for berthd's socket")
 	root.AddCommand(
 		newVersionCmd(g),
@@ -92,6 +110,9 @@ func newRootCmd() *cobra.Command {
 var extraCommands []func(*globals) *cobra.Command
 
 // dial connects to berthd.
+//
+// One connection per command: the CLI is short-lived, and ttrpc
+// multiplexes the calls a command makes over it.
 func (g *globals) dial(ctx context.Context) (*ttrpc.Client, error) {
 	t := time.Now()
 	d := net.Dialer{Timeout: g.timeout}

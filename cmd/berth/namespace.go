@@ -7,12 +7,17 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// namespaceView is a namespace as -o json/yaml prints it.
 type namespaceView struct {
 	Name      string            `json:"name"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	CreatedAt time.Time         `json:"createdAt"`
 }
 
+// newNamespaceCmd manages the records that scope every other object.
+// Objects are created in a namespace implicitly (a manifest's or -n's);
+// create is for labelling one ahead, rm for cleaning up, and berthd
+// refuses rm while anything still lives in it.
 func newNamespaceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "namespace", Aliases: []string{"ns", "namespaces"}, Short: "Manage namespaces"}
 	var output string
@@ -51,6 +56,8 @@ func newNamespaceCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Each name is printed as it is created, so after a
+			// failure the output says which were made.
 			for _, name := range args {
 				if _, err := nsapi.NewNamespacesClient(c).Create(cmd.Context(), &nsapi.CreateNamespaceRequest{Namespace: &nsapi.Namespace{Name: name, Labels: lm}}); err != nil {
 					return err
@@ -61,6 +68,8 @@ func newNamespaceCmd(g *globals) *cobra.Command {
 		},
 	}
 	create.Flags().StringArrayVar(&labels, "label", nil, "label KEY=VALUE (repeatable)")
+	// rm stops at the first namespace berthd refuses (still in use), so
+	// the output lists exactly the ones removed.
 	rm := &cobra.Command{
 		Use: "rm NAME [NAME...]", Aliases: []string{"remove", "delete"}, Short: "Remove empty namespaces", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

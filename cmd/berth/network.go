@@ -24,6 +24,9 @@ type networkView struct {
 	Conflist  any                 `json:"conflist,omitempty"`
 }
 
+// toNetworkView carries the conflist only for inspect: it is what CNI
+// runs, the thing to read when a container gets no address, but a list
+// of them is noise.
 func toNetworkView(n *netapi.Network, withConflist bool) networkView {
 	v := networkView{Name: n.Name, Namespace: n.Namespace, CNIName: n.CniName, Bridge: n.Bridge, Spec: n.Spec, File: n.File, UsedBy: n.UsedBy}
 	if withConflist && len(n.Conflist) > 0 {
@@ -32,6 +35,11 @@ func toNetworkView(n *netapi.Network, withConflist bool) networkView {
 	return v
 }
 
+// newNetworkCmd manages networks imperatively. A network made here is the
+// same conflist a declared Network writes (validated by the same spec
+// rules), so the two can be used interchangeably by containers; rm is
+// refused while a container is attached, since CNI DEL of a live
+// container's network would leave it without one.
 func newNetworkCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "network", Aliases: []string{"networks", "net"}, Short: "Manage CNI networks (the built-in bridge, declared and created ones)"}
 	client := func(cmd *cobra.Command) (netapi.NetworksService, func(), error) {
@@ -148,6 +156,9 @@ func newNetworkCmd(g *globals) *cobra.Command {
 }
 
 // jsonOrString is a conflist as a JSON value when it parses, else text.
+//
+// A conflist someone edited by hand may not parse; showing it as text is
+// more useful than failing inspect.
 func jsonOrString(b []byte) any {
 	var v any
 	if err := json.Unmarshal(b, &v); err == nil {

@@ -19,6 +19,9 @@ func addOutputFlag(cmd *cobra.Command, out *string) {
 
 // printList prints items as a table (header + row func) or as JSON/YAML of
 // the items themselves. JSON listings are always arrays, even when empty.
+//
+// An empty listing is [] and not null so `jq length` works on it; the
+// table always has its header so an empty one is visibly empty.
 func printList[T any](w io.Writer, format string, items []T, header []string, row func(T) []string) error {
 	switch format {
 	case "json":
@@ -50,6 +53,8 @@ func printList[T any](w io.Writer, format string, items []T, header []string, ro
 }
 
 // printObject prints one value as JSON or YAML (table falls back to YAML).
+//
+// JSON is indented: it is read by people as often as by jq.
 func printObject(w io.Writer, format string, v any) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
@@ -65,6 +70,9 @@ func printObject(w io.Writer, format string, v any) error {
 }
 
 // ago prints a time as "5 minutes ago".
+//
+// It is the long form, for lists of records (images, containers) where
+// the column is wide enough; get's tables use the short age.
 func ago(t time.Time) string {
 	if t.IsZero() {
 		return "-"

@@ -52,6 +52,10 @@ func atomicApply(cmd *cobra.Command, g *globals, path string, files []*manifests
 
 func printOutcome(out, errw io.Writer, resp *rolloutapi.ApplyResponse) error {
 	for _, r := range resp.Results {
+		if r.Action == "restarted" { // its Container is recreated: say why, as apply does
+			fmt.Fprintf(out, "%s restarted: %s\n", refString(r.Ref), r.Message)
+			continue
+		}
 		fmt.Fprintf(out, "%s %s\n", refString(r.Ref), r.Action)
 	}
 	rev := resp.Revision

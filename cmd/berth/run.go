@@ -26,6 +26,10 @@ func init() { extraCommands = append(extraCommands, newRunCmd) }
 
 // fifos are the named pipes a task's stdio is attached to, in a private
 // directory of berth's own (0700) on the node.
+//
+// FIFOs, not sockets, because the shim opens them by path and can reopen
+// them after a berthd restart; and the CLI, not berthd, makes them, so an
+// attached session's data never passes through berthd.
 type fifos struct {
 	dir                   string
 	stdin, stdout, stderr string
@@ -59,6 +63,8 @@ func newFIFOs(terminal, withStdin bool) (*fifos, error) {
 	return f, nil
 }
 
+// stdio is the paths the shim is given; with a terminal there is no
+// stderr FIFO, since a pty has one output.
 func (f *fifos) stdio() *tasksapi.Stdio {
 	return &tasksapi.Stdio{Stdin: f.stdin, Stdout: f.stdout, Stderr: f.stderr, Terminal: f.terminal}
 }
@@ -97,6 +103,9 @@ func (f *fifos) attach(stdin io.Reader, stdout, stderr io.Writer) {
 }
 
 // drain waits (boundedly) for the output copies to reach the end.
+//
+// The bound is for a process that left a child holding the pipes open: the
+// exit has been reported, and the CLI must not hang on a grandchild.
 func (f *fifos) drain(timeout time.Duration) {
 	done := make(chan struct{})
 	go func() { f.copies.Wait(); close(done) }()
@@ -106,9 +115,14 @@ func (f *fifos) drain(timeout time.Duration) {
 	}
 }
 
+// close removes the FIFOs' directory; the shim has its own descriptors.
 func (f *fifos) close() { os.RemoveAll(f.dir) }
 
 // rawTerminal puts our terminal in raw mode and returns how to restore it.
+//
+// Raw mode hands every key (Ctrl-C included) to the container's pty, as
+// docker run -t does: the container's terminal does the line editing and
+// signals, not ours.
 func rawTerminal(fd int) (func(), error) {
 	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
@@ -128,6 +142,9 @@ func rawTerminal(fd int) (func(), error) {
 }
 
 // resizer keeps the task's terminal the size of ours, on SIGWINCH.
+//
+// It sends the size once before the first SIGWINCH, so a full-screen
+// program starts at the right size.
 func resizer(ctx context.Context, tasks tasksapi.TasksClient, ns, id, execID string) func() {
 	resize := func() {
 		ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ)
@@ -174,6 +191,12 @@ func forwardSignals(ctx context.Context, tasks tasksapi.TasksClient, ns, id, exe
 
 // attachAndWait attaches our stdio to a created process, starts it, waits
 // for its exit and returns its status. start starts the process.
+//
+// The order matters: the FIFOs are opened before start, so nothing the
+// process writes early is lost; signals are forwarded from before start,
+// so a Ctrl-C during start reaches the process, not berth; and the output
+// is drained after the exit, so the last lines are printed before berth
+// exits with the process's status.
 func attachAndWait(ctx context.Context, tasks tasksapi.TasksClient, ns, id, execID string, f *fifos, start func() error) (uint32, error) {
 	f.attach(os.Stdin, os.Stdout, os.Stderr)
 	if f.terminal {
@@ -197,6 +220,10 @@ func attachAndWait(ctx context.Context, tasks tasksapi.TasksClient, ns, id, exec
 	return w.ExitStatus, nil
 }
 
+// newRunCmd is container create + task create + start + wait (+ delete
+// with --rm), as ctr run. Each step is a separate API call rather than
+// one "run" call so that berthd keeps no client session: if the CLI dies,
+// the container and task are ordinary ones the user can inspect.
 func newRunCmd(g *globals) *cobra.Command {
 	var cf containerFlags
 	var rm, detach bool
@@ -234,6 +261,9 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// --rm removes the container on every way out, so a
+			// failed start does not leave a container behind under
+			// the name the user will retry with.
 			cleanup := func() error {
 				if !rm {
 					return nil
@@ -285,6 +315,8 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&pull, "pull", "missing", "pull the image when the namespace does not hold it: missing or never")
 	cmd.Flags().BoolVar(&rm, "rm", false, "delete the container after its task exits")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "start the task and return (output goes to its log)")
+	// Flags stop at the first argument, so the container's own flags
+	// (run busybox x ls -l) are its arguments, not berth's.
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }

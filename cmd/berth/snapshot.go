@@ -13,6 +13,8 @@ import (
 
 func init() { extraCommands = append(extraCommands, newSnapshotCmd) }
 
+// snapshotView shows keys as the namespace gave them: berthd strips its
+// namespace prefix, so scripts can reuse a key they listed.
 type snapshotView struct {
 	Name      string            `json:"name"`
 	Parent    string            `json:"parent,omitempty"`
@@ -25,10 +27,19 @@ func toSnapshotView(i *snapi.Info) snapshotView {
 	return snapshotView{Name: i.Name, Parent: i.Parent, Kind: i.Kind, Labels: i.Labels, CreatedAt: i.CreatedAt.AsTime()}
 }
 
+// newSnapshotCmd is ctr's snapshot verbs over the snapshots API. It is
+// for debugging and for building images by hand; the CLI never mounts
+// anything itself, it prints the mount command (the user runs it, as
+// root, on the node), because mounting is a privilege the CLI must not
+// assume it has.
 func newSnapshotCmd(g *globals) *cobra.Command {
 	var sn string
 	cmd := &cobra.Command{Use: "snapshot", Aliases: []string{"snapshots", "snap"}, Short: "Manage snapshots"}
+	// --snapshotter is persistent: every subcommand acts on one
+	// snapshotter, and keys of different snapshotters are unrelated.
 	cmd.PersistentFlags().StringVar(&sn, "snapshotter", "", "snapshotter (default: berthd's, overlayfs)")
+	// client dials per subcommand, so --help and flag errors need no
+	// berthd.
 	client := func(cmd *cobra.Command) (snapi.SnapshotsService, func(), error) {
 		c, err := g.dial(cmd.Context())
 		if err != nil {
@@ -38,6 +49,8 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 	}
 	var output string
 	var labels []string
+	// printMounts prints one shell command (overlay options and all) so
+	// `berth snapshot mounts /mnt KEY | sh` works as ctr's does.
 	printMounts := func(cmd *cobra.Command, resp *snapi.MountsResponse, target string) {
 		var ms []snapshot.Mount
 		for _, m := range resp.Mounts {
@@ -79,6 +92,8 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// One snapshot's info is always JSON: its labels do not fit a
+			// table.
 			return printObject(cmd.OutOrStdout(), "json", toSnapshotView(resp.Info))
 		},
 	}
@@ -90,6 +105,8 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
+			// Without a key berthd measures each of the namespace's
+			// snapshots; with one, that one alone (a walk can be slow).
 			req := &snapi.UsageRequest{Namespace: g.namespace, Snapshotter: sn}
 			if len(args) == 1 {
 				req.Key = args[0]
@@ -112,6 +129,9 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
+			// Stops at the first failure: a snapshot chain is removed
+			// child first, and going on past a refused child would
+			// only fail on its parent too.
 			for _, k := range args {
 				if _, err := s.Remove(cmd.Context(), &snapi.RemoveSnapshotRequest{Namespace: g.namespace, Snapshotter: sn, Key: k}); err != nil {
 					return err
@@ -137,6 +157,9 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 		},
 	}
 	var target string
+	// prepare and view make the snapshot and print its mount command only
+	// with --target: the mounts are the snapshotter's details, which a
+	// script that only wants the key should not have to parse.
 	prepare := &cobra.Command{
 		Use: "prepare KEY [PARENT]", Short: "Prepare a writable snapshot", Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -185,6 +208,8 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 		c.Flags().StringVar(&target, "target", "", "print the mount command for this target")
 		c.Flags().StringArrayVar(&labels, "label", nil, "label KEY=VALUE")
 	}
+	// commit names the result in the namespace; berthd prefixes it, so a
+	// committed snapshot can never take an image layer's chain ID.
 	commit := &cobra.Command{
 		Use: "commit NAME KEY", Short: "Commit an active snapshot under NAME", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -201,6 +226,7 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// argOr is the optional positional argument i ("" when absent).
 func argOr(args []string, i int) string {
 	if i < len(args) {
 		return args[i]
@@ -208,6 +234,8 @@ func argOr(args []string, i int) string {
 	return ""
 }
 
+// orDash fills an empty table cell with "-" so columns stay aligned for
+// awk and cut.
 func orDash(s string) string {
 	if strings.TrimSpace(s) == "" {
 		return "-"

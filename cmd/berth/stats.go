@@ -32,6 +32,10 @@ type statView struct {
 }
 
 // cpuSample is one reading of a task's cumulative CPU time.
+//
+// CPU % needs two readings; the previous one is kept per task between
+// refreshes, so a task that appears later gets a figure from its second
+// refresh on.
 type cpuSample struct {
 	ns uint64
 	at time.Time
@@ -63,6 +67,9 @@ it once (CPU % measured over one interval).`,
 			}
 			w := cmd.OutOrStdout()
 			f, isFile := w.(*os.File)
+			// The screen is cleared between refreshes only on a terminal;
+			// piped output gets one table after another, which a script can
+			// split.
 			tty := isFile && isTerminal(f)
 			t := time.NewTicker(interval)
 			defer t.Stop()
@@ -112,15 +119,21 @@ func readStats(ctx context.Context, tc tasksapi.TasksClient, ns string, names []
 		if len(names) > 0 && !slices.Contains(names, tk.Id) {
 			continue
 		}
+		// One call per task: a task that exits between the list and its
+		// metrics is skipped, not an error, since stats is a snapshot.
 		m, err := tc.Metrics(ctx, &tasksapi.MetricsRequest{Namespace: ns, ContainerId: tk.Id})
 		if err != nil {
 			continue // exited meanwhile
 		}
 		now := time.Now()
+		// The shim's time of reading, not ours, so the interval is the
+		// one the counters were read across.
 		if m.Timestamp != nil {
 			now = m.Timestamp.AsTime()
 		}
 		v := statView{Namespace: ns, Name: tk.Id, MemoryUsage: m.MemoryUsage, Pids: m.PidsCurrent}
+		// Pointers, so -o json shows no net fields at all for a
+		// container without a network of its own, rather than zeros.
 		if m.HasNetwork {
 			rx, tx := m.NetRxBytes, m.NetTxBytes
 			v.NetRxBytes, v.NetTxBytes = &rx, &tx
@@ -140,6 +153,8 @@ func readStats(ctx context.Context, tc tasksapi.TasksClient, ns string, names []
 	return rows, nil
 }
 
+// printStats has docker stats' columns, in its order, so eyes and
+// scripts trained on docker find them.
 func printStats(w io.Writer, format string, rows []statView) error {
 	return printList(w, format, rows, []string{"NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "PIDS"}, func(v statView) []string {
 		limit := "-"

@@ -50,6 +50,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "task", Aliases: []string{"tasks", "t"}, Short: "Manage tasks (a container's running process)"}
 	// run dials berthd and calls fn with a tasks client; signals to berth
 	// must not cut an RPC short half-way.
+	// One dial per subcommand, closed when it returns: the tasks
+	// subcommands are single calls.
 	run := func(cmd *cobra.Command, fn func(context.Context, tasksapi.TasksClient) error) error {
 		ctx := cmd.Context()
 		c, err := g.dial(ctx)
@@ -69,6 +71,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 				// is forwarded as a signal; it must not cancel the create
 				// or start half-way and leave a task nobody waits for.
 				ctx = context.WithoutCancel(ctx)
+				// Detached: no FIFOs, so the output goes only to the
+				// container's log (berth logs), as docker run -d.
 				if detach {
 					if _, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id}); err != nil {
 						return err
@@ -93,6 +97,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// The task's exit status becomes berth's, so a script
+				// can run a container like a command.
 				if status != 0 {
 					return &exitError{code: int(status)}
 				}
@@ -149,6 +155,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 	kill.Flags().StringVarP(&sigName, "signal", "s", "SIGTERM", "signal name or number")
 	kill.Flags().BoolVarP(&all, "all", "a", false, "signal every process of the container")
 	kill.Flags().StringVar(&execID, "exec-id", "", "signal this exec process instead")
+	// pause and resume freeze and thaw the cgroup; a paused task keeps its
+	// memory and its pid, so resume continues where it stopped.
 	pause := &cobra.Command{
 		Use: "pause ID", Short: "Freeze a task", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -168,6 +176,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 		},
 	}
 	var force bool
+	// rm deletes the task record and its shim; the container (and its
+	// snapshot) stays, so the task can be started again.
 	rm := &cobra.Command{
 		Use: "rm [-f] ID...", Aliases: []string{"delete"}, Short: "Delete stopped tasks (-f kills running ones first)", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -206,6 +216,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 	}
 	addOutputFlag(metrics, &mOut)
 	var psOut string
+	// ps lists the container's pids as the shim reports them (host pids)
+	// with each one's command name from /proc, read by berthd on the node.
 	ps := &cobra.Command{
 		Use: "ps ID", Short: "List the processes of a task's container", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -13,6 +13,11 @@ func init() {
 	extraCommands = append(extraCommands, newValidateCmd)
 }
 
+// newValidateCmd runs spec's parser, defaults and validation in the CLI,
+// with no berthd: a CI job or a git hook can check manifests before they
+// reach a node. It is the same code berthd runs, so valid here is valid
+// there (only references to objects elsewhere, such as a Container's
+// Image, are a node's to judge).
 func newValidateCmd(g *globals) *cobra.Command {
 	var files []string
 	cmd := &cobra.Command{
@@ -32,6 +37,9 @@ usage or read error.`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
+			// Errors go to stdout, one per line with file and field,
+			// so a CI log shows them and grep finds them; exit 1 keeps
+			// "invalid" apart from "could not read" (2).
 			if len(errs) > 0 {
 				for _, e := range errs {
 					fmt.Fprintln(cmd.OutOrStdout(), e.Error())

@@ -28,6 +28,9 @@ type serverInfo struct {
 	State     string `json:"state"`
 }
 
+// newVersionCmd prints the client's version before it dials, so a user
+// with no berthd running (or the wrong --address) still learns which CLI
+// they have, and sees the dial error after it.
 func newVersionCmd(g *globals) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
@@ -65,6 +68,8 @@ func newVersionCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// serverVersion asks introspection, which answers from berthd's start-up
+// values and touches no store, so it works on a wedged daemon too.
 func serverVersion(cmd *cobra.Command, g *globals) (*introapi.VersionResponse, error) {
 	c, err := g.dial(cmd.Context())
 	if err != nil {
@@ -74,7 +79,9 @@ func serverVersion(cmd *cobra.Command, g *globals) (*introapi.VersionResponse, e
 	return introapi.NewIntrospectionClient(c).Version(cmd.Context(), &introapi.VersionRequest{})
 }
 
-// parseKV parses KEY=VALUE strings.
+// parseKV parses KEY=VALUE strings (--label of every command). A pair
+// without "=" or with an empty key is refused: labels are matched by
+// selectors and GC rules, where a typo must not pass as an empty label.
 func parseKV(kvs []string) (map[string]string, error) {
 	if len(kvs) == 0 {
 		return nil, nil
@@ -90,6 +97,8 @@ func parseKV(kvs []string) (map[string]string, error) {
 	return m, nil
 }
 
+// labelString is a labels column: sorted k=v pairs (a map's order would
+// shuffle them between runs), "-" for none.
 func labelString(m map[string]string) string {
 	if len(m) == 0 {
 		return "-"

@@ -88,12 +88,11 @@ the deadline.`,
 
 // kindArg maps a kind as written (task, tasks, Task) to the kind.
 func kindArg(s string) (spec.Kind, error) {
-	for _, k := range spec.Kinds {
-		if strings.EqualFold(s, string(k)) || strings.EqualFold(s, string(k)+"s") {
-			return k, nil
-		}
+	k, err := spec.ParseKind(s) // get's and the API's rule
+	if err == nil && k == "" {
+		err = fmt.Errorf("wait needs one kind (task, container, image, network), not %q", s)
 	}
-	return "", fmt.Errorf("%q is not a kind (task, container, image, network)", s)
+	return k, err
 }
 
 // parseFor reads --for: condition=TYPE or condition=TYPE=True|False.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +38,86 @@ type watchPrinter struct {
 	order        []string            // keys of last, in the order first seen
 	kindOf       map[string]string
 	printedAny   bool
+	// jsonLines prints each object as one line of JSON instead of rows;
+	// events wraps each in {"type", "object"}.
+	jsonLines, events bool
+	lastJSON          map[string][]byte
+}
+
+// watchEvent is one line of get -w -o json --output-watch-events.
+type watchEvent struct {
+	Type   string        `json:"type"`
+	Object *listedObject `json:"object"`
+}
+
+// jsonLine prints o as one line (as an event of typ with events).
+func (w *watchPrinter) jsonLine(typ string, o listedObject) error {
+	var v any = o
+	if w.events {
+		v = watchEvent{Type: typ, Object: &o}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w.out, "%s\n", b)
+	return err
+}
+
+// updateJSON prints the objects whose JSON changed, and those gone.
+func (w *watchPrinter) updateJSON(objs []listedObject, first bool) error {
+	if w.lastJSON == nil {
+		w.lastJSON, w.kindOf = map[string][]byte{}, map[string]string{}
+	}
+	seen := map[string]bool{}
+	for _, o := range objs {
+		key := objectKey(o)
+		seen[key] = true
+		b, err := json.Marshal(o)
+		if err != nil {
+			return err
+		}
+		prev, had := w.lastJSON[key]
+		if had && bytes.Equal(prev, b) {
+			continue
+		}
+		typ := "MODIFIED"
+		if !had {
+			typ = "ADDED"
+			w.order = append(w.order, key)
+		}
+		w.lastJSON[key] = b
+		if err := w.jsonLine(typ, o); err != nil {
+			return err
+		}
+	}
+	if first {
+		return nil
+	}
+	var kept []string
+	for _, key := range w.order {
+		if seen[key] {
+			kept = append(kept, key)
+			continue
+		}
+		var o listedObject
+		if err := json.Unmarshal(w.lastJSON[key], &o.obj); err == nil {
+			if v, ok := o.obj["source"].(string); ok {
+				o.source = v
+			}
+			if v, ok := o.obj["generation"].(float64); ok {
+				o.generation = int64(v)
+			}
+			delete(o.obj, "source")
+			delete(o.obj, "generation")
+			if err := w.jsonLine("DELETED", o); err != nil {
+				return err
+			}
+		}
+		delete(w.lastJSON, key)
+	}
+	w.order = kept
+	return nil
 }
 
 func objectKey(o listedObject) string {
@@ -44,6 +126,9 @@ func objectKey(o listedObject) string {
 
 // printAll prints the first listing: a table per kind that has objects.
 func (w *watchPrinter) printAll(kind string, objs []listedObject) error {
+	if w.jsonLines {
+		return w.updateJSON(objs, true)
+	}
 	if w.kindOf == nil {
 		w.kindOf, w.widths = map[string]string{}, map[string][]int{}
 	}
@@ -113,6 +198,9 @@ func (w *watchPrinter) line(kind string, row []string) error {
 // update prints the row of each object whose row changed (AGE aside) and
 // a last "Deleted" row for each object no longer listed.
 func (w *watchPrinter) update(kind string, objs []listedObject) error {
+	if w.jsonLines {
+		return w.updateJSON(objs, false)
+	}
 	seen := map[string]bool{}
 	for _, k := range tableKinds(kind) {
 		for _, o := range objs {

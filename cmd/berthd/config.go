@@ -282,6 +282,7 @@ func DefaultConfig() Config {
 		Content: ContentConfig{StaleIngestAge: Duration{24 * time.Hour}},
 		CNI:     CNIConfig{BinDir: "/usr/lib/cni", ConfDir: "/etc/berth/cni/net.d"},
 		CRI:     CRIConfig{Address: "/run/berth/cri.sock", SandboxImage: "registry.k8s.io/pause:3.10", StreamAddress: "127.0.0.1:0"},
+		Rollout: RolloutConfig{Timeout: Duration{time.Minute}, MinReady: Duration{time.Second}},
 	}
 }
 
@@ -307,6 +308,9 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 		return cfg, fmt.Errorf("config %s: content.staleIngestAge: %s is negative", path, cfg.Content.StaleIngestAge.Duration)
 	}
 	if _, err := cfg.Unpack.Options(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := cfg.Rollout.check(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	if _, err := cfg.NodePolicy(); err != nil {

@@ -310,7 +310,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
 	sdNotify("READY=1")
-	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid())
+	d.log.Info("berthd serving", "address", d.cfg.Address, "root", d.cfg.Root, "state", d.cfg.State, "pid", os.Getpid(), "startup", time.Since(d.started))
 	if !d.controllerReadiness {
 		d.setReady()
 	}
@@ -344,12 +344,13 @@ func (d *Daemon) register(srv *ttrpc.Server) {
 	diffapi.RegisterDiffService(srv, &server.Layers{Node: d.node})
 	ctrapi.RegisterContainersService(srv, &server.Containers{Node: d.node, DB: d.obs})
 	netapi.RegisterNetworksService(srv, &server.Networks{Manager: d.net})
-	tasksapi.RegisterTasksService(srv, d.observeTasks(&server.Tasks{Node: d.node, Desired: d.decl.store}))
+	tasksapi.RegisterTasksService(srv, d.observeTasks(&server.Tasks{Node: d.node, Desired: d.decl.store, DB: d.obs}))
 	eventsapi.RegisterEventsService(srv, d.observeEvents(d.eventsService()))
-	manifestsapi.RegisterManifestsService(srv, &server.Manifests{
+	manifests := &server.Manifests{
 		Desired: d.decl.store, API: d.decl.api, DB: d.obs, Recent: d.decl.recent, Node: d.node, Snapshots: d.node,
-	})
-	rolloutapi.RegisterRolloutService(srv, &server.Rollout{Engine: d.decl.rollouts, Revisions: d.decl.revs})
+	}
+	manifestsapi.RegisterManifestsService(srv, manifests)
+	rolloutapi.RegisterRolloutService(srv, &server.Rollout{Engine: d.decl.rollouts, Revisions: d.decl.revs, Manifests: manifests})
 }
 
 // listenUnix creates the API socket with mode 0600 from the start: the

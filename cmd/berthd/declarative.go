@@ -138,6 +138,23 @@ func (o metricsObserver) DriftRepaired(kind spec.Kind) {
 	}
 }
 
+func (o metricsObserver) Probed(probe, handler string, ok bool, took time.Duration) {
+	if m := o.d.metrics; m != nil {
+		result := "success"
+		if !ok {
+			result = "failure"
+		}
+		m.Probes.WithLabelValues(probe, result).Inc()
+		m.ProbeDuration.WithLabelValues(handler).Observe(took.Seconds())
+	}
+}
+
+func (o metricsObserver) Unhealthy() {
+	if m := o.d.metrics; m != nil {
+		m.ProbeUnhealthy.Inc()
+	}
+}
+
 func (o metricsObserver) Objects(kind spec.Kind, desiredN, ready int) {
 	if m := o.d.metrics; m != nil {
 		m.DesiredObjects.WithLabelValues(string(kind)).Set(float64(desiredN))

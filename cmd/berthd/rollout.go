@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -63,6 +64,17 @@ type RolloutConfig struct {
 	Timeout Duration `json:"timeout"`
 	// MinReady is how long every object must stay Ready together (default 1s).
 	MinReady Duration `json:"minReady"`
+}
+
+// check refuses durations a rollout cannot use.
+func (r RolloutConfig) check() error {
+	if r.Timeout.Duration < 0 {
+		return fmt.Errorf("rollout.timeout: %s is negative", r.Timeout.Duration)
+	}
+	if r.MinReady.Duration < 0 {
+		return fmt.Errorf("rollout.minReady: %s is negative", r.MinReady.Duration)
+	}
+	return nil
 }
 
 // atomicManifests is the watched directory's Atomic hook, nil unless

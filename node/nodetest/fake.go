@@ -42,6 +42,8 @@ type Node struct {
 	snaps   map[string]bool  // rw snapshot keys present
 	pid     uint32
 	calls   []string
+	// probe answers ProbeExec (SetProbeExec); nil: not implemented.
+	probe func(ns, id string, args []string) (node.ExecResult, error)
 }
 
 type task struct {
@@ -369,8 +371,27 @@ func (n *Node) StopSignal(context.Context, string, string) syscall.Signal { retu
 func (n *Node) Exec(context.Context, string, string, string, node.ExecOptions) error {
 	return errdefs.ErrNotImplemented
 }
-func (n *Node) ProbeExec(context.Context, string, string, []string, time.Duration) (node.ExecResult, error) {
-	return node.ExecResult{}, errdefs.ErrNotImplemented
+func (n *Node) ProbeExec(_ context.Context, ns, id string, args []string, _ time.Duration) (node.ExecResult, error) {
+	n.mu.Lock()
+	probe := n.probe
+	_, running := n.tasks[ns+"/"+id]
+	n.mu.Unlock()
+	if probe == nil {
+		return node.ExecResult{}, errdefs.ErrNotImplemented
+	}
+	if !running {
+		return node.ExecResult{}, fmt.Errorf("task %s/%s: %w", ns, id, errdefs.ErrNotFound)
+	}
+	// Not logged as a call: probes run on their own clock, and a test's
+	// call lists are of what the reconciles do.
+	return probe(ns, id, args)
+}
+
+// SetProbeExec makes fn answer exec probes (called from probe goroutines).
+func (n *Node) SetProbeExec(fn func(ns, id string, args []string) (node.ExecResult, error)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.probe = fn
 }
 func (n *Node) DeleteExec(context.Context, string, string, string) (uint32, error) {
 	return 0, errdefs.ErrNotImplemented

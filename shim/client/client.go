@@ -45,10 +45,11 @@ type Opts struct {
 // Client is a connection to one shim. It implements the Task API, with
 // errors mapped back to errdefs classes.
 type Client struct {
-	bundle string
-	pid    int
-	conn   *ttrpc.Client
-	task   shimapi.TaskService
+	bundle  string
+	pid     int
+	taskPid uint32 // the shim's task's pid when it connected (0: none)
+	conn    *ttrpc.Client
+	task    shimapi.TaskService
 }
 
 var _ shimapi.TaskService = (*Client)(nil)
@@ -131,6 +132,7 @@ func Connect(ctx context.Context, bundle string) (*Client, error) {
 		c.Close()
 		return nil, fmt.Errorf("shim of %s: serves as pid %d, pid file says %d: %w", bundle, r.ShimPid, pid, errdefs.ErrUnavailable)
 	}
+	c.taskPid = r.TaskPid
 	return c, nil
 }
 
@@ -180,6 +182,10 @@ func processAlive(pid int) bool {
 // ReadExit returns the durable exit record of the task in bundle, for use
 // when its shim is gone. errdefs.ErrNotFound means no exit was recorded.
 func ReadExit(bundle string) (*shimbundle.Exit, error) { return shimbundle.ReadExit(bundle) }
+
+// TaskPid is the pid of the shim's task as it answered Connect, 0 when it
+// had none (never created, or deleted).
+func (c *Client) TaskPid() uint32 { return c.taskPid }
 
 // Pid is the shim's pid.
 func (c *Client) Pid() int { return c.pid }

@@ -24,8 +24,12 @@ type Writer struct {
 	maxFiles int // files kept, the current one included; >= 1
 	f        *os.File
 	size     int64
-	buf      []byte
-	now      func() time.Time
+	// dirty says the open file has records not yet fsynced: a log that
+	// got nothing since it was opened (a container that printed nothing)
+	// costs no fsync on close, on the path of a task's delete.
+	dirty bool
+	buf   []byte
+	now   func() time.Time
 }
 
 // Defaults applied by NewWriter to zero values.
@@ -63,7 +67,7 @@ func (w *Writer) open() error {
 		f.Close()
 		return fmt.Errorf("stat log %s: %w", w.path, err)
 	}
-	w.f, w.size = f, st.Size()
+	w.f, w.size, w.dirty = f, st.Size(), false
 	return nil
 }
 
@@ -99,6 +103,7 @@ func (w *Writer) WriteRecord(stream string, partial bool, text []byte) error {
 	}
 	n, err := w.f.Write(b)
 	w.size += int64(n)
+	w.dirty = w.dirty || n > 0
 	if cap(w.buf) > 4*MaxLine {
 		w.buf = nil // do not keep a huge buffer for the container's lifetime
 	}
@@ -116,7 +121,7 @@ func (w *Writer) follow() error {
 	if names(w.path, w.f) {
 		return nil
 	}
-	_ = w.f.Sync()
+	w.sync()
 	_ = w.f.Close()
 	w.f = nil
 	return w.open()
@@ -136,7 +141,7 @@ func names(path string, f *os.File) bool {
 // path. The old file is fsynced first so a power cut loses at most the
 // newest file's tail, never a rotated file.
 func (w *Writer) rotate() error {
-	_ = w.f.Sync()
+	w.sync()
 	if err := w.f.Close(); err != nil {
 		return fmt.Errorf("close log %s: %w", w.path, err)
 	}
@@ -166,10 +171,19 @@ func (w *Writer) Close() error {
 	if w.f == nil {
 		return nil
 	}
-	_ = w.f.Sync()
+	w.sync()
 	err := w.f.Close()
 	w.f = nil
 	return err
+}
+
+// sync fsyncs the open file if it got records since it was opened or last
+// synced. mu held.
+func (w *Writer) sync() {
+	if w.dirty {
+		_ = w.f.Sync()
+		w.dirty = false
+	}
 }
 
 // FlushAfter is how long a line without its newline waits for the rest

@@ -1,0 +1,72 @@
+package test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/test/harness"
+)
+
+// TestRun_Spans: one `berth run --rm` leaves the breakdown make bench
+// prints: the CLI's line (BERTH_SPANS=1: main, dial and every call's round
+// trip) and berthd's debug "spans" line of each call with the node's steps
+// in it. Only that the steps are there is checked; their durations are
+// make bench's business.
+func TestRun_Spans(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	images := testutil.TestImages(t, "busybox")
+	d := harness.StartDaemon(t, harness.DaemonOptions{LogLevel: "debug"})
+	d.MustCLI(t, "image", "import", filepath.Join(images, "busybox"))
+	t.Setenv("BERTH_SPANS", "1")
+	r := d.CLI("run", "--rm", "busybox:latest", "spans1", "true")
+	if r.ExitCode != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	var cli string
+	for _, l := range strings.Split(r.Stderr, "\n") {
+		if strings.HasPrefix(l, "berth spans: ") {
+			cli = l
+		}
+	}
+	for _, want := range []string{"main=", "dial=", "rpc.Containers.Create=", "rpc.Tasks.Create=", "rpc.Tasks.Wait=", "rpc.Tasks.Delete=", "rpc.Containers.Delete="} {
+		if !strings.Contains(cli, want) {
+			t.Errorf("CLI spans line %q lacks %s", cli, want)
+		}
+	}
+	// run creates and starts in one call: no Tasks.Start round trip.
+	if strings.Contains(cli, "rpc.Tasks.Start=") {
+		t.Errorf("run --rm called Tasks.Start: %q", cli)
+	}
+	steps := map[string][]string{
+		"/berth.containers.v1.Containers/Create": {"snapshot.prepare=", "spec.generate=", "db.create="},
+		"/berth.tasks.v1.Tasks/Create":           {"rootfs.mount=", "bundle.write=", "shim.start=", "shim.create="},
+		"/berth.tasks.v1.Tasks/Delete":           {"shim.delete=", "shim.shutdown=", "rootfs.unmount="},
+		"/berth.containers.v1.Containers/Delete": {"snapshot.remove=", "db.delete="},
+	}
+	log := d.Log()
+	for method, want := range steps {
+		var line string
+		for _, l := range strings.Split(log, "\n") {
+			if strings.Contains(l, "msg=spans") && strings.Contains(l, "method="+method+" ") {
+				line = l
+			}
+		}
+		if line == "" {
+			t.Errorf("no spans line for %s in berthd's log", method)
+			continue
+		}
+		for _, w := range append(want, "total=") {
+			if !strings.Contains(line, w) {
+				t.Errorf("spans of %s lack %s: %s", method, w, line)
+			}
+		}
+		// The spec is read from the image's own directory: no writable
+		// mount of the new snapshot just to read /etc/passwd.
+		if strings.Contains(line, "spec.unmount=") {
+			t.Errorf("Containers.Create mounted the snapshot to generate the spec: %s", line)
+		}
+	}
+}
