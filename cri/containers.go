@@ -227,8 +227,11 @@ func (s *Service) containerSettings(ctx context.Context, id string, sb *sandbox,
 		case runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
 			prop = "rshared"
 		}
+		if m.GetRecursiveReadOnly() && (!m.GetReadonly() || prop != "") {
+			return st, fmt.Errorf("mount %s: recursive read-only wants readonly and private propagation: %w", m.GetContainerPath(), errdefs.ErrInvalidArgument)
+		}
 		st.Mounts = append(st.Mounts, oci.Mount{Type: oci.MountBind, Source: m.GetHostPath(), Target: path.Clean(m.GetContainerPath()),
-			ReadOnly: m.GetReadonly(), Propagation: prop})
+			ReadOnly: m.GetReadonly(), Propagation: prop, RecursiveReadOnly: m.GetRecursiveReadOnly()})
 	}
 	// The pod's hosts, resolv.conf and hostname are the node's to mount
 	// (ContainerSettings.NetworkFilesOf): they live under berthd's state
@@ -384,7 +387,7 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtime.ContainerSta
 	}
 	for _, m := range cfg.GetMounts() {
 		status.Mounts = append(status.Mounts, &runtime.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(), Readonly: m.GetReadonly(),
-			Propagation: m.GetPropagation(), SelinuxRelabel: m.GetSelinuxRelabel()})
+			Propagation: m.GetPropagation(), SelinuxRelabel: m.GetSelinuxRelabel(), RecursiveReadOnly: m.GetRecursiveReadOnly()})
 	}
 	if r := cfg.GetLinux().GetResources(); r != nil {
 		status.Resources = &runtime.ContainerResources{Linux: r}

@@ -97,6 +97,8 @@ type Service struct {
 	// at the first call.
 	serveCtx context.Context
 	warmOnce sync.Once
+	// rro caches, by runtime, whether it takes recursive read-only mounts.
+	rro sync.Map
 
 	// fsUsage caches ImageFsInfo's walk of the image filesystem.
 	fsMu    sync.Mutex

@@ -254,7 +254,7 @@ func TestCRI_AttachStdin(t *testing.T) {
 
 // TestCRI_MountPropagation: a host mount made under a HOST_TO_CONTAINER
 // (rslave) volume after the container started appears inside it; under a
-// private one it does not.
+// private one it does not; a recursive read-only bind makes it read-only.
 func TestCRI_MountPropagation(t *testing.T) {
 	testutil.RequireRoot(t)
 	d := harness.StartDaemon(t, harness.DaemonOptions{Config: "cri:\n  sandboxImage: 127.0.0.1:1/none/pause:1\n"})
@@ -301,5 +301,36 @@ func TestCRI_MountPropagation(t *testing.T) {
 	}
 	if out, _ := criExec(t, c, ctx, private, "grep -c ' /vol/sub tmpfs' /proc/mounts"); out != "0" {
 		t.Errorf("private volume: the host's new mount is inside (%q)", out)
+	}
+
+	// Recursive read-only (the runtime's rro, announced in Status): the
+	// submount is read-only too; a plain read-only bind leaves it writable.
+	st, err := c.Status(ctx, &runtime.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.GetRuntimeHandlers()[0].GetFeatures().GetRecursiveReadOnlyMounts() {
+		t.Skip("the runtime here takes no rro mounts")
+	}
+	for _, rro := range []bool{false, true} {
+		cc, err := c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: pcfg, Config: &runtime.ContainerConfig{
+			Metadata: &runtime.ContainerMetadata{Name: fmt.Sprintf("ro-%v", rro)}, Image: &runtime.ImageSpec{Image: img}, Command: []string{"sleep", "1000"},
+			Mounts: []*runtime.Mount{{HostPath: dir, ContainerPath: "/vol", Readonly: true, RecursiveReadOnly: rro}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+			t.Fatal(err)
+		}
+		out, code := criExec(t, c, ctx, cc.ContainerId, "touch /vol/sub/f")
+		if rro != (code != 0) {
+			t.Errorf("read-only bind (recursive %v): touch in the submount: exit %d %s", rro, code, out)
+		}
+	}
+	_, err = c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: pcfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "rro-rw"}, Image: &runtime.ImageSpec{Image: img}, Command: []string{"true"},
+		Mounts: []*runtime.Mount{{HostPath: dir, ContainerPath: "/vol", RecursiveReadOnly: true}}}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("recursive read-only on a writable mount: got %v, want InvalidArgument", err)
 	}
 }
