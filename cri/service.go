@@ -93,6 +93,13 @@ type Service struct {
 	stream     streaming.Server
 	ownOOM     int
 
+	// serveCtx lives as long as Serve; warmOnce readies the sandbox image
+	// at the first call.
+	serveCtx context.Context
+	warmOnce sync.Once
+	// rro caches, by runtime, whether it takes recursive read-only mounts.
+	rro sync.Map
+
 	// fsUsage caches ImageFsInfo's walk of the image filesystem.
 	fsMu    sync.Mutex
 	fsUsage fsUsage
@@ -138,7 +145,7 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 	if err := s.startStreaming(ctx); err != nil {
 		return err
 	}
-	go s.warmSandboxImage(ctx)
+	s.serveCtx = ctx
 	runtime.RegisterRuntimeServiceServer(srv, s)
 	runtime.RegisterImageServiceServer(srv, s)
 	errc := make(chan error, 1)
@@ -162,6 +169,10 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 // edge, and logs failures with the method that failed.
 func (s *Service) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	// The first call of a CRI client (a kubelet's Version and Status, long
+	// before its first pod) readies the sandbox image in the background: a
+	// berthd nobody uses as a node runtime imports nothing.
+	s.warmOnce.Do(func() { go s.warmSandboxImage(s.serveCtx) })
 	// Each call records its steps (the node's and the CRI's own spans),
 	// logged at debug: where a pod's start goes.
 	rec := span.New()
