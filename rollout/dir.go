@@ -29,7 +29,7 @@ func (t *dirTarget) check(context.Context, []spec.Object) ([]desired.Result, boo
 
 func (t *dirTarget) save([]spec.Object) ([]desired.SavedObject, error) { return nil, nil }
 
-func (t *dirTarget) put(_ context.Context, objs []spec.Object) ([]desired.Result, error) {
+func (t *dirTarget) put(_ context.Context, objs []spec.Object, _ []desired.SavedObject) ([]desired.Result, error) {
 	t.publish(objs, "")
 	return nil, nil
 }

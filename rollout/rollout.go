@@ -222,7 +222,9 @@ type target interface {
 	check(ctx context.Context, objs []spec.Object) (results []desired.Result, changed bool, err error)
 	// save is what restore needs to put every touched key back.
 	save(objs []spec.Object) ([]desired.SavedObject, error)
-	put(ctx context.Context, objs []spec.Object) ([]desired.Result, error)
+	// put applies objs; prior is what save returned, and nothing outside
+	// it may be pruned (restore could not put it back).
+	put(ctx context.Context, objs []spec.Object, prior []desired.SavedObject) ([]desired.Result, error)
 	// restore puts back prior (saved) or the previous revision prev (nil:
 	// the state before any revision), and returns the keys to wait for.
 	restore(prior []desired.SavedObject, prev *desired.RolloutRevision) ([]spec.Key, error)
@@ -270,8 +272,13 @@ func (t apiTarget) save(objs []spec.Object) ([]desired.SavedObject, error) {
 	return t.e.opts.API.Save(append(keys, t.e.opts.API.Members(t.set)...))
 }
 
-func (t apiTarget) put(ctx context.Context, objs []spec.Object) ([]desired.Result, error) {
-	return t.e.opts.API.Apply(ctx, objs, t.opts())
+func (t apiTarget) put(ctx context.Context, objs []spec.Object, prior []desired.SavedObject) ([]desired.Result, error) {
+	opts := t.opts()
+	opts.PruneOnly = make(map[spec.Key]bool, len(prior))
+	for _, s := range prior {
+		opts.PruneOnly[s.Key] = true
+	}
+	return t.e.opts.API.Apply(ctx, objs, opts)
 }
 
 func (t apiTarget) restore(prior []desired.SavedObject, _ *desired.RolloutRevision) ([]spec.Key, error) {
@@ -345,7 +352,7 @@ func (e *Engine) applyTo(ctx context.Context, tg target, req Request) (Outcome, 
 		log.Warn("rollout failed before any change", "object", k.String(), "err", err)
 		return Outcome{Revision: rev, Results: results, Failed: true, Object: k, Reason: reason, RolledBackTo: prevNum, RollbackReady: true}, nil
 	}
-	results, err = tg.put(ctx, req.Objects)
+	results, err = tg.put(ctx, req.Objects, prior)
 	if err != nil {
 		_, _ = tg.restore(prior, prev)
 		rev, _ = e.opts.Revisions.Finish(req.Set, rev.Number, desired.RevisionFailed, "apply: "+err.Error())
