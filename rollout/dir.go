@@ -38,7 +38,7 @@ func (t *dirTarget) publish(objs []spec.Object, revision string) {
 	t.e.opts.Desired.Update(desired.SourceUpdate{Source: t.dir, Objects: objs, Revision: revision})
 }
 
-func (t *dirTarget) restore(_ []desired.SavedObject, prev *desired.RolloutRevision) ([]spec.Key, error) {
+func (t *dirTarget) restore(_, _ []desired.SavedObject, prev *desired.RolloutRevision) ([]spec.Key, error) {
 	var objs []spec.Object
 	rev := "no revision"
 	if prev != nil {

@@ -151,7 +151,7 @@ func (e *Engine) Recover() error {
 		// A directory's revisions reach the store from memory only: its
 		// first read publishes the current revision (see Directory).
 		if !p.Directory {
-			if err := e.opts.API.Restore(p.Prior); err != nil {
+			if err := e.opts.API.RestoreIf(p.Prior, p.Left); err != nil {
 				errs = append(errs, fmt.Errorf("roll back interrupted revision %d of %s: %w", p.Number, set, err))
 				continue
 			}
@@ -227,7 +227,8 @@ type target interface {
 	put(ctx context.Context, objs []spec.Object, prior []desired.SavedObject) ([]desired.Result, error)
 	// restore puts back prior (saved) or the previous revision prev (nil:
 	// the state before any revision), and returns the keys to wait for.
-	restore(prior []desired.SavedObject, prev *desired.RolloutRevision) ([]spec.Key, error)
+	// left is what put left of prior's keys (nil: restore them all).
+	restore(prior, left []desired.SavedObject, prev *desired.RolloutRevision) ([]spec.Key, error)
 	directory() bool
 }
 
@@ -281,14 +282,14 @@ func (t apiTarget) put(ctx context.Context, objs []spec.Object, prior []desired.
 	return t.e.opts.API.Apply(ctx, objs, opts)
 }
 
-func (t apiTarget) restore(prior []desired.SavedObject, _ *desired.RolloutRevision) ([]spec.Key, error) {
+func (t apiTarget) restore(prior, left []desired.SavedObject, _ *desired.RolloutRevision) ([]spec.Key, error) {
 	var back []spec.Key
 	for _, s := range prior {
 		if !s.Absent {
 			back = append(back, s.Key)
 		}
 	}
-	return back, t.e.opts.API.Restore(prior)
+	return back, t.e.opts.API.RestoreIf(prior, left)
 }
 
 func (apiTarget) directory() bool { return false }
@@ -354,9 +355,25 @@ func (e *Engine) applyTo(ctx context.Context, tg target, req Request) (Outcome, 
 	}
 	results, err = tg.put(ctx, req.Objects, prior)
 	if err != nil {
-		_, _ = tg.restore(prior, prev)
+		_, _ = tg.restore(prior, nil, prev)
 		rev, _ = e.opts.Revisions.Finish(req.Set, rev.Number, desired.RevisionFailed, "apply: "+err.Error())
 		return Outcome{Revision: rev}, err
+	}
+	// What the apply left of the touched keys, so the rollback (here or
+	// by Recover) puts back only those nobody applied or deleted since.
+	var left []desired.SavedObject
+	if !tg.directory() {
+		keys := make([]spec.Key, 0, len(prior))
+		for _, s := range prior {
+			keys = append(keys, s.Key)
+		}
+		if left, err = e.opts.API.Save(keys); err == nil {
+			err = e.opts.Revisions.SetLeft(req.Set, rev.Number, left)
+		}
+		if err != nil {
+			log.Warn("record what the apply left; a rollback restores every key", "err", err)
+			left = nil
+		}
 	}
 	applied := time.Now()
 	k, reason, ok := e.waitReady(ctx, keys, applied, req.Timeout, req.MinReady)
@@ -372,7 +389,7 @@ func (e *Engine) applyTo(ctx context.Context, tg target, req Request) (Outcome, 
 	failedAt := time.Now()
 	log.Warn("rollout failed; rolling back", "object", k.String(), "reason", reason, "to", prevNum)
 	out := Outcome{Revision: rev, Results: results, Failed: true, Object: k, Reason: reason, RolledBackTo: prevNum, ReadyTook: failedAt.Sub(applied)}
-	back, err := tg.restore(prior, prev)
+	back, err := tg.restore(prior, left, prev)
 	if err != nil {
 		return out, fmt.Errorf("roll back revision %d: %w", rev.Number, err)
 	}
