@@ -153,6 +153,7 @@ func (s *Service) containerSettings(ctx context.Context, id string, sb *sandbox,
 		}
 		sec.SupplementalGroups = append(sec.SupplementalGroups, uint32(g))
 	}
+	sec.StrictGroups = sc.GetSupplementalGroupsPolicy() == runtime.SupplementalGroupsPolicy_Strict
 	st.Security = sec
 	st.ReadonlyRootfs = sc.GetReadonlyRootfs()
 	nnp := sc.GetNoNewPrivs()
@@ -226,8 +227,11 @@ func (s *Service) containerSettings(ctx context.Context, id string, sb *sandbox,
 		case runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
 			prop = "rshared"
 		}
+		if m.GetRecursiveReadOnly() && (!m.GetReadonly() || prop != "") {
+			return st, fmt.Errorf("mount %s: recursive read-only wants readonly and private propagation: %w", m.GetContainerPath(), errdefs.ErrInvalidArgument)
+		}
 		st.Mounts = append(st.Mounts, oci.Mount{Type: oci.MountBind, Source: m.GetHostPath(), Target: path.Clean(m.GetContainerPath()),
-			ReadOnly: m.GetReadonly(), Propagation: prop})
+			ReadOnly: m.GetReadonly(), Propagation: prop, RecursiveReadOnly: m.GetRecursiveReadOnly()})
 	}
 	// The pod's hosts, resolv.conf and hostname are the node's to mount
 	// (ContainerSettings.NetworkFilesOf): they live under berthd's state
@@ -383,10 +387,30 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtime.ContainerSta
 	}
 	for _, m := range cfg.GetMounts() {
 		status.Mounts = append(status.Mounts, &runtime.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(), Readonly: m.GetReadonly(),
-			Propagation: m.GetPropagation(), SelinuxRelabel: m.GetSelinuxRelabel()})
+			Propagation: m.GetPropagation(), SelinuxRelabel: m.GetSelinuxRelabel(), RecursiveReadOnly: m.GetRecursiveReadOnly()})
 	}
 	if r := cfg.GetLinux().GetResources(); r != nil {
 		status.Resources = &runtime.ContainerResources{Linux: r}
+	}
+	// The process's identity as the runtime resolved it (the image's
+	// passwd and group included), as the kubelet shows it.
+	if rec, err := s.opts.DB.GetContainer(ctx, Namespace, c.ID); err == nil {
+		var sp struct {
+			Process *struct {
+				User struct {
+					UID            uint32   `json:"uid"`
+					GID            uint32   `json:"gid"`
+					AdditionalGids []uint32 `json:"additionalGids"`
+				} `json:"user"`
+			} `json:"process"`
+		}
+		if json.Unmarshal(rec.Spec, &sp) == nil && sp.Process != nil {
+			u := &runtime.LinuxContainerUser{Uid: int64(sp.Process.User.UID), Gid: int64(sp.Process.User.GID)}
+			for _, g := range sp.Process.User.AdditionalGids {
+				u.SupplementalGroups = append(u.SupplementalGroups, int64(g))
+			}
+			status.User = &runtime.ContainerUser{Linux: u}
+		}
 	}
 	resp := &runtime.ContainerStatusResponse{Status: status}
 	if req.GetVerbose() {

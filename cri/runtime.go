@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -38,10 +39,12 @@ func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runt
 		Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{
 			{Type: runtime.RuntimeReady, Status: true}, cond,
 		}},
-		Features: &runtime.RuntimeFeatures{},
+		// Strict groups: the image's /etc/group is not merged in.
+		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	for _, h := range s.handlers() {
-		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{Name: h, Features: &runtime.RuntimeHandlerFeatures{}})
+		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{Name: h,
+			Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: s.supportsRRO(h)}})
 	}
 	if req.GetVerbose() {
 		cfg, _ := json.Marshal(map[string]any{
@@ -130,4 +133,27 @@ func firstForeignConflist(dir string) string {
 		}
 	}
 	return ""
+}
+
+// supportsRRO says whether the handler's runtime takes the "rro" mount
+// option (recursive read-only, mount_setattr: runc 1.1 on Linux 5.12+),
+// as its `features` command lists; asked once per handler.
+func (s *Service) supportsRRO(handler string) bool {
+	name := handler
+	if name == "" {
+		name = s.opts.DefaultRuntime
+	}
+	if name == "" {
+		name = "runc"
+	}
+	if v, ok := s.rro.Load(name); ok {
+		return v.(bool)
+	}
+	ok := false
+	if bin, err := exec.LookPath(name); err == nil {
+		out, err := exec.Command(bin, "features").Output()
+		ok = err == nil && strings.Contains(string(out), `"rro"`)
+	}
+	s.rro.Store(name, ok)
+	return ok
 }

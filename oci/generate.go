@@ -218,8 +218,11 @@ func specMount(m Mount) specs.Mount {
 		if prop == "" {
 			prop = "rprivate"
 		}
-		return specs.Mount{Destination: filepath.Clean(m.Target), Type: "bind", Source: m.Source,
-			Options: []string{"rbind", prop, rw}}
+		opts := []string{"rbind", prop, rw}
+		if m.RecursiveReadOnly {
+			opts = append(opts, "rro")
+		}
+		return specs.Mount{Destination: filepath.Clean(m.Target), Type: "bind", Source: m.Source, Options: opts}
 	}
 	mode := m.Mode
 	if mode == 0 {

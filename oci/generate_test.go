@@ -334,6 +334,8 @@ func TestGenerate_Invalid(t *testing.T) {
 		{name: "no id", s: Settings{}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "id with slash", s: Settings{ID: "a/b"}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "id dotdot", s: Settings{ID: ".."}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "rro not read-only", s: Settings{ID: "c", Mounts: []Mount{{Type: MountBind, Source: "/srv", Target: "/d", RecursiveReadOnly: true}}}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "rro rslave", s: Settings{ID: "c", Mounts: []Mount{{Type: MountBind, Source: "/srv", Target: "/d", ReadOnly: true, RecursiveReadOnly: true, Propagation: "rslave"}}}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "unknown capability", s: Settings{ID: "c", Security: &Security{CapAdd: []string{"NET_MAGIC"}}}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "relative seccomp profile", s: Settings{ID: "c", Security: &Security{Seccomp: SeccompLocalhost, SeccompProfile: "p.json"}}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "seccomp kind", s: Settings{ID: "c", Security: &Security{Seccomp: "strict"}}, wantErr: errdefs.ErrInvalidArgument},

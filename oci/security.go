@@ -41,6 +41,10 @@ type Security struct {
 	Sysctls map[string]string `json:",omitempty"`
 	// SupplementalGroups are added to the process's groups.
 	SupplementalGroups []uint32 `json:",omitempty"`
+	// StrictGroups leaves out the groups the image's /etc/group gives the
+	// user (SupplementalGroupsPolicy Strict): the primary group and
+	// SupplementalGroups only.
+	StrictGroups bool `json:",omitempty"`
 	// ProcUnmasked leaves /proc unmasked (ProcMountType Unmasked).
 	ProcUnmasked bool `json:",omitempty"`
 }
@@ -208,6 +212,9 @@ func applySecurity(sp *specs.Spec, s Settings) {
 		for k, v := range sec.Sysctls {
 			sp.Linux.Sysctl[k] = v
 		}
+	}
+	if sec.StrictGroups {
+		sp.Process.User.AdditionalGids = []uint32{sp.Process.User.GID}
 	}
 	for _, g := range sec.SupplementalGroups {
 		if !slices.Contains(sp.Process.User.AdditionalGids, g) {

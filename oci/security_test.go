@@ -85,6 +85,18 @@ func TestGenerate_Security(t *testing.T) {
 				t.Errorf("groups (-want +got):\n%s", diff)
 			}
 		}},
+		{name: "recursive read-only bind", s: Settings{ID: "c", Mounts: []Mount{{Type: MountBind, Source: "/srv", Target: "/d", ReadOnly: true, RecursiveReadOnly: true}}}, check: func(t *testing.T, sp *specs.Spec) {
+			for _, m := range sp.Mounts {
+				if m.Destination == "/d" && !(slices.Contains(m.Options, "ro") && slices.Contains(m.Options, "rro")) {
+					t.Errorf("/d options %v, want ro and rro", m.Options)
+				}
+			}
+		}},
+		{name: "strict groups", s: Settings{ID: "c", User: "1000", Security: &Security{StrictGroups: true, SupplementalGroups: []uint32{1234}}}, check: func(t *testing.T, sp *specs.Spec) {
+			if diff := cmp.Diff([]uint32{1000, 1234}, sp.Process.User.AdditionalGids); diff != "" {
+				t.Errorf("groups (-want +got):\n%s", diff)
+			}
+		}},
 		{name: "privileged", s: Settings{ID: "c", Privileged: true, Security: &Security{Seccomp: SeccompLocalhost, SeccompProfile: profile}}, check: func(t *testing.T, sp *specs.Spec) {
 			if sp.Linux.Seccomp != nil || sp.Linux.MaskedPaths != nil || sp.Linux.ReadonlyPaths != nil {
 				t.Errorf("seccomp %v masked %v readonly %v, want none", sp.Linux.Seccomp, sp.Linux.MaskedPaths, sp.Linux.ReadonlyPaths)

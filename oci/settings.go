@@ -124,6 +124,9 @@ type Mount struct {
 	// "rslave" (host mounts appear inside) or "rshared" (both ways); the
 	// rootfs then propagates as much.
 	Propagation string `json:",omitempty"`
+	// RecursiveReadOnly makes a read-only bind's submounts read-only too
+	// (the runtime's "rro"; private propagation only).
+	RecursiveReadOnly bool `json:",omitempty"`
 }
 
 // Resources are the cgroup limits of a container; zero means unlimited.
@@ -269,6 +272,9 @@ func (m Mount) validate() error {
 		case "", "rprivate", "rslave", "rshared":
 		default:
 			return fmt.Errorf("bind %s: propagation %q: want rprivate, rslave or rshared: %w", m.Target, m.Propagation, errdefs.ErrInvalidArgument)
+		}
+		if m.RecursiveReadOnly && (!m.ReadOnly || (m.Propagation != "" && m.Propagation != "rprivate")) {
+			return fmt.Errorf("bind %s: recursive read-only wants a read-only mount with private propagation: %w", m.Target, errdefs.ErrInvalidArgument)
 		}
 	case MountTmpfs:
 		if m.SizeBytes < 0 {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +142,11 @@ func TestCRI_SecurityContext(t *testing.T) {
 	if got := statusField(t, c, ctx, user, "NoNewPrivs"); got != "1" {
 		t.Errorf("no-new-privileges: NoNewPrivs %q", got)
 	}
+	if st, err := c.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: user}); err != nil {
+		t.Fatal(err)
+	} else if u := st.Status.GetUser().GetLinux(); u.GetUid() != 1000 || u.GetGid() != 2000 || !slices.Contains(u.GetSupplementalGroups(), 1234) {
+		t.Errorf("status user: got %v, want uid 1000 gid 2000 with group 1234", u)
+	}
 	_, err := c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: pcfg, Config: &runtime.ContainerConfig{
 		Metadata: &runtime.ContainerMetadata{Name: "group-only"}, Image: &runtime.ImageSpec{Image: img}, Command: []string{"true"},
 		Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{RunAsGroup: &runtime.Int64Value{Value: 2000}}}}})
@@ -243,4 +250,87 @@ func TestCRI_AttachStdin(t *testing.T) {
 		st, err := c.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: cc.ContainerId})
 		return err == nil && st.Status.State == runtime.ContainerState_CONTAINER_EXITED && st.Status.ExitCode == 0, fmt.Sprint(st, err)
 	})
+}
+
+// TestCRI_MountPropagation: a host mount made under a HOST_TO_CONTAINER
+// (rslave) volume after the container started appears inside it; under a
+// private one it does not; a recursive read-only bind makes it read-only.
+func TestCRI_MountPropagation(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := harness.StartDaemon(t, harness.DaemonOptions{Config: "cri:\n  sandboxImage: 127.0.0.1:1/none/pause:1\n"})
+	c := dialCRI(t, d)
+	ctx := criCtx(t)
+	img := pullBusybox(t, c, ctx)
+	// A shared mount point of its own, as the kubelet's volumes are.
+	dir := t.TempDir()
+	for _, args := range [][]string{{"--bind", dir, dir}, {"--make-rshared", dir}} {
+		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mount %v: %v: %s", args, err, out)
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-R", dir).Run() })
+	pcfg := podConfig(t, "propagation-pod")
+	pod := criPod(t, c, ctx, pcfg)
+	run := func(name string, prop runtime.MountPropagation) string {
+		cc, err := c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: pcfg, Config: &runtime.ContainerConfig{
+			Metadata: &runtime.ContainerMetadata{Name: name}, Image: &runtime.ImageSpec{Image: img}, Command: []string{"sleep", "1000"},
+			Mounts: []*runtime.Mount{{HostPath: dir, ContainerPath: "/vol", Propagation: prop}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: cc.ContainerId})
+		if err != nil || len(st.Status.Mounts) != 1 || st.Status.Mounts[0].Propagation != prop {
+			t.Errorf("%s: status mounts %v, want propagation %v (%v)", name, st.GetStatus().GetMounts(), prop, err)
+		}
+		return cc.ContainerId
+	}
+	slave := run("rslave", runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER)
+	private := run("private", runtime.MountPropagation_PROPAGATION_PRIVATE)
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "berth-prop", sub).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	if out, _ := criExec(t, c, ctx, slave, "grep -c ' /vol/sub tmpfs' /proc/mounts"); out != "1" {
+		t.Errorf("rslave volume: the host's new mount is not inside (%q)", out)
+	}
+	if out, _ := criExec(t, c, ctx, private, "grep -c ' /vol/sub tmpfs' /proc/mounts"); out != "0" {
+		t.Errorf("private volume: the host's new mount is inside (%q)", out)
+	}
+
+	// Recursive read-only (the runtime's rro, announced in Status): the
+	// submount is read-only too; a plain read-only bind leaves it writable.
+	st, err := c.Status(ctx, &runtime.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.GetRuntimeHandlers()[0].GetFeatures().GetRecursiveReadOnlyMounts() {
+		t.Skip("the runtime here takes no rro mounts")
+	}
+	for _, rro := range []bool{false, true} {
+		cc, err := c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: pcfg, Config: &runtime.ContainerConfig{
+			Metadata: &runtime.ContainerMetadata{Name: fmt.Sprintf("ro-%v", rro)}, Image: &runtime.ImageSpec{Image: img}, Command: []string{"sleep", "1000"},
+			Mounts: []*runtime.Mount{{HostPath: dir, ContainerPath: "/vol", Readonly: true, RecursiveReadOnly: rro}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+			t.Fatal(err)
+		}
+		out, code := criExec(t, c, ctx, cc.ContainerId, "touch /vol/sub/f")
+		if rro != (code != 0) {
+			t.Errorf("read-only bind (recursive %v): touch in the submount: exit %d %s", rro, code, out)
+		}
+	}
+	_, err = c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: pcfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "rro-rw"}, Image: &runtime.ImageSpec{Image: img}, Command: []string{"true"},
+		Mounts: []*runtime.Mount{{HostPath: dir, ContainerPath: "/vol", RecursiveReadOnly: true}}}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("recursive read-only on a writable mount: got %v, want InvalidArgument", err)
+	}
 }

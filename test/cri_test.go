@@ -303,6 +303,34 @@ func TestCRI_PodLifecycle(t *testing.T) {
 	if err != nil || len(ls.Stats) != 1 {
 		t.Errorf("list container stats: %v %v", ls, err)
 	}
+	// The pod's metrics under cAdvisor's names, from the container's cgroup
+	// and the pod's network.
+	descs, err := c.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
+	if err != nil || len(descs.Descriptors) == 0 {
+		t.Fatalf("metric descriptors: %v %v", descs, err)
+	}
+	pm, err := c.ListPodSandboxMetrics(ctx, &runtime.ListPodSandboxMetricsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, p := range pm.GetPodMetrics() {
+		for _, cm := range p.GetContainerMetrics() {
+			for _, m := range cm.GetMetrics() {
+				if p.PodSandboxId == rp.PodSandboxId && cm.ContainerId == cc.ContainerId && len(m.LabelValues) > 0 {
+					got[m.Name] += m.GetValue().GetValue()
+				}
+			}
+		}
+	}
+	for _, name := range []string{"container_memory_usage_bytes", "container_processes", "container_threads", "container_file_descriptors", "container_start_time_seconds"} {
+		if got[name] == 0 {
+			t.Errorf("pod metric %s: %d, want > 0 (all: %v)", name, got[name], got)
+		}
+	}
+	if _, ok := got["container_network_receive_bytes_total"]; !ok {
+		t.Errorf("no network metric of the pod's eth0: %v", got)
+	}
 	if _, err := c.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{ContainerId: cc.ContainerId,
 		Linux: &runtime.LinuxContainerResources{MemoryLimitInBytes: 96 << 20, CpuPeriod: 100000, CpuQuota: 50000}}); err != nil {
 		t.Fatal(err)

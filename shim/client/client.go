@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	shimapi "berth.dev/berth/api/shim/v1"
 	shimbundle "berth.dev/berth/shim/bundle"
@@ -40,6 +41,10 @@ type Opts struct {
 	Bundle     string
 	Runtime    string // default: the shim's (runc)
 	Debug      bool
+	// Spare starts the shim ahead of any container in Bundle, a directory
+	// of its own that the caller renames to the container's bundle before
+	// Create (which names that bundle); see Adopt.
+	Spare bool
 }
 
 // Client is a connection to one shim. It implements the Task API, with
@@ -50,6 +55,7 @@ type Client struct {
 	taskPid uint32 // the shim's task's pid when it connected (0: none)
 	conn    *ttrpc.Client
 	task    shimapi.TaskService
+	closed  atomic.Bool // Close was called
 }
 
 var _ shimapi.TaskService = (*Client)(nil)
@@ -80,6 +86,9 @@ func Start(ctx context.Context, opts Opts) (*Client, error) {
 	}
 	if opts.Debug {
 		args = append(args, "-debug")
+	}
+	if opts.Spare {
+		args = append(args, "-spare")
 	}
 	if !strings.ContainsRune(bin, '/') {
 		if bin, err = exec.LookPath(bin); err != nil {
@@ -197,7 +206,10 @@ func (c *Client) Bundle() string { return c.bundle }
 func (c *Client) Alive() bool { return processAlive(c.pid) }
 
 // Close closes the connection; the shim and its task go on.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	return c.conn.Close()
+}
 
 func firstOf(v ...string) string {
 	for _, s := range v {
@@ -206,4 +218,16 @@ func firstOf(v ...string) string {
 		}
 	}
 	return ""
+}
+
+// Adopt moves the spare shim serving spareDir (started with Opts.Spare) to
+// bundle, which must not exist, by renaming the directory (the shim's
+// socket, pid file and working directory go with it), and connects to it
+// there. The Create that follows must name bundle. On an error the caller
+// still owns spareDir or bundle, whichever exists, and the shim.
+func Adopt(ctx context.Context, spareDir, bundle string) (*Client, error) {
+	if err := os.Rename(spareDir, bundle); err != nil {
+		return nil, fmt.Errorf("adopt spare shim: %w", err)
+	}
+	return Connect(ctx, bundle)
 }
