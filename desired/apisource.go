@@ -193,6 +193,10 @@ func (a *APISource) Apply(ctx context.Context, objs []spec.Object, opts ApplyOpt
 	if opts.Prune && opts.ApplySet == "" && len(opts.Selector) == 0 {
 		return nil, ErrPruneUnscoped
 	}
+	// The objects in force are read below (an object keeps its apply
+	// set): under the lock, as Restore and another Apply replace them.
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	var errs spec.ErrorList
 	prepared := make([]spec.Object, 0, len(objs))
 	names := map[spec.Key]bool{}
@@ -217,8 +221,6 @@ func (a *APISource) Apply(ctx context.Context, objs []spec.Object, opts ApplyOpt
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	now := time.Now().UTC()
 	next := make(map[spec.Key]record, len(a.objs))
 	for k, r := range a.objs {
