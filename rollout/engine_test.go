@@ -202,3 +202,37 @@ func TestEngine_Apply_RollbackRestoresPruned(t *testing.T) {
 		t.Error("got the failed revision's object kept after the rollback")
 	}
 }
+
+// A request whose client gave up while another rollout ran is not begun
+// later: nobody waits for its outcome, and queued requests would pile up.
+func TestEngine_Apply_CallerGoneBeforeItsTurn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e, _, revs := newEngine(t, nil, func(context.Context, spec.Key) Readiness {
+		return Readiness{Reason: "Pulling"}
+	})
+	net1 := parseOne(t, "apiVersion: berth.dev/v1\nkind: Network\nmetadata: {name: n1}\nspec: {subnet: 10.88.1.0/24}\n")
+	net2 := parseOne(t, "apiVersion: berth.dev/v1\nkind: Network\nmetadata: {name: n2}\nspec: {subnet: 10.88.2.0/24}\n")
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		_, _ = e.Apply(ctx, Request{Set: "one", Objects: []spec.Object{net1}, Timeout: 500 * time.Millisecond, MinReady: time.Millisecond})
+	}()
+	for { // until the first holds the engine
+		if _, ok := revs.Pending("one"); ok {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := e.Apply(short, Request{Set: "two", Objects: []spec.Object{net2}, Timeout: time.Second}); err == nil {
+		t.Fatal("got the second apply done while the first ran, want the caller's timeout")
+	}
+	<-first
+	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if h, _ := revs.History("two"); len(h) > 0 {
+			t.Fatalf("got revision %d of set two begun after its caller left", h[0].Number)
+		}
+	}
+}

@@ -114,6 +114,10 @@ type Request struct {
 	// MinReady is how long every object must have been Ready together
 	// (default 1s), so a program that starts and exits at once fails.
 	MinReady time.Duration
+
+	// caller is the request's context (set by wait): a rollout whose
+	// caller left before its turn came is not begun.
+	caller context.Context
 }
 
 // Outcome is what a rollout did.
@@ -189,6 +193,7 @@ func (r *Request) defaults() {
 // Apply rolls req out as one revision (see the package doc). ctx bounds
 // only how long the caller waits: the rollout itself runs to its end.
 func (e *Engine) Apply(ctx context.Context, req Request) (Outcome, error) {
+	req.caller = ctx
 	return e.wait(ctx, func(ctx context.Context) (Outcome, error) { return e.apply(ctx, req) })
 }
 
@@ -207,7 +212,7 @@ func (e *Engine) wait(ctx context.Context, f func(context.Context) (Outcome, err
 	case r := <-done:
 		return r.o, r.err
 	case <-ctx.Done():
-		return Outcome{}, fmt.Errorf("the rollout goes on in berthd (see berth rollout history): %w", ctx.Err())
+		return Outcome{}, fmt.Errorf("the rollout goes on in berthd if it had begun; one still waiting for another is not begun (see berth rollout history): %w", ctx.Err())
 	}
 }
 
@@ -306,6 +311,11 @@ func (e *Engine) applyTo(ctx context.Context, tg target, req Request) (Outcome, 
 	defer e.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return Outcome{}, fmt.Errorf("berthd is stopping: %w", err) // never begin what Stop would cut short
+	}
+	if req.caller != nil && req.caller.Err() != nil {
+		// Its client gave up while another rollout ran: nobody waits for
+		// this outcome, and begun late it would surprise whoever applies next.
+		return Outcome{}, fmt.Errorf("not begun: the client left while another rollout ran: %w", req.caller.Err())
 	}
 	results, changed, err := tg.check(ctx, req.Objects)
 	if err != nil {
@@ -434,6 +444,7 @@ func (e *Engine) Undo(ctx context.Context, set string, to int64, timeout, minRea
 		if dt == nil {
 			return Outcome{}, fmt.Errorf("%s is not a watched directory in atomic mode now: %w", set, errdefs.ErrFailedPrecondition)
 		}
+		req.caller = ctx
 		return e.wait(ctx, func(ctx context.Context) (Outcome, error) { return e.applyTo(ctx, dt, req) })
 	}
 	return e.Apply(ctx, req)
