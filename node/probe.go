@@ -30,6 +30,12 @@ type ExecResult struct {
 
 var probeSeq atomic.Uint64
 
+// probeRun makes this berthd's probe exec ids its own: a berthd killed
+// mid-probe leaves that exec in the shim and its FIFO in the bundle, and
+// the next berthd, counting from 1 again, would collide with them (a
+// liveness probe failing to run restarts a healthy task).
+var probeRun = strconv.FormatInt(time.Now().UnixNano(), 36)
+
 // ProbeExec runs args in the task's container through its shim (the same
 // runc exec `berth exec` uses, with no process of berthd's own) and
 // returns its exit status and output. A process still running after
@@ -45,7 +51,7 @@ func (n *Node) ProbeExec(ctx context.Context, ns, id string, args []string, time
 	if err != nil {
 		return ExecResult{}, err
 	}
-	execID := "probe-" + strconv.FormatUint(probeSeq.Add(1), 10)
+	execID := "probe-" + probeRun + "-" + strconv.FormatUint(probeSeq.Add(1), 10)
 	fifo := filepath.Join(tk.bundle, execID+".out")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return ExecResult{}, fmt.Errorf("probe %s: mkfifo: %w", id, err)

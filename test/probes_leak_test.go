@@ -64,3 +64,50 @@ spec:
 		return n <= 1, fmt.Sprintf("berthd holds %d probe FIFOs open (one per run the leftover child keeps)", n)
 	})
 }
+
+// berthd killed while an exec probe runs leaves that exec in the shim and
+// its FIFO in the bundle. The restarted berthd's probes must not collide
+// with them (its probe numbers start again): a liveness probe that cannot
+// even run would restart a healthy task.
+func TestProbes_KillDuringExecProbe(t *testing.T) {
+	dir := t.TempDir()
+	d := startDecl(t, dir)
+	writeAtomic(t, filepath.Join(dir, "image.yaml"), imageManifest(t))
+	writeAtomic(t, filepath.Join(dir, "kp.yaml"), `apiVersion: berth.dev/v1
+kind: Container
+metadata: {name: probe-killed}
+spec:
+  image: busybox
+  network: none
+  command: [sleep, "3600"]
+---
+apiVersion: berth.dev/v1
+kind: Task
+metadata: {name: probe-killed}
+spec:
+  container: probe-killed
+  stopTimeout: 1s
+  livenessProbe:
+    exec: {command: [sleep, "2"]}
+    periodSeconds: 3
+    timeoutSeconds: 3
+    failureThreshold: 1
+`)
+	waitImage(t, d)
+	waitTask(t, d, "probe-killed", 0)
+	bundle := filepath.Join(d.State, "default", "probe-killed")
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		m, _ := filepath.Glob(filepath.Join(bundle, "probe-*.out"))
+		return len(m) > 0, "no probe running in " + bundle
+	})
+	d.Kill9()
+	d.Restart()
+	before := waitTask(t, d, "probe-killed", 0)
+	// Three periods: every probe after the restart must run and pass.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		got := getObjects(t, d, "tasks")["probe-killed"]
+		if got.task().RestartCount > before.task().RestartCount || got.task().Unhealthy != "" {
+			t.Fatalf("task restarted after berthd's restart: %+v\n%s", got.task(), d.Log())
+		}
+	}
+}
