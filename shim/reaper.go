@@ -68,11 +68,14 @@ func (r *reaper) reap() {
 		}
 		others = append(others, reaped{pid, st})
 	}
-	r.mu.Unlock()
+	// Handed on before the lock goes: a signal sent under it (the
+	// service's signalProcess) then sees every pid reaped so far as
+	// exited, never a freed pid as its process's. onExit only queues.
 	now := time.Now()
 	for _, e := range others {
 		r.onExit(e.pid, e.status, now)
 	}
+	r.mu.Unlock()
 }
 
 // exitStatus is the shell's convention: the code, or 128+signal.
