@@ -254,10 +254,10 @@ type readiness struct {
 	since         time.Time
 }
 
-// failedReasons are Ready reasons that waiting does not mend.
+// failedReasons are Ready reasons that waiting does not mend (as the
+// rollout's: a failed create or start is retried, the timeout judges it).
 var failedReasons = map[string]bool{
-	"BackOff": true, "Failed": true, "StartFailed": true, "CreateFailed": true, "InvalidSpec": true,
-	"PolicyViolation": true, "PortConflict": true, "Unhealthy": true,
+	"BackOff": true, "Failed": true, "Unhealthy": true, "InvalidSpec": true, "PolicyViolation": true,
 }
 
 // objectReady is what Ready means for an update until probes say more:

@@ -85,8 +85,8 @@ func (s *Service) pullSandboxImage() {
 	}()
 }
 
-// warmSandboxImage readies the sandbox image at berthd's start, so the
-// first pod pays neither the pull nor the built-in image's packaging.
+// warmSandboxImage readies the sandbox image at the CRI's first call, so
+// the first pod pays neither the pull nor the built-in image's packaging.
 func (s *Service) warmSandboxImage(ctx context.Context) {
 	if _, err := s.opts.DB.EnsureNamespace(ctx, Namespace); err != nil {
 		s.log.Warn("cri namespace", "err", err)

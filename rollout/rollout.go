@@ -296,6 +296,9 @@ func (e *Engine) applyTo(ctx context.Context, tg target, req Request) (Outcome, 
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return Outcome{}, fmt.Errorf("berthd is stopping: %w", err) // never begin what Stop would cut short
+	}
 	results, changed, err := tg.check(ctx, req.Objects)
 	if err != nil {
 		return Outcome{Results: results}, err
@@ -516,11 +519,14 @@ type Readiness struct {
 	Since time.Time
 }
 
-// failedReasons are Ready reasons that waiting does not mend.
+// failedReasons are Ready reasons that waiting does not mend: the
+// program ran and exited or failed its liveness probe, or the node refuses
+// the spec. A create or start that fails (StartFailed, CreateFailed,
+// PortConflict while an old container lets go of its port) is retried by
+// the controllers and may pass under load: the timeout judges those.
 var failedReasons = map[string]bool{
-	"BackOff": true, "Failed": true, "StartFailed": true, "CreateFailed": true, "InvalidSpec": true,
-	"PolicyViolation": true, "PortConflict": true, "UnpackFailed": true, "InvalidRef": true,
-	"NotPresent": true, "ContainerInUse": true, "ImageNotDeclared": true, "Unhealthy": true,
+	"BackOff": true, "Failed": true, "Unhealthy": true, "InvalidSpec": true, "PolicyViolation": true,
+	"InvalidRef": true, "NotPresent": true, "ContainerInUse": true, "ImageNotDeclared": true,
 }
 
 // DefaultReady is what Ready means until probes say more: the object's

@@ -129,8 +129,23 @@ func serve(dir, ns, id, rt string, dbg bool, ready *os.File) error {
 	}
 	defer os.Remove(filepath.Join(dir, bundle.PidName))
 	svc := NewService(log, ns, dir, rt)
+	return serveUntilDone(log, l, svc, func() {
+		if ready != nil {
+			fmt.Fprintf(ready, "ok %s\n", sock)
+			ready.Close()
+		}
+		log.Info("serving", "socket", sock, "pid", os.Getpid())
+		// No trimming here: Create follows at once and would fault the code
+		// back in from disk; Start trims once the task runs.
+	})
+}
+
+// serveUntilDone serves svc's Task API on l, calls serving once it does,
+// and returns when svc is Done.
+func serveUntilDone(log *slog.Logger, l net.Listener, svc *Service, serving func()) error {
+	conns := newConnTracker()
 	srv, err := ttrpc.NewServer(
-		ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()),
+		ttrpc.WithServerHandshaker(conns.handshaker(ttrpc.UnixSocketRequireSameUser())),
 		ttrpc.WithUnaryServerInterceptor(toWire),
 	)
 	if err != nil {
@@ -139,21 +154,21 @@ func serve(dir, ns, id, rt string, dbg bool, ready *os.File) error {
 	shimapi.RegisterTaskService(srv, svc)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(context.Background(), l) }()
-	if ready != nil {
-		fmt.Fprintf(ready, "ok %s\n", sock)
-		ready.Close()
-	}
-	log.Info("serving", "socket", sock, "pid", os.Getpid())
-	// No trimming here: Create follows at once and would fault the code
-	// back in from disk; Start trims once the task runs.
+	serving()
 	select {
 	case <-svc.Done():
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	}
+	// No new connections; then every request taken gets its answer
+	// (the Shutdown call's among them) before the server closes.
+	_ = l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(ctx) // lets the Shutdown call's answer go out
+	if err := conns.drain(ctx); err != nil {
+		log.Warn("exiting with requests unanswered", "err", err)
+	}
+	_ = srv.Shutdown(ctx)
 	log.Info("shim exits")
 	return nil
 }

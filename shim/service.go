@@ -257,6 +257,10 @@ func (s *Service) Wait(ctx context.Context, req *shimapi.WaitRequest) (*shimapi.
 	case <-p.exited:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-s.done:
+		// Shut down with the process running: its waiters learn that the
+		// shim goes, rather than keep the shim's exit waiting for them.
+		return nil, fmt.Errorf("wait %s/%s: the shim exits: %w", s.id, req.ExecId, errdefs.ErrUnavailable)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -212,7 +212,8 @@ func TestRollout_AtomicRollbackHistoryUndo(t *testing.T) {
 		t.Errorf("revision 5 in history: %+v", h)
 	}
 	table := d.MustCLI(t, "rollout", "history", "--applyset", "rt")
-	for _, want := range []string{"SET", "REVISION", "COMMIT", "5*", "Failed", commit[:12]} {
+	t.Logf("rollout history:\n%s", table)
+	for _, want := range []string{"SET", "REVISION", "TOOK", "COMMIT", "5*", "Failed", commit[:12]} {
 		if !strings.Contains(table, want) {
 			t.Errorf("rollout history table lacks %q:\n%s", want, table)
 		}

@@ -101,6 +101,9 @@ func revisionToAPI(r desired.RolloutRevision, current bool) *rolloutapi.Revision
 	if !r.Time.IsZero() {
 		a.Time = timestamppb.New(r.Time)
 	}
+	if !r.FinishedAt.IsZero() {
+		a.Finished = timestamppb.New(r.FinishedAt)
+	}
 	return a
 }
 

@@ -283,26 +283,13 @@ type objectView struct {
 // readiness says whether an object is Ready for its current generation,
 // and if not, why.
 func readiness(o *manifestsapi.Object) (bool, string) {
-	var v objectView
-	if err := json.Unmarshal(o.Json, &v); err != nil {
+	// berth wait's rule (objectCondition): Ready for an older generation
+	// is not ready, since the controllers have not seen this apply yet.
+	ok, why, err := objectCondition(o, spec.ConditionReady, spec.ConditionTrue)
+	if err != nil {
 		return false, err.Error()
 	}
-	c, ok := v.Status.Condition(spec.ConditionReady)
-	switch {
-	case !ok:
-		return false, "not reconciled yet"
-		// Ready for an older generation is not ready: the controllers
-		// have not seen this apply yet.
-	case v.Status.ObservedGeneration < o.Generation:
-		return false, fmt.Sprintf("generation %d not observed yet (at %d)", o.Generation, v.Status.ObservedGeneration)
-	case c.Status != spec.ConditionTrue:
-		msg := c.Reason
-		if c.Message != "" {
-			msg += ": " + c.Message
-		}
-		return false, msg
-	}
-	return true, ""
+	return ok, why
 }
 
 // waitReady polls Get until every ref is Ready or timeout passes.

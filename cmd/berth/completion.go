@@ -99,6 +99,9 @@ func completeSnapshots(ctx context.Context, c *ttrpc.Client, ns string) []string
 }
 
 // objectNames lists the declared objects of kind (empty: every kind).
+//
+// Names come from the declared objects (the desired state), not from the
+// node: `berth get task <TAB>` completes what one can get.
 func objectNames(kind string) lister {
 	return func(ctx context.Context, c *ttrpc.Client, ns string) []string {
 		resp, err := manifestsapi.NewManifestsClient(c).Get(ctx, &manifestsapi.GetRequest{Namespace: ns, Kind: kind})
@@ -144,6 +147,9 @@ func (g *globals) complete(cmd *cobra.Command, l lister, prefix string) []string
 
 // completeFirst completes the first argument with l and nothing after it
 // (the rest is a command line for the container).
+//
+// Nothing after it is completed: the rest of `berth run IMAGE ID CMD...`
+// is the container's command line, which no lister knows.
 func completeFirst(g *globals, l lister) cobra.CompletionFunc {
 	return completeNth(g, 0, l)
 }

@@ -65,6 +65,7 @@ func newDeleteCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// As describe: a name is unique only within a kind.
 				if kind == "" {
 					return fmt.Errorf("delete needs one kind: image, container or task")
 				}

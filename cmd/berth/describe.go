@@ -23,6 +23,8 @@ func newDescribeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// "all" is a listing word; describe shows one object, so
+			// it needs the kind that, with the name, is its key.
 			if kind == "" {
 				return fmt.Errorf("describe needs one kind: network, image, container or task")
 			}

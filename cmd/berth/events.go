@@ -100,6 +100,8 @@ func printEvent(w io.Writer, format string, env *eventsapi.Envelope) error {
 		}
 		_, err = fmt.Fprintf(w, "%s\n", data)
 		return err
+	// YAML documents are separated by "---" so the stream is one valid
+	// multi-document file however long it runs.
 	case "yaml":
 		data, err := yaml.Marshal(v)
 		if err != nil {
@@ -108,6 +110,8 @@ func printEvent(w io.Writer, format string, env *eventsapi.Envelope) error {
 		_, err = fmt.Fprintf(w, "---\n%s", data)
 		return err
 	}
+	// The table shows "-" for an event of no namespace (berthd's own),
+	// keeping four columns for cut and awk.
 	ns := v.Namespace
 	if ns == "" {
 		ns = "-"

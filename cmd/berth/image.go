@@ -136,6 +136,8 @@ func newImageCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	// --sync makes the space reclaim part of the command, for scripts that
+	// check free space right after.
 	rm.Flags().BoolVar(&syncGC, "sync", false, "wait for garbage collection")
 	var unpackSnapshotter, unpackPlatform string
 	// unpack is for a snapshotter other than the one the pull unpacked

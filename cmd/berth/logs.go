@@ -61,6 +61,8 @@ when the objects are deleted, or on Ctrl-C.`,
 				}
 				*b.to = timestamppb.New(t)
 			}
+			// The window is checked before dialling, so a bad --since
+			// fails fast even with no berthd.
 			c, err := g.dial(cmd.Context())
 			if err != nil {
 				return err

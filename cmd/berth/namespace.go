@@ -44,6 +44,8 @@ func newNamespaceCmd(g *globals) *cobra.Command {
 	}
 	addOutputFlag(ls, &output)
 	var labels []string
+	// create takes labels for all the names given: namespaces made
+	// together usually belong together (a tenant's, an environment's).
 	create := &cobra.Command{
 		Use: "create NAME [NAME...]", Short: "Create namespaces", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

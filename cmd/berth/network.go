@@ -67,6 +67,8 @@ func newNetworkCmd(g *globals) *cobra.Command {
 			for _, n := range resp.Networks {
 				views = append(views, toNetworkView(n, false))
 			}
+			// CONTAINERS is a count: the names are inspect's, and a list
+			// of them would make the table unreadable on a busy node.
 			return printList(cmd.OutOrStdout(), output, views, []string{"NAME", "NAMESPACE", "SUBNET", "BRIDGE", "CONTAINERS", "CNI NAME"}, func(v networkView) []string {
 				return []string{v.Name, orDash(v.Namespace), v.Spec.GetSubnet(), orDash(v.Bridge), strconv.Itoa(len(v.UsedBy)), v.CNIName}
 			})
@@ -88,6 +90,8 @@ func newNetworkCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// One network's spec and conflist are nested: JSON by
+			// default, as image inspect and container info.
 			if inspectOut == "table" {
 				inspectOut = "json"
 			}
@@ -101,6 +105,9 @@ func newNetworkCmd(g *globals) *cobra.Command {
 	create := &cobra.Command{
 		Use: "create --subnet CIDR [flags] NAME", Short: "Create a bridge network (as a declared Network would be)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Required here, not defaulted: a chosen subnet must not
+			// collide with the networks the host already routes, and
+			// only the user knows those.
 			if sp.Subnet == "" {
 				return fmt.Errorf("network create %s: --subnet is required (an IPv4 CIDR such as 10.89.1.0/24)", args[0])
 			}
@@ -136,6 +143,9 @@ func newNetworkCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
+			// Each failure is reported as it happens, naming the
+			// network (one in use names its containers), and the rest
+			// are still tried.
 			var failed []string
 			for _, n := range args {
 				if _, err := s.Delete(cmd.Context(), &netapi.DeleteNetworkRequest{Namespace: g.namespace, Name: n}); err != nil {

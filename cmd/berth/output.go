@@ -13,6 +13,9 @@ import (
 )
 
 // addOutputFlag adds -o table|json|yaml to a listing command.
+//
+// One flag with one set of names for every listing, so scripts learn
+// -o json once.
 func addOutputFlag(cmd *cobra.Command, out *string) {
 	cmd.Flags().StringVarP(out, "output", "o", "table", "output format: table|json|yaml")
 }

@@ -17,6 +17,9 @@ func init() {
 	extraCommands = append(extraCommands, newRolloutCmd)
 }
 
+// rolloutClient is the rollout service's client: --atomic applies go
+// through it rather than Manifests.Apply because berthd, not the CLI,
+// must see the revision through (and roll it back) even if the CLI dies.
 func (g *globals) rolloutClient(ctx context.Context) (rolloutapi.RolloutService, func(), error) {
 	c, err := g.dial(ctx)
 	if err != nil {
@@ -28,6 +31,8 @@ func (g *globals) rolloutClient(ctx context.Context) (rolloutapi.RolloutService,
 // atomicApply is berth apply --atomic: the files as one revision of the
 // apply set, rolled back by berthd if it does not become Ready in time.
 func atomicApply(cmd *cobra.Command, g *globals, path string, files []*manifestsapi.File, set string, timeout, minReady time.Duration) error {
+	// The source recorded in the revision is the path as berthd can
+	// show it later in history: absolute, or "<stdin>".
 	source := path
 	if path != "-" {
 		if abs, err := filepath.Abs(path); err == nil {
@@ -43,6 +48,8 @@ func atomicApply(cmd *cobra.Command, g *globals, path string, files []*manifests
 	}
 	defer done()
 	resp, err := svc.Apply(ctx, &rolloutapi.ApplyRequest{Files: files, Namespace: g.namespace, Applyset: set,
+		// Durations travel as milliseconds: the wire has no duration
+		// type, and seconds would round away a short min-ready.
 		TimeoutMs: timeout.Milliseconds(), MinReadyMs: minReady.Milliseconds(), Source: source})
 	if err != nil {
 		return err
@@ -50,6 +57,9 @@ func atomicApply(cmd *cobra.Command, g *globals, path string, files []*manifests
 	return printOutcome(cmd.OutOrStdout(), cmd.ErrOrStderr(), resp)
 }
 
+// printOutcome prints each object's result on stdout and the revision's
+// fate last; a rollback is exit 2 with its story on stderr, so a script
+// that only checks the status still fails, and a person reads why.
 func printOutcome(out, errw io.Writer, resp *rolloutapi.ApplyResponse) error {
 	for _, r := range resp.Results {
 		if r.Action == "restarted" { // its Container is recreated: say why, as apply does
@@ -81,6 +91,8 @@ func printOutcome(out, errw io.Writer, resp *rolloutapi.ApplyResponse) error {
 	return &exitError{code: 2, err: fmt.Errorf("revision %d rolled back", rev.Number)}
 }
 
+// shortHash keeps "sha256:" and the first 12 hex digits: enough to tell
+// revisions apart, short enough for a table.
 func shortHash(h string) string {
 	if len(h) > 19 {
 		return h[:19]
@@ -88,6 +100,9 @@ func shortHash(h string) string {
 	return h
 }
 
+// newRolloutCmd reads and rewinds the revisions berthd keeps; undo is a
+// new revision (of the old contents), never a rewrite of history, so the
+// history always says what ran when.
 func newRolloutCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollout",
@@ -110,21 +125,27 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return printList(cmd.OutOrStdout(), output, resp.Revisions,
-				[]string{"SET", "REVISION", "STATE", "TIME", "HASH", "OBJECTS", "SOURCE", "COMMIT", "REASON"},
+				[]string{"SET", "REVISION", "STATE", "TIME", "TOOK", "HASH", "OBJECTS", "SOURCE", "COMMIT", "REASON"},
 				func(r *rolloutapi.Revision) []string {
 					num := strconv.FormatInt(r.Number, 10)
+					// The revision in force is starred: after an undo the
+					// newest revision is not the one running.
 					if r.Current {
 						num += "*"
 					}
 					commit := r.Commit
+					// A git commit shortened as git log --oneline does.
 					if len(commit) > 12 {
 						commit = commit[:12]
 					}
-					t := ""
+					t, took := "", "-"
 					if r.Time != nil {
 						t = r.Time.AsTime().Local().Format(time.DateTime)
+						if r.Finished != nil {
+							took = r.Finished.AsTime().Sub(r.Time.AsTime()).Round(10 * time.Millisecond).String()
+						}
 					}
-					return []string{r.Set, num, r.State, t, shortHash(r.Hash), strconv.Itoa(int(r.Objects)), r.Source, commit, r.Reason}
+					return []string{r.Set, num, r.State, t, took, shortHash(r.Hash), strconv.Itoa(int(r.Objects)), r.Source, commit, r.Reason}
 				})
 		},
 	}

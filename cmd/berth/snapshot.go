@@ -140,6 +140,8 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	// mounts prints, never mounts (see newSnapshotCmd). Its arguments are
+	// in ctr's order, TARGET KEY, so ctr users' scripts carry over.
 	mounts := &cobra.Command{
 		Use: "mounts TARGET KEY", Short: "Print the command that mounts KEY on TARGET (pipe it to sh)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -113,6 +113,8 @@ func readStats(ctx context.Context, tc tasksapi.TasksClient, ns string, names []
 	}
 	var rows []statView
 	for _, tk := range list.Tasks {
+		// Only live tasks: a created or stopped one has no cgroup
+		// figures worth a row.
 		if p := spec.TaskPhase(tk.Status); p != spec.TaskPhaseRunning && p != spec.TaskPhasePaused {
 			continue
 		}

@@ -152,6 +152,9 @@ func newTaskCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	// SIGTERM by default, not the container's stop signal: kill sends the
+	// signal the user names, while the container's stop signal is what
+	// berthd's own stops send (a Task set to Stopped, a recreate).
 	kill.Flags().StringVarP(&sigName, "signal", "s", "SIGTERM", "signal name or number")
 	kill.Flags().BoolVarP(&all, "all", "a", false, "signal every process of the container")
 	kill.Flags().StringVar(&execID, "exec-id", "", "signal this exec process instead")

@@ -21,6 +21,9 @@ type versionInfo struct {
 	Server *serverInfo `json:"server,omitempty"`
 }
 
+// serverInfo is what introspection says of berthd; the root and state
+// directories are included because "which berthd is this?" is the
+// question version is asked on a machine with several (tests, make run).
 type serverInfo struct {
 	Version   string `json:"version"`
 	GoVersion string `json:"goVersion"`
@@ -42,6 +45,8 @@ func newVersionCmd(g *globals) *cobra.Command {
 			}
 			var info versionInfo
 			info.Client.Version, info.Client.GoVersion = version.Version, runtime.Version()
+			// The client half is printed before dialling, so it shows
+			// even when the dial below fails.
 			if output == "table" {
 				fmt.Fprintf(out, "Client:\n  Version: %s\n  Go:      %s\n", info.Client.Version, info.Client.GoVersion)
 			}

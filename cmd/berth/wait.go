@@ -24,6 +24,9 @@ const (
 	waitError    = 2 // usage, berthd, or no such object at the deadline
 )
 
+// newWaitCmd is kubectl wait for berth's objects. It polls Get rather
+// than watching events: a poll cannot miss a transition that happened
+// before it started, and it needs nothing berthd does not already serve.
 func newWaitCmd(g *globals) *cobra.Command {
 	var forCond string
 	var timeout time.Duration
@@ -56,11 +59,15 @@ the deadline.`,
 				return &exitError{code: waitError, err: err}
 			}
 			defer done()
+			// One deadline for the whole wait, not per poll, so --timeout
+			// is the longest the command takes.
 			ref := fmt.Sprintf("%s %s/%s", kind, g.namespace, args[1])
 			deadline := time.Now().Add(timeout)
 			for {
 				met, why, err := conditionHolds(ctx, svc, g.namespace, kind, args[1], ctype, want)
 				switch {
+				// Only "not found" is waited out (a manifest just
+				// written); any other error is berthd's and final.
 				case err != nil && !errdefs.IsNotFound(err):
 					return &exitError{code: waitError, err: err}
 				case met:
@@ -76,6 +83,8 @@ the deadline.`,
 				select {
 				case <-ctx.Done():
 					return &exitError{code: waitError, err: ctx.Err()}
+					// 200 ms between polls, but never past the deadline,
+					// so a short --timeout is honoured to the poll.
 				case <-time.After(min(200*time.Millisecond, time.Until(deadline))):
 				}
 			}
@@ -96,6 +105,10 @@ func kindArg(s string) (spec.Kind, error) {
 }
 
 // parseFor reads --for: condition=TYPE or condition=TYPE=True|False.
+//
+// The condition type is matched case-insensitively against the known
+// ones and returned in its canonical case, so --for condition=ready
+// works and a typo is refused instead of waiting for ever.
 func parseFor(s string) (spec.ConditionType, spec.ConditionStatus, error) {
 	rest, ok := strings.CutPrefix(s, "condition=")
 	if !ok || rest == "" {
@@ -130,7 +143,14 @@ func conditionHolds(ctx context.Context, svc manifestsapi.ManifestsService, ns s
 	if len(resp.Objects) == 0 {
 		return false, "", fmt.Errorf("%s %s/%s: %w", kind, ns, name, errdefs.ErrNotFound)
 	}
-	o := resp.Objects[0]
+	return objectCondition(resp.Objects[0], t, want)
+}
+
+// objectCondition says whether o's condition t has status want for o's
+// current generation, and if not, why. It is the one rule of "ready" the
+// CLI has: berth wait and apply --wait both use it, so they cannot
+// disagree on when an object is done.
+func objectCondition(o *manifestsapi.Object, t spec.ConditionType, want spec.ConditionStatus) (bool, string, error) {
 	var v objectView
 	if err := json.Unmarshal(o.Json, &v); err != nil {
 		return false, "", errors.Join(errdefs.ErrUnknown, err)

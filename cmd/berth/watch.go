@@ -120,6 +120,8 @@ func (w *watchPrinter) updateJSON(objs []listedObject, first bool) error {
 	return nil
 }
 
+// objectKey identifies an object across listings (kind, namespace,
+// name), so a row printed earlier can be compared with its new one.
 func objectKey(o listedObject) string {
 	return o.view.Kind + "/" + o.view.Metadata.Namespace + "/" + o.view.Metadata.Name
 }
@@ -147,6 +149,9 @@ func (w *watchPrinter) printAll(kind string, objs []listedObject) error {
 			fmt.Fprintln(w.out)
 		}
 		w.printedAny = true
+		// Widths are fixed from the first listing (and grown by a row that
+		// outgrows them), so later rows align under the header without
+		// reprinting the table.
 		widths := make([]int, len(header))
 		for _, r := range append([][]string{header}, rows...) {
 			for i, c := range r {
@@ -167,6 +172,8 @@ func (w *watchPrinter) printAll(kind string, objs []listedObject) error {
 	return nil
 }
 
+// remember keeps the row last printed for o and the order objects were
+// first seen in, so deletions are reported in a stable order.
 func (w *watchPrinter) remember(o listedObject, row []string) {
 	key := objectKey(o)
 	if _, ok := w.last[key]; !ok {
@@ -244,6 +251,8 @@ func (w *watchPrinter) update(kind string, objs []listedObject) error {
 		if w.withNS {
 			ready = 2
 		}
+		// A vanished object gets one last row, READY "Deleted", as
+		// kubectl get -w shows a deletion; then it is forgotten.
 		row[ready] = "Deleted"
 		if err := w.line(w.kindOf[key], row); err != nil {
 			return err
@@ -276,6 +285,8 @@ func (w *watchPrinter) watch(ctx context.Context, g *globals, svc manifestsapi.M
 		return err
 	}
 	defer c.Close()
+	// Events only wake the loop; what is printed comes from a fresh Get,
+	// so a lost or coalesced event costs latency, never a wrong row.
 	var filters []string
 	if !req.AllNamespaces {
 		filters = []string{"namespace==" + req.Namespace}
@@ -292,6 +303,8 @@ func (w *watchPrinter) watch(ctx context.Context, g *globals, svc manifestsapi.M
 				streamErr <- err
 				return
 			}
+			// A full poke channel already holds a wake-up: events are
+			// coalesced, one listing per burst.
 			select {
 			case poke <- struct{}{}:
 			default:

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	shimapi "berth.dev/berth/api/shim/v1"
 	shimbundle "berth.dev/berth/shim/bundle"
@@ -50,6 +51,7 @@ type Client struct {
 	taskPid uint32 // the shim's task's pid when it connected (0: none)
 	conn    *ttrpc.Client
 	task    shimapi.TaskService
+	closed  atomic.Bool // Close was called
 }
 
 var _ shimapi.TaskService = (*Client)(nil)
@@ -197,7 +199,10 @@ func (c *Client) Bundle() string { return c.bundle }
 func (c *Client) Alive() bool { return processAlive(c.pid) }
 
 // Close closes the connection; the shim and its task go on.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	return c.conn.Close()
+}
 
 func firstOf(v ...string) string {
 	for _, s := range v {

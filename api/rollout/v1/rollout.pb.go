@@ -122,10 +122,12 @@ type Revision struct {
 	Source string                 `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
 	Commit string                 `protobuf:"bytes,6,opt,name=commit,proto3" json:"commit,omitempty"`
 	// Pending | Ready | Failed
-	State         string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
-	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
-	Objects       int32  `protobuf:"varint,9,opt,name=objects,proto3" json:"objects,omitempty"`
-	Current       bool   `protobuf:"varint,10,opt,name=current,proto3" json:"current,omitempty"`
+	State   string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	Reason  string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	Objects int32  `protobuf:"varint,9,opt,name=objects,proto3" json:"objects,omitempty"`
+	Current bool   `protobuf:"varint,10,opt,name=current,proto3" json:"current,omitempty"`
+	// When it turned Ready or was rolled back (unset while Pending).
+	Finished      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=finished,proto3" json:"finished,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +230,13 @@ func (x *Revision) GetCurrent() bool {
 		return x.Current
 	}
 	return false
+}
+
+func (x *Revision) GetFinished() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Finished
+	}
+	return nil
 }
 
 type ApplyResponse struct {
@@ -520,7 +529,7 @@ const file_rollout_v1_rollout_proto_rawDesc = "" +
 	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12 \n" +
 	"\fmin_ready_ms\x18\x05 \x01(\x03R\n" +
 	"minReadyMs\x12\x16\n" +
-	"\x06source\x18\x06 \x01(\tR\x06source\"\x8a\x02\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\"\xc2\x02\n" +
 	"\bRevision\x12\x10\n" +
 	"\x03set\x18\x01 \x01(\tR\x03set\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x03R\x06number\x12\x12\n" +
@@ -532,7 +541,8 @@ const file_rollout_v1_rollout_proto_rawDesc = "" +
 	"\x06reason\x18\b \x01(\tR\x06reason\x12\x18\n" +
 	"\aobjects\x18\t \x01(\x05R\aobjects\x12\x18\n" +
 	"\acurrent\x18\n" +
-	" \x01(\bR\acurrent\"\x8b\x03\n" +
+	" \x01(\bR\acurrent\x126\n" +
+	"\bfinished\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\bfinished\"\x8b\x03\n" +
 	"\rApplyResponse\x12:\n" +
 	"\aresults\x18\x01 \x03(\v2 .berth.manifests.v1.ObjectResultR\aresults\x126\n" +
 	"\brevision\x18\x02 \x01(\v2\x1a.berth.rollout.v1.RevisionR\brevision\x12\x1c\n" +
@@ -589,23 +599,24 @@ var file_rollout_v1_rollout_proto_goTypes = []any{
 	(*v1.Ref)(nil),                // 9: berth.manifests.v1.Ref
 }
 var file_rollout_v1_rollout_proto_depIdxs = []int32{
-	6, // 0: berth.rollout.v1.ApplyRequest.files:type_name -> berth.manifests.v1.File
-	7, // 1: berth.rollout.v1.Revision.time:type_name -> google.protobuf.Timestamp
-	8, // 2: berth.rollout.v1.ApplyResponse.results:type_name -> berth.manifests.v1.ObjectResult
-	1, // 3: berth.rollout.v1.ApplyResponse.revision:type_name -> berth.rollout.v1.Revision
-	9, // 4: berth.rollout.v1.ApplyResponse.object:type_name -> berth.manifests.v1.Ref
-	1, // 5: berth.rollout.v1.HistoryResponse.revisions:type_name -> berth.rollout.v1.Revision
-	0, // 6: berth.rollout.v1.Rollout.Apply:input_type -> berth.rollout.v1.ApplyRequest
-	3, // 7: berth.rollout.v1.Rollout.History:input_type -> berth.rollout.v1.HistoryRequest
-	5, // 8: berth.rollout.v1.Rollout.Undo:input_type -> berth.rollout.v1.UndoRequest
-	2, // 9: berth.rollout.v1.Rollout.Apply:output_type -> berth.rollout.v1.ApplyResponse
-	4, // 10: berth.rollout.v1.Rollout.History:output_type -> berth.rollout.v1.HistoryResponse
-	2, // 11: berth.rollout.v1.Rollout.Undo:output_type -> berth.rollout.v1.ApplyResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	6,  // 0: berth.rollout.v1.ApplyRequest.files:type_name -> berth.manifests.v1.File
+	7,  // 1: berth.rollout.v1.Revision.time:type_name -> google.protobuf.Timestamp
+	7,  // 2: berth.rollout.v1.Revision.finished:type_name -> google.protobuf.Timestamp
+	8,  // 3: berth.rollout.v1.ApplyResponse.results:type_name -> berth.manifests.v1.ObjectResult
+	1,  // 4: berth.rollout.v1.ApplyResponse.revision:type_name -> berth.rollout.v1.Revision
+	9,  // 5: berth.rollout.v1.ApplyResponse.object:type_name -> berth.manifests.v1.Ref
+	1,  // 6: berth.rollout.v1.HistoryResponse.revisions:type_name -> berth.rollout.v1.Revision
+	0,  // 7: berth.rollout.v1.Rollout.Apply:input_type -> berth.rollout.v1.ApplyRequest
+	3,  // 8: berth.rollout.v1.Rollout.History:input_type -> berth.rollout.v1.HistoryRequest
+	5,  // 9: berth.rollout.v1.Rollout.Undo:input_type -> berth.rollout.v1.UndoRequest
+	2,  // 10: berth.rollout.v1.Rollout.Apply:output_type -> berth.rollout.v1.ApplyResponse
+	4,  // 11: berth.rollout.v1.Rollout.History:output_type -> berth.rollout.v1.HistoryResponse
+	2,  // 12: berth.rollout.v1.Rollout.Undo:output_type -> berth.rollout.v1.ApplyResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_rollout_v1_rollout_proto_init() }
