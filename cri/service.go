@@ -90,15 +90,13 @@ type Service struct {
 	sandboxes  *store[sandbox]
 	containers *store[container]
 	pause      sandboxImage
-	// warm readies the sandbox image once, at the first CRI call (a
-	// kubelet's Version and Status come before its first pod); serveCtx
-	// bounds it. A node nobody runs pods on is never touched: no k8s.io
-	// image, no pull of registry.k8s.io at every start of an offline node.
-	warm     sync.Once
-	serveCtx context.Context
-	stream   streaming.Server
-	ownOOM   int
+	stream     streaming.Server
+	ownOOM     int
 
+	// serveCtx lives as long as Serve; warmOnce readies the sandbox image
+	// at the first call.
+	serveCtx context.Context
+	warmOnce sync.Once
 	// rro caches, by runtime, whether it takes recursive read-only mounts.
 	rro sync.Map
 
@@ -172,8 +170,9 @@ func (s *Service) Serve(ctx context.Context, l net.Listener) error {
 func (s *Service) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	// The first call of a CRI client (a kubelet's Version and Status, long
-	// before its first pod) readies the sandbox image in the background.
-	s.warm.Do(func() { go s.warmSandboxImage(s.serveCtx) })
+	// before its first pod) readies the sandbox image in the background: a
+	// berthd nobody uses as a node runtime imports nothing.
+	s.warmOnce.Do(func() { go s.warmSandboxImage(s.serveCtx) })
 	// Each call records its steps (the node's and the CRI's own spans),
 	// logged at debug: where a pod's start goes.
 	rec := span.New()

@@ -44,7 +44,7 @@ cpu() { awk '{print $14+$15+$16+$17}' "/proc/$DPID/stat"; }
 hz=$(getconf CLK_TCK)
 median_ms() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
 
-attach=$(go test -run '^$' -bench '^BenchmarkAttach$' -benchtime 1x ./network/ | awk '/^BenchmarkAttach/ {for (i=1;i<=NF;i++) {if ($(i+1)=="ms-attach-median") a=$i; if ($(i+1)=="ms-detach-median") d=$i; if ($(i+1)=="ms-detach-background-median") b=$i}} END {print a, d, b}')
+attach=$(go test -run '^$' -bench '^BenchmarkAttach$' -benchtime 1x ./network/ | awk '/^BenchmarkAttach/ {for (i=1;i<=NF;i++) {if ($(i+1)=="ms-attach-median") a=$i; if ($(i+1)=="ms-detach-median") d=$i; if ($(i+1)=="ms-detach-background-median") b=$i; if ($(i+1)=="ms-cpu-self-per-container") cs=$i; if ($(i+1)=="ms-cpu-plugins-per-container") cp=$i}} END {print a, d, b, cs, cp}')
 
 mkdir -p "$T/state" "$T/manifests" "$T/staging" "$T/out" && mount -t tmpfs -o size=256m,mode=0700 tmpfs "$T/state"
 bin/berthd --root "$T/root" --state "$T/state" --address "$T/state/berth.sock" --manifests "$T/manifests" \
@@ -114,8 +114,9 @@ $BERTH task rm -f keep >/dev/null; $BERTH container rm keep >/dev/null
 
 echo "Container networking (medians; containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo '?'); load average $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-62s %10s\n' "what" "ms"
-read -r a d b <<<"$attach"
+read -r a d b cs cp <<<"$attach"
 printf '%-62s %10s\n' "CNI attach, built-in bridge (of 20)" "$a"
+printf '%-62s %10s\n' "  CPU per attach+detach: the Manager's / the plugins' (mean)" "$cs / $cp"
 printf '%-62s %10s\n' "CNI detach, as the caller waits (of 20)" "$d"
 printf '%-62s %10s\n' "CNI detach, until its background part is done (of 20)" "$b"
 printf '%-62s %10s\n' "berth run --rm --network none busybox true (of $N)" "$none"

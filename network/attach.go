@@ -17,9 +17,9 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 )
 
-// loopbackConf is the loopback plugin's configuration, which attachments
-// made by an older berthd ran; berth now sets lo up itself (createNetNS),
-// and only removes the plugin's cache entries.
+// loopbackName is the CNI network name of the loopback plugin, which
+// attachments made by an older berthd ran; berth now sets lo up itself
+// (createNetNS) and only removes that plugin's libcni cache entries.
 const loopbackName = "berth-lo"
 
 // Attach puts a container on its network: it creates the container's
@@ -371,7 +371,16 @@ func (m *Manager) detach(ctx context.Context, a Attachment) error {
 	}
 	st := m.net(a.CNIName)
 	st.rw.RLock()
+	var unlock func()
+	if len(a.Ports) > 0 {
+		// portmap's DEL changes the host's shared chains: not while a
+		// cleanup reads them to delete rules by number.
+		unlock = lockHostRules()
+	}
 	err := m.del(ctx, a.Conflist, m.runtimeConf(a))
+	if unlock != nil {
+		unlock()
+	}
 	st.rw.RUnlock()
 	// Whatever DEL did, what it can leave in the firewall goes; a DEL that
 	// failed is retried (the record stays "detaching").

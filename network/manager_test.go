@@ -318,3 +318,83 @@ func TestManager_RecoverAfterCrash(t *testing.T) {
 		t.Errorf("bridge of a network with no container left after the start: %v", err)
 	}
 }
+
+// TestManager_ForwardDropPolicy runs in a network namespace of its own
+// (the test binary re-executed under unshare, so the host's FORWARD
+// policy is never touched) whose FORWARD policy is DROP: berth's
+// BERTH-FORWARD rules, which replace the firewall plugin's, let a
+// container reach another directly and through a published port, and
+// without them it cannot.
+func TestManager_ForwardDropPolicy(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "unshare")
+	testutil.RequireBinary(t, "busybox")
+	if os.Getenv("BERTH_TEST_OWN_NETNS") == "" {
+		// A mount namespace too, with its own /sys, so /sys/class/net is
+		// the new network namespace's.
+		cmd := exec.Command("unshare", "-n", "-m", "sh", "-c",
+			`mount -t sysfs sysfs /sys && exec "$0" -test.run '^TestManager_ForwardDropPolicy$' -test.v -test.count=1`, os.Args[0])
+		cmd.Env = append(os.Environ(), "BERTH_TEST_OWN_NETNS=1")
+		out, err := cmd.CombinedOutput()
+		t.Logf("in a network namespace of its own:\n%s", out)
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestManager_ForwardDropPolicy") {
+			t.Fatalf("the test in its own namespace: %v", err)
+		}
+		return
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	run("ip", "link", "set", "lo", "up")
+	run("iptables", "-P", "FORWARD", "DROP")
+	m := newTestManager(t)
+	ctx := context.Background()
+	c1, err := m.Attach(ctx, Request{Namespace: "default", ID: "c1", Network: BuiltinNetwork})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := m.Attach(ctx, Request{Namespace: "default", ID: "c2", Network: BuiltinNetwork,
+		Ports: []PortMapping{{HostPort: 18394, ContainerPort: 80, Protocol: "tcp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fetch connects from c1 to addr:port, with c2 answering on 80.
+	fetch := func(addr, port string) string {
+		srv := exec.Command("nsenter", "--net="+c2.NetNS, "busybox", "nc", "-l", "-p", "80", "-e", "echo", "hello")
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+		var out []byte
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			out, _ = exec.Command("nsenter", "--net="+c1.NetNS, "busybox", "nc", "-w", "1", addr, port).CombinedOutput()
+			if strings.Contains(string(out), "hello") {
+				break
+			}
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := fetch(c2.IP(), "80"); got != "hello" {
+		t.Errorf("c1 -> c2 directly under FORWARD DROP: %q", got)
+	}
+	if got := fetch(c2.Gateway, "18394"); got != "hello" {
+		t.Errorf("c1 -> c2 through its published port under FORWARD DROP: %q", got)
+	}
+	// Without berth's chain the policy drops it: the rules are what let
+	// the traffic through.
+	run("iptables", "-D", "FORWARD", "-j", forwardChain)
+	if got := fetch(c2.IP(), "80"); got == "hello" {
+		t.Errorf("c1 reached c2 under FORWARD DROP without %s", forwardChain)
+	}
+	run("iptables", "-I", "FORWARD", "1", "-j", forwardChain)
+	for _, id := range []string{"c1", "c2"} {
+		if err := m.Detach(ctx, "default", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

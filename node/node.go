@@ -24,6 +24,7 @@ type Node struct {
 	// (a collection after an image removal); closing waits for it.
 	background sync.WaitGroup
 	tt         taskTable
+	spare      spareShim
 	// expiryWake tells the lease expiry loop that a lease was created.
 	expiryWake chan struct{}
 }

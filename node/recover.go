@@ -36,6 +36,7 @@ func (n *Node) RecoverTasks(ctx context.Context) error {
 		return fmt.Errorf("recover tasks: %w", err)
 	}
 	n.cleanTmp(filepath.Join(state, ".tmp"))
+	n.cleanSpares()
 	start := time.Now()
 	type bundleRef struct{ ns, id string }
 	var refs []bundleRef

@@ -136,13 +136,26 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 			return nil, err
 		}
 	}
+	// A shim started ahead (a spare) becomes this bundle's: its directory
+	// is renamed to the bundle before anything is put in it.
+	var cl *client.Client
+	endAdopt := span.Start(ctx, "shim.adopt")
+	cl = n.adoptSpare(ctx, bundle)
+	endAdopt()
 	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o700); err != nil {
+		if cl != nil {
+			_, _ = cl.Shutdown(context.WithoutCancel(ctx), &shimapi.ShutdownRequest{Id: c.ID, Now: true})
+			cl.Close()
+		}
 		return nil, fmt.Errorf("create bundle: %w", err)
 	}
 	if err := os.Chmod(filepath.Dir(bundle), 0o700); err != nil {
+		if cl != nil {
+			_, _ = cl.Shutdown(context.WithoutCancel(ctx), &shimapi.ShutdownRequest{Id: c.ID, Now: true})
+			cl.Close()
+		}
 		return nil, err
 	}
-	var cl *client.Client
 	defer func() {
 		if err == nil {
 			return
@@ -173,13 +186,15 @@ func (n *Node) createTask(ctx context.Context, ns string, c observed.Container, 
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
-	tStart := time.Now()
-	cl, err = client.Start(ctx, client.Opts{ShimBinary: n.opts.Tasks.ShimBinary, Namespace: ns, ID: c.ID, Bundle: bundle, Runtime: rt})
-	if err != nil {
-		return nil, err
+	if cl == nil {
+		tStart := time.Now()
+		cl, err = client.Start(ctx, client.Opts{ShimBinary: n.opts.Tasks.ShimBinary, Namespace: ns, ID: c.ID, Bundle: bundle, Runtime: rt})
+		if err != nil {
+			return nil, err
+		}
+		span.From(ctx).Add("shim.start", time.Since(tStart))
 	}
 	tShim := time.Now()
-	span.From(ctx).Add("shim.start", tShim.Sub(tStart))
 	resp, err := cl.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Bundle: bundle, Runtime: rt, RuntimeRoot: n.runtimeRoot(ns),
 		Stdio: &shimapi.Stdio{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Terminal: stdio.Terminal, StdinOpen: stdio.StdinOpen},

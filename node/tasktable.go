@@ -105,7 +105,11 @@ func (t *taskTable) list(ns string) []*task {
 // CloseTasks stops monitoring and closes the shim connections; the tasks
 // and their shims go on running, for the next berthd to adopt.
 func (n *Node) CloseTasks() error {
+	n.spare.mu.Lock()
+	n.spare.closed = true // no new spare from here
+	n.spare.mu.Unlock()
 	n.background.Wait() // nothing may touch the stores once they close
+	n.closeSpare()
 	t := n.tasks()
 	t.cancel()
 	t.wg.Wait()

@@ -35,6 +35,7 @@ func Main(args []string) int {
 	bundleDir := fs.String("bundle", "", "bundle directory (config.json, rootfs/)")
 	rt := fs.String("runtime", "runc", "OCI runtime binary")
 	dbg := fs.Bool("debug", false, "log at debug level")
+	spare := fs.Bool("spare", false, "serve from -bundle as a spare: the directory is renamed to the container's bundle before Create, which names it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,7 +58,7 @@ func Main(args []string) int {
 		return 0
 	}
 	ready := os.NewFile(bundle.ReadyFd, "ready")
-	if err := serve(dir, *ns, *id, *rt, *dbg, ready); err != nil {
+	if err := serve(dir, *ns, *id, *rt, *dbg, *spare, ready); err != nil {
 		fmt.Fprintln(os.Stderr, "berth-shim:", err)
 		if ready != nil {
 			fmt.Fprintf(ready, "error %s\n", err)
@@ -97,7 +98,7 @@ func tuneMemory() {
 	debug.SetMemoryLimit(16 << 20)
 }
 
-func serve(dir, ns, id, rt string, dbg bool, ready *os.File) error {
+func serve(dir, ns, id, rt string, dbg, spare bool, ready *os.File) error {
 	tuneMemory()
 	level := slog.LevelInfo
 	if dbg {
@@ -123,12 +124,15 @@ func serve(dir, ns, id, rt string, dbg bool, ready *os.File) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", sock, err)
 	}
-	defer os.Remove(filepath.Join(dir, bundle.SocketName))
+	// Relative names: a spare's directory is renamed under it, and the
+	// working directory follows the rename.
+	defer os.Remove(bundle.SocketName)
 	if err := bundle.WriteFileSync(filepath.Join(dir, bundle.PidName), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		return err
 	}
-	defer os.Remove(filepath.Join(dir, bundle.PidName))
+	defer os.Remove(bundle.PidName)
 	svc := NewService(log, ns, dir, rt)
+	svc.spare = spare
 	return serveUntilDone(log, l, svc, func() {
 		if ready != nil {
 			fmt.Fprintf(ready, "ok %s\n", sock)

@@ -40,6 +40,10 @@ type Service struct {
 	oomBase  uint64
 	logw     *logs.Writer
 	draining bool // Shutdown asked: exit once no task remains
+	// spare: started ahead of any container in a directory of its own,
+	// which berthd renames to the container's bundle before Create; the
+	// first Create names that bundle, and the shim serves it from then on.
+	spare bool
 	// ownPIDNS: the container has a PID namespace of its own, so its
 	// init's death is every process's and a kill of init needs no runc.
 	ownPIDNS bool
@@ -100,8 +104,17 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		return nil, fmt.Errorf("create: no id: %w", errdefs.ErrInvalidArgument)
 	}
 	if req.Bundle != "" && filepath.Clean(req.Bundle) != s.bundle {
-		return nil, fmt.Errorf("create %s: bundle %s is not this shim's %s: %w", req.Id, req.Bundle, s.bundle, errdefs.ErrInvalidArgument)
+		if !s.spare || !isWorkingDir(req.Bundle) {
+			return nil, fmt.Errorf("create %s: bundle %s is not this shim's %s: %w", req.Id, req.Bundle, s.bundle, errdefs.ErrInvalidArgument)
+		}
+		// A spare whose directory was renamed to this bundle.
+		s.bundle = filepath.Clean(req.Bundle)
+		s.rt.logPath = filepath.Join(s.bundle, bundle.RuncLog)
+		// berthd's bundles are <state>/<namespace>/<id>.
+		s.namespace = filepath.Base(filepath.Dir(s.bundle))
+		s.log = s.log.With("ns", s.namespace, "id", req.Id, "bundle", s.bundle)
 	}
+	s.spare = false
 	bin := firstOf(req.Runtime, s.runtime, "runc")
 	bin, err := exec.LookPath(bin)
 	if err != nil {
@@ -121,6 +134,15 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 		return nil, fmt.Errorf("create %s: %w", req.Id, err)
 	}
 	p := newProcess("", req.Stdio)
+	// A started process may be OOM-killed before the shim looks: the
+	// count of OOM kills its cgroup already had (one a crash left behind,
+	// which runc would reuse) is read before it runs.
+	var oomBefore uint64
+	if req.Start {
+		if cg, err := cgroupOfSpec(s.bundle); err == nil {
+			oomBefore = cg.oomKills()
+		}
+	}
 	tStart := time.Now()
 	var tRuntime time.Duration
 	pid, err := s.startProcess(p, s.logw, func(fds stdioFiles, console string) (int, error) {
@@ -137,20 +159,25 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 	}
 	s.id, s.init = req.Id, p
 	s.ownPIDNS = ownPIDNamespace(s.bundle)
-	if s.cg, err = cgroupOf(pid); err != nil && req.Start {
+	if req.Start {
 		// Started already, it may have exited: its cgroup is still there
-		// until the runtime deletes the container.
-		s.cg, err = cgroupOfSpec(s.bundle)
+		// until the runtime deletes the container, but an exited process's
+		// /proc/PID/cgroup names the root cgroup (the kernel moves a task
+		// out at exit), so the spec's path is asked first.
+		if s.cg, err = cgroupOfSpec(s.bundle); err != nil {
+			s.cg, err = cgroupOf(pid)
+		}
+	} else {
+		s.cg, err = cgroupOf(pid)
 	}
 	if err != nil {
 		s.log.Warn("no cgroup: stats and oom detection off", "err", err)
 	}
 	// A created process has run nothing yet, so the cgroup's count of
-	// OOM kills so far is not its own; a started one's cgroup is new.
-	if !req.Start {
-		s.oomBase = s.cg.oomKills()
-	}
+	// OOM kills so far is not its own.
+	s.oomBase = s.cg.oomKills()
 	if req.Start {
+		s.oomBase = oomBefore
 		p.status = shimapi.Status_RUNNING
 	}
 	s.claimPending(p)
@@ -295,4 +322,15 @@ func firstOf(v ...string) string {
 		}
 	}
 	return ""
+}
+
+// isWorkingDir reports whether dir is the shim's working directory (its
+// bundle, which a rename may have moved).
+func isWorkingDir(dir string) bool {
+	a, err := os.Stat(dir)
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(".")
+	return err == nil && os.SameFile(a, b)
 }

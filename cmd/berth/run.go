@@ -216,7 +216,9 @@ func attachAndWait(ctx context.Context, tasks tasksapi.TasksClient, ns, id, exec
 	if err != nil {
 		return 0, err
 	}
+	t := time.Now()
 	f.drain(2 * time.Second)
+	cliSpans.Add("output.drain", time.Since(t))
 	return w.ExitStatus, nil
 }
 
@@ -279,11 +281,13 @@ func newRunCmd(g *globals) *cobra.Command {
 				}
 				return nil
 			}
+			t := time.Now()
 			f, err := newFIFOs(cf.tty, true)
 			if err != nil {
 				return errors.Join(err, cleanup())
 			}
 			defer f.close()
+			cliSpans.Add("fifos", time.Since(t))
 			created := false
 			status, err := attachAndWait(ctx, tasks, ns, id, "", f, func() error {
 				_, err := tasks.Create(ctx, &tasksapi.CreateTaskRequest{Namespace: ns, ContainerId: id, Stdio: f.stdio(), Start: true})

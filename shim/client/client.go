@@ -41,6 +41,10 @@ type Opts struct {
 	Bundle     string
 	Runtime    string // default: the shim's (runc)
 	Debug      bool
+	// Spare starts the shim ahead of any container in Bundle, a directory
+	// of its own that the caller renames to the container's bundle before
+	// Create (which names that bundle); see Adopt.
+	Spare bool
 }
 
 // Client is a connection to one shim. It implements the Task API, with
@@ -82,6 +86,9 @@ func Start(ctx context.Context, opts Opts) (*Client, error) {
 	}
 	if opts.Debug {
 		args = append(args, "-debug")
+	}
+	if opts.Spare {
+		args = append(args, "-spare")
 	}
 	if !strings.ContainsRune(bin, '/') {
 		if bin, err = exec.LookPath(bin); err != nil {
@@ -211,4 +218,16 @@ func firstOf(v ...string) string {
 		}
 	}
 	return ""
+}
+
+// Adopt moves the spare shim serving spareDir (started with Opts.Spare) to
+// bundle, which must not exist, by renaming the directory (the shim's
+// socket, pid file and working directory go with it), and connects to it
+// there. The Create that follows must name bundle. On an error the caller
+// still owns spareDir or bundle, whichever exists, and the shim.
+func Adopt(ctx context.Context, spareDir, bundle string) (*Client, error) {
+	if err := os.Rename(spareDir, bundle); err != nil {
+		return nil, fmt.Errorf("adopt spare shim: %w", err)
+	}
+	return Connect(ctx, bundle)
 }

@@ -92,6 +92,15 @@ func removeBridges(builtin, confDir string) []error {
 // Rules are deleted by number, last first, so the quoting of comments in
 // `iptables -S` output never has to be parsed back.
 func removeFirewall(subnets []netip.Prefix) {
+	// Deleting by number is safe only while no berth changes these
+	// chains: berthds hold this lock while they change berth's own
+	// (network.lockHostRules) and portmap's shared ones.
+	if f, err := os.OpenFile("/run/berth-iptables.lock", os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+		defer f.Close()
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX) == nil {
+			defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		}
+	}
 	ipRe := regexp.MustCompile(`\b\d+\.\d+\.\d+\.\d+\b`)
 	ours := func(line string) bool {
 		for _, s := range ipRe.FindAllString(line, -1) {
