@@ -83,6 +83,10 @@ func (r streamer) Attach(ctx context.Context, id string, in io.Reader, out, errw
 }
 
 func (r streamer) attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	// Output from this moment on, however soon it comes: a follow that
+	// started at the log's end after the first input was written would
+	// miss its answer.
+	since := time.Now()
 	_, c, err := r.s.containers.get(id)
 	if err != nil {
 		return err
@@ -109,7 +113,7 @@ func (r streamer) attach(ctx context.Context, id string, in io.Reader, out, errw
 			}
 		}()
 	}
-	return r.s.node.Logs(ctx, Namespace, id, node.LogOptions{Tail: 0, Follow: true}, func(e node.LogEntry) error {
+	return r.s.node.Logs(ctx, Namespace, id, node.LogOptions{Tail: -1, Since: since, Follow: true}, func(e node.LogEntry) error {
 		w := io.Writer(out)
 		if e.Stream == "stderr" && errw != nil && !tty {
 			w = errw

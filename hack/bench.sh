@@ -21,3 +21,6 @@ go run ./hack/bench-manifests -bin bin -idle "${BENCH_IDLE:-5m}"
 go run ./hack/bench-rollout -bin bin
 echo
 hack/bench-net.sh
+echo
+# The CRI: medians of 20 crictl calls per step, berthd's RSS with 30 pods.
+hack/bench-cri.sh

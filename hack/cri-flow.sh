@@ -10,7 +10,7 @@ CRICTL=${CRICTL:-$(command -v crictl || echo "$HOME/go/bin/crictl")}
 RUNS=${RUNS:-5}
 IMAGES=${BERTH_TESTIMAGES:-$PWD/.cache/testimages}
 T=$(mktemp -d /tmp/berth-criflow-XXXXXX)
-trap 'kill "$(cat "$T/pid" 2>/dev/null)" 2>/dev/null; sleep 1; [ -n "${KEEP:-}" ] && cp "$T/berthd.log" "$KEEP"; rm -rf "$T"' EXIT
+trap 'kill "$(cat "$T/pid" 2>/dev/null)" 2>/dev/null || true; sleep 1; [ -n "${KEEP:-}" ] && cp "$T/berthd.log" "$KEEP"; rm -rf "$T"' EXIT
 mkdir -p "$T/manifests" "$T/logs"; : > "$T/crictl.yaml"
 printf 'cri:\n  sandboxImage: 127.0.0.1:1/none/pause:1\n%b' "${EXTRA_CONFIG:-}" > "$T/config.yaml"
 "${BIN:-./bin}"/berthd --root "$T/root" --state "$T/state" --address "$T/state/berth.sock" --cri-address "$T/state/cri.sock" \
