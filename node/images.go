@@ -123,7 +123,10 @@ func (n *Node) Pull(ctx context.Context, ns, ref string, opts PullOptions) (_ ob
 	if err != nil {
 		return observed.Image{}, fmt.Errorf("pull: %w", err)
 	}
+	held := &blobHolds{n: n}
+	defer held.release()
 	pullOpts := remote.PullOptions{
+		Hold:            held.add,
 		RegistryOptions: regOpts,
 		Platform:        &platform,
 		Concurrency:     n.opts.PullConcurrency,

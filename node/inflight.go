@@ -75,3 +75,47 @@ func (l *leases) protects(d digest.Digest, created time.Time) bool {
 	}
 	return false
 }
+
+// hold protects the blob d alone until release.
+func (l *leases) hold(d digest.Digest) (release func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.digests[d]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.digests[d]--; l.digests[d] <= 0 {
+			delete(l.digests, d)
+		}
+	}
+}
+
+// blobHolds are the blobs one operation reuses from the store, held from
+// collection until it has recorded what references them.
+type blobHolds struct {
+	n        *Node
+	mu       sync.Mutex
+	releases []func()
+}
+
+// add holds d. It waits for a collection in progress: a collection either
+// ended before (and removed d, which the caller then finds absent and
+// fetches) or sees it held. Protection by creation time alone does not
+// cover a blob that was in the store before the operation began.
+func (h *blobHolds) add(d digest.Digest) {
+	h.n.gcMu.Lock()
+	rel := h.n.leases.hold(d)
+	h.n.gcMu.Unlock()
+	h.mu.Lock()
+	h.releases = append(h.releases, rel)
+	h.mu.Unlock()
+}
+
+func (h *blobHolds) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.releases {
+		r()
+	}
+	h.releases = nil
+}

@@ -11,6 +11,7 @@ import (
 
 	"berth.dev/berth/content"
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
@@ -39,6 +40,11 @@ type PullOptions struct {
 	// calls are serialized), so an unpacker can start on layer 0 while later
 	// layers still download.
 	OnBlobCommitted func(desc ocispec.Descriptor)
+	// Hold, when set, is called with each blob before Pull looks for it in
+	// the store (concurrently: it must be safe for that), so the caller can
+	// keep a blob already there, which Pull then does not fetch, from being
+	// collected before the caller's image record references it.
+	Hold func(d digest.Digest)
 }
 
 // Pull fetches ref (a tag or digest reference) into store: the root
@@ -149,6 +155,9 @@ func (p *puller) progress(desc ocispec.Descriptor, offset int64, done bool) {
 }
 
 func (p *puller) fetch(ctx context.Context, desc ocispec.Descriptor) error {
+	if p.opts.Hold != nil {
+		p.opts.Hold(desc.Digest)
+	}
 	err := FetchBlob(ctx, p.store, p.fetcher, desc, p.progress)
 	if err != nil {
 		return fmt.Errorf("blob %s (%s): %w", desc.Digest, desc.MediaType, err)
