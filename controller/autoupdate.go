@@ -81,6 +81,17 @@ func (c *Controller) autoUpdate(ctx context.Context, e desired.Entry, is spec.Im
 	if u.Target != "" {
 		return c.stepUpdate(ctx, e, is, name, img, u)
 	}
+	if p := prev.Status.ImageStatus; u.Target == "" && p != nil && prev.SpecHash == e.Hash && p.Digest != "" && p.Digest != img.Target.Digest.String() {
+		// berthd was killed between the pull below (the record is on the
+		// new digest) and this status (still idle on the previous one):
+		// the pinned record says so. Resume the update one Container at
+		// a time rather than take the digest for every Container at once.
+		if _, err := c.opts.DB.GetImage(ctx, e.Key.Namespace, pinnedImageName(name, p.Digest)); err == nil {
+			u.Previous, u.Target, u.Moved, u.MovingSince = p.Digest, img.Target.Digest.String(), nil, time.Time{}
+			c.log.Info("update: resuming an update interrupted after its pull", "object", e.Key.String(), "from", u.Previous, "to", u.Target)
+			return c.stepUpdate(ctx, e, is, name, img, u)
+		}
+	}
 	interval := is.UpdatePolicy.IntervalValue()
 	if !u.LastCheck.IsZero() {
 		if wait := interval - time.Since(u.LastCheck); wait > 0 {
@@ -179,7 +190,13 @@ func (c *Controller) stepUpdate(ctx context.Context, e desired.Entry, is spec.Im
 func (c *Controller) rollbackUpdate(ctx context.Context, e desired.Entry, is spec.ImageSpec, name string, img observed.Image, u spec.ImageUpdateStatus, reason string) (observed.Image, *spec.ImageUpdateStatus, time.Duration, bool) {
 	ns := e.Key.Namespace
 	pinned := pinnedImageName(name, u.Previous)
-	back, err := c.opts.Node.Tag(ctx, ns, pinned, name)
+	back, err := img, error(nil)
+	// Already back (killed after the tag and the pinned record's removal,
+	// before this status): the pinned record is gone, and tagging from it
+	// would fail on every retry.
+	if img.Target.Digest.String() != u.Previous {
+		back, err = c.opts.Node.Tag(ctx, ns, pinned, name)
+	}
 	if err != nil {
 		c.log.Error("update: cannot restore the previous digest; retrying", "object", e.Key.String(), "err", err)
 		return img, &u, updateStep, false

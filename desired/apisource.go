@@ -63,6 +63,11 @@ type ApplyOptions struct {
 	// Selector, when not empty, scopes Prune to the objects whose labels
 	// match it, within the namespaces the request names.
 	Selector spec.Selector
+	// PruneOnly, when not nil, limits Prune to these keys: an atomic
+	// rollout prunes only the members it saved for its rollback, never
+	// one an ordinary apply added to the set meanwhile (it could not be
+	// put back).
+	PruneOnly map[spec.Key]bool
 }
 
 // WithApplySet is o as Apply stores it: labelled with the apply set set,
@@ -92,6 +97,9 @@ var ErrPruneUnscoped = fmt.Errorf("--prune needs a scope: an apply set (--applys
 // prunable says whether r, which the apply does not name, is in its scope.
 func (opts ApplyOptions) prunable(k spec.Key, r record, namespaces map[string]bool) bool {
 	if r.Manager != opts.Manager {
+		return false
+	}
+	if opts.PruneOnly != nil && !opts.PruneOnly[k] {
 		return false
 	}
 	if opts.ApplySet != "" {
@@ -185,6 +193,10 @@ func (a *APISource) Apply(ctx context.Context, objs []spec.Object, opts ApplyOpt
 	if opts.Prune && opts.ApplySet == "" && len(opts.Selector) == 0 {
 		return nil, ErrPruneUnscoped
 	}
+	// The objects in force are read below (an object keeps its apply
+	// set): under the lock, as Restore and another Apply replace them.
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	var errs spec.ErrorList
 	prepared := make([]spec.Object, 0, len(objs))
 	names := map[spec.Key]bool{}
@@ -209,8 +221,6 @@ func (a *APISource) Apply(ctx context.Context, objs []spec.Object, opts ApplyOpt
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	now := time.Now().UTC()
 	next := make(map[spec.Key]record, len(a.objs))
 	for k, r := range a.objs {

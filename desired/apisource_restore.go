@@ -53,8 +53,42 @@ func (a *APISource) Members(set string) []spec.Key {
 // result in one store update: every saved key is exactly as it was when
 // saved, the others are untouched. Restoring twice is the same as once.
 func (a *APISource) Restore(saved []SavedObject) error {
+	return a.RestoreIf(saved, nil)
+}
+
+// RestoreIf is Restore of the saved keys that are still as left, a second
+// Save of the same keys (what a rollout's apply made of them): a key
+// applied or deleted since by someone else is theirs now and stays. A nil
+// left restores every key.
+func (a *APISource) RestoreIf(saved, left []SavedObject) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if left != nil {
+		want := make(map[spec.Key]SavedObject, len(left))
+		for _, l := range left {
+			want[l.Key] = l
+		}
+		var still []SavedObject
+		for _, s := range saved {
+			w, ok := want[s.Key]
+			if !ok {
+				continue // not left by the rollout: not its to restore
+			}
+			r, present := a.objs[s.Key]
+			cur := SavedObject{Key: s.Key, Absent: !present}
+			if present {
+				data, err := json.Marshal(r)
+				if err != nil {
+					return fmt.Errorf("restore %s: %w", s.Key, err)
+				}
+				cur.Record = data
+			}
+			if cur.Absent == w.Absent && string(cur.Record) == string(w.Record) {
+				still = append(still, s)
+			}
+		}
+		saved = still
+	}
 	next := make(map[spec.Key]record, len(a.objs))
 	for k, r := range a.objs {
 		next[k] = r

@@ -64,6 +64,10 @@ type RolloutRevision struct {
 	// Prior is the API source's records of every key the rollout touches
 	// (the revision's and the set's previous members), as they were before.
 	Prior []SavedObject `json:"prior,omitempty"`
+	// Left is the same keys as the apply left them (SetLeft), so a
+	// rollback restores only those nobody changed since; nil (a crash
+	// before it was written) restores them all.
+	Left []SavedObject `json:"left,omitempty"`
 }
 
 // ObjectsHash is the revision hash of a set of objects: a digest of their
@@ -268,7 +272,7 @@ func (rs *Revisions) Finish(set string, n int64, state, reason string) (RolloutR
 		st.Pending = 0
 		// Prior is needed only while the revision may still be undone by a
 		// restart; an old revision is re-applied from its Objects.
-		r.Prior = nil
+		r.Prior, r.Left = nil, nil
 		out = r
 		if err := putJSON(b, revKey(n), r); err != nil {
 			return err
@@ -276,6 +280,29 @@ func (rs *Revisions) Finish(set string, n int64, state, reason string) (RolloutR
 		return putJSON(b, keyRolloutState, st)
 	})
 	return out, err
+}
+
+// SetLeft records left (the touched keys as the apply left them) on the
+// set's pending revision n.
+func (rs *Revisions) SetLeft(set string, n int64, left []SavedObject) error {
+	return rs.db.Update(func(tx *bolt.Tx) error {
+		b, err := setBucket(tx, set, false)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			return fmt.Errorf("set %q: %w", set, errdefs.ErrNotFound)
+		}
+		r, ok := readRevision(b, n)
+		if !ok || readState(b).Pending != n {
+			return fmt.Errorf("revision %d of %q is not pending: %w", n, set, errdefs.ErrFailedPrecondition)
+		}
+		r.Left = left
+		if r.Left == nil {
+			r.Left = []SavedObject{}
+		}
+		return putJSON(b, revKey(n), r)
+	})
 }
 
 // Get returns revision n of set.

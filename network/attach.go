@@ -141,7 +141,8 @@ func (m *Manager) admit(ctx context.Context, a Attachment) error {
 		m.mu.Lock()
 		holder, err := m.checkPorts(a.Request)
 		if err != nil && holder.Phase == phaseDetaching {
-			if ch, busy := m.ops[key(holder.Namespace, holder.ID)]; busy {
+			hk := key(holder.Namespace, holder.ID)
+			if ch, busy := m.ops[hk]; busy {
 				m.mu.Unlock()
 				select {
 				case <-ch:
@@ -150,6 +151,14 @@ func (m *Manager) admit(ctx context.Context, a Attachment) error {
 					return ctx.Err()
 				}
 			}
+			// Its detach gave up in the background (left for berthd's
+			// next start): finish it now, the port is wanted, rather
+			// than refuse it for a container that is gone.
+			m.mu.Unlock()
+			if derr := m.finishDetach(ctx, holder.Namespace, holder.ID); derr != nil {
+				return fmt.Errorf("%w (its detach failed: %v)", err, derr)
+			}
+			continue
 		}
 		if err == nil {
 			if werr := m.writeRecord(a); werr != nil {
@@ -159,6 +168,27 @@ func (m *Manager) admit(ctx context.Context, a Attachment) error {
 		m.mu.Unlock()
 		return err
 	}
+}
+
+// finishDetach runs again the detach of ns/id that its record says is
+// under way, under the container's claim.
+func (m *Manager) finishDetach(ctx context.Context, ns, id string) error {
+	release, err := m.acquire(ctx, key(ns, id))
+	if err != nil {
+		return err
+	}
+	defer release()
+	a, err := m.readRecord(ns, id)
+	if errdefs.IsNotFound(err) {
+		return nil // finished by someone else meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	if a.Phase != phaseDetaching {
+		return nil
+	}
+	return m.detach(ctx, a)
 }
 
 // net is the state of CNI network cni.

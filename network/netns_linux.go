@@ -81,6 +81,20 @@ func isNetNS(path string) bool {
 // runtime ends it with its goroutine, so no other goroutine ever runs in
 // the container's namespace.
 func DialIn(ctx context.Context, netns, addr string) (net.Conn, error) {
+	// Resolve here, in berthd's namespace, and dial IP literals only: given
+	// a name of both families, net.Dialer races the two on goroutines of
+	// their own, whose threads are in berthd's namespace, so a probe of
+	// "localhost" reached the host's loopback, not the container's.
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	var ips []net.IPAddr
+	if ip := net.ParseIP(host); ip != nil {
+		ips = []net.IPAddr{{IP: ip}}
+	} else if ips, err = lookupIPAddr(ctx, host); err != nil {
+		return nil, err
+	}
 	type result struct {
 		c   net.Conn
 		err error
@@ -88,7 +102,7 @@ func DialIn(ctx context.Context, netns, addr string) (net.Conn, error) {
 	res := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		c, err, back := dialInLocked(ctx, netns, addr)
+		c, err, back := dialInLocked(ctx, netns, ips, port)
 		if back {
 			runtime.UnlockOSThread()
 		}
@@ -98,9 +112,13 @@ func DialIn(ctx context.Context, netns, addr string) (net.Conn, error) {
 	return r.c, r.err
 }
 
+// lookupIPAddr resolves DialIn's host names (a seam for tests).
+var lookupIPAddr = net.DefaultResolver.LookupIPAddr
+
 // dialInLocked runs on a locked thread; back reports whether the thread
-// is in its own namespace again (or never left it).
-func dialInLocked(ctx context.Context, netns, addr string) (c net.Conn, err error, back bool) {
+// is in its own namespace again (or never left it). It tries ips in turn:
+// a dial of one IP literal runs on the calling goroutine, hence thread.
+func dialInLocked(ctx context.Context, netns string, ips []net.IPAddr, port string) (c net.Conn, err error, back bool) {
 	own, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open own network namespace: %w", err), true
@@ -115,7 +133,12 @@ func dialInLocked(ctx context.Context, netns, addr string) (c net.Conn, err erro
 		return nil, fmt.Errorf("enter network namespace %s: %w", netns, err), true
 	}
 	var d net.Dialer
-	c, err = d.DialContext(ctx, "tcp", addr)
+	err = errors.New("no address")
+	for _, ip := range ips {
+		if c, err = d.DialContext(ctx, "tcp", net.JoinHostPort(ip.String(), port)); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	return c, err, unix.Setns(own, unix.CLONE_NEWNET) == nil
 }
 

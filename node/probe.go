@@ -30,6 +30,12 @@ type ExecResult struct {
 
 var probeSeq atomic.Uint64
 
+// probeRun makes this berthd's probe exec ids its own: a berthd killed
+// mid-probe leaves that exec in the shim and its FIFO in the bundle, and
+// the next berthd, counting from 1 again, would collide with them (a
+// liveness probe failing to run restarts a healthy task).
+var probeRun = strconv.FormatInt(time.Now().UnixNano(), 36)
+
 // ProbeExec runs args in the task's container through its shim (the same
 // runc exec `berth exec` uses, with no process of berthd's own) and
 // returns its exit status and output. A process still running after
@@ -45,14 +51,15 @@ func (n *Node) ProbeExec(ctx context.Context, ns, id string, args []string, time
 	if err != nil {
 		return ExecResult{}, err
 	}
-	execID := "probe-" + strconv.FormatUint(probeSeq.Add(1), 10)
+	execID := "probe-" + probeRun + "-" + strconv.FormatUint(probeSeq.Add(1), 10)
 	fifo := filepath.Join(tk.bundle, execID+".out")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return ExecResult{}, fmt.Errorf("probe %s: mkfifo: %w", id, err)
 	}
 	defer os.Remove(fifo)
 	out := make(chan []byte, 1)
-	go func() { out <- readFIFO(fifo) }()
+	opened := make(chan *os.File, 1)
+	go func() { out <- readFIFO(fifo, opened) }()
 	// unblock ends a reader still waiting for the shim to open its end
 	// (the exec failed before): a writer that closes at once gives it EOF.
 	unblock := func() {
@@ -94,7 +101,16 @@ func (n *Node) ProbeExec(ctx context.Context, ns, id string, args []string, time
 		case o := <-out:
 			return o
 		case <-time.After(time.Second):
+			// A process the probe left (a daemon it started) may hold
+			// the FIFO open for ever: end the read, or each run would
+			// keep a goroutine and a descriptor until it dies. The FIFO
+			// is pollable, so a deadline wakes the reader.
 			unblock()
+			select {
+			case f := <-opened:
+				_ = f.SetReadDeadline(time.Now())
+			default: // never opened: unblock let its open return, to EOF
+			}
 			return nil
 		}
 	}
@@ -117,14 +133,16 @@ func (n *Node) ProbeExec(ctx context.Context, ns, id string, args []string, time
 	return ExecResult{ExitStatus: w.ExitStatus, Output: output()}, nil
 }
 
-// readFIFO opens the FIFO for reading (blocking until a writer opens it)
-// and returns the start of what is written until every writer closed.
-func readFIFO(path string) []byte {
+// readFIFO opens the FIFO for reading (blocking until a writer opens it),
+// hands the open file to opened (so that the caller can end the read) and
+// returns the start of what is written until every writer closed.
+func readFIFO(path string, opened chan<- *os.File) []byte {
 	f, err := os.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
+	opened <- f
 	var b bytes.Buffer
 	_, _ = io.Copy(&b, io.LimitReader(f, ProbeOutputMax))
 	_, _ = io.Copy(io.Discard, f) // the rest, so the writer never stalls on us

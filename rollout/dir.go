@@ -29,7 +29,7 @@ func (t *dirTarget) check(context.Context, []spec.Object) ([]desired.Result, boo
 
 func (t *dirTarget) save([]spec.Object) ([]desired.SavedObject, error) { return nil, nil }
 
-func (t *dirTarget) put(_ context.Context, objs []spec.Object) ([]desired.Result, error) {
+func (t *dirTarget) put(_ context.Context, objs []spec.Object, _ []desired.SavedObject) ([]desired.Result, error) {
 	t.publish(objs, "")
 	return nil, nil
 }
@@ -38,7 +38,7 @@ func (t *dirTarget) publish(objs []spec.Object, revision string) {
 	t.e.opts.Desired.Update(desired.SourceUpdate{Source: t.dir, Objects: objs, Revision: revision})
 }
 
-func (t *dirTarget) restore(_ []desired.SavedObject, prev *desired.RolloutRevision) ([]spec.Key, error) {
+func (t *dirTarget) restore(_, _ []desired.SavedObject, prev *desired.RolloutRevision) ([]spec.Key, error) {
 	var objs []spec.Object
 	rev := "no revision"
 	if prev != nil {

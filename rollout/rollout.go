@@ -114,6 +114,10 @@ type Request struct {
 	// MinReady is how long every object must have been Ready together
 	// (default 1s), so a program that starts and exits at once fails.
 	MinReady time.Duration
+
+	// caller is the request's context (set by wait): a rollout whose
+	// caller left before its turn came is not begun.
+	caller context.Context
 }
 
 // Outcome is what a rollout did.
@@ -151,7 +155,7 @@ func (e *Engine) Recover() error {
 		// A directory's revisions reach the store from memory only: its
 		// first read publishes the current revision (see Directory).
 		if !p.Directory {
-			if err := e.opts.API.Restore(p.Prior); err != nil {
+			if err := e.opts.API.RestoreIf(p.Prior, p.Left); err != nil {
 				errs = append(errs, fmt.Errorf("roll back interrupted revision %d of %s: %w", p.Number, set, err))
 				continue
 			}
@@ -189,6 +193,7 @@ func (r *Request) defaults() {
 // Apply rolls req out as one revision (see the package doc). ctx bounds
 // only how long the caller waits: the rollout itself runs to its end.
 func (e *Engine) Apply(ctx context.Context, req Request) (Outcome, error) {
+	req.caller = ctx
 	return e.wait(ctx, func(ctx context.Context) (Outcome, error) { return e.apply(ctx, req) })
 }
 
@@ -207,7 +212,7 @@ func (e *Engine) wait(ctx context.Context, f func(context.Context) (Outcome, err
 	case r := <-done:
 		return r.o, r.err
 	case <-ctx.Done():
-		return Outcome{}, fmt.Errorf("the rollout goes on in berthd (see berth rollout history): %w", ctx.Err())
+		return Outcome{}, fmt.Errorf("the rollout goes on in berthd if it had begun; one still waiting for another is not begun (see berth rollout history): %w", ctx.Err())
 	}
 }
 
@@ -222,10 +227,13 @@ type target interface {
 	check(ctx context.Context, objs []spec.Object) (results []desired.Result, changed bool, err error)
 	// save is what restore needs to put every touched key back.
 	save(objs []spec.Object) ([]desired.SavedObject, error)
-	put(ctx context.Context, objs []spec.Object) ([]desired.Result, error)
+	// put applies objs; prior is what save returned, and nothing outside
+	// it may be pruned (restore could not put it back).
+	put(ctx context.Context, objs []spec.Object, prior []desired.SavedObject) ([]desired.Result, error)
 	// restore puts back prior (saved) or the previous revision prev (nil:
 	// the state before any revision), and returns the keys to wait for.
-	restore(prior []desired.SavedObject, prev *desired.RolloutRevision) ([]spec.Key, error)
+	// left is what put left of prior's keys (nil: restore them all).
+	restore(prior, left []desired.SavedObject, prev *desired.RolloutRevision) ([]spec.Key, error)
 	directory() bool
 }
 
@@ -270,18 +278,23 @@ func (t apiTarget) save(objs []spec.Object) ([]desired.SavedObject, error) {
 	return t.e.opts.API.Save(append(keys, t.e.opts.API.Members(t.set)...))
 }
 
-func (t apiTarget) put(ctx context.Context, objs []spec.Object) ([]desired.Result, error) {
-	return t.e.opts.API.Apply(ctx, objs, t.opts())
+func (t apiTarget) put(ctx context.Context, objs []spec.Object, prior []desired.SavedObject) ([]desired.Result, error) {
+	opts := t.opts()
+	opts.PruneOnly = make(map[spec.Key]bool, len(prior))
+	for _, s := range prior {
+		opts.PruneOnly[s.Key] = true
+	}
+	return t.e.opts.API.Apply(ctx, objs, opts)
 }
 
-func (t apiTarget) restore(prior []desired.SavedObject, _ *desired.RolloutRevision) ([]spec.Key, error) {
+func (t apiTarget) restore(prior, left []desired.SavedObject, _ *desired.RolloutRevision) ([]spec.Key, error) {
 	var back []spec.Key
 	for _, s := range prior {
 		if !s.Absent {
 			back = append(back, s.Key)
 		}
 	}
-	return back, t.e.opts.API.Restore(prior)
+	return back, t.e.opts.API.RestoreIf(prior, left)
 }
 
 func (apiTarget) directory() bool { return false }
@@ -298,6 +311,11 @@ func (e *Engine) applyTo(ctx context.Context, tg target, req Request) (Outcome, 
 	defer e.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return Outcome{}, fmt.Errorf("berthd is stopping: %w", err) // never begin what Stop would cut short
+	}
+	if req.caller != nil && req.caller.Err() != nil {
+		// Its client gave up while another rollout ran: nobody waits for
+		// this outcome, and begun late it would surprise whoever applies next.
+		return Outcome{}, fmt.Errorf("not begun: the client left while another rollout ran: %w", req.caller.Err())
 	}
 	results, changed, err := tg.check(ctx, req.Objects)
 	if err != nil {
@@ -345,11 +363,27 @@ func (e *Engine) applyTo(ctx context.Context, tg target, req Request) (Outcome, 
 		log.Warn("rollout failed before any change", "object", k.String(), "err", err)
 		return Outcome{Revision: rev, Results: results, Failed: true, Object: k, Reason: reason, RolledBackTo: prevNum, RollbackReady: true}, nil
 	}
-	results, err = tg.put(ctx, req.Objects)
+	results, err = tg.put(ctx, req.Objects, prior)
 	if err != nil {
-		_, _ = tg.restore(prior, prev)
+		_, _ = tg.restore(prior, nil, prev)
 		rev, _ = e.opts.Revisions.Finish(req.Set, rev.Number, desired.RevisionFailed, "apply: "+err.Error())
 		return Outcome{Revision: rev}, err
+	}
+	// What the apply left of the touched keys, so the rollback (here or
+	// by Recover) puts back only those nobody applied or deleted since.
+	var left []desired.SavedObject
+	if !tg.directory() {
+		keys := make([]spec.Key, 0, len(prior))
+		for _, s := range prior {
+			keys = append(keys, s.Key)
+		}
+		if left, err = e.opts.API.Save(keys); err == nil {
+			err = e.opts.Revisions.SetLeft(req.Set, rev.Number, left)
+		}
+		if err != nil {
+			log.Warn("record what the apply left; a rollback restores every key", "err", err)
+			left = nil
+		}
 	}
 	applied := time.Now()
 	k, reason, ok := e.waitReady(ctx, keys, applied, req.Timeout, req.MinReady)
@@ -365,7 +399,7 @@ func (e *Engine) applyTo(ctx context.Context, tg target, req Request) (Outcome, 
 	failedAt := time.Now()
 	log.Warn("rollout failed; rolling back", "object", k.String(), "reason", reason, "to", prevNum)
 	out := Outcome{Revision: rev, Results: results, Failed: true, Object: k, Reason: reason, RolledBackTo: prevNum, ReadyTook: failedAt.Sub(applied)}
-	back, err := tg.restore(prior, prev)
+	back, err := tg.restore(prior, left, prev)
 	if err != nil {
 		return out, fmt.Errorf("roll back revision %d: %w", rev.Number, err)
 	}
@@ -410,6 +444,7 @@ func (e *Engine) Undo(ctx context.Context, set string, to int64, timeout, minRea
 		if dt == nil {
 			return Outcome{}, fmt.Errorf("%s is not a watched directory in atomic mode now: %w", set, errdefs.ErrFailedPrecondition)
 		}
+		req.caller = ctx
 		return e.wait(ctx, func(ctx context.Context) (Outcome, error) { return e.applyTo(ctx, dt, req) })
 	}
 	return e.Apply(ctx, req)

@@ -26,7 +26,7 @@ func (s *Service) Kill(ctx context.Context, req *shimapi.KillRequest) (*emptypb.
 		return nil, fmt.Errorf("kill %s/%s: process already finished: %w", s.id, req.ExecId, errdefs.ErrNotFound)
 	}
 	if p != s.init {
-		if err := unix.Kill(p.pid, unix.Signal(req.Signal)); err != nil {
+		if err := s.signalProcess(p, unix.Signal(req.Signal)); err != nil {
 			return nil, fmt.Errorf("kill exec %s: %w", req.ExecId, err)
 		}
 		return empty, nil
@@ -39,7 +39,7 @@ func (s *Service) Kill(ctx context.Context, req *shimapi.KillRequest) (*emptypb.
 		if p.status == shimapi.Status_STOPPED {
 			return empty, nil
 		}
-		if err := unix.Kill(p.pid, unix.Signal(req.Signal)); err != nil && !errors.Is(err, unix.ESRCH) {
+		if err := s.signalProcess(p, unix.Signal(req.Signal)); err != nil && !errors.Is(err, unix.ESRCH) {
 			return nil, fmt.Errorf("kill %s: %w", s.id, err)
 		}
 		return empty, nil
@@ -48,6 +48,20 @@ func (s *Service) Kill(ctx context.Context, req *shimapi.KillRequest) (*emptypb.
 		return nil, fmt.Errorf("kill %s: %w", s.id, err)
 	}
 	return empty, nil
+}
+
+// signalProcess sends sig to p's pid unless the reaper has collected it
+// and its exit is not recorded yet: the pid is free then (p still reads
+// running, its record waiting for mu), and may be another process's. The
+// reaper's lock keeps a wait4 from freeing the pid meanwhile. mu held.
+func (s *Service) signalProcess(p *process, sig unix.Signal) error {
+	r := s.rt.reaper
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.exitq.queued(p.pid) {
+		return unix.ESRCH
+	}
+	return unix.Kill(p.pid, sig)
 }
 
 func (s *Service) Pause(ctx context.Context, req *shimapi.PauseRequest) (*emptypb.Empty, error) {

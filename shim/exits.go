@@ -15,6 +15,9 @@ type exitQueue struct {
 	q      []timedExit
 	wake   chan struct{}
 	handle func(pid, status int, at time.Time)
+	// inFlight counts, by pid, the exits pushed and not yet handled: a
+	// pid reaped whose exit is not recorded (signalProcess).
+	inFlight map[int]int
 }
 
 type timedExit struct {
@@ -30,6 +33,10 @@ func (e *exitQueue) init(handle func(pid, status int, at time.Time)) {
 func (e *exitQueue) push(pid, status int, at time.Time) {
 	e.mu.Lock()
 	e.q = append(e.q, timedExit{reaped{pid, status}, at})
+	if e.inFlight == nil {
+		e.inFlight = map[int]int{}
+	}
+	e.inFlight[pid]++
 	e.mu.Unlock()
 	select {
 	case e.wake <- struct{}{}:
@@ -45,8 +52,20 @@ func (e *exitQueue) run() {
 		e.mu.Unlock()
 		for _, x := range q {
 			e.handle(x.pid, x.status, x.at)
+			e.mu.Lock()
+			if e.inFlight[x.pid]--; e.inFlight[x.pid] <= 0 {
+				delete(e.inFlight, x.pid)
+			}
+			e.mu.Unlock()
 		}
 	}
+}
+
+// queued reports whether an exit of pid was pushed and is not handled yet.
+func (e *exitQueue) queued(pid int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.inFlight[pid] > 0
 }
 
 // maxPending bounds the exits kept for pids the shim does not know yet

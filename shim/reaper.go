@@ -22,18 +22,26 @@ type reaper struct {
 	mu      sync.Mutex
 	waiting map[int]chan int
 	onExit  func(pid, status int, at time.Time)
+	sigc    chan os.Signal
 }
 
 func newReaper(onExit func(pid, status int, at time.Time)) *reaper {
-	r := &reaper{waiting: map[int]chan int{}, onExit: onExit}
-	c := make(chan os.Signal, 16)
-	signal.Notify(c, unix.SIGCHLD)
+	r := &reaper{waiting: map[int]chan int{}, onExit: onExit, sigc: make(chan os.Signal, 16)}
+	signal.Notify(r.sigc, unix.SIGCHLD)
 	go func() {
-		for range c {
+		for range r.sigc {
 			r.reap()
 		}
 	}()
 	return r
+}
+
+// stop ends the reaping. A shim never does (it has one reaper for its
+// life); a test process that makes one Service after another must, or the
+// earlier reapers take the later ones' children.
+func (r *reaper) stop() {
+	signal.Stop(r.sigc)
+	close(r.sigc)
 }
 
 type reaped struct {
@@ -60,11 +68,14 @@ func (r *reaper) reap() {
 		}
 		others = append(others, reaped{pid, st})
 	}
-	r.mu.Unlock()
+	// Handed on before the lock goes: a signal sent under it (the
+	// service's signalProcess) then sees every pid reaped so far as
+	// exited, never a freed pid as its process's. onExit only queues.
 	now := time.Now()
 	for _, e := range others {
 		r.onExit(e.pid, e.status, now)
 	}
+	r.mu.Unlock()
 }
 
 // exitStatus is the shell's convention: the code, or 128+signal.

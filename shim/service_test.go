@@ -192,6 +192,8 @@ func TestService_Lifecycle(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command(runcBin, "--root", runcRoot, "delete", "--force", id).Run() })
 
 	s := NewService(quietLog(), "test", bundle, "")
+	// It reaps every child of the test process, the runc delete above too.
+	t.Cleanup(s.rt.reaper.stop)
 	if _, err := s.State(ctx, &shimapi.StateRequest{Id: id}); !errdefs.IsNotFound(err) {
 		t.Errorf("State before Create: %v, want not found", err)
 	}
@@ -267,8 +269,15 @@ func TestService_Lifecycle(t *testing.T) {
 	if err != nil || d.ExitStatus != 7 {
 		t.Fatalf("Delete: %v %v, want exit 7", d, err)
 	}
-	if out, err := exec.Command(runcBin, "--root", runcRoot, "state", id).CombinedOutput(); err == nil {
-		t.Errorf("runc still knows %s after Delete: %s", id, out)
+	// Through the Service's reaper, which would otherwise take the exit
+	// from cmd.Wait.
+	var out bytes.Buffer
+	state := exec.Command(runcBin, "--root", runcRoot, "state", id)
+	state.Stdout, state.Stderr = &out, &out
+	if ch, err := s.rt.reaper.start(state); err != nil {
+		t.Error(err)
+	} else if st, err := s.rt.reaper.wait(state, ch, 30*time.Second); err != nil || st == 0 {
+		t.Errorf("runc state after Delete: exit %d, %v: %s; want it not to know %s", st, err, out.String(), id)
 	}
 	// What the container printed is in its log, stream by stream.
 	var lines []string

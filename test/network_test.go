@@ -12,10 +12,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/network"
 	"berth.dev/berth/spec"
 	"berth.dev/berth/test/harness"
 )
@@ -527,8 +529,39 @@ func TestNetwork_DeclaredNetworks(t *testing.T) {
 		return len(left) == 0, fmt.Sprintf("conflists of %v left after the Networks were deleted", left)
 	})
 	checkNoLeaks(t, d, before, during, []string{"a1", "a2", "b1", "c1"})
-	if out, _ := exec.Command("iptables-save", "-t", "mangle").Output(); strings.Contains(string(out), "BERTH-ISOLATE") {
-		t.Errorf("isolation chain left after every Network was deleted:\n%s", out)
+	checkIsolationGone(t, network.BridgeName("berth_default_"+front), network.BridgeName("berth_default_"+back))
+}
+
+// checkIsolationGone checks that the isolation chain names none of
+// bridges and is not left empty. The chain is every berthd's on the host:
+// another daemon's isolated Network (a test elsewhere) may keep it, so its
+// presence alone says nothing about this daemon. It is read under the lock
+// berthds change it under, so no daemon is seen half way.
+func checkIsolationGone(t *testing.T, bridges ...string) {
+	t.Helper()
+	if f, err := os.OpenFile("/run/berth-iptables.lock", os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+		defer f.Close()
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX) == nil {
+			defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		}
+	}
+	out, err := exec.Command("iptables", "-w", "5", "-t", "mangle", "-S", "BERTH-ISOLATE").Output()
+	if err != nil {
+		return // no such chain
+	}
+	var rules []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(l, "-A ") {
+			rules = append(rules, l)
+		}
+	}
+	if len(rules) == 0 {
+		t.Errorf("isolation chain left empty after every Network was deleted:\n%s", out)
+	}
+	for _, l := range rules {
+		if f := strings.Fields(l); slices.ContainsFunc(bridges, func(b string) bool { return slices.Contains(f, b) }) {
+			t.Errorf("isolation rule of a deleted Network left: %s", l)
+		}
 	}
 }
 

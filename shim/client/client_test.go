@@ -111,7 +111,7 @@ func TestShim_PauseResume(t *testing.T) {
 	if _, err := c.Start(ctx, &shimapi.StartRequest{Id: id}); err != nil {
 		t.Fatal(err)
 	}
-	freezer := "/sys/fs/cgroup/freezer/berth-shim-test/" + id + "/freezer.state"
+	freezer := "/sys/fs/cgroup/freezer/" + cgroupParent + "/" + id + "/freezer.state"
 	if _, err := os.Stat(freezer); err != nil {
 		freezer = "" // cgroup v2: no freezer.state; the status check still holds
 	}

@@ -26,6 +26,12 @@ type env struct {
 	shim, rootfs, runcRoot string
 }
 
+// cgroupParent holds this test process's containers. Cgroups are
+// host-wide: a fixed name put two test runs' containers of the same id
+// (other checkouts testing at once) in one cgroup, where TestShim_PauseResume
+// froze the other's too and the memory tests read both.
+var cgroupParent = fmt.Sprintf("berth-shim-test-%d", os.Getpid())
+
 var (
 	envOnce sync.Once
 	shared  env
@@ -42,7 +48,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(envDir)
 	}
 	// The containers' cgroups went with runc delete; their parent stays.
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth-shim-test")
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroupParent)
 	for _, d := range dirs {
 		_ = os.Remove(d)
 	}
@@ -135,7 +141,7 @@ func (e env) bundle(t *testing.T, id string, args []string, opts ...specOpt) str
 			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "size=16m"}},
 		},
 		Linux: &specs.Linux{
-			CgroupsPath: "/berth-shim-test/" + id,
+			CgroupsPath: "/" + cgroupParent + "/" + id,
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 			},
