@@ -4,7 +4,7 @@
 # + start of a busybox container in it, exec -s, stopp + rmp — and
 # berthd's RSS with 30 pods running. One crictl call per step, as a
 # kubelet makes one CRI call; crictl's own start (about 25 ms) is in
-# every figure. containerd's, measured here with ../shared/cri's recipe:
+# every figure. containerd 1.6.20's CRI, measured earlier on this machine:
 # runp 120-166 ms, create 29-39, start 74-102, exec 61-82, stopp+rmp
 # 173-233.
 #   hack/bench-cri.sh        (N=20 PODS=30)
