@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,6 +104,9 @@ type prober struct {
 	ident  string // what this prober was started for (pid, start, probes)
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// release frees what the probes hold (the network namespace), after
+	// they stopped.
+	release func()
 
 	mu        sync.Mutex
 	states    map[probeKind]*probeState
@@ -136,6 +140,9 @@ func newProber(ctx context.Context, ident string, probes spec.Probes, startedAt 
 func (pr *prober) stop() {
 	pr.cancel()
 	pr.wg.Wait()
+	if pr.release != nil {
+		pr.release()
+	}
 }
 
 // work runs one probe every periodSeconds from initialDelaySeconds after
@@ -244,15 +251,20 @@ func (c *Controller) ensureProber(key spec.Key, ns, id string, pid int, startedA
 		pr.stop()
 	}
 	po, _ := c.opts.Observer.(ProbeObserver)
+	// HTTP and TCP probes dial through the task's network namespace held
+	// open from now on: /proc/PID/ns/net at each probe would, once the
+	// task exited and its pid was reused, name another process's.
+	netns, closeNetns := holdNetns(pid)
 	run := func(ctx context.Context, p *spec.Probe) (bool, string) {
 		start := time.Now()
-		ok, out := c.runProbe(ctx, ns, id, pid, p)
+		ok, out := c.runProbe(ctx, ns, id, netns, p)
 		if po != nil && ctx.Err() == nil {
 			po.Probed(string(kindOf(probes, p)), handlerOf(p), ok, time.Since(start))
 		}
 		return ok, out
 	}
 	pr = newProber(c.runCtx, ident, probes, startedAt, wasReady, run, func() { c.queue.Add(key) })
+	pr.release = closeNetns
 	c.mu.Lock()
 	if old := c.probers[key]; old != nil {
 		// Another reconcile of this key cannot run at once (the queue
@@ -310,8 +322,9 @@ func (c *Controller) stopAllProbers() {
 	}
 }
 
-// runProbe runs p once against the task of container id (init pid).
-func (c *Controller) runProbe(ctx context.Context, ns, id string, pid int, p *spec.Probe) (bool, string) {
+// runProbe runs p once against the task of container id, whose network
+// namespace netns names.
+func (c *Controller) runProbe(ctx context.Context, ns, id, netns string, p *spec.Probe) (bool, string) {
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
 	switch {
 	case p.Exec != nil:
@@ -325,9 +338,9 @@ func (c *Controller) runProbe(ctx context.Context, ns, id string, pid int, p *sp
 		}
 		return true, out
 	case p.HTTPGet != nil:
-		return httpProbe(ctx, netnsOf(pid), p.HTTPGet, timeout)
+		return httpProbe(ctx, netns, p.HTTPGet, timeout)
 	case p.TCPSocket != nil:
-		return tcpProbe(ctx, netnsOf(pid), p.TCPSocket, timeout)
+		return tcpProbe(ctx, netns, p.TCPSocket, timeout)
 	}
 	return false, "no probe handler"
 }
@@ -348,6 +361,18 @@ func tcpProbe(ctx context.Context, netns string, t *spec.TCPSocketAction, timeou
 // netnsOf is the network namespace of a task's init: the container's,
 // whatever its network (host, none, bridged).
 func netnsOf(pid int) string { return fmt.Sprintf("/proc/%d/ns/net", pid) }
+
+// holdNetns opens the network namespace of pid and returns a path that
+// names that namespace for as long as it is held (/proc/self/fd/N), and
+// its release. If it cannot be opened (the task is gone), the /proc path
+// is returned and the probes fail on it, as they should.
+func holdNetns(pid int) (string, func()) {
+	f, err := os.Open(netnsOf(pid))
+	if err != nil {
+		return netnsOf(pid), func() {}
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", f.Fd()), func() { f.Close() }
+}
 
 func probeHost(h string) string {
 	if h == "" {
