@@ -115,30 +115,24 @@ func (d *DB) PutImage(ctx context.Context, ns string, img Image) (Image, bool, e
 
 // SetImageUnpacked records that an image is unpacked on a snapshotter.
 func (d *DB) SetImageUnpacked(ctx context.Context, ns, name, snapshotter, chainID string) error {
-	return d.update(func(tx *bolt.Tx) error {
-		b, err := childBucket(tx, ns, true, bucketImages)
-		if err != nil {
-			return err
-		}
-		var img Image
-		ok, err := getJSON(b, name, &img)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("image %q in namespace %q: %w", name, ns, errdefs.ErrNotFound)
-		}
+	return d.updateImage(ns, name, func(img *Image) {
 		if img.Unpacked == nil {
 			img.Unpacked = map[string]string{}
 		}
 		img.Unpacked[snapshotter] = chainID
-		img.UpdatedAt = now()
-		return putJSON(b, name, img)
 	})
 }
 
 // SetImageLeftOut records what an unpack left out of the image's layers.
 func (d *DB) SetImageLeftOut(ctx context.Context, ns, name string, devices, xattrs int) error {
+	return d.updateImage(ns, name, func(img *Image) {
+		img.SkippedDevices, img.DroppedXattrs = devices, xattrs
+	})
+}
+
+// updateImage changes the record of an image that exists in one
+// transaction, and stamps it updated.
+func (d *DB) updateImage(ns, name string, change func(*Image)) error {
 	return d.update(func(tx *bolt.Tx) error {
 		b, err := childBucket(tx, ns, true, bucketImages)
 		if err != nil {
@@ -152,7 +146,7 @@ func (d *DB) SetImageLeftOut(ctx context.Context, ns, name string, devices, xatt
 		if !ok {
 			return fmt.Errorf("image %q in namespace %q: %w", name, ns, errdefs.ErrNotFound)
 		}
-		img.SkippedDevices, img.DroppedXattrs = devices, xattrs
+		change(&img)
 		img.UpdatedAt = now()
 		return putJSON(b, name, img)
 	})
