@@ -39,10 +39,15 @@ func (l *leases) acquire(ds ...digest.Digest) (release func()) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		delete(l.started, id)
-		for _, d := range ds {
-			if l.digests[d]--; l.digests[d] <= 0 {
-				delete(l.digests, d)
-			}
+		l.unholdLocked(ds...)
+	}
+}
+
+// unholdLocked drops one hold of each of ds; l.mu held.
+func (l *leases) unholdLocked(ds ...digest.Digest) {
+	for _, d := range ds {
+		if l.digests[d]--; l.digests[d] <= 0 {
+			delete(l.digests, d)
 		}
 	}
 }
@@ -84,9 +89,7 @@ func (l *leases) hold(d digest.Digest) (release func()) {
 	return func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if l.digests[d]--; l.digests[d] <= 0 {
-			delete(l.digests, d)
-		}
+		l.unholdLocked(d)
 	}
 }
 
