@@ -159,15 +159,11 @@ func (s *Service) Create(ctx context.Context, req *shimapi.CreateRequest) (*shim
 	}
 	s.id, s.init = req.Id, p
 	s.ownPIDNS = ownPIDNamespace(s.bundle)
-	if req.Start {
-		// Started already, it may have exited: its cgroup is still there
-		// until the runtime deletes the container, but an exited process's
-		// /proc/PID/cgroup names the root cgroup (the kernel moves a task
-		// out at exit), so the spec's path is asked first.
-		if s.cg, err = cgroupOfSpec(s.bundle); err != nil {
-			s.cg, err = cgroupOf(pid)
-		}
-	} else {
+	// The spec's cgroup path first: a started process may have exited
+	// already, and an exited process's /proc/PID/cgroup names the root
+	// cgroup (the kernel moves a task out at exit), while the container's
+	// cgroup stays until the runtime deletes it.
+	if s.cg, err = cgroupOfSpec(s.bundle); err != nil {
 		s.cg, err = cgroupOf(pid)
 	}
 	if err != nil {
